@@ -1,0 +1,197 @@
+"""The Snakemake workflow: dry runs of the shipped configs, bad configs, and
+the fast config end to end (real NS, real GPAW labels, real pyace fit)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 3000) -> subprocess.CompletedProcess:
+    """Run snakemake on this repository's Snakefile inside ``workdir``."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(
+        [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a dry run."""
+    counts = {}
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("job ") and "count" in line)
+    for line in lines[start + 2:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_dry_run_default_lists_both_cycles(tmp_path):
+    result = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(REPO / "config" / "config.yaml"))
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    # 2 cycles x 2 pressures of NS, analysis and selection; one fit and benchmark per cycle.
+    assert counts["ns"] == 4 and counts["analyse"] == 4 and counts["select"] == 4
+    assert counts["gather_labels"] == 2 and counts["fit"] == 2 and counts["bench"] == 2
+    assert counts["bench_reference"] == 1
+    assert "results/fit/cycle1/committee.npz" in result.stdout
+
+
+def test_dry_run_study_config(tmp_path, shared_mg):
+    config = yaml.safe_load((REPO / "config" / "mg-study.yaml").read_text())
+    # The study config names the EAM relative to the repository root.
+    config["cycles"][0]["ns"]["calculator"]["file"] = str(shared_mg / "Mg1.eam.fs")
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(path))
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    # 11 pressures in cycle 0, 39 in cycles 1-4.
+    assert counts["ns"] == 11 + 4 * 39
+    assert counts["fit"] == 5
+
+
+def test_bad_config_names_the_key(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["ns"]["n_walkers"] = "many"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(path))
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "n_walkers" in output and "many" in output
+
+
+def test_unknown_calculator_lists_known_ones(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["cycles"][0]["ns"]["calculator"] = {"type": "mace"}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(path))
+    assert result.returncode != 0
+    for known in ("lj", "eam", "emt", "ace_committee"):
+        assert known in result.stdout + result.stderr
+
+
+def test_missing_potential_file_is_named(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["cycles"][0]["ns"]["calculator"] = {"type": "eam", "file": "missing/Mg.eam.fs"}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(path))
+    assert result.returncode != 0
+    assert "missing/Mg.eam.fs" in result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def fast_run(tmp_path_factory):
+    """The fast config run once for all end-to-end assertions."""
+    workdir = tmp_path_factory.mktemp("fast")
+    config = REPO / "config" / "fast.yaml"
+    result = snakemake(workdir, "--cores", "2", "--configfile", str(config))
+    if result.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log")))
+        pytest.fail(f"workflow failed:\n{result.stderr[-6000:]}\n{logs}")
+    return workdir, yaml.safe_load(config.read_text()), result
+
+
+@pytest.mark.slow
+def test_fast_run_ns_outputs(fast_run):
+    workdir, config, _ = fast_run
+    prefix = workdir / "results/ns/cycle0/P5GPa/ns"
+    lines = (prefix.with_suffix(".energies")).read_text().splitlines()
+    header = lines[0].split()
+    assert header[0] == str(config["ns"]["n_walkers"]) and header[-1] == "4"
+    enthalpies = np.array([float(line.split()[1]) for line in lines[1:]])
+    assert np.all(np.isfinite(enthalpies)) and np.all(np.diff(enthalpies) <= 0)
+    summary = json.loads(prefix.with_suffix(".summary.json").read_text())
+    assert summary["stop_reason"] in ("converged", "max_iter")
+
+
+@pytest.mark.slow
+def test_fast_run_selection_and_labels(fast_run):
+    from ase.io import read
+
+    workdir, config, _ = fast_run
+    selected = read(workdir / "results/select/cycle0/P5GPa/candidates.extxyz", index=":")
+    assert len(selected) == config["cycles"][0]["select"]["count"]
+    for atoms in selected:
+        assert {"cycle", "pressure", "iter", "temp", "enthalpy", "weight", "config_id"} <= set(atoms.info)
+        assert 200 <= atoms.info["temp"] <= 4000
+    final = read(workdir / "results/select/cycle1/P5GPa/candidates.extxyz", index=":")
+    assert len(final) == 1
+    labelled = read(workdir / "results/label/cycle0/labelled.extxyz", index=":")
+    assert 1 <= len(labelled) <= len(selected)
+    for atoms in labelled:
+        assert atoms.info["label_status"] == "ok"
+        assert np.isfinite(atoms.info["dft_energy"])
+        assert atoms.arrays["dft_forces"].shape == (len(atoms), 3)
+        assert np.all(np.isfinite(atoms.arrays["dft_forces"]))
+        assert len(atoms.info["dft_stress"]) == 9
+
+
+@pytest.mark.slow
+def test_fast_run_fit_reproduces_training_energies(fast_run):
+    from ase.io import read
+
+    from nestdb.fit.committee import CommitteeACECalculator
+
+    workdir, _, _ = fast_run
+    model = workdir / "results/fit/cycle1"
+    for name in ("potential.yaml", "committee.npz", "model.json", "metrics.json", "parity.png"):
+        assert (model / name).is_file(), name
+    calc = CommitteeACECalculator(model)
+    frames = read(workdir / "results/label/cycle0/labelled.extxyz", index=":")
+    frames += read(workdir / "results/label/cycle1/labelled.extxyz", index=":")
+    errors, stds = [], []
+    for atoms in frames:
+        atoms = atoms.copy()
+        atoms.calc = calc
+        errors.append((atoms.get_potential_energy() - atoms.info["dft_energy"]) / len(atoms))
+        stds.append(calc.results["energy_std_per_atom"])
+    # A handful of configurations and a small basis: the fit must still
+    # reproduce its own training energies to 50 meV/atom.
+    assert np.max(np.abs(errors)) < 0.05, errors
+    assert np.all(np.array(stds) > 0)
+
+
+@pytest.mark.slow
+def test_fast_run_benchmarks_and_report(fast_run):
+    import pandas as pd
+
+    workdir, config, _ = fast_run
+    ev = pd.read_csv(workdir / "results/bench/cycle1/ev.csv")
+    assert set(ev.structure) == set(config["bench"]["structures"])
+    assert np.all(np.isfinite(ev.energy_per_atom))
+    reference = pd.read_csv(workdir / "results/bench/reference/ev.csv")
+    # The reference DFT E-V curve of hcp has its minimum inside the range.
+    hcp = reference[reference.structure == "hcp"].sort_values("volume_per_atom")
+    assert 0 < int(np.argmin(hcp.energy_per_atom.values)) < len(hcp) - 1
+    elastic = pd.read_csv(workdir / "results/bench/cycle1/elastic.csv")
+    assert {"C11", "C12", "C44"} <= set(elastic.constant)
+    assert np.all(np.isfinite(elastic.reference_GPa))
+    report = workdir / "results" / "report.html"
+    result = snakemake(workdir, "--cores", "1", "--configfile", str(REPO / "config" / "fast.yaml"),
+                       "--report", str(report))
+    assert result.returncode == 0, result.stderr
+    assert report.stat().st_size > 10000
+
+
+@pytest.mark.slow
+def test_fast_run_rerun_does_nothing(fast_run):
+    workdir, _, _ = fast_run
+    result = snakemake(workdir, "-n", "--cores", "2", "--configfile", str(REPO / "config" / "fast.yaml"))
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr

@@ -1,0 +1,96 @@
+# Helpers shared by the rule files: config views, target lists, input functions.
+import json
+import os
+import shlex
+import sys
+
+from nestdb.config import (
+    bench_reference_spec,
+    check_config,
+    cycle_pressures,
+    labeller_spec,
+    n_cycles,
+    ns_block,
+    select_rule,
+)
+
+# Relative paths in the config (e.g. an EAM file) are relative to the working directory.
+check_config(config, base_dir=os.getcwd())
+
+CYCLES = list(range(n_cycles(config)))
+
+
+def python_for_shell():
+    """The interpreter of shell rules: the conda env's `python`, else the one running Snakemake."""
+    methods = {str(m).lower() for m in workflow.deployment_settings.deployment_method}
+    if any("conda" in m for m in methods):
+        return "python"
+    return shlex.quote(sys.executable)
+
+
+PYTHON = python_for_shell()
+
+
+wildcard_constraints:
+    cycle=r"\d+",
+    pressure=r"\d+(\.\d+)?",
+    config_id=r"[A-Za-z0-9_\-]+",
+
+
+def ns_prefix(cycle, pressure):
+    """Path prefix of one NS run's pymatnest-format files."""
+    return f"results/ns/cycle{cycle}/P{pressure}GPa/ns"
+
+
+def model_dir(cycle):
+    return f"results/fit/cycle{cycle}"
+
+
+def ns_model_input(wildcards):
+    """Cycle n > 0 samples with the committee fitted in cycle n - 1."""
+    cycle = int(wildcards.cycle)
+    if cycle == 0:
+        return []
+    return {"model": f"{model_dir(cycle - 1)}/committee.npz"}
+
+
+def mpi_launcher(wildcards, resources):
+    """`srun -n N` (or another launcher) when the profile gives the rule `mpi` and `tasks`."""
+    launcher = resources.get("mpi")
+    if not launcher:
+        return ""
+    return f"{shlex.quote(str(launcher))} -n {int(resources.get('tasks', 1))}"
+
+
+def labelled_configs(wildcards):
+    """One labelled file per selected configuration of every pressure of a cycle.
+
+    The selection is a checkpoint: the configuration ids are known only once
+    it has run, and each id becomes its own `label` job.
+    """
+    cycle = int(wildcards.cycle)
+    files = []
+    for pressure in cycle_pressures(config, cycle):
+        selected = checkpoints.select.get(cycle=cycle, pressure=pressure).output.configs
+        ids = glob_wildcards(os.path.join(selected, "{config_id}.extxyz")).config_id
+        files += [
+            f"results/label/cycle{cycle}/P{pressure}GPa/{config_id}.extxyz"
+            for config_id in sorted(ids)
+        ]
+    return files
+
+
+def training_sets(wildcards):
+    """A cycle's model is fitted to the labels of this and all earlier cycles."""
+    cycle = int(wildcards.cycle)
+    return [f"results/label/cycle{c}/labelled.extxyz" for c in range(cycle + 1)]
+
+
+def all_targets():
+    targets = []
+    for cycle in CYCLES:
+        for pressure in cycle_pressures(config, cycle):
+            targets.append(f"results/analyse/cycle{cycle}/P{pressure}GPa/thermo.csv")
+        targets.append(f"{model_dir(cycle)}/metrics.json")
+        targets.append(f"results/bench/cycle{cycle}/summary.json")
+    return targets

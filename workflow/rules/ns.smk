@@ -1,0 +1,51 @@
+# Explore: one constant-pressure nested-sampling run per (cycle, pressure).
+
+
+rule ns:
+    input:
+        unpack(ns_model_input),
+    output:
+        energies=f"{ns_prefix('{cycle}', '{pressure}')}.energies",
+        traj=f"{ns_prefix('{cycle}', '{pressure}')}.traj.extxyz",
+        final=f"{ns_prefix('{cycle}', '{pressure}')}.final.extxyz",
+        summary=f"{ns_prefix('{cycle}', '{pressure}')}.summary.json",
+    params:
+        block=lambda wc: ns_block(config, int(wc.cycle)),
+        prefix=lambda wc: ns_prefix(wc.cycle, wc.pressure),
+    log:
+        "logs/ns/cycle{cycle}_P{pressure}GPa.log",
+    resources:
+        runtime=720,
+    conda:
+        "../../envs/ns.yaml"
+    script:
+        "../../scripts/ns.py"
+
+
+rule analyse:
+    input:
+        energies=rules.ns.output.energies,
+    output:
+        table=report(
+            "results/analyse/cycle{cycle}/P{pressure}GPa/thermo.csv",
+            category="Thermodynamics",
+            subcategory="cycle {cycle}",
+            labels={"pressure (GPa)": "{pressure}", "item": "table"},
+        ),
+        temperatures="results/analyse/cycle{cycle}/P{pressure}GPa/sample_temperatures.csv",
+        plot=report(
+            "results/analyse/cycle{cycle}/P{pressure}GPa/thermo.png",
+            caption="../report/thermo.rst",
+            category="Thermodynamics",
+            subcategory="cycle {cycle}",
+            labels={"pressure (GPa)": "{pressure}", "item": "C_p and volume"},
+        ),
+    params:
+        grid=config["analyse"],
+        title=lambda wc: f"cycle {wc.cycle}, {wc.pressure} GPa",
+    log:
+        "logs/analyse/cycle{cycle}_P{pressure}GPa.log",
+    conda:
+        "../../envs/ns.yaml"
+    script:
+        "../../scripts/analyse.py"
