@@ -15,6 +15,14 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    cycle=r"\d+",
+    pressure=r"\d+(\.\d+)?",
+    config_id=r"[A-Za-z0-9_\-]+",
+
+
 include: "workflow/rules/ns.smk"
 include: "workflow/rules/select.smk"
 include: "workflow/rules/label.smk"

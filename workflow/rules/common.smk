@@ -1,4 +1,4 @@
-# Helpers shared by the rule files: config views, target lists, input functions.
+# Helpers shared by all stages (config views, target lists, input functions).
 import json
 import os
 import shlex
@@ -29,12 +29,6 @@ def python_for_shell():
 
 
 PYTHON = python_for_shell()
-
-
-wildcard_constraints:
-    cycle=r"\d+",
-    pressure=r"\d+(\.\d+)?",
-    config_id=r"[A-Za-z0-9_\-]+",
 
 
 def ns_prefix(cycle, pressure):

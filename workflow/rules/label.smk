@@ -13,6 +13,7 @@ rule label:
     params:
         spec=json.dumps(labeller_spec(config)),
         launch=mpi_launcher,
+        python=PYTHON,
     log:
         "logs/label/cycle{cycle}_P{pressure}GPa/{config_id}.log",
     threads: 1
@@ -21,7 +22,7 @@ rule label:
     conda:
         "../../envs/label.yaml"
     shell:
-        "{params.launch} {PYTHON} -m nestdb.cli label {input.config:q} {output.labelled:q} "
+        "{params.launch} {params.python} -m nestdb.cli label {input.config:q} {output.labelled:q} "
         "{output.raw:q} --spec {params.spec:q} --log {log:q}"
 
 
