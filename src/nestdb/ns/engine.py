@@ -1,0 +1,276 @@
+"""Constant-pressure nested sampling: initial walkers, walks, the NS loop.
+
+One iteration culls the ``n_cull`` highest-enthalpy walkers, clones random
+survivors into their slots and walks each clone once (``walk_length`` model
+calls) below the new limit H_lim. There is deliberately no extra walk of a
+random walker per iteration (pymatnest does one since 2022, doubling the
+cost).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from ase.data import atomic_masses
+from ase.symbols import symbols2numbers
+
+from nestdb.errors import ConfigError
+from nestdb.ns import moves
+from nestdb.ns.output import walker_frame
+from nestdb.ns.settings import MOVE_TYPES, NSSettings
+from nestdb.ns.walkers import Evaluator, WalkerSet
+from nestdb.units import KB_EV_PER_K, gpa_to_ev_per_a3
+
+#: Acceptance windows of the step-size adaptation (method.md section 1).
+ACCEPTANCE_WINDOWS: dict[str, tuple[float, float]] = {
+    "md": (0.5, 0.95), "volume": (0.25, 0.75), "shear": (0.25, 0.75), "stretch": (0.25, 0.75)}
+#: Multiplicative step change per adaptation (pymatnest's MC_adjust_step_factor).
+STEP_FACTOR = 1.5
+#: Fewer attempts than this since the last adaptation leave a step size alone.
+MIN_ATTEMPTS_TO_ADAPT = 5
+#: Tries per initial walker before giving up on the start energy ceiling.
+MAX_INIT_TRIES = 1000
+#: Random shear/stretch steps that shape each initial cell.
+INIT_CELL_SHAPE_STEPS = 30
+
+
+def parse_symbols(symbols: list[str] | dict[str, int]) -> np.ndarray:
+    """Atomic numbers from ``["Mg", "Mg", ...]`` or ``{"Mg": 8}``."""
+    try:
+        if isinstance(symbols, dict):
+            expanded: list[str] = []
+            for symbol, count in symbols.items():
+                if not isinstance(count, (int, np.integer)) or count < 0:
+                    raise ConfigError(f"atom count for {symbol!r} must be a non-negative integer, got {count!r}")
+                expanded += [symbol] * int(count)
+            numbers = symbols2numbers(expanded)
+        else:
+            numbers = symbols2numbers(list(symbols))
+    except (KeyError, ValueError, TypeError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"symbols {symbols!r} are not chemical symbols ({err}); use e.g. {{'Mg': 8}}") from None
+    if len(numbers) == 0:
+        raise ConfigError("symbols: need at least one atom, e.g. {'Mg': 8}")
+    return np.asarray(numbers, dtype=int)
+
+
+class Sampler:
+    """State and moves of one NS run: walkers, step sizes, acceptance statistics.
+
+    Parameters
+    ----------
+    numbers : array of int
+        Atomic numbers of the N atoms (masses are the real atomic masses).
+    calculator : ase Calculator
+        Evaluated through one reused Atoms object.
+    settings : NSSettings
+        Validated run settings; ``settings.seed`` seeds the only RNG.
+    """
+
+    def __init__(self, numbers: np.ndarray, calculator, settings: NSSettings) -> None:
+        self.settings = settings
+        self.numbers = numbers
+        self.n_atoms = len(numbers)
+        self.masses = atomic_masses[numbers].astype(float)
+        self.pressure = gpa_to_ev_per_a3(settings.pressure_gpa)
+        self.rng = np.random.default_rng(settings.seed)
+        need_std = settings.committee_std_max is not None or settings.committee_stop_std is not None
+        self.evaluate = Evaluator(numbers, calculator, need_std=need_std)
+        n_atoms = self.n_atoms
+        vmax = settings.max_volume_per_atom
+        if settings.kemax_max_T is not None:
+            self.kemax = 1.5 * n_atoms * KB_EV_PER_K * settings.kemax_max_T
+        else:
+            self.kemax = 1.5 * self.pressure * n_atoms * vmax
+        self.v_min = settings.min_volume_per_atom * n_atoms
+        self.v_max = vmax * n_atoms
+        fractions = settings.normalised_move_fractions()
+        self.move_names = list(fractions)
+        self.move_cumulative = np.cumsum([fractions[m] for m in self.move_names])
+        # Initial steps: MD dt in ASE time units scaled by sqrt(mass) (pymatnest's
+        # 0.1 is for 1 amu); volume per atom as pymatnest; shear/stretch dimensionless.
+        mass_scale = math.sqrt(float(self.masses.mean()))
+        self.step = {"md": 0.1 * mass_scale, "volume": vmax / 20.0, "shear": 0.1, "stretch": 0.1}
+        self.step_max = {"md": 2.0 * mass_scale, "volume": vmax / 2.0, "shear": 1.0, "stretch": 1.0}
+        self.attempts = dict.fromkeys(MOVE_TYPES, 0)
+        self.accepts = dict.fromkeys(MOVE_TYPES, 0)
+        self.total_attempts = dict.fromkeys(MOVE_TYPES, 0)
+        self.total_accepts = dict.fromkeys(MOVE_TYPES, 0)
+        self.walkers = WalkerSet.empty(settings.n_walkers, n_atoms)
+
+    # ---------------------------------------------------------------- helpers
+    def _std_allowed(self, std_per_atom: float) -> bool:
+        limit = self.settings.committee_std_max
+        return limit is None or std_per_atom * 1000.0 <= limit
+
+    def _record(self, move: str, accepted: bool) -> None:
+        self.attempts[move] += 1
+        self.total_attempts[move] += 1
+        if accepted:
+            self.accepts[move] += 1
+            self.total_accepts[move] += 1
+
+    # ------------------------------------------------------- initial walkers
+    def _random_cell(self, volume: float) -> np.ndarray:
+        """A random cell shape (shear/stretch random walk from a cube that keeps
+        the aspect-ratio limit), scaled to the given volume."""
+        cell = np.eye(3)
+        for _ in range(INIT_CELL_SHAPE_STEPS):
+            trial = moves.propose_shear(cell, 0.2, self.rng)
+            trial = moves.propose_stretch(trial, 0.2, self.rng)
+            if moves.min_aspect_ratio(trial) >= self.settings.min_aspect_ratio:
+                cell = trial
+        return cell * (volume / moves.cell_volume(cell)) ** (1.0 / 3.0)
+
+    def initialise(self) -> None:
+        """Random walkers: p(V) ~ V^N below Vmax N, uniform positions, PE + PV
+        under the start ceiling, KE drawn uniformly in momentum space below KEmax."""
+        s, w, n_atoms = self.settings, self.walkers, self.n_atoms
+        ceiling = s.start_energy_ceiling_per_atom * n_atoms + self.pressure * self.v_max
+        for index in range(s.n_walkers):
+            for _ in range(MAX_INIT_TRIES):
+                volume = self.v_max * self.rng.random() ** (1.0 / (n_atoms + 1))
+                if volume < self.v_min:
+                    continue
+                cell = self._random_cell(volume)
+                positions = self.rng.random((n_atoms, 3)) @ cell
+                result = self.evaluate(positions, cell)
+                if result.energy + self.pressure * volume < ceiling:
+                    break
+            else:
+                raise ConfigError(
+                    f"no random initial walker had PE + PV below start_energy_ceiling_per_atom="
+                    f"{s.start_energy_ceiling_per_atom} after {MAX_INIT_TRIES} tries; raise it")
+            kinetic = moves.redraw_kinetic_energy(
+                min(self.kemax, ceiling - result.energy - self.pressure * volume), n_atoms, self.rng)
+            w.positions[index] = positions
+            w.cells[index] = cell
+            w.velocities[index] = moves.random_velocities(kinetic, self.masses, self.rng)
+            w.forces[index] = result.forces
+            w.potential[index] = result.energy
+            w.kinetic[index] = kinetic
+            w.volume[index] = volume
+            w.enthalpy[index] = result.energy + self.pressure * volume + kinetic
+            w.committee_std[index] = result.std_per_atom
+
+    # ------------------------------------------------------------------ moves
+    def md_move(self, index: int, h_lim: float) -> None:
+        """Total-enthalpy HMC: NVE velocity Verlet, accept iff H' < H_lim and
+        KE' < KEmax; then a rejection-free velocity redraw below H_lim."""
+        w, masses, dt = self.walkers, self.masses, self.step["md"]
+        cell = w.cells[index]
+        positions = w.positions[index].copy()
+        velocities = w.velocities[index].copy()
+        forces = w.forces[index]
+        result = None
+        finite = True
+        for _ in range(self.settings.md_traj_len):
+            velocities = moves.verlet_half_kick(velocities, forces, masses, dt)
+            # wrapping every step changes nothing physically but keeps atoms
+            # near the cell, which the neighbour lists need to stay fast
+            positions = moves.wrap_positions(positions + dt * velocities, cell)
+            result = self.evaluate(positions, cell)
+            forces = result.forces
+            if not (np.isfinite(result.energy) and np.isfinite(forces).all()):
+                finite = False  # overlapping atoms: the trajectory is lost, reject
+                break
+            velocities = moves.verlet_half_kick(velocities, forces, masses, dt)
+        kinetic = moves.kinetic_energy(velocities, masses)
+        pv = self.pressure * w.volume[index]
+        enthalpy = result.energy + pv + kinetic
+        accepted = finite and enthalpy < h_lim and kinetic < self.kemax and self._std_allowed(result.std_per_atom)
+        self._record("md", accepted)
+        if accepted:
+            w.positions[index] = positions
+            w.forces[index] = forces
+            w.potential[index] = result.energy
+            w.committee_std[index] = result.std_per_atom
+        else:
+            # reversal keeps the move reversible; the redraw below replaces it anyway
+            velocities = -w.velocities[index]
+        ke_limit = min(self.kemax, h_lim - (w.potential[index] + pv))
+        kinetic = moves.redraw_kinetic_energy(ke_limit, self.n_atoms, self.rng)
+        w.velocities[index] = moves.random_velocities(kinetic, masses, self.rng) if kinetic > 0 else 0.0 * velocities
+        w.kinetic[index] = kinetic
+        w.enthalpy[index] = w.potential[index] + pv + kinetic
+
+    def cell_move(self, index: int, h_lim: float, move: str) -> None:
+        """Volume, shear or stretch move with atoms scaled along (fixed
+        fractional coordinates); accept iff bounds hold and H' < H_lim."""
+        w, rng = self.walkers, self.rng
+        cell = w.cells[index]
+        volume = w.volume[index]
+        if move == "volume":
+            new_cell, ratio = moves.propose_volume(cell, self.step["volume"], self.n_atoms, rng)
+            new_volume = volume * ratio
+            # (V'/V)^N: the flat prior on atomic positions inside the cell
+            if ratio <= 0 or (ratio < 1.0 and rng.random() >= ratio ** self.n_atoms):
+                self._record(move, False)
+                return
+        else:
+            propose = moves.propose_shear if move == "shear" else moves.propose_stretch
+            new_cell = propose(cell, self.step[move], rng)
+            new_volume = volume
+        if not (self.v_min <= new_volume <= self.v_max) or \
+                moves.min_aspect_ratio(new_cell) < self.settings.min_aspect_ratio:
+            self._record(move, False)
+            return
+        new_positions = np.linalg.solve(cell.T, w.positions[index].T).T @ new_cell
+        result = self.evaluate(new_positions, new_cell)
+        enthalpy = result.energy + self.pressure * new_volume + w.kinetic[index]
+        accepted = enthalpy < h_lim and self._std_allowed(result.std_per_atom)
+        self._record(move, accepted)
+        if accepted:
+            w.positions[index] = new_positions
+            w.cells[index] = new_cell
+            w.forces[index] = result.forces
+            w.potential[index] = result.energy
+            w.volume[index] = new_volume
+            w.enthalpy[index] = enthalpy
+            w.committee_std[index] = result.std_per_atom
+
+    def walk(self, index: int, h_lim: float) -> None:
+        """Walk one walker for ``walk_length`` model calls below ``h_lim``."""
+        used, budget, traj_len = 0, self.settings.walk_length, self.settings.md_traj_len
+        while used < budget:
+            move = self.move_names[int(np.searchsorted(self.move_cumulative, self.rng.random(), side="right"))
+                                   if len(self.move_names) > 1 else 0]
+            if move == "md":
+                self.md_move(index, h_lim)
+                used += traj_len
+            else:
+                self.cell_move(index, h_lim, move)
+                used += 1
+
+    def adapt_steps(self) -> list[str]:
+        """Rescale each step size by 1.5 when its acceptance since the last call
+        left its window; returns human-readable notes."""
+        notes = []
+        for move, (low, high) in ACCEPTANCE_WINDOWS.items():
+            n_try = self.attempts[move]
+            if n_try >= MIN_ATTEMPTS_TO_ADAPT:
+                rate = self.accepts[move] / n_try
+                if rate < low:
+                    self.step[move] /= STEP_FACTOR
+                    notes.append(f"{move} down to {self.step[move]:.4g}")
+                elif rate > high and self.step[move] < self.step_max[move]:
+                    self.step[move] = min(self.step[move] * STEP_FACTOR, self.step_max[move])
+                    notes.append(f"{move} up to {self.step[move]:.4g}")
+            self.attempts[move] = 0
+            self.accepts[move] = 0
+        return notes
+
+    def window_rates(self) -> dict[str, float]:
+        """Acceptance rates since the last adaptation, per move type tried."""
+        return {m: self.accepts[m] / self.attempts[m] for m in MOVE_TYPES if self.attempts[m]}
+
+    def frame(self, index: int, iteration: int, config_n_global: int):
+        """Walker ``index`` as a plain Atoms with the NS info keys."""
+        w = self.walkers
+        return walker_frame(
+            self.numbers, self.masses, w.positions[index], w.cells[index], w.velocities[index],
+            enthalpy=w.enthalpy[index], volume=w.volume[index], kemax=self.kemax, pressure=self.pressure,
+            iteration=iteration, config_type=self.settings.config_type, config_n_global=config_n_global,
+            kinetic=w.kinetic[index], committee_std=w.committee_std[index])

@@ -1,0 +1,148 @@
+"""Settings of a nested-sampling run and their validation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+from nestdb.errors import ConfigError
+
+MOVE_TYPES: tuple[str, ...] = ("md", "volume", "shear", "stretch")
+
+
+def _default_move_fractions() -> dict:
+    # the magnesium study's mix (method.md section 1, step 4)
+    return {"md": 0.21, "volume": 0.31, "shear": 0.24, "stretch": 0.24}
+
+
+@dataclass
+class NSSettings:
+    """Parameters of one constant-pressure nested-sampling run.
+
+    Attributes
+    ----------
+    n_walkers : int
+        Live-set size K.
+    walk_length : int
+        Model calls per walk L (an MD move costs ``md_traj_len``, a cell move 1).
+    pressure_gpa : float
+        Pressure in GPa.
+    n_cull : int
+        Walkers removed (and re-walked) per iteration.
+    max_iter : int
+        Iteration cap.
+    converge_down_to_T : float or None
+        Stop when log a_i - H_i/(kB T) of the latest cull is more than 10 below
+        its running maximum (pymatnest's criterion), T in K.
+    max_volume_per_atom, min_volume_per_atom : float
+        Hard volume bounds in A^3/atom; Vmax also bounds the initial prior.
+    min_aspect_ratio : float
+        Smallest allowed face-to-face height / V^(1/3).
+    move_fractions : dict
+        Probability of picking each move type (``md``, ``volume``, ``shear``,
+        ``stretch``); normalised internally.
+    md_traj_len : int
+        Velocity-Verlet steps per TE-HMC move.
+    kemax_max_T : float or None
+        KEmax = 1.5 N kB T; None gives pymatnest's 1.5 P N Vmax.
+    start_energy_ceiling_per_atom : float
+        Initial walkers need PE + P V below this * N + P Vmax N (eV).
+    seed : int
+        Seed of ``np.random.default_rng``.
+    traj_interval : int
+        Write every k-th culled configuration (global cull index g with
+        g % k == k - 1, as pymatnest); <= 0 writes none.
+    committee_std_max : float or None
+        meV/atom; proposals whose committee energy STD is above are rejected.
+    committee_stop_fraction, committee_stop_std : float, float or None
+        Stop when at least this fraction of walkers has STD above
+        ``committee_stop_std`` (meV/atom).
+    config_type : str
+        Written to the ``config_type`` info key of every frame.
+    """
+
+    n_walkers: int
+    walk_length: int
+    pressure_gpa: float
+    n_cull: int = 1
+    max_iter: int = 100000
+    converge_down_to_T: float | None = None
+    max_volume_per_atom: float = 60.0
+    min_volume_per_atom: float = 1.0
+    min_aspect_ratio: float = 0.65
+    move_fractions: dict = field(default_factory=_default_move_fractions)
+    md_traj_len: int = 5
+    kemax_max_T: float | None = None
+    start_energy_ceiling_per_atom: float = 1e9
+    seed: int = 0
+    traj_interval: int = 1
+    committee_std_max: float | None = None
+    committee_stop_fraction: float = 0.9
+    committee_stop_std: float | None = None
+    config_type: str = "ns"
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "NSSettings":
+        """Build from a config mapping; unknown keys raise ConfigError."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"nested-sampling settings: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        missing = [name for name in ("n_walkers", "walk_length", "pressure_gpa") if name not in values]
+        if missing:
+            raise ConfigError(f"nested-sampling settings: missing required key(s) {missing}")
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad value and how to fix it."""
+
+        def bad(key: str, why: str) -> ConfigError:
+            return ConfigError(f"nested-sampling setting {key}={getattr(self, key)!r}: {why}")
+
+        for key in ("n_walkers", "walk_length", "n_cull", "max_iter", "md_traj_len"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise bad(key, "must be a positive integer")
+        if self.n_walkers < 2:
+            raise bad("n_walkers", "need at least 2 walkers (one is cloned while another is culled)")
+        if self.n_cull >= self.n_walkers:
+            raise bad("n_cull", f"must be smaller than n_walkers={self.n_walkers}")
+        if not math.isfinite(self.pressure_gpa) or self.pressure_gpa < 0:
+            raise bad("pressure_gpa", "must be a finite pressure >= 0 GPa")
+        if not 0 < self.min_volume_per_atom < self.max_volume_per_atom:
+            raise bad("max_volume_per_atom",
+                      f"need 0 < min_volume_per_atom ({self.min_volume_per_atom}) < max_volume_per_atom")
+        if not 0 < self.min_aspect_ratio < 1:
+            raise bad("min_aspect_ratio", "must lie in (0, 1); 0.65 suits 8-16 atoms")
+        if not isinstance(self.move_fractions, dict) or not self.move_fractions:
+            raise bad("move_fractions", f"must be a mapping with keys from {MOVE_TYPES}")
+        unknown = sorted(set(self.move_fractions) - set(MOVE_TYPES))
+        if unknown:
+            raise bad("move_fractions", f"unknown move type(s) {unknown}; known: {MOVE_TYPES}")
+        if any((not isinstance(v, (int, float))) or v < 0 for v in self.move_fractions.values()) \
+                or sum(self.move_fractions.values()) <= 0:
+            raise bad("move_fractions", "fractions must be >= 0 with a positive sum")
+        if self.move_fractions.get("md", 0) > 0 and self.kemax_max_T is None and self.pressure_gpa == 0:
+            raise bad("kemax_max_T", "needed when pressure_gpa is 0 (the default KEmax 1.5 P N Vmax is 0)")
+        if self.kemax_max_T is not None and not self.kemax_max_T > 0:
+            raise bad("kemax_max_T", "must be a temperature > 0 K or None")
+        if self.converge_down_to_T is not None and not self.converge_down_to_T > 0:
+            raise bad("converge_down_to_T", "must be a temperature > 0 K or None")
+        if self.committee_std_max is not None and not self.committee_std_max > 0:
+            raise bad("committee_std_max", "must be > 0 meV/atom or None")
+        if self.committee_stop_std is not None and not self.committee_stop_std > 0:
+            raise bad("committee_stop_std", "must be > 0 meV/atom or None")
+        if not 0 < self.committee_stop_fraction <= 1:
+            raise bad("committee_stop_fraction", "must lie in (0, 1]")
+        if not isinstance(self.traj_interval, int):
+            raise bad("traj_interval", "must be an integer (<= 0: no trajectory)")
+        if not isinstance(self.config_type, str) or not self.config_type or any(c.isspace() for c in self.config_type):
+            raise bad("config_type", "must be a non-empty string without spaces")
+
+    def normalised_move_fractions(self) -> dict[str, float]:
+        """Move-type pick probabilities summing to 1, zero entries dropped."""
+        total = float(sum(self.move_fractions.values()))
+        return {move: self.move_fractions[move] / total for move in MOVE_TYPES
+                if self.move_fractions.get(move, 0) > 0}

@@ -1,0 +1,384 @@
+"""Choosing NS configurations to label, by the thermodynamics of their own run.
+
+Every culled configuration of a nested-sampling run has a temperature at
+which it is most probable (:func:`nestdb.thermo.sample_temperatures`). The
+rules of the reference study (method.md §2) pick configurations from a
+temperature window, the last few culled ones, or only the final one. The
+selected frames are plain copies carrying provenance in ``atoms.info`` so that
+labelled databases from many cycles and pressures can be merged and traced
+back (:func:`merge_databases`).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from ase import Atoms
+
+from nestdb.errors import ConfigError, DataError
+from nestdb.units import ev_per_a3_to_gpa, gpa_to_ev_per_a3
+
+__all__ = [
+    "KNOWN_RULES",
+    "validate_rule",
+    "select_configurations",
+    "frame_temperatures",
+    "pressure_tag",
+    "merge_databases",
+]
+
+KNOWN_RULES = ("temperature_window", "last", "final")
+
+_RULE_KEYS = {
+    "temperature_window": {"required": ("t_min", "t_max", "count"), "optional": ("if_stopped_early",)},
+    "last": {"required": ("count",), "optional": ()},
+    "final": {"required": (), "optional": ()},
+}
+_STOPPED_EARLY_CHOICES = ("final", "window")
+# Info keys copied verbatim from the culled frame when present.
+_OPTIONAL_INFO = ("committee_std", "ns_KE", "KEmax")
+
+
+# --------------------------------------------------------------------------- rules
+
+def validate_rule(rule: dict, where: str) -> None:
+    """Check a selection rule from the configuration.
+
+    Parameters
+    ----------
+    rule : dict
+        E.g. ``{"kind": "temperature_window", "t_min": 200, "t_max": 3000,
+        "count": 100, "if_stopped_early": "final"}``, ``{"kind": "last",
+        "count": 100}`` or ``{"kind": "final"}``.
+    where : str
+        Location of the rule in the configuration, used in messages
+        (e.g. ``"select.rules[1]"``).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``where``, the offending key and what is allowed.
+    """
+    if not isinstance(rule, dict):
+        raise ConfigError(f"{where}: a selection rule must be a mapping with a 'kind' key, got {rule!r}")
+    kind = rule.get("kind")
+    if kind not in KNOWN_RULES:
+        raise ConfigError(f"{where}.kind: unknown selection rule {kind!r}; use one of {', '.join(KNOWN_RULES)}")
+    spec = _RULE_KEYS[kind]
+    allowed = ("kind",) + spec["required"] + spec["optional"]
+    for key in rule:
+        if key not in allowed:
+            raise ConfigError(f"{where}.{key}: not a key of rule kind {kind!r}; allowed keys: {', '.join(allowed)}")
+    for key in spec["required"]:
+        if key not in rule:
+            raise ConfigError(f"{where}: rule kind {kind!r} needs key {key!r}")
+    if "count" in rule:
+        count = rule["count"]
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+            raise ConfigError(f"{where}.count: must be a positive integer, got {count!r}")
+    if kind == "temperature_window":
+        for key in ("t_min", "t_max"):
+            value = rule[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                    or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{where}.{key}: must be a temperature in K (number >= 0), got {value!r}")
+        if rule["t_min"] > rule["t_max"]:
+            raise ConfigError(f"{where}: t_min ({rule['t_min']}) is above t_max ({rule['t_max']}); swap them")
+        choice = rule.get("if_stopped_early", "window")
+        if choice not in _STOPPED_EARLY_CHOICES:
+            raise ConfigError(f"{where}.if_stopped_early: must be one of {', '.join(_STOPPED_EARLY_CHOICES)}, "
+                              f"got {choice!r}")
+
+
+# --------------------------------------------------------------------------- provenance helpers
+
+def pressure_tag(pressure_gpa: float) -> str:
+    """File-name-safe pressure label: 10 -> '10', 2.5 -> '2p5', -1 -> 'm1'."""
+    text = f"{abs(float(pressure_gpa)):.6f}".rstrip("0").rstrip(".")
+    return ("m" if pressure_gpa < 0 else "") + text.replace(".", "p")
+
+
+def _formula_tag(atoms: Atoms) -> str:
+    return atoms.get_chemical_formula(mode="hill").lower()
+
+
+def frame_temperatures(frames: Sequence[Atoms], iters: np.ndarray, enthalpy: np.ndarray,
+                       temperatures: np.ndarray, source: str = "") -> np.ndarray:
+    """Look up the per-sample temperature of every trajectory frame.
+
+    Trajectory files hold only every ``traj_interval``-th cull, while
+    temperatures are computed for every line of the ``.energies`` file; frames
+    are matched by ``info['iter']`` and, when several culls share an iteration
+    (``n_cull > 1``), by the closest ``info['ns_energy']``.
+
+    Parameters
+    ----------
+    frames : sequence of Atoms
+        Culled configurations with ``iter`` and ``ns_energy`` in ``info``.
+    iters, enthalpy, temperatures : np.ndarray
+        Per-sample iteration, enthalpy and temperature (e.g. ``NSEnergies.iters``,
+        ``NSEnergies.enthalpy`` and :func:`nestdb.thermo.sample_temperatures`).
+    source : str
+        Name of the run for messages.
+
+    Returns
+    -------
+    np.ndarray
+        Temperature of each frame.
+    """
+    iters = np.asarray(iters)
+    order = np.argsort(iters, kind="stable")
+    sorted_iters = iters[order]
+    out = np.empty(len(frames))
+    for j, atoms in enumerate(frames):
+        it, energy = _frame_iter_energy(atoms, j, source)
+        lo, hi = np.searchsorted(sorted_iters, [it, it + 1])
+        if lo == hi:
+            raise DataError(f"{source or 'NS run'}: trajectory frame {j} has iter={it}, which is not in the "
+                            f"energies file (iterations {sorted_iters[0]}..{sorted_iters[-1]}); "
+                            "the trajectory and the .energies file belong to different runs or restarts")
+        candidates = order[lo:hi]
+        out[j] = temperatures[candidates[np.argmin(np.abs(enthalpy[candidates] - energy))]]
+    return out
+
+
+def _frame_iter_energy(atoms: Atoms, index: int, source: str) -> tuple[int, float]:
+    for key in ("iter", "ns_energy"):
+        if key not in atoms.info:
+            raise DataError(f"{source or 'NS run'}: trajectory frame {index} has no info key {key!r}; "
+                            "expected culled NS configurations (info: ns_energy, volume, iter, ns_P)")
+    return int(atoms.info["iter"]), float(atoms.info["ns_energy"])
+
+
+def _provenance_copy(atoms: Atoms, *, temp: float, weight: float, cycle: int, pressure_gpa: float,
+                     source: str, index: int) -> Atoms:
+    """A calculator-free copy with wrapped positions and the provenance info keys."""
+    it, energy = _frame_iter_energy(atoms, index, source)
+    # Only symbols/positions/cell/pbc: pymatnest frames carry 1-amu masses and
+    # momenta that must not leak into DFT or fitting.
+    copy = Atoms(symbols=atoms.get_chemical_symbols(), positions=atoms.get_positions(),
+                 cell=atoms.get_cell(), pbc=atoms.get_pbc())
+    if copy.pbc.all():
+        copy.wrap()  # NS MD leaves atoms far outside the cell
+    ptag = pressure_tag(pressure_gpa)
+    info: dict[str, Any] = {
+        "config_id": f"c{int(cycle)}_P{ptag}_i{it:06d}",
+        "config_type": f"{_formula_tag(copy)}_P{ptag}GPa_c{int(cycle)}",
+        "cycle": int(cycle),
+        "pressure": float(pressure_gpa),
+        "iter": it,
+        "temp": float(temp),
+        "enthalpy": energy,
+        "ns_energy": energy,
+        "weight": float(weight),
+        "volume": float(atoms.info.get("volume", abs(atoms.get_volume()))),
+        "ns_P": float(atoms.info.get("ns_P", gpa_to_ev_per_a3(pressure_gpa))),
+    }
+    for key in _OPTIONAL_INFO:
+        if key in atoms.info:
+            info[key] = atoms.info[key]
+    if "config_type" in atoms.info and atoms.info["config_type"] != info["config_type"]:
+        info["ns_config_type"] = atoms.info["config_type"]
+    if source:
+        info["source"] = str(source)
+    copy.info.update(info)
+    return copy
+
+
+# --------------------------------------------------------------------------- selection
+
+def _evenly_spaced(indices: np.ndarray, count: int) -> np.ndarray:
+    """``count`` entries of ``indices`` (sorted) equally spaced in position, both ends included."""
+    if count >= indices.size:
+        return indices
+    if count == 1:
+        return indices[-1:]  # the lowest-enthalpy (latest) eligible frame
+    picks = np.round(np.linspace(0, indices.size - 1, count)).astype(int)
+    return indices[picks]
+
+
+def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: dict, *, stopped_early: bool,
+                          cycle: int, pressure_gpa: float, weight_alpha: float = 0.0,
+                          source: str = "") -> list[Atoms]:
+    """Select culled NS configurations of one run by a rule.
+
+    Parameters
+    ----------
+    frames : list of Atoms
+        Culled configurations of the run in iteration order (trajectory
+        frames) with info ``ns_energy``, ``iter`` and usually ``volume``,
+        ``ns_P``, ``committee_std``.
+    temperatures : np.ndarray
+        Temperature of each frame (K), e.g. from :func:`frame_temperatures`.
+    rule : dict
+        A rule accepted by :func:`validate_rule`:
+
+        * ``temperature_window``: ``count`` frames equally spaced in iteration
+          among those with ``t_min <= T <= t_max`` (all of them, with a
+          warning, if fewer are eligible); ``if_stopped_early: final`` gives
+          the final frame instead when the run stopped early.
+        * ``last``: the last ``count`` frames.
+        * ``final``: the last frame only.
+    stopped_early : bool
+        True if the run ended before convergence (e.g. committee stop).
+    cycle : int
+        Active-learning cycle, recorded in ``info['cycle']``.
+    pressure_gpa : float
+        Pressure of the run in GPa.
+    weight_alpha : float
+        α in 1/eV for the fitting weight ``W = exp(-α (H - H_F))`` with
+        ``H_F`` the enthalpy of the run's final frame; 0 gives W = 1.
+    source : str
+        Name of the run, used in messages and stored as ``info['source']``.
+
+    Returns
+    -------
+    list of Atoms
+        Copies without calculator/momenta, positions wrapped into the cell,
+        with info keys ``config_id``, ``config_type``, ``cycle``,
+        ``pressure``, ``iter``, ``temp``, ``enthalpy``, ``ns_energy``,
+        ``weight``, ``volume``, ``ns_P`` (+ ``committee_std``, ``ns_KE``,
+        ``KEmax``, ``ns_config_type``, ``source`` when available). Config
+        ids are unique within the list.
+
+    Raises
+    ------
+    ConfigError
+        Bad rule or parameters.
+    DataError
+        No frames, mismatched lengths, frames without NS info, or an empty
+        temperature window.
+    """
+    validate_rule(rule, f"selection rule for {source or 'run'}")
+    name = source or "NS run"
+    temps = np.asarray(temperatures, dtype=float)
+    if len(frames) == 0:
+        raise DataError(f"{name}: no culled configurations to select from (empty trajectory)")
+    if temps.shape != (len(frames),):
+        raise DataError(f"{name}: {len(frames)} frames but {temps.size} temperatures; they must correspond")
+    if not math.isfinite(weight_alpha) or weight_alpha < 0:
+        raise ConfigError(f"{name}: weight_alpha must be a finite number >= 0 (1/eV), got {weight_alpha!r}")
+    iters = np.array([_frame_iter_energy(a, j, source)[0] for j, a in enumerate(frames)])
+    # Stable sort: frames are expected in iteration order already; merged MPI
+    # trajectories may not be.
+    order = np.argsort(iters, kind="stable")
+    _check_pressure(frames[order[-1]], pressure_gpa, name)
+
+    kind = rule["kind"]
+    if kind == "final" or (kind == "temperature_window" and stopped_early
+                           and rule.get("if_stopped_early", "window") == "final"):
+        chosen = order[-1:]
+    elif kind == "last":
+        if rule["count"] > len(frames):
+            warnings.warn(f"{name}: rule 'last' asks for {rule['count']} frames but the run has "
+                          f"{len(frames)}; taking all of them", stacklevel=2)
+        chosen = order[-rule["count"]:]
+    else:
+        t_lo, t_hi = float(rule["t_min"]), float(rule["t_max"])
+        eligible = order[(temps[order] >= t_lo) & (temps[order] <= t_hi)]
+        if eligible.size == 0:
+            finite = temps[np.isfinite(temps)]
+            covered = f"{finite.min():.1f}-{finite.max():.1f} K" if finite.size else "no finite temperatures"
+            raise DataError(f"{name}: no configuration has a temperature in the window {t_lo:g}-{t_hi:g} K; "
+                            f"the run's frames cover {covered}. Widen the window or run NS longer "
+                            "(converge to lower temperature)")
+        if eligible.size < rule["count"]:
+            warnings.warn(f"{name}: only {eligible.size} frames lie in {t_lo:g}-{t_hi:g} K, fewer than the "
+                          f"{rule['count']} requested; taking all of them", stacklevel=2)
+        chosen = _evenly_spaced(eligible, int(rule["count"]))
+
+    h_final = float(frames[order[-1]].info["ns_energy"])
+    selected = []
+    for j in chosen:
+        energy = float(frames[j].info["ns_energy"])
+        weight = math.exp(-weight_alpha * (energy - h_final)) if weight_alpha else 1.0
+        selected.append(_provenance_copy(frames[j], temp=temps[j], weight=weight, cycle=cycle,
+                                         pressure_gpa=pressure_gpa, source=source, index=int(j)))
+    _make_ids_unique(selected)
+    return selected
+
+
+def _check_pressure(atoms: Atoms, pressure_gpa: float, name: str) -> None:
+    if "ns_P" not in atoms.info:
+        return
+    run_gpa = ev_per_a3_to_gpa(float(atoms.info["ns_P"]))
+    if abs(run_gpa - pressure_gpa) > 1e-3 * max(1.0, abs(pressure_gpa)):
+        warnings.warn(f"{name}: frames were sampled at ns_P = {run_gpa:.4g} GPa but pressure_gpa = "
+                      f"{pressure_gpa:g} was given; provenance will record {pressure_gpa:g} GPa", stacklevel=3)
+
+
+def _make_ids_unique(selected: list[Atoms]) -> None:
+    """Several culls of one iteration (n_cull > 1) get suffixes _1, _2, ..."""
+    seen: dict[str, int] = {}
+    for atoms in selected:
+        base = atoms.info["config_id"]
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        if n:
+            atoms.info["config_id"] = f"{base}_{n}"
+
+
+# --------------------------------------------------------------------------- merging
+
+def _read_extxyz(path: Path) -> list[Atoms]:
+    from ase.io import read
+
+    if not path.is_file():
+        raise DataError(f"merge_databases: database file {path} does not exist")
+    if path.stat().st_size == 0:
+        return []
+    try:
+        return read(path, index=":", format="extxyz")
+    except Exception as exc:  # ase raises many types for corrupt files
+        raise DataError(f"merge_databases: cannot read {path} as extended XYZ ({exc})") from None
+
+
+def merge_databases(paths: Iterable[str | Path], out_path: str | Path) -> dict:
+    """Concatenate extxyz databases, dropping repeated ``config_id`` (first kept).
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+        Selected or labelled extxyz files, in priority order.
+    out_path : str or Path
+        Output extxyz file (overwritten).
+
+    Returns
+    -------
+    dict
+        ``{"n_read", "n_written", "n_duplicates", "per_file": {path: n_frames},
+        "out_path"}``.
+
+    Raises
+    ------
+    DataError
+        A file is missing or unreadable, or a frame has no ``config_id``.
+    """
+    from ase.io import write
+
+    paths = [Path(p) for p in paths]
+    merged: list[Atoms] = []
+    seen: set[str] = set()
+    per_file: dict[str, int] = {}
+    n_read = 0
+    for path in paths:
+        frames = _read_extxyz(path)
+        per_file[str(path)] = len(frames)
+        n_read += len(frames)
+        for j, atoms in enumerate(frames):
+            if "config_id" not in atoms.info:
+                raise DataError(f"merge_databases: frame {j} of {path} has no info key 'config_id'; "
+                                "merge only files written by nestdb.select (or their labelled versions)")
+            config_id = str(atoms.info["config_id"])
+            if config_id not in seen:
+                seen.add(config_id)
+                merged.append(atoms)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    write(out_path, merged, format="extxyz")
+    return {"n_read": n_read, "n_written": len(merged), "n_duplicates": n_read - len(merged),
+            "per_file": per_file, "out_path": str(out_path)}

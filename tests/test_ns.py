@@ -1,0 +1,264 @@
+"""Tests of the nested-sampling engine (nestdb.ns)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+from ase.io import read
+
+from nestdb.calculators import FastLennardJones
+from nestdb.errors import ConfigError
+from nestdb.ns import NSSettings, min_aspect_ratio, output_paths, run_nested_sampling
+from nestdb.ns import moves
+from nestdb.ns.engine import Sampler
+from nestdb.units import gpa_to_ev_per_a3
+
+INFO_ORDER = ["ns_energy", "volume", "KEmax", "ns_P", "iter", "config_type", "config_n_global", "ns_KE"]
+
+
+def read_energies(path):
+    lines = open(path).read().splitlines()
+    rows = np.array([[float(x) for x in line.split()] for line in lines[1:]])
+    return lines[0], rows
+
+
+def small_settings(**overrides) -> NSSettings:
+    values = dict(n_walkers=8, walk_length=12, pressure_gpa=10.0, max_iter=40, max_volume_per_atom=40.0,
+                  kemax_max_T=3000.0, md_traj_len=3, seed=0)
+    values.update(overrides)
+    return NSSettings(**values)
+
+
+class VolumeCommittee(FastLennardJones):
+    """LJ plus a fake committee STD that grows as the volume per atom shrinks:
+    std = 1 meV/atom * (10 A^3 / (V/N))."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=None):
+        super().calculate(atoms, properties, system_changes or ["positions", "cell", "numbers"])
+        volume_per_atom = self.atoms.get_volume() / len(self.atoms)
+        self.results["energy_std_per_atom"] = 1e-3 * 10.0 / volume_per_atom
+
+
+def dense_lj() -> FastLennardJones:
+    # smaller sigma: dense packing near 7.5 A^3/atom, so 10 GPa compresses below 10 A^3/atom
+    return FastLennardJones(epsilon=0.2, sigma=2.0, cutoff=5.0)
+
+
+# ------------------------------------------------------------------ moves
+def test_aspect_ratio_values():
+    assert min_aspect_ratio(np.eye(3) * 4.2) == pytest.approx(1.0)
+    assert min_aspect_ratio(np.diag([1.0, 1.0, 4.0])) == pytest.approx(1.0 / 4.0 ** (1 / 3))
+    sheared = np.array([[1.0, 0, 0], [3.0, 1.0, 0], [0, 0, 1.0]])
+    # the height between the (a1, a3) faces is 1/|a2 x a3 ...|: shear thins the cell
+    assert min_aspect_ratio(sheared) < 0.5
+
+
+def test_cell_moves_preserve_volume_and_volume_move_scales():
+    rng = np.random.default_rng(5)
+    cell = np.array([[4.0, 0.2, 0.1], [0.5, 4.4, -0.3], [0.1, 0.3, 5.0]])
+    volume = moves.cell_volume(cell)
+    for _ in range(50):
+        assert moves.cell_volume(moves.propose_shear(cell, 0.3, rng)) == pytest.approx(volume, rel=1e-12)
+        assert moves.cell_volume(moves.propose_stretch(cell, 0.3, rng)) == pytest.approx(volume, rel=1e-12)
+        new_cell, ratio = moves.propose_volume(cell, 2.0, 8, rng)
+        if ratio > 0:
+            assert moves.cell_volume(new_cell) == pytest.approx(volume * ratio, rel=1e-12)
+            # isotropic: the shape (aspect ratio) is unchanged
+            assert min_aspect_ratio(new_cell) == pytest.approx(min_aspect_ratio(cell), rel=1e-12)
+
+
+def test_wrap_positions_inside_cell():
+    rng = np.random.default_rng(2)
+    cell = np.array([[4.0, 0.0, 0.0], [2.0, 3.5, 0.0], [1.0, 1.0, 5.0]])
+    positions = rng.normal(0, 30, size=(20, 3))
+    wrapped = moves.wrap_positions(positions, cell)
+    fractional = np.linalg.solve(cell.T, wrapped.T).T
+    assert np.all(fractional >= 0) and np.all(fractional < 1)
+    # same points modulo lattice vectors
+    shift = np.linalg.solve(cell.T, (positions - wrapped).T).T
+    np.testing.assert_allclose(shift, np.round(shift), atol=1e-9)
+
+
+def test_kinetic_energy_draws():
+    rng = np.random.default_rng(0)
+    masses = np.array([24.3, 24.3, 1.0])
+    velocities = moves.random_velocities(0.7, masses, rng)
+    assert moves.kinetic_energy(velocities, masses) == pytest.approx(0.7)
+    draws = [moves.redraw_kinetic_energy(2.0, 4, rng) for _ in range(2000)]
+    assert max(draws) < 2.0
+    # KE = limit U^(2/(3N)): mean = limit * (3N/2)/(3N/2+1) = 2 * 6/7
+    assert np.mean(draws) == pytest.approx(2.0 * 6 / 7, rel=0.02)
+
+
+# ----------------------------------------------------- committee rejection
+def test_committee_restriction_rejects_moves():
+    settings = small_settings(committee_std_max=1.0)  # meV/atom: needs V/N >= 10
+    sampler = Sampler(np.array([12] * 4), VolumeCommittee(), settings)
+    sampler.initialise()
+    w = sampler.walkers
+    # put walker 0 just above the limit volume, then try to compress it
+    w.cells[0] *= (10.2 * 4 / w.volume[0]) ** (1 / 3)
+    w.positions[0] = moves.wrap_positions(w.positions[0], w.cells[0])
+    w.volume[0] = moves.cell_volume(w.cells[0])
+    sampler.step["volume"] = 2.0
+    for _ in range(300):
+        sampler.cell_move(0, np.inf, "volume")
+        assert w.volume[0] / 4 >= 10.0
+        assert w.committee_std[0] * 1000 <= 1.0 + 1e-12
+    # compressions were proposed and refused, expansions accepted
+    assert 0 < sampler.total_accepts["volume"] < sampler.total_attempts["volume"]
+
+
+def test_calculator_without_std_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="energy_std_per_atom"):
+        run_nested_sampling({"Mg": 4}, FastLennardJones(), small_settings(committee_std_max=60.0),
+                            tmp_path / "x")
+
+
+# --------------------------------------------------------------- full runs
+@pytest.fixture(scope="module")
+def lj_run(tmp_path_factory):
+    prefix = tmp_path_factory.mktemp("ns") / "lj4"
+    log = io.StringIO()
+    summary = run_nested_sampling({"Mg": 4}, FastLennardJones(), small_settings(max_iter=80), prefix, log=log)
+    return prefix, summary, log.getvalue()
+
+
+def test_energies_header_and_monotonic(lj_run):
+    prefix, summary, _ = lj_run
+    header, rows = read_energies(output_paths(prefix)["energies"])
+    assert header == "8 1 0 False 4"
+    assert len(rows) == summary["n_iter"] == 80
+    np.testing.assert_array_equal(rows[:, 0], np.arange(80))
+    assert np.all(np.diff(rows[:, 1]) <= 0)
+    line = open(output_paths(prefix)["energies"]).read().splitlines()[1]
+    assert re.fullmatch(r"0 -?\d+\.\d{60} \d+\.\d{60}", line)
+
+
+def test_traj_frames_consistent(lj_run):
+    prefix, summary, _ = lj_run
+    paths = output_paths(prefix)
+    _, rows = read_energies(paths["energies"])
+    frames = read(paths["traj"], index=":")
+    assert len(frames) == 80
+    pressure = gpa_to_ev_per_a3(10.0)
+    comment = open(paths["traj"]).read().splitlines()[1]
+    keys = [k for k in re.findall(r"(\w+)=", comment) if k not in ("Lattice", "Properties", "pbc")]
+    assert keys == INFO_ORDER
+    assert not re.search(r"(^| )(energy|free_energy)=", comment) and "forces" not in comment
+    for frame in frames[::7]:
+        row = rows[frame.info["iter"]]
+        assert frame.info["volume"] == row[2] and frame.info["ns_energy"] == row[1]
+        assert frame.get_volume() == pytest.approx(row[2], rel=1e-9)
+        assert frame.calc is None
+        np.testing.assert_allclose(frame.get_masses(), 24.305)
+        fractional = frame.get_scaled_positions(wrap=False)
+        assert np.all(fractional > -1e-7) and np.all(fractional < 1 + 1e-7)
+        kinetic = frame.get_kinetic_energy()
+        assert frame.info["ns_KE"] == pytest.approx(kinetic, rel=1e-6)
+        assert kinetic < frame.info["KEmax"]
+        frame.calc = FastLennardJones()
+        enthalpy = frame.get_potential_energy() + pressure * frame.get_volume() + kinetic
+        # positions are written with 8 decimals: tight where forces are moderate
+        assert frame.info["ns_energy"] == pytest.approx(enthalpy, rel=1e-6, abs=1e-5)
+        assert min_aspect_ratio(frame.cell.array) >= 0.65
+
+
+def test_final_walkers_below_last_limit(lj_run):
+    prefix, summary, _ = lj_run
+    _, rows = read_energies(output_paths(prefix)["energies"])
+    final = read(output_paths(prefix)["final"], index=":")
+    assert len(final) == 8
+    assert max(f.info["ns_energy"] for f in final) < rows[-1, 1]
+    assert summary["stop_reason"] == "max_iter"
+    assert set(summary["acceptance"]) == {"md", "volume", "shear", "stretch"}
+    assert summary["n_calls"] > 80 * 8
+
+
+def test_log_has_progress(lj_run):
+    _, _, log = lj_run
+    assert re.search(r"iter 8 H_lim .* T_estimate .* accept md=", log)
+
+
+def test_same_seed_same_files_other_seed_differs(tmp_path):
+    calc = FastLennardJones()
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        run_nested_sampling(["Mg"] * 3, calc, small_settings(max_iter=20, seed=seed), tmp_path / name)
+    for kind in ("energies", "traj", "final"):
+        a, b, c = (output_paths(tmp_path / n)[kind].read_text() for n in "abc")
+        assert a == b
+        assert a != c
+
+
+def test_n_cull_two(tmp_path):
+    run_nested_sampling({"Mg": 3}, FastLennardJones(), small_settings(max_iter=15, n_cull=2, traj_interval=3),
+                        tmp_path / "c2")
+    header, rows = read_energies(output_paths(tmp_path / "c2")["energies"])
+    assert header == "8 2 0 False 3"
+    assert len(rows) == 30
+    np.testing.assert_array_equal(rows[:, 0], np.repeat(np.arange(15), 2))
+    assert np.all(np.diff(rows[:, 1]) <= 0)
+    frames = read(output_paths(tmp_path / "c2")["traj"], index=":")
+    assert [f.info["config_n_global"] for f in frames] == list(range(2, 30, 3))
+
+
+def test_lj_run_gets_denser(tmp_path):
+    settings = small_settings(max_iter=450, traj_interval=0)
+    run_nested_sampling({"Mg": 4}, FastLennardJones(), settings, tmp_path / "dense")
+    _, rows = read_energies(output_paths(tmp_path / "dense")["energies"])
+    early, late = rows[50:100], rows[-50:]
+    assert late[:, 1].mean() < early[:, 1].mean()
+    # from gas (~35 A^3/atom) towards the Mg-like LJ liquid/solid (~21-23 A^3/atom)
+    assert late[:, 2].mean() < 0.8 * early[:, 2].mean()
+    assert late[:, 2].mean() / 4 < 26.0
+    assert output_paths(tmp_path / "dense")["traj"].read_text() == ""
+
+
+def test_committee_restriction_and_stop_in_runs(tmp_path):
+    common = dict(n_walkers=10, walk_length=12, max_iter=300, seed=1, traj_interval=1)
+    # without the restriction this system goes well below 10 A^3/atom
+    free = run_nested_sampling({"Mg": 4}, VolumeCommittee(epsilon=0.2, sigma=2.0, cutoff=5.0),
+                               small_settings(**common), tmp_path / "free")
+    _, free_rows = read_energies(output_paths(tmp_path / "free")["energies"])
+    assert free_rows[:, 2].min() / 4 < 9.0
+    assert free["stop_reason"] == "max_iter"
+
+    run_nested_sampling({"Mg": 4}, VolumeCommittee(epsilon=0.2, sigma=2.0, cutoff=5.0),
+                        small_settings(committee_std_max=1.0, **common), tmp_path / "restricted")
+    frames = read(output_paths(tmp_path / "restricted")["traj"], index=":")
+    stds = np.array([f.info["committee_std"] for f in frames])
+    volumes = np.array([f.info["volume"] for f in frames]) / 4
+    assert stds * 1000 == pytest.approx(10.0 / volumes)  # recorded std belongs to the walker
+    assert np.all(volumes >= 10.0) and np.all(stds * 1000 <= 1.0)
+
+    stopped = run_nested_sampling({"Mg": 4}, VolumeCommittee(epsilon=0.2, sigma=2.0, cutoff=5.0),
+                                  small_settings(committee_stop_std=0.9, committee_stop_fraction=0.8, **common),
+                                  tmp_path / "stopped")
+    assert stopped["stop_reason"] == "committee"
+    assert stopped["n_iter"] < 300
+    final = read(output_paths(tmp_path / "stopped")["final"], index=":")
+    above = sum(f.info["committee_std"] * 1000 > 0.9 for f in final)
+    assert above >= 0.8 * len(final)
+
+
+def test_converge_down_to_T_stops(tmp_path):
+    summary = run_nested_sampling({"Mg": 3}, FastLennardJones(),
+                                  small_settings(max_iter=3000, converge_down_to_T=20000.0), tmp_path / "conv")
+    assert summary["stop_reason"] == "converged"
+    assert summary["n_iter"] < 3000
+
+
+def test_settings_validation(tmp_path):
+    with pytest.raises(ConfigError, match="n_cull"):
+        small_settings(n_cull=8).validate()
+    with pytest.raises(ConfigError, match="move_fractions"):
+        small_settings(move_fractions={"md": 0.5, "swap": 0.5}).validate()
+    with pytest.raises(ConfigError, match="kemax_max_T"):
+        small_settings(pressure_gpa=0.0, kemax_max_T=None).validate()
+    with pytest.raises(ConfigError, match="walk_lenght"):
+        NSSettings.from_dict({"n_walkers": 8, "walk_lenght": 8, "pressure_gpa": 1.0})
+    with pytest.raises(ConfigError, match="symbols"):
+        run_nested_sampling({"Xx": 2}, FastLennardJones(), small_settings(), tmp_path / "bad")
