@@ -13,5 +13,6 @@ main_guard(
     snakemake.output.candidates,
     snakemake.output.configs,
     snakemake.output.plot,
+    final_path=snakemake.input.final,
     log_path=snakemake.log[0],
 )

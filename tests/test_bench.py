@@ -177,3 +177,21 @@ def test_plot_ev_writes_file(tmp_path, eam_curves):
     assert path.stat().st_size > 10_000
     with pytest.raises(DataError):
         plot_ev({}, tmp_path / "empty.png")
+
+
+def test_collapsing_relaxation_is_abandoned_and_reported():
+    """A model that collapses the cell must not hang the benchmark: the
+    relaxation stops once the volume leaves the sane range and says why."""
+    from nestdb.bench import build_structure, elastic_constants, relax_cell
+    from nestdb.calculators import FastLennardJones
+
+    # sigma far below the Mg bond length: the cell wants to shrink a lot.
+    calc = FastLennardJones(epsilon=0.5, sigma=1.2, cutoff=4.0)
+    start = build_structure("fcc")
+    relaxed, info = relax_cell(start, calc, fmax=1e-3, max_steps=200)
+    assert not info["converged"]
+    assert "volume changed" in info["abandoned"]
+    assert info["steps"] < 200
+    result = elastic_constants(start, calc, symmetry="cubic", delta=0.01, n_steps=3, max_steps=50)
+    assert result["relaxation"]["abandoned"]
+    assert result["volume_per_atom"] == pytest.approx(start.get_volume() / len(start))

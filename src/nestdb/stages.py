@@ -106,11 +106,32 @@ def explore(block: dict, pressure_gpa: float, cycle: int, out_prefix: str | Path
 
 
 # --------------------------------------------------------------------------- analyse
+def _count_samples(energies_path: str | Path) -> int:
+    """Number of sample lines after the header of a ``.energies`` file."""
+    with open(energies_path) as handle:
+        return max(sum(1 for line in handle if line.strip()) - 1, 0)
+
+
 def analyse_run(energies_path: str | Path, table_path: str | Path, temperatures_path: str | Path,
                 plot_path: str | Path, grid: dict, title: str = "") -> None:
-    """Thermodynamics of one run: a table over T, per-sample temperatures, a plot."""
-    from nestdb.thermo import analyse, plot_analysis, read_energies, sample_temperatures
+    """Thermodynamics of one run: a table over T, per-sample temperatures, a plot.
 
+    A run the committee stopped before its first iteration has no samples:
+    it gets an empty table and a plot that says so (its selection falls back
+    to the final live set), instead of failing the cycle.
+    """
+    from nestdb.thermo import TABLE_COLUMNS, analyse, plot_analysis, read_energies, sample_temperatures
+
+    header = ["line", "iter", "enthalpy", "volume", "temp"]
+    if _count_samples(energies_path) == 0:
+        log.warning("%s has no samples (run stopped before its first iteration)", energies_path)
+        import pandas as pd
+
+        pd.DataFrame(columns=list(TABLE_COLUMNS)).to_csv(table_path, index=False)
+        with open(temperatures_path, "w", newline="") as handle:
+            csv.writer(handle).writerow(header)
+        _plot_message(plot_path, f"{title}: no NS samples (stopped before the first iteration)")
+        return
     energies = read_energies(energies_path)
     temperatures = np.arange(grid["t_min"], grid["t_max"] + 0.5 * grid["t_step"], grid["t_step"])
     table = analyse(energies, temperatures)
@@ -118,37 +139,71 @@ def analyse_run(energies_path: str | Path, table_path: str | Path, temperatures_
     sample_t = sample_temperatures(energies)
     with open(temperatures_path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["line", "iter", "enthalpy", "volume", "temp"])
+        writer.writerow(header)
         for line, (it, h, v, t) in enumerate(zip(energies.iters, energies.enthalpy, energies.volume, sample_t)):
             writer.writerow([line, int(it), repr(float(h)), repr(float(v)), repr(float(t))])
     plot_analysis(table, plot_path, title=title, n_atoms=energies.n_atoms)
     log.info("analysed %d samples of %s", len(energies.enthalpy), energies_path)
 
 
+def _plot_message(path: str | Path, message: str) -> None:
+    """A placeholder figure for the report when there is nothing to plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+    ax.axis("off")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def read_sample_temperatures(path: str | Path) -> np.ndarray:
     """Per-sample temperatures written by :func:`analyse_run`, indexed by ``.energies`` line."""
-    data = np.genfromtxt(path, delimiter=",", names=True)
-    return np.atleast_1d(data["temp"])
+    with open(path) as handle:
+        rows = list(csv.DictReader(handle))
+    return np.array([float(row["temp"]) for row in rows])
 
 
 # --------------------------------------------------------------------------- select
 def select_run(traj_path: str | Path, summary_path: str | Path, temperatures_path: str | Path,
                rule: dict, cycle: int, pressure_gpa: float, weight_alpha: float,
-               candidates_path: str | Path, configs_dir: str | Path, plot_path: str | Path) -> list[Atoms]:
-    """Apply the cycle's selection rule to one run; one file per chosen configuration."""
+               candidates_path: str | Path, configs_dir: str | Path, plot_path: str | Path,
+               final_path: str | Path | None = None) -> list[Atoms]:
+    """Apply the cycle's selection rule to one run; one file per chosen configuration.
+
+    A run the committee stopped before its first cull has no culled samples;
+    its final configuration is then the lowest-enthalpy walker of the final
+    live set (``final_path``), for rules that ask for the final configuration.
+    """
     from nestdb.select import select_configurations
 
-    frames = read(traj_path, index=":")
-    if not frames:
-        raise DataError(f"{traj_path}: no culled configurations to select from (did the NS run write any?)")
-    sample_t = read_sample_temperatures(temperatures_path)
-    # config_n_global is the .energies line of a culled configuration (any n_cull).
-    lines = [int(f.info.get("config_n_global", f.info["iter"])) for f in frames]
-    if max(lines) >= len(sample_t):
-        raise DataError(f"{traj_path} has samples beyond the end of {temperatures_path}: rerun the analysis")
-    frame_t = sample_t[lines]
     summary = json.loads(Path(summary_path).read_text())
     stopped_early = summary.get("stop_reason") == "committee"
+    frames = read(traj_path, index=":") if Path(traj_path).stat().st_size > 0 else []
+    wants_final = rule["kind"] == "final" or (stopped_early and rule.get("if_stopped_early") == "final")
+    if frames:
+        sample_t = read_sample_temperatures(temperatures_path)
+        # config_n_global is the .energies line of a culled configuration (any n_cull).
+        lines = [int(f.info.get("config_n_global", f.info["iter"])) for f in frames]
+        if max(lines) >= len(sample_t):
+            raise DataError(f"{traj_path} has samples beyond the end of {temperatures_path}: rerun the analysis")
+        frame_t = sample_t[lines]
+    elif wants_final and final_path is not None:
+        live = read(final_path, index=":")
+        frames = [min(live, key=lambda atoms: atoms.info["ns_energy"])]
+        # No culled sample resolves any temperature; the study's database writes -inf there.
+        frame_t = np.array([-np.inf])
+        log.warning("%s: no culled samples (%s after %s iterations); using the lowest-enthalpy final walker",
+                    traj_path, summary.get("stop_reason"), summary.get("n_iter"))
+    else:
+        raise DataError(
+            f"{traj_path}: the run has no culled configurations (stopped: {summary.get('stop_reason')} after "
+            f"{summary.get('n_iter')} iterations), so rule {rule['kind']!r} has nothing to choose from; "
+            "use `select: {kind: final}` for such runs or loosen the committee limits."
+        )
     chosen = select_configurations(frames, frame_t, rule, stopped_early=stopped_early, cycle=cycle,
                                    pressure_gpa=pressure_gpa, weight_alpha=weight_alpha,
                                    source=str(traj_path))
@@ -305,7 +360,8 @@ def run_benchmarks(calculator_for, bench: dict, element: str) -> tuple[list[dict
     name = elastic_cfg["structure"]
     symmetry = "hexagonal" if name == "hcp" else "cubic"
     elastic = elastic_constants(build_structure(name, element=element), calculator_for(f"elastic_{name}"),
-                                symmetry=symmetry, delta=elastic_cfg["delta"], n_steps=elastic_cfg["n_steps"])
+                                symmetry=symmetry, delta=elastic_cfg["delta"], n_steps=elastic_cfg["n_steps"],
+                                fmax=elastic_cfg["relax_fmax"], max_steps=elastic_cfg["relax_max_steps"])
     elastic["structure"] = name
     return rows, elastic
 
@@ -342,6 +398,13 @@ def bench_reference(spec: dict, bench: dict, element: str, ev_path: str | Path,
     Path(elastic_path).write_text(json.dumps(_jsonable(elastic), indent=2))
 
 
+def _relaxed(elastic: dict) -> bool:
+    """Whether the cell and all internal relaxations of an elastic calculation converged."""
+    cell = (elastic.get("relaxation") or {}).get("converged", True)
+    internal = (elastic.get("internal_relaxation") or {}).get("all_converged", True)
+    return bool(cell and internal)
+
+
 def bench_model(model_dir: str | Path, bench: dict, element: str, reference_ev_path: str | Path,
                 reference_elastic_path: str | Path, ev_path: str | Path, ev_plot_path: str | Path,
                 elastic_path: str | Path, summary_path: str | Path) -> dict:
@@ -366,9 +429,12 @@ def bench_model(model_dir: str | Path, bench: dict, element: str, reference_ev_p
     keys = [k for k in ref_elastic if k.startswith("C") and len(k) == 3]
     with open(elastic_path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["constant", "model_GPa", "reference_GPa", "difference_GPa"])
+        # Unconverged relaxations are shown next to the numbers they affect.
+        writer.writerow(["constant", "model_GPa", "reference_GPa", "difference_GPa",
+                         "model_relaxed", "reference_relaxed"])
         for key in keys:
-            writer.writerow([key, elastic[key], ref_elastic[key], elastic[key] - ref_elastic[key]])
+            writer.writerow([key, elastic[key], ref_elastic[key], elastic[key] - ref_elastic[key],
+                             _relaxed(elastic), _relaxed(ref_elastic)])
     # Energy differences between structures are what matters for phase stability.
     ev_rmse = {}
     for name in bench["structures"]:

@@ -7,6 +7,7 @@ checkpoint select:
     input:
         traj=rules.ns.output.traj,
         summary=rules.ns.output.summary,
+        final=rules.ns.output.final,
         temperatures=rules.analyse.output.temperatures,
     output:
         candidates="results/select/cycle{cycle}/P{pressure}GPa/candidates.extxyz",

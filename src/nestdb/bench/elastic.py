@@ -23,6 +23,10 @@ _N_PATTERNS = {"cubic": 1, "hexagonal": 4, "trigonal_high": 4, "trigonal_low": 3
                "tetragonal": 2, "orthorhombic": 3, "monoclinic": 4, "triclinic": 6}
 
 
+#: A relaxation whose volume leaves this range (ratio to the start) is abandoned.
+VOLUME_RATIO_LIMITS = (0.5, 2.0)
+
+
 def _max_residual(filtered) -> float:
     """Largest force-like component the optimizer sees (eV/Å, cell dofs included)."""
     forces = filtered.get_forces()
@@ -88,9 +92,21 @@ def relax_cell(
         work, scalar_pressure=pressure_gpa * GPA, hydrostatic_strain=hydrostatic_strain
     )
     opt = _OPTIMIZERS[optimizer](filtered, logfile=None)
-    converged = bool(opt.run(fmax=fmax, steps=max_steps))
+    # A poor model (an early cycle's fit) can collapse or explode a cell; a
+    # collapsed cell has so many neighbours that each call takes minutes.
+    # Stop such a relaxation and report it instead of waiting.
+    start_volume = work.get_volume()
+    converged, abandoned = False, ""
+    for converged in opt.irun(fmax=fmax, steps=max_steps):
+        ratio = work.get_volume() / start_volume
+        if not VOLUME_RATIO_LIMITS[0] < ratio < VOLUME_RATIO_LIMITS[1]:
+            abandoned = f"volume changed by a factor {ratio:.2f}"
+            converged = False
+            break
+    converged = bool(converged)
     info = {
         "converged": converged,
+        "abandoned": abandoned,
         "steps": int(opt.nsteps),
         "final_fmax": _max_residual(filtered),
         "energy_per_atom": float(work.get_potential_energy()) / len(work),
@@ -167,7 +183,11 @@ def elastic_constants(
     relaxation = None
     cell = atoms.copy()
     if relax:
-        cell, relaxation = relax_cell(cell, calculator, fmax=fmax, max_steps=max_steps)
+        relaxed, relaxation = relax_cell(cell, calculator, fmax=fmax, max_steps=max_steps)
+        # An abandoned (collapsing/exploding) relaxation leaves no meaningful
+        # cell: strain the starting structure instead and say so.
+        if not relaxation["abandoned"]:
+            cell = relaxed
     cell.set_constraint()
     cell.calc = calculator
 
