@@ -13,6 +13,8 @@ rule bench_reference:
         element=config["elements"][0],
     log:
         "logs/bench/reference.log",
+    benchmark:
+        "results/benchmarks/bench_reference.tsv"
     resources:
         runtime=240,
     conda:
@@ -49,6 +51,8 @@ rule bench:
         model_dir=lambda wc: model_dir(wc.cycle),
     log:
         "logs/bench/cycle{cycle}.log",
+    benchmark:
+        "results/benchmarks/bench/cycle{cycle}.tsv"
     conda:
         "../../envs/fit.yaml"
     script:

@@ -25,6 +25,8 @@ rule fit:
         settings=dict(config["fit"], elements=config["elements"]),
     log:
         "logs/fit/cycle{cycle}.log",
+    benchmark:
+        "results/benchmarks/fit/cycle{cycle}.tsv"
     threads: 2
     resources:
         runtime=240,

@@ -16,6 +16,8 @@ rule label:
         python=PYTHON,
     log:
         "logs/label/cycle{cycle}_P{pressure}GPa/{config_id}.log",
+    benchmark:
+        "results/benchmarks/label/cycle{cycle}_P{pressure}GPa/{config_id}.tsv"
     threads: 1
     resources:
         runtime=120,
@@ -46,6 +48,8 @@ rule gather_labels:
         max_failed_fraction=config["label"]["max_failed_fraction"],
     log:
         "logs/label/cycle{cycle}_gather.log",
+    benchmark:
+        "results/benchmarks/gather_labels/cycle{cycle}.tsv"
     conda:
         "../../envs/label.yaml"
     script:

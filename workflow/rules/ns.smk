@@ -14,6 +14,8 @@ rule ns:
         prefix=lambda wc: ns_prefix(wc.cycle, wc.pressure),
     log:
         "logs/ns/cycle{cycle}_P{pressure}GPa.log",
+    benchmark:
+        "results/benchmarks/ns/cycle{cycle}_P{pressure}GPa.tsv"
     resources:
         runtime=720,
     conda:
@@ -45,6 +47,8 @@ rule analyse:
         title=lambda wc: f"cycle {wc.cycle}, {wc.pressure} GPa",
     log:
         "logs/analyse/cycle{cycle}_P{pressure}GPa.log",
+    benchmark:
+        "results/benchmarks/analyse/cycle{cycle}_P{pressure}GPa.tsv"
     conda:
         "../../envs/ns.yaml"
     script:

@@ -24,6 +24,8 @@ checkpoint select:
         weight_alpha=config["select"]["weight_alpha"],
     log:
         "logs/select/cycle{cycle}_P{pressure}GPa.log",
+    benchmark:
+        "results/benchmarks/select/cycle{cycle}_P{pressure}GPa.tsv"
     conda:
         "../../envs/ns.yaml"
     script:
