@@ -36,7 +36,7 @@ def test_schema_fills_defaults(config):
     assert config["ns"]["n_cull"] == 1
     assert config["ns"]["move_fractions"] == {"md": 0.21, "volume": 0.31, "shear": 0.24, "stretch": 0.24}
     assert config["label"]["max_failed_fraction"] == 0.5
-    assert config["bench"]["elastic"]["n_steps"] == 5
+    assert config["bench"]["elastic"]["relax_max_steps"] == 30
     assert config["analyse"]["t_step"] == 10
 
 

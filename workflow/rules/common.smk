@@ -14,6 +14,12 @@ from nestdb.config import (
     select_rule,
 )
 
+# One BLAS/OpenMP thread per job unless the user says otherwise: Snakemake
+# already runs jobs side by side, and GPAW's threads fighting over the same
+# cores made single points 10x slower. Jobs inherit this environment.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
 # Relative paths in the config (e.g. an EAM file) are relative to the working directory.
 check_config(config, base_dir=os.getcwd())
 
