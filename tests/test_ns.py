@@ -262,3 +262,18 @@ def test_settings_validation(tmp_path):
         NSSettings.from_dict({"n_walkers": 8, "walk_lenght": 8, "pressure_gpa": 1.0})
     with pytest.raises(ConfigError, match="symbols"):
         run_nested_sampling({"Xx": 2}, FastLennardJones(), small_settings(), tmp_path / "bad")
+
+
+def test_initial_walkers_respect_the_committee_limit():
+    # std = 10/(V/N) meV/atom: a 0.4 meV/atom limit needs V/N >= 25 A^3, which
+    # the V^N prior below 40 A^3/atom gives often but not always.
+    sampler = Sampler(np.array([12] * 4), VolumeCommittee(), small_settings(n_walkers=20,
+                                                                           committee_std_max=0.4))
+    sampler.initialise()
+    assert sampler.n_init_above_committee_limit == 0
+    assert np.all(sampler.walkers.committee_std * 1000 <= 0.4)
+    assert np.all(sampler.walkers.volume / 4 >= 25.0)
+    # An impossible limit keeps walkers (the stop criterion must see them) and counts them.
+    impossible = Sampler(np.array([12] * 4), VolumeCommittee(), small_settings(n_walkers=2, committee_std_max=1e-6))
+    impossible.initialise()
+    assert impossible.n_init_above_committee_limit == impossible.settings.n_walkers

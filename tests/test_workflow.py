@@ -118,6 +118,11 @@ def test_fast_run_ns_outputs(fast_run):
     assert np.all(np.isfinite(enthalpies)) and np.all(np.diff(enthalpies) <= 0)
     summary = json.loads(prefix.with_suffix(".summary.json").read_text())
     assert summary["stop_reason"] in ("converged", "max_iter")
+    import pandas as pd
+
+    table = pd.read_csv(workdir / "results/analyse/cycle0/P5GPa/thermo.csv")
+    assert np.all(np.isfinite(table.Cp)) and np.all(table.Cp > 0)
+    assert np.all(np.isfinite(table.V)) and table.V.iloc[0] < table.V.iloc[-1]
 
 
 @pytest.mark.slow

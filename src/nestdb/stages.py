@@ -94,6 +94,10 @@ def explore(block: dict, pressure_gpa: float, cycle: int, out_prefix: str | Path
         spec["model"] = str(model_dir)
     calculator = make_calculator(spec, base_dir=Path.cwd())
     settings = ns_engine_settings(block, pressure_gpa)
+    # Independent runs: the same seed at every pressure and cycle would start
+    # every run from the same random walkers.
+    settings["seed"] = int(np.random.SeedSequence(
+        [int(block.get("seed", 0)), int(cycle), int(round(float(pressure_gpa) * 1000))]).generate_state(1)[0])
     settings["config_type"] = f"{_system_name(block['composition'])}_P{pressure_gpa:g}GPa_c{cycle}"
     Path(out_prefix).parent.mkdir(parents=True, exist_ok=True)
     stream = open(progress_path, "a") if progress_path else None

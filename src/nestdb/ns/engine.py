@@ -129,20 +129,32 @@ class Sampler:
         under the start ceiling, KE drawn uniformly in momentum space below KEmax."""
         s, w, n_atoms = self.settings, self.walkers, self.n_atoms
         ceiling = s.start_energy_ceiling_per_atom * n_atoms + self.pressure * self.v_max
+        std_limit = s.committee_std_max
+        self.n_init_above_committee_limit = 0
         for index in range(s.n_walkers):
+            candidate = None
             for _ in range(MAX_INIT_TRIES):
                 volume = self.v_max * self.rng.random() ** (1.0 / (n_atoms + 1))
                 if volume < self.v_min:
                     continue
                 cell = self._random_cell(volume)
-                positions = self.rng.random((n_atoms, 3)) @ cell
-                result = self.evaluate(positions, cell)
-                if result.energy + self.pressure * volume < ceiling:
+                trial_positions = self.rng.random((n_atoms, 3)) @ cell
+                trial = self.evaluate(trial_positions, cell)
+                if not trial.energy + self.pressure * volume < ceiling:
+                    continue
+                candidate = (trial_positions, cell, volume, trial)
+                # The committee limit holds for initial walkers as for moves:
+                # drawing from the prior until it is met is the same restriction.
+                if std_limit is None or trial.std_per_atom is None or trial.std_per_atom * 1e3 <= std_limit:
                     break
-            else:
+            if candidate is None:
                 raise ConfigError(
                     f"no random initial walker had PE + PV below start_energy_ceiling_per_atom="
                     f"{s.start_energy_ceiling_per_atom} after {MAX_INIT_TRIES} tries; raise it")
+            positions, cell, volume, result = candidate
+            if std_limit is not None and result.std_per_atom is not None and result.std_per_atom * 1e3 > std_limit:
+                # Kept so that the committee stop criterion can see the model is unusable here.
+                self.n_init_above_committee_limit += 1
             kinetic = moves.redraw_kinetic_energy(
                 min(self.kemax, ceiling - result.energy - self.pressure * volume), n_atoms, self.rng)
             w.positions[index] = positions

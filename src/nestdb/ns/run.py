@@ -156,6 +156,7 @@ def run_nested_sampling(symbols: list[str] | dict[str, int], calculator, setting
         "stop_reason": stop_reason,
         "n_calls": n_calls,
         "n_init_calls": n_init_calls,
+        "n_init_above_committee_limit": sampler.n_init_above_committee_limit,
         "wall_s": wall,
         "calls_per_s": n_calls / wall if wall > 0 else float("nan"),
         "iters_per_s": iteration / wall if wall > 0 else float("nan"),
