@@ -55,9 +55,14 @@ def ns_model_input(wildcards):
 
 
 def mpi_launcher(wildcards, resources):
-    """`srun -n N` (or another launcher) when the profile gives the rule `mpi` and `tasks`."""
+    """`srun -n N` (or another launcher) when the profile gives the rule `mpi` and `tasks`.
+
+    Only GPAW runs inside the Python process; CASTEP (and the `potential`
+    stand-in) must run as one Python process that starts the code itself
+    (`CASTEP_COMMAND="srun castep.mpi"` uses the job's tasks).
+    """
     launcher = resources.get("mpi")
-    if not launcher:
+    if not launcher or config["label"]["code"] != "gpaw":
         return ""
     return f"{shlex.quote(str(launcher))} -n {int(resources.get('tasks', 1))}"
 

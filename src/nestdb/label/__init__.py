@@ -1,7 +1,7 @@
 """DFT (or potential) single-point labelling of selected configurations.
 
-Each code is a :class:`Labeller` in its own module (``gpaw``, ``potential``);
-a new code (CASTEP, VASP, Quantum ESPRESSO) is a subclass plus one entry in
+Each code is a :class:`Labeller` in its own module (``gpaw``, ``castep``,
+``potential``); a new code (VASP, Quantum ESPRESSO) is a subclass plus one entry in
 ``core._LABELLER_CLASSES``. See :mod:`nestdb.label.core` for the keys and sign
 conventions of labelled records.
 """

@@ -36,6 +36,7 @@ from nestdb.units import GPA
 #: so that a code whose package is missing only fails when it is chosen).
 _LABELLER_CLASSES: dict[str, str] = {
     "gpaw": "nestdb.label.gpaw:GpawLabeller",
+    "castep": "nestdb.label.castep:CastepLabeller",
     "potential": "nestdb.label.potential:PotentialLabeller",
 }
 KNOWN_LABELLERS: tuple[str, ...] = tuple(_LABELLER_CLASSES)
