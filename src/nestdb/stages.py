@@ -248,6 +248,14 @@ def _plot_selection(frames: list[Atoms], temperatures: np.ndarray, chosen: list[
     right.set_xscale("log")
     right.set_xlabel("sample temperature (K)")
     right.set_ylabel("H / atom (eV)")
+    # The first culls of a random start (overlapping atoms) are orders of
+    # magnitude above the rest: show the part of the run that matters.
+    top = max(np.quantile(enthalpy, 0.9), chosen_h.max() if len(chosen_h) else -np.inf)
+    bottom = enthalpy.min()
+    if np.isfinite(top) and top > bottom:
+        margin = 0.05 * (top - bottom)
+        for axis in (left, right):
+            axis.set_ylim(bottom - margin, top + margin)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
