@@ -306,11 +306,16 @@ def _monotone_hermite_slopes(x: np.ndarray, y: np.ndarray, slopes: np.ndarray) -
     sufficient (Fritsch & Carlson 1980); huge exact slopes (zero variance on
     a plateau) are therefore harmless.
     """
-    secant = np.diff(y) / np.diff(x)
+    with np.errstate(over="ignore", divide="ignore"):
+        secant = np.diff(y) / np.diff(x)
     limit = np.empty_like(slopes)
     limit[0], limit[-1] = 3 * secant[0], 3 * secant[-1]
     limit[1:-1] = 3 * np.minimum(secant[:-1], secant[1:])
-    return np.clip(np.nan_to_num(slopes, nan=0.0, posinf=np.inf), 0.0, limit)
+    clamped = np.clip(np.nan_to_num(slopes, nan=0.0, posinf=np.inf), 0.0, limit)
+    # Nodes a hair apart (a short, hot run) overflow the secant; a zero slope
+    # keeps the interpolant monotone there and finite.
+    clamped[~np.isfinite(clamped)] = 0.0
+    return clamped
 
 
 def _check_grid(t_min: float, t_max: float, n_grid: int, caller: str) -> None:
@@ -452,7 +457,7 @@ def sample_temperatures(energies: NSEnergies, kB: float = KB_EV_PER_K, t_min: fl
     result = np.full(h.shape, t_min)
     if keep.sum() >= 2:
         x, y = mean_h[keep], log_t[keep]
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", over="ignore"):
             exact_slope = kB * np.exp(y) / grid["var_h"][keep]
         spline = CubicHermiteSpline(x, y, _monotone_hermite_slopes(x, y, exact_slope))
         inside = (h > x[0]) & (h < x[-1])
