@@ -142,11 +142,9 @@ def check_config(config: dict, base_dir: str | Path = ".") -> None:
             f"fit.reference_energies has no entry for {sorted(missing)}: give the isolated-atom "
             "energy (eV) of every element, e.g. `reference_energies: {Mg: 0.0}` for GPAW energies."
         )
-    label = config["label"]
-    if label["code"] == "potential":
-        if "potential" not in label:
-            raise ConfigError("label.code is 'potential' but label.potential (a calculator spec) is missing.")
-        _check_calculator_files(label["potential"], "label.potential", base_dir)
+    spec = labeller_spec(config)
+    if spec["code"] == "potential":
+        _check_calculator_files(spec["potential"], "label.potential", base_dir)
 
 
 def _check_calculator_files(spec: dict, where: str, base_dir: Path) -> None:

@@ -164,11 +164,11 @@ def _plot_message(path: str | Path, message: str) -> None:
     plt.close(fig)
 
 
-def read_sample_temperatures(path: str | Path) -> np.ndarray:
-    """Per-sample temperatures written by :func:`analyse_run`, indexed by ``.energies`` line."""
+def read_sample_temperatures(path: str | Path) -> dict[str, np.ndarray]:
+    """Per-sample ``iter``, ``enthalpy`` and ``temp`` written by :func:`analyse_run`."""
     with open(path) as handle:
         rows = list(csv.DictReader(handle))
-    return np.array([float(row["temp"]) for row in rows])
+    return {key: np.array([float(row[key]) for row in rows]) for key in ("iter", "enthalpy", "temp")}
 
 
 # --------------------------------------------------------------------------- select
@@ -182,19 +182,16 @@ def select_run(traj_path: str | Path, summary_path: str | Path, temperatures_pat
     its final configuration is then the lowest-enthalpy walker of the final
     live set (``final_path``), for rules that ask for the final configuration.
     """
-    from nestdb.select import select_configurations
+    from nestdb.select import frame_temperatures, select_configurations
 
     summary = json.loads(Path(summary_path).read_text())
     stopped_early = summary.get("stop_reason") == "committee"
     frames = read(traj_path, index=":") if Path(traj_path).stat().st_size > 0 else []
     wants_final = rule["kind"] == "final" or (stopped_early and rule.get("if_stopped_early") == "final")
     if frames:
-        sample_t = read_sample_temperatures(temperatures_path)
-        # config_n_global is the .energies line of a culled configuration (any n_cull).
-        lines = [int(f.info.get("config_n_global", f.info["iter"])) for f in frames]
-        if max(lines) >= len(sample_t):
-            raise DataError(f"{traj_path} has samples beyond the end of {temperatures_path}: rerun the analysis")
-        frame_t = sample_t[lines]
+        samples = read_sample_temperatures(temperatures_path)
+        frame_t = frame_temperatures(frames, samples["iter"].astype(int), samples["enthalpy"], samples["temp"],
+                                     source=str(traj_path))
     elif wants_final and final_path is not None:
         live = read(final_path, index=":")
         frames = [min(live, key=lambda atoms: atoms.info["ns_energy"])]
@@ -447,14 +444,15 @@ def bench_model(model_dir: str | Path, bench: dict, element: str, reference_ev_p
     from nestdb.bench import fit_eos, plot_ev
     from nestdb.fit.committee import CommitteeACECalculator
 
-    rows, elastic = run_benchmarks(lambda name, atoms: CommitteeACECalculator(model_dir), bench, element)
-    model = pd.DataFrame(rows)
+    model = CommitteeACECalculator(model_dir)
+    rows, elastic = run_benchmarks(lambda name, atoms: model, bench, element)
+    model_ev = pd.DataFrame(rows)
     reference = pd.read_csv(reference_ev_path)
-    model.to_csv(ev_path, index=False)
+    model_ev.to_csv(ev_path, index=False)
     curves = {"model": {}, "reference": {}}
     eos = {}
     for name in bench["structures"]:
-        curves["model"][name] = model[model.structure == name]
+        curves["model"][name] = model_ev[model_ev.structure == name]
         curves["reference"][name] = reference[reference.structure == name]
         eos[name] = {side: _jsonable(fit_eos(curves[side][name])) for side in ("model", "reference")}
     plot_ev(curves, ev_plot_path)
