@@ -9,5 +9,6 @@ main_guard(
     snakemake.output.plot,
     snakemake.params.grid,
     title=snakemake.params.title,
+    transitions_path=snakemake.output.transitions,
     log_path=snakemake.log[0],
 )

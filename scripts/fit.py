@@ -6,7 +6,7 @@ from nestdb.stages import fit_cycle, main_guard
 main_guard(
     fit_cycle,
     list(snakemake.input),
-    snakemake.params.settings,
+    dict(snakemake.params.settings, n_jobs=snakemake.threads),
     str(Path(snakemake.output.committee).parent),
     log_path=snakemake.log[0],
 )

@@ -1,4 +1,4 @@
-"""Snakemake entry point of rule `gather_labels`: one cycle's labelled database."""
+"""Snakemake entry point of rule `gather_labels`: one cycle's labelled database, failures and cost."""
 from nestdb.stages import gather_labels, main_guard
 
 main_guard(
@@ -7,5 +7,7 @@ main_guard(
     snakemake.output.database,
     snakemake.output.table,
     snakemake.params.max_failed_fraction,
+    failures_path=snakemake.output.failures,
+    cost_path=snakemake.output.cost,
     log_path=snakemake.log[0],
 )

@@ -14,5 +14,7 @@ main_guard(
     snakemake.output.configs,
     snakemake.output.plot,
     final_path=snakemake.input.final,
+    weight_rescale=snakemake.params.weight_rescale,
+    order_plot_path=snakemake.output.order_plot,
     log_path=snakemake.log[0],
 )

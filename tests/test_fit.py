@@ -333,3 +333,173 @@ def test_fit_real_magnesium_subset(tmp_path):
     energy = atoms.get_potential_energy()
     # absolute scale: E0 is added back, so energies are on CASTEP's scale
     assert energy / len(atoms) == pytest.approx(subset[0].info["dft_energy"] / len(atoms), abs=0.1)
+
+
+# ---------------------------------------------------------------- design rows, solver, calibration, export
+
+def test_virial_rows_match_calculator_stress(emt_model):
+    """Finite-difference virial rows . c reproduce -stress * V of the written potential."""
+    from nestdb.fit import compute_features
+
+    out, frames, _ = emt_model
+    settings = validate_fit_settings({**SMALL_BASIS, "elements": ["Al"], "reference_energies": {"Al": 0.0}})
+    committee = load_committee(out)
+    features, info = compute_features(frames[:3], settings)
+    prediction = predict_frames(out, frames[:3])
+    for k, rows in enumerate(features):
+        assert rows.force_rows.shape == (3 * len(frames[k]), committee.mean_coefficients.size)
+        virial = rows.virial_rows @ committee.mean_coefficients
+        assert np.allclose(virial, prediction["virial"][k], atol=1e-6 * max(1.0, np.abs(virial).max()))
+        forces = rows.force_rows @ committee.mean_coefficients
+        assert np.allclose(forces.reshape(-1, 3), prediction["forces"][k], atol=1e-8)
+    assert info["n_computed"] == 3 and info["n_cached"] == 0
+
+
+def test_feature_cache_reuses_rows_and_parallel_rows_agree(tmp_path):
+    from nestdb.fit import compute_features
+
+    frames = emt_al_frames(5, seed=21)
+    settings = validate_fit_settings({**SMALL_BASIS, "elements": ["Al"], "reference_energies": {"Al": 0.0}})
+    first, info = compute_features(frames, settings, cache_dir=tmp_path)
+    assert info["n_computed"] == 5
+    again, info = compute_features(frames, settings, cache_dir=tmp_path, n_jobs=2)
+    assert info["n_cached"] == 5 and info["n_computed"] == 0
+    assert all(np.array_equal(a.force_rows, b.force_rows) and np.array_equal(a.virial_rows, b.virial_rows)
+               for a, b in zip(first, again))
+    # a truncated cache file is recomputed; another basis gets its own rows
+    victim = next((tmp_path / info["basis_key"]).glob("*.npz"))
+    victim.write_bytes(b"garbage")
+    _, info = compute_features(frames, settings, cache_dir=tmp_path)
+    assert info["n_computed"] == 1
+    other = validate_fit_settings({**settings, "cutoff": 5.0})
+    parallel, info = compute_features(frames, other, cache_dir=tmp_path, n_jobs=2)
+    serial, _ = compute_features(frames, other)
+    assert info["n_computed"] == 5
+    assert all(np.allclose(a.phi, b.phi) and np.allclose(a.force_rows, b.force_rows)
+               for a, b in zip(parallel, serial))
+
+
+def test_bayesian_ridge_on_normal_equations_matches_sklearn():
+    from sklearn.linear_model import BayesianRidge
+
+    from nestdb.fit.bayesian import NormalEquations, bayesian_ridge
+
+    rng = np.random.default_rng(0)
+    design = rng.normal(size=(400, 12)) * rng.uniform(0.01, 100, 12)
+    target = design @ rng.normal(size=12) + rng.normal(0, 0.3, 400)
+    blocks = [(design[i:i + 7], target[i:i + 7]) for i in range(0, 400, 7)]
+    fit = bayesian_ridge(NormalEquations.from_blocks(blocks, 12))
+    scale = np.sqrt(np.mean(design ** 2, axis=0))
+    reference = BayesianRidge(fit_intercept=False, max_iter=1000, tol=1e-10).fit(design / scale, target)
+    assert np.allclose(fit.mean, reference.coef_ / scale, rtol=1e-5)
+    assert fit.alpha == pytest.approx(reference.alpha_, rel=1e-4)
+    assert np.allclose(fit.covariance, reference.sigma_ / np.outer(scale, scale), rtol=1e-4)
+    draws = fit.sample(4000, seed=1)
+    assert np.allclose(np.cov(draws.T), fit.covariance, atol=0.1 * np.abs(fit.covariance).max())
+
+
+def test_calibration_factor_and_summary():
+    from nestdb.fit.calibration import calibration_factor, calibration_summary, rescale_committee
+
+    std = np.array([1.0, 2.0, 3.0, 4.0])
+    error = 10 * std
+    factor = calibration_factor(std, error)
+    assert factor == pytest.approx(10.0)
+    summary = calibration_summary(factor * std, error)
+    assert summary["ratio"] == pytest.approx(1.0) and summary["spearman"] == pytest.approx(1.0)
+    assert calibration_factor(np.zeros(3), error[:3]) == 1.0
+    mean = np.array([1.0, -1.0])
+    members = np.array([[2.0, 0.0], [0.0, -2.0]])
+    assert np.allclose(rescale_committee(mean, members, 3.0), [[4.0, 2.0], [-2.0, -4.0]])
+
+
+@pytest.mark.parametrize("method", ["posterior", "bootstrap"])
+def test_calibrated_committee_outputs(tmp_path, method):
+    frames = emt_al_frames(30, seed=31, scale_range=(0.9, 1.1))
+    settings = {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")},
+                "committee_size": 4, "committee_method": method, "calibration_fraction": 0.2,
+                "test_fraction": 0.2, "seed": 2, **SMALL_BASIS}
+    metrics = fit_linear_ace(frames, settings, tmp_path)
+    calibration = metrics["calibration"]
+    factor = calibration["factor"]
+    assert factor > 0 and calibration["held_out_configs"] == 5
+    raw, calibrated = calibration["test_raw"], calibration["test_calibrated"]
+    assert calibrated["std_rms"] == pytest.approx(factor * raw["std_rms"], rel=1e-6)
+    assert float(np.load(tmp_path / "committee.npz")["calibration_factor"]) == pytest.approx(factor)
+    for name in ("potential.yace", "calibration.png", "model_card.md", "committee/member_03.yace"):
+        assert (tmp_path / name).is_file(), name
+    card = (tmp_path / "model_card.md").read_text()
+    assert f"{factor:.2f}" in card and "Spearman" in card
+
+
+def test_yace_export_gives_the_yaml_energy(emt_model):
+    from pyace import PyACECalculator
+
+    out, frames, _ = emt_model
+    atoms = frames[2].copy()
+    atoms.calc = PyACECalculator(str(out / "potential.yaml"))
+    from_yaml = atoms.get_potential_energy()
+    atoms.calc = PyACECalculator(str(out / "potential.yace"))
+    assert atoms.get_potential_energy() == pytest.approx(from_yaml, abs=1e-8)
+    committee = load_committee(out)
+    atoms.calc = PyACECalculator(str(out / "committee" / "member_01.yace"))
+    member = atoms.get_potential_energy() + len(atoms) * committee.reference_energies["Al"]
+    calc = CommitteeACECalculator(out)
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    assert member == pytest.approx(calc.results["energy_committee"][1], abs=1e-8)
+
+
+def test_element_without_reference_energy_names_file_and_configuration(tmp_path):
+    frames = emt_al_frames(3, seed=14)
+    frames[2].numbers[0] = 29  # one Cu atom
+    path = tmp_path / "mixed.extxyz"
+    write(path, frames, format="extxyz")
+    loaded = load_training_frames([path], log=lambda message: None)
+    with pytest.raises(ConfigError, match=r"mixed\.extxyz, configuration 2.*'Cu'"):
+        fit_linear_ace(loaded, {"elements": ["Al"], "reference_energies": {"Al": 0.0}, **SMALL_BASIS},
+                       tmp_path / "model")
+
+
+def test_stratified_split_on_real_magnesium_files():
+    from nestdb.fit import stratified_split
+    from nestdb.fit.dataset import frame_groups
+
+    files = [MG_CYCLE0, MG_CYCLE0.with_name("cycle_1.edb.extxyz")]
+    if not all(f.is_file() for f in files):
+        pytest.skip(f"shared Mg data not found at {MG_CYCLE0.parent}")
+    frames = load_training_frames(files, log=lambda message: None)
+    train, test = stratified_split(frames, 0.2, seed=0)
+    assert len(frames) == 1139 and len(test) == round(0.2 * 1139)
+    groups = [frame_groups(frames[i]) for i in test]
+    cycle0 = [g["pressure"] for g in groups if g["cycle"] == "0"]
+    # cycle 0: 11 pressures with 100 configurations each -> exactly 20 each in the test set
+    assert sorted(set(cycle0), key=float) == sorted({"0", "1", "5", "10", "15", "20", "25", "30", "35", "40", "45"}, key=float)
+    assert all(cycle0.count(p) == 20 for p in set(cycle0))
+    assert sum(g["cycle"] == "1" for g in groups) in (7, 8)
+    assert not set(train) & set(test)
+
+
+def test_fitted_reference_energy_recovers_a_shift(tmp_path):
+    """A wrong E0 (+0.2 eV) is corrected by fit.fit_reference_energies; the committee stays consistent."""
+    frames = emt_al_frames(16, seed=41)
+    true_e0 = _emt_isolated_energy("Al")
+    settings = {"elements": ["Al"], "reference_energies": {"Al": true_e0 + 0.2}, "test_fraction": 0.0,
+                "calibration_fraction": 0.0, "committee_size": 4, **SMALL_BASIS}
+    fit_linear_ace(frames, {**settings, "fit_reference_energies": True}, tmp_path / "fitted")
+    model = json.loads((tmp_path / "fitted" / "model.json").read_text())
+    assert model["reference_energies_given"]["Al"] == pytest.approx(true_e0 + 0.2)
+    # the ACE functions cannot make a constant, so the fitted E0 takes the shift
+    assert model["reference_energies"]["Al"] != pytest.approx(true_e0 + 0.2, abs=1e-3)
+    committee = load_committee(tmp_path / "fitted")
+    assert committee.reference_energies["Al"] == pytest.approx(model["reference_energies"]["Al"])
+    calc = CommitteeACECalculator(tmp_path / "fitted")
+    atoms = frames[0].copy()
+    atoms.calc = calc
+    energy = atoms.get_potential_energy()
+    assert energy / len(atoms) == pytest.approx(frames[0].info["dft_energy"] / len(atoms), abs=0.01)
+    members = calc.results["energy_committee"]
+    phi = committee.summed_projections(calc._ace.projections, atoms.get_chemical_symbols())
+    expected = committee.coefficients @ phi + len(atoms) * (committee.reference_energies["Al"]
+                                                            + committee.onebody_deviation[:, 0])
+    assert np.allclose(members, expected, atol=1e-9)

@@ -219,3 +219,44 @@ def test_gpaw_unconverged_scf_is_a_failed_record(tmp_path):
     assert labelled.info["label_status"] == "failed"
     assert labelled.info["label_error"].startswith("KohnShamConvergenceError: SCF not converged")
     assert "dft_energy" not in labelled.info
+
+
+@pytest.mark.gpaw
+def test_gpaw_labels_an_mg_cell_once_through_the_cache(tmp_path):
+    pytest.importorskip("gpaw")
+    from nestdb.label.driver import LabelPolicy, label_with_policy
+
+    # Two-atom hcp cell, rattled; coarse k-points (the cache is under test, not convergence).
+    labeller = make_labeller({"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 250},
+                                                       "kpts": {"density": 1.0, "gamma": True}}})
+    policy = LabelPolicy(cache_dir=str(tmp_path / "cache"))
+    atoms = bulk("Mg", "hcp", a=3.2, c=5.2)
+    atoms.rattle(0.05, seed=4)
+    first = label_with_policy(atoms, labeller, tmp_path / "raw", policy)
+    assert first.info["label_status"] == "ok", first.info.get("label_error")
+    assert first.info["label_cached"] is False and first.info["label_cpu_s"] > 0
+    assert np.abs(first.arrays["dft_forces"]).max() > 1e-3  # rattled: real forces
+    np.testing.assert_allclose(first.arrays["dft_forces"].sum(axis=0), 0, atol=1e-3)
+    again = label_with_policy(atoms[::-1], labeller, tmp_path / "again", policy)
+    assert again.info["label_cached"] is True
+    assert not (tmp_path / "again" / "gpaw.txt").exists()  # GPAW did not run
+    assert again.info["dft_energy"] == pytest.approx(first.info["dft_energy"], abs=1e-10)
+    np.testing.assert_allclose(again.arrays["dft_forces"], first.arrays["dft_forces"][::-1], atol=1e-7)
+
+
+@pytest.mark.gpaw
+def test_gpaw_isolated_mg_atom_energy(tmp_path):
+    pytest.importorskip("gpaw")
+    import json
+
+    from nestdb.stages import isolated_atom_energy
+
+    # 8 A box, 250 eV: ~4 CPU-s. GPAW energies are relative to its reference atoms: E0 of Mg is ~0.
+    spec = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 250}}}
+    result = isolated_atom_energy("Mg", spec, tmp_path / "Mg.json", tmp_path / "raw", box=8.0)
+    assert json.loads((tmp_path / "Mg.json").read_text()) == result
+    assert abs(result["energy"]) < 0.2
+    assert result["magnetic_moment"] == 0.0  # closed-shell 3s2 atom
+    assert result["settings_hash"] == make_labeller(spec).settings_hash
+    text = (tmp_path / "raw" / "gpaw.txt").read_text()
+    assert "Number of BZ points: 1\n" in text  # Gamma only, not the bulk k-point density

@@ -143,13 +143,15 @@ def fake_castep(source: Path) -> str:
 
 
 @needs_shared
-def test_real_output_is_read_as_free_energy(tmp_path, monkeypatch):
+def test_real_output_energies_as_the_study_recorded_them(tmp_path, monkeypatch):
     monkeypatch.setenv("CASTEP_COMMAND", fake_castep(POINTS / "mg_0000.castep"))
     atoms = read_cell(POINTS / "mg_0000.cell")
     labelled = label_configuration(atoms, study_labeller(), tmp_path / "raw")
     assert labelled.info["label_status"] == "ok", labelled.info.get("label_error")
-    # last 'Final free energy (E-TS)' line of mg_0000.castep (full 700 eV cut-off)
-    assert labelled.info["dft_energy"] == pytest.approx(-27023.21817931, abs=1e-6)
+    # 'Total energy corrected for finite basis set' of mg_0000.castep, the study's dft_energy
+    assert labelled.info["dft_energy"] == -27023.218180
+    # last 'Final free energy (E-TS)' line (full 700 eV cut-off)
+    assert labelled.info["dft_free_energy"] == pytest.approx(-27023.21817931, abs=1e-9)
     assert labelled.arrays["dft_forces"].shape == (len(atoms), 3)
     assert labelled.info["dft_stress"].shape == (9,)
 
@@ -170,3 +172,19 @@ def test_unconverged_scf_is_a_failure(tmp_path, monkeypatch):
     assert labelled.info["label_status"] == "failed"
     assert "SCF not converged" in labelled.info["label_error"]
     assert "max_scf_cycles" in labelled.info["label_error"]
+
+
+def test_isolated_atom_inputs_are_gamma_only_and_spin_polarised(tmp_path, monkeypatch):
+    from nestdb.errors import DataError
+    from nestdb.stages import isolated_atom_energy
+
+    monkeypatch.setenv("CASTEP_COMMAND", "false")
+    with pytest.raises(DataError, match="isolated Fe atom"):
+        isolated_atom_energy("Fe", {"code": "castep"}, tmp_path / "Fe.json", tmp_path / "raw")
+    param = parse_freeform(tmp_path / "raw" / "castep.param")
+    cell = parse_freeform(tmp_path / "raw" / "castep.cell")
+    assert param["spin_polarized"].lower() == "true"
+    assert float(param["cut_off_energy"]) == 700  # the labelling settings otherwise
+    assert float(cell["kpoints_mp_spacing"]) == 1.0
+    assert "SPIN=" in (tmp_path / "raw" / "castep.cell").read_text().upper()
+    assert not (tmp_path / "Fe.json").exists()

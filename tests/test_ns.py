@@ -255,7 +255,7 @@ def test_settings_validation(tmp_path):
     with pytest.raises(ConfigError, match="n_cull"):
         small_settings(n_cull=8).validate()
     with pytest.raises(ConfigError, match="move_fractions"):
-        small_settings(move_fractions={"md": 0.5, "swap": 0.5}).validate()
+        small_settings(move_fractions={"md": 0.5, "jump": 0.5}).validate()
     with pytest.raises(ConfigError, match="kemax_max_T"):
         small_settings(pressure_gpa=0.0, kemax_max_T=None).validate()
     with pytest.raises(ConfigError, match="walk_lenght"):

@@ -14,7 +14,7 @@ from ase.io import read, write
 
 from nestdb.errors import ConfigError, DataError
 from nestdb.select import (KNOWN_RULES, frame_temperatures, merge_databases, pressure_tag, select_configurations,
-                           validate_rule)
+                           structure_key, validate_rule)
 from nestdb.thermo import read_energies, sample_temperatures
 from nestdb.units import gpa_to_ev_per_a3
 
@@ -69,9 +69,15 @@ def test_temperature_window_fewer_than_count_warns_and_takes_all():
     frames, temps = _synthetic_run()
     rule = {"kind": "temperature_window", "t_min": 1000.0, "t_max": 1200.0, "count": 50}
     n_eligible = int(np.sum((temps >= 1000.0) & (temps <= 1200.0)))
-    with pytest.warns(UserWarning, match="fewer than"):
+    with pytest.warns(UserWarning, match=rf"only {n_eligible} frames lie in 1000-1200 K.*if_fewer: min"):
         selected = _select(frames, temps, rule)
     assert len(selected) == n_eligible > 0
+    with pytest.raises(DataError, match=rf"mg8_P10: only {n_eligible} frames.*if_fewer: fail"):
+        _select(frames, temps, {**rule, "if_fewer": "fail"})
+    with pytest.raises(DataError, match="if_fewer: fail"):
+        _select(frames, temps, rule, min_policy="fail")
+    with pytest.raises(DataError, match="rule 'last' asks for 500 frames but the run has 200"):
+        _select(frames, temps, {"kind": "last", "count": 500, "if_fewer": "fail"})
 
 
 def test_empty_window_names_window_run_and_range():
@@ -119,6 +125,17 @@ def test_weights_follow_enthalpy_above_final():
         assert atoms.info["weight"] == pytest.approx(math.exp(-alpha * (atoms.info["enthalpy"] - h_final)))
     assert selected[-1].info["weight"] == 1.0 and selected[0].info["weight"] < 1.0
     assert all(a.info["weight"] == 1.0 for a in _select(frames, temps, rule, weight_alpha=0.0))
+    rescaled = _select(frames, temps, rule, weight_alpha=alpha, weight_rescale="mean")
+    raw = np.array([a.info["weight"] for a in selected])
+    np.testing.assert_allclose([a.info["weight"] for a in rescaled], raw / raw.mean(), rtol=1e-12)
+    assert np.mean([a.info["weight"] for a in rescaled]) == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="weight_rescale"):
+        _select(frames, temps, rule, weight_rescale="sum")
+    # A hot window far above the final enthalpy: raw weights underflow, rescaled ones stay finite.
+    hot = _select(frames, temps, {"kind": "temperature_window", "t_min": 4000, "t_max": 5000, "count": 5},
+                  weight_alpha=20.0, weight_rescale="mean")
+    hot_w = np.array([a.info["weight"] for a in hot])
+    assert np.all(np.isfinite(hot_w)) and hot_w.mean() == pytest.approx(1.0) and hot_w.max() > 1.0
     with pytest.raises(ConfigError, match="weight_alpha"):
         _select(frames, temps, rule, weight_alpha=-1.0)
 
@@ -193,6 +210,8 @@ def test_bad_inputs_raise_data_errors():
     ({"kind": "temperature_window", "t_min": "a", "t_max": 200, "count": 3}, r"select\.rules\[1\]\.t_min"),
     ({"kind": "temperature_window", "t_min": 1, "t_max": 200, "count": 3, "if_stopped_early": "skip"},
      r"select\.rules\[1\]\.if_stopped_early"),
+    ({"kind": "last", "count": 3, "if_fewer": "max"}, r"select\.rules\[1\]\.if_fewer.*min, fail"),
+    ({"kind": "final", "if_fewer": "min"}, r"select\.rules\[1\]\.if_fewer.*allowed"),
     ("final", r"select\.rules\[1\].*mapping"),
 ])
 def test_validate_rule_errors(rule, match):
@@ -235,11 +254,15 @@ def test_merge_databases_drops_duplicates_keeps_first(tmp_path):
     paths = [tmp_path / "a.xyz", tmp_path / "b.xyz", tmp_path / "c.xyz"]
     for path, db in zip(paths, (first, second, other_cycle)):
         write(path, db, format="extxyz")
+    # The cycle-1 frame is the same structure as the last cycle-0 one: dropped by structure.
     summary = merge_databases(paths, tmp_path / "out" / "merged.xyz")
-    assert summary["n_read"] == 26 and summary["n_written"] == 16 and summary["n_duplicates"] == 10
-    merged = read(tmp_path / "out" / "merged.xyz", index=":")
-    ids = [a.info["config_id"] for a in merged]
+    assert summary["n_read"] == 26 and summary["n_written"] == 15 and summary["n_duplicates"] == 11
+    assert summary["n_duplicate_ids"] == 10 and summary["n_duplicate_structures"] == 1
+    by_id_only = merge_databases(paths, tmp_path / "out" / "ids.xyz", by_structure=False)
+    assert by_id_only["n_written"] == 16
+    ids = [a.info["config_id"] for a in read(tmp_path / "out" / "ids.xyz", index=":")]
     assert len(set(ids)) == 16 and ids[-1].startswith("c1_")
+    merged = read(tmp_path / "out" / "merged.xyz", index=":")
     by_id = {a.info["config_id"]: a for a in merged}
     kept = by_id[first[0].info["config_id"]]
     assert kept.info["weight"] == 1.0 and "dft_energy" not in kept.info  # the first file's copy
@@ -297,3 +320,38 @@ def test_real_short_run_has_no_low_temperature_frames():
     final = select_configurations(frames, temps, {"kind": "final"}, stopped_early=True, cycle=1,
                                   pressure_gpa=1.0, source="mg16_1GPa_aseeam")
     assert final[0].info["iter"] == 266
+
+
+def test_structure_key_identifies_same_structure_only():
+    frames, _ = _synthetic_run(n_frames=3)
+    atoms = frames[0]
+    shifted = atoms.copy()
+    shifted.positions += atoms.cell[0]  # a lattice translation of one atom set: same structure
+    assert structure_key(atoms) == structure_key(shifted)
+    moved = atoms.copy()
+    moved.positions[0] += [0.01, 0.0, 0.0]
+    assert structure_key(atoms) != structure_key(moved)
+    assert structure_key(atoms) != structure_key(frames[1])
+
+
+def test_merge_across_pressures_and_cycles_keeps_provenance(tmp_path):
+    paths = []
+    for cycle in (0, 1):
+        for pressure in (0.0, 10.0):
+            frames, temps = _synthetic_run(n_frames=20, pressure_gpa=pressure)
+            for atoms in frames:  # a different structure for every run
+                atoms.positions += 0.1 * cycle + 0.003 * pressure
+            chosen = _select(frames, temps, {"kind": "last", "count": 4}, cycle=cycle, pressure_gpa=pressure,
+                             weight_alpha=0.1, weight_rescale="mean")
+            paths.append(tmp_path / f"c{cycle}_p{pressure:g}.xyz")
+            write(paths[-1], chosen, format="extxyz")
+    summary = merge_databases(paths + paths[:1], tmp_path / "all.xyz")
+    assert summary["n_written"] == 16 and summary["n_duplicates"] == 4
+    merged = read(tmp_path / "all.xyz", index=":")
+    keys = {"cycle", "pressure", "iter", "temp", "enthalpy", "weight", "config_type", "config_id"}
+    assert all(keys <= set(a.info) for a in merged)
+    assert {(a.info["cycle"], a.info["pressure"]) for a in merged} == {(0, 0.0), (0, 10.0), (1, 0.0), (1, 10.0)}
+    for cycle in (0, 1):
+        for pressure in (0.0, 10.0):
+            weights = [a.info["weight"] for a in merged if a.info["cycle"] == cycle and a.info["pressure"] == pressure]
+            assert np.mean(weights) == pytest.approx(1.0)  # rescaled per pressure

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from nestdb.errors import ConfigError, DataError
+from nestdb.cli import main as cli_main
 from nestdb.thermo import (NSEnergies, analyse, log_phase_volume, main, plot_analysis, read_energies,
                            resolved_temperature, sample_temperatures)
 from nestdb.units import KB_EV_PER_K
@@ -304,9 +305,10 @@ def test_cli_prints_table_and_plots(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("# n_walkers  50  n_cull  1")
     rows = np.array([line.split() for line in out[2:]], dtype=float)
-    assert rows.shape == (20, 11)
+    assert rows.shape == (20, 14)  # ns_analyse's columns, *_iter included
     expected = analyse(read_energies(path), 100 + 50 * np.arange(20))
     np.testing.assert_allclose(rows[:, 4], expected["Cp"], rtol=1e-5)
+    np.testing.assert_allclose(rows[:, 12], expected["V"], rtol=1e-5)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = tmp_path / "bad.energies"
     bad.write_text("50 1 0 False 16\n0 1.0")
@@ -329,18 +331,33 @@ def test_plot_analysis_without_atom_count(tmp_path):
 def test_analyse_reproduces_ns_analyse(directory, prefix):
     _need_samples()
     base = SAMPLES / directory / prefix
-    reference = pd.read_csv(f"{base}.analysis", sep=r"\s+", comment="#", header=None, names=ANALYSIS_COLUMNS)
+    reference = pd.read_csv(f"{base}.analysis", sep=r"\s+", comment="#", header=None, names=ANALYSIS_COLUMNS,
+                            dtype=str)
     first_line = Path(f"{base}.analysis").read_text().splitlines()[0].split()
     energies = read_energies(f"{base}.energies")
     assert energies.n_walkers == int(first_line[2]) and energies.n_cull == int(first_line[4])
-    table = analyse(energies, reference["T"].to_numpy())
+    table = analyse(energies, reference["T"].to_numpy(dtype=float))
+    # ns_analyse prints 6 significant digits ('{:g}', ~5e-6 relative): 1e-6 relative cannot be checked
+    # from its output, so every printed digit of ours must be the same (ties at a rounding edge would fail).
     for column in ("log_Z", "F", "U", "Cp", "V", "thermal_exp", "Z_fract"):
+        ours = [f"{value:g}" for value in table[column]]
+        differ = [(t, a, b) for t, a, b in zip(reference["T"], ours, reference[column]) if a != b]
+        assert not differ, f"{prefix} {column}: (T, ours, ns_analyse) {differ[:3]}"
         ref = reference[column].to_numpy(dtype=float)
-        err = np.abs(table[column].to_numpy() - ref)
-        tol = _printed_tolerance(ref)
-        assert np.all(err <= tol), f"{prefix} {column}: worst at T={reference['T'][np.argmax(err / tol)]}"
+        assert np.all(np.abs(table[column].to_numpy() - ref) <= _printed_tolerance(ref))
     for column in ("low_pct_i", "mode_i", "high_pct_i"):
-        np.testing.assert_array_equal(table[column].to_numpy(), reference[column].to_numpy())
+        np.testing.assert_array_equal(table[column].to_numpy(), reference[column].to_numpy(dtype=int))
+
+
+@pytest.mark.parametrize("directory, prefix", SAMPLE_RUNS)
+def test_cli_output_is_byte_identical_to_ns_analyse(directory, prefix, capsys):
+    _need_samples()
+    base = SAMPLES / directory / prefix
+    expected = Path(f"{base}.analysis").read_text()
+    temps = [float(line.split()[0]) for line in expected.splitlines() if not line.startswith("#")]
+    argv = [f"{base}.energies", "-M", f"{temps[0]:g}", "-D", f"{temps[1] - temps[0]:g}", "-n", str(len(temps))]
+    assert cli_main(["analyse", *argv]) == 0
+    assert capsys.readouterr().out == expected
 
 
 def test_sample_temperatures_real_run_monotone_and_span():

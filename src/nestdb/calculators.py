@@ -1,9 +1,10 @@
 """Energy models for nested sampling and benchmarks, built from a small config dict.
 
 ``make_calculator({"type": "lj"})`` and friends return a ready ASE calculator.
-The built-in Lennard-Jones is vectorised (matscipy neighbour list) because the
-nested-sampling engine calls it millions of times; ASE's own ``LennardJones``
-is 5-20x slower for the 8-16 atom cells used here.
+The built-in Lennard-Jones and EAM are fast paths (:mod:`nestdb.potentials`)
+because the nested-sampling engine calls them millions of times; ASE's own
+``EAM`` is 300-500x slower per call for the 8-64 atom cells used here
+(benchmarks/ns_speed.py).
 """
 
 from __future__ import annotations
@@ -11,88 +12,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from ase.calculators.calculator import Calculator, all_changes
-from matscipy.neighbours import neighbour_list
+from ase.calculators.calculator import Calculator
 
-from nestdb.errors import ConfigError
+from nestdb.errors import ConfigError, DataError
+from nestdb.potentials.eam import EAM_KINDS, FastEAM, guess_kind
+from nestdb.potentials.lj import LJ_DEFAULTS, FastLennardJones
 
 KNOWN_CALCULATORS: tuple[str, ...] = ("lj", "eam", "emt", "ace_committee")
-
-#: Mg-like Lennard-Jones defaults. With the energy shifted to zero at the
-#: cutoff (2.5 sigma), static ideal hcp has its minimum at a nearest-neighbour
-#: distance of 3.20 A (fcc 3.197 A) with a cohesive energy of 1.500 eV/atom
-#: (fcc 1.498); real Mg: 3.20 A and 1.51 eV/atom. Checked in
-#: tests/test_calculators.py.
-LJ_DEFAULTS: dict[str, float] = {"epsilon": 0.2007, "sigma": 2.918, "cutoff": 7.295}
+#: Implementations of ``type: eam``: ours (vectorised), ASE's and matscipy's.
+EAM_IMPLEMENTATIONS: tuple[str, ...] = ("nestdb", "ase", "matscipy")
 
 #: Keys each calculator type accepts besides "type".
 _ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
     "lj": ("epsilon", "sigma", "cutoff"),
-    "eam": ("file", "kind"),
+    "eam": ("file", "kind", "implementation"),
     "emt": (),
     "ace_committee": ("model",),
 }
 
-
-class FastLennardJones(Calculator):
-    """Pairwise Lennard-Jones, energy shifted to zero at the cutoff, vectorised.
-
-    E = sum_{i<j, r<rc} 4 eps [(s/r)^12 - (s/r)^6] - e_shift, with forces and
-    the (Voigt, ASE sign convention) stress for periodic cells.
-
-    Parameters
-    ----------
-    epsilon : float
-        Well depth in eV.
-    sigma : float
-        Zero-crossing distance in Angstrom.
-    cutoff : float
-        Interaction cutoff in Angstrom; the pair energy is shifted so it is
-        continuous (not smooth) there.
-    """
-
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
-
-    def __init__(self, epsilon: float = LJ_DEFAULTS["epsilon"], sigma: float = LJ_DEFAULTS["sigma"],
-                 cutoff: float = LJ_DEFAULTS["cutoff"], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        for name, value in (("epsilon", epsilon), ("sigma", sigma), ("cutoff", cutoff)):
-            if not np.isfinite(value) or value <= 0:
-                raise ConfigError(f"calculator key {name!r} must be a positive number, got {value!r}")
-        self.epsilon = float(epsilon)
-        self.sigma = float(sigma)
-        self.cutoff = float(cutoff)
-        sr6 = (self.sigma / self.cutoff) ** 6
-        self.energy_shift = 4.0 * self.epsilon * (sr6 * sr6 - sr6)
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
-        super().calculate(atoms, properties, system_changes)
-        atoms = self.atoms
-        n_atoms = len(atoms)
-        # Full (i, j) list: every pair appears twice, hence the factors 1/2 below.
-        i, j, dist, vec = neighbour_list("ijdD", atoms, self.cutoff)
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            # coinciding atoms (random gas walkers) give inf/nan, which callers reject
-            sr6 = (self.sigma / dist) ** 6
-            pair_energy = 4.0 * self.epsilon * (sr6 * sr6 - sr6) - self.energy_shift
-            # dE/dr divided by r: the force on i from the pair is (dE/dr / r) * D
-            de_dr_over_r = 4.0 * self.epsilon * (-12.0 * sr6 * sr6 + 6.0 * sr6) / (dist * dist)
-        pair_force = de_dr_over_r[:, None] * vec  # force on i from j is +this (D = r_j - r_i)
-
-        energies = 0.5 * np.bincount(i, weights=pair_energy, minlength=n_atoms)
-        forces = np.zeros((n_atoms, 3))
-        for axis in range(3):
-            forces[:, axis] = np.bincount(i, weights=pair_force[:, axis], minlength=n_atoms)
-        energy = float(energies.sum())
-        self.results["energy"] = energy
-        self.results["free_energy"] = energy
-        self.results["energies"] = energies
-        self.results["forces"] = forces
-        if atoms.cell.rank == 3:
-            # stress = (1/V) dE/d(strain) = (1/2V) sum_full_list (dE/dr / r) D (x) D (ASE sign)
-            stress = 0.5 * vec.T @ (de_dr_over_r[:, None] * vec) / atoms.get_volume()
-            self.results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]].copy()
+__all__ = ["EAM_IMPLEMENTATIONS", "KNOWN_CALCULATORS", "LJ_DEFAULTS", "FastEAM", "FastLennardJones",
+           "make_calculator"]
 
 
 def _resolve_file(value: Any, key: str, calc_type: str, base_dir: Path, must_be_dir: bool = False) -> Path:
@@ -122,8 +61,12 @@ def make_calculator(spec: dict, base_dir: str | Path = ".") -> Calculator:
 
         - ``lj``: ``epsilon`` (eV), ``sigma`` (A), ``cutoff`` (A); defaults in
           :data:`LJ_DEFAULTS` are Mg-like (nn distance 3.2 A, 1.5 eV/atom).
-        - ``eam``: ``file`` (LAMMPS potential file), ``kind`` (default
-          ``"eam/fs"``; also ``"eam"``, ``"eam/alloy"``); matscipy's EAM.
+        - ``eam``: ``file`` (LAMMPS potential file), ``kind`` (``"eam/fs"``,
+          ``"eam/alloy"`` or ``"eam"``; default from the file name: ``.fs``
+          eam/fs, ``.alloy``/``.setfl`` eam/alloy, ``.eam`` eam, else eam/fs),
+          ``implementation`` (``"nestdb"``, default: the vectorised
+          :class:`~nestdb.potentials.eam.FastEAM`; ``"ase"``:
+          ``ase.calculators.eam.EAM``; ``"matscipy"``: matscipy's EAM).
         - ``emt``: no keys; ASE's EMT.
         - ``ace_committee``: ``model`` (a fitted committee model directory).
     base_dir : str or Path
@@ -162,18 +105,7 @@ def make_calculator(spec: dict, base_dir: str | Path = ".") -> Calculator:
         return FastLennardJones(**params)
 
     if calc_type == "eam":
-        if "file" not in spec:
-            raise ConfigError("calculator 'eam' needs key 'file' (a LAMMPS eam/eam.fs/eam.alloy potential file)")
-        path = _resolve_file(spec["file"], "file", calc_type, base)
-        kind = spec.get("kind", "eam/fs")
-        if kind not in ("eam", "eam/fs", "eam/alloy"):
-            raise ConfigError(f"calculator 'eam': kind={kind!r} unknown; use 'eam', 'eam/fs' or 'eam/alloy'")
-        from matscipy.calculators.eam import EAM
-
-        try:
-            return EAM(str(path), kind=kind)
-        except Exception as err:  # the parser fails with bare IndexError/ValueError on a wrong kind
-            raise ConfigError(f"calculator 'eam': could not read file={str(path)!r} as {kind!r}: {err}") from err
+        return _make_eam(spec, base)
 
     if calc_type == "emt":
         from ase.calculators.emt import EMT
@@ -187,3 +119,31 @@ def make_calculator(spec: dict, base_dir: str | Path = ".") -> Calculator:
     from nestdb.fit.committee import CommitteeACECalculator
 
     return CommitteeACECalculator(model_dir)
+
+
+def _make_eam(spec: dict, base: Path) -> Calculator:
+    if "file" not in spec:
+        raise ConfigError("calculator 'eam' needs key 'file' (a LAMMPS eam/eam.fs/eam.alloy potential file)")
+    path = _resolve_file(spec["file"], "file", "eam", base)
+    kind = spec.get("kind", guess_kind(path))
+    if kind not in EAM_KINDS:
+        raise ConfigError(f"calculator 'eam': kind={kind!r} unknown; use one of {', '.join(EAM_KINDS)}")
+    implementation = spec.get("implementation", "nestdb")
+    if implementation not in EAM_IMPLEMENTATIONS:
+        raise ConfigError(f"calculator 'eam': implementation={implementation!r} unknown; use one of "
+                          f"{', '.join(EAM_IMPLEMENTATIONS)} (nestdb is the fast one)")
+    try:
+        if implementation == "nestdb":
+            return FastEAM(path, kind=kind)
+        if implementation == "ase":
+            from ase.calculators.eam import EAM as AseEAM
+
+            return AseEAM(potential=str(path), form={"eam": "eam", "eam/alloy": "alloy", "eam/fs": "fs"}[kind])
+        from matscipy.calculators.eam import EAM as MatscipyEAM
+
+        return MatscipyEAM(str(path), kind=kind)
+    except DataError as err:
+        raise ConfigError(f"calculator 'eam': {err}") from err
+    except Exception as err:  # the ASE/matscipy parsers fail with bare IndexError/ValueError on a wrong kind
+        raise ConfigError(f"calculator 'eam': could not read file={str(path)!r} as {kind!r} "
+                          f"with the {implementation} implementation: {err}") from err

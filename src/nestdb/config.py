@@ -16,7 +16,7 @@ from typing import Any
 from nestdb.errors import ConfigError
 
 #: Keys of an NS settings block that are not NSSettings fields.
-_NS_NON_ENGINE_KEYS = ("composition", "calculator")
+_NS_NON_ENGINE_KEYS = ("composition", "calculator", "engine", "pymatnest")
 
 
 def format_pressure(pressure_gpa: float) -> str:
@@ -125,6 +125,9 @@ def check_config(config: dict, base_dir: str | Path = ".") -> None:
                 f"{sorted(elements)}; add them to `elements`."
             )
         _check_calculator_files(block["calculator"], f"{where}.ns.calculator", base_dir)
+        from nestdb.ns.settings import check_ns_block  # NS settings fail here, before any job
+
+        check_ns_block(block, [float(p) for p in cycle_pressures(config, cycle)], f"{where}.ns")
         rule = select_rule(config, cycle)
         if rule["kind"] == "temperature_window":
             for key in ("t_min", "t_max", "count"):

@@ -29,16 +29,22 @@ __all__ = [
     "frame_temperatures",
     "pressure_tag",
     "merge_databases",
+    "structure_key",
+    "IF_FEWER_CHOICES",
+    "WEIGHT_RESCALE_CHOICES",
 ]
 
 KNOWN_RULES = ("temperature_window", "last", "final")
 
 _RULE_KEYS = {
-    "temperature_window": {"required": ("t_min", "t_max", "count"), "optional": ("if_stopped_early",)},
-    "last": {"required": ("count",), "optional": ()},
+    "temperature_window": {"required": ("t_min", "t_max", "count"), "optional": ("if_stopped_early", "if_fewer")},
+    "last": {"required": ("count",), "optional": ("if_fewer",)},
     "final": {"required": (), "optional": ()},
 }
 _STOPPED_EARLY_CHOICES = ("final", "window")
+#: What to do when a rule finds fewer configurations than its count: take them all, or stop.
+IF_FEWER_CHOICES = ("min", "fail")
+WEIGHT_RESCALE_CHOICES = ("none", "mean")
 # Info keys copied verbatim from the culled frame when present.
 _OPTIONAL_INFO = ("committee_std", "ns_KE", "KEmax")
 
@@ -52,8 +58,10 @@ def validate_rule(rule: dict, where: str) -> None:
     ----------
     rule : dict
         E.g. ``{"kind": "temperature_window", "t_min": 200, "t_max": 3000,
-        "count": 100, "if_stopped_early": "final"}``, ``{"kind": "last",
-        "count": 100}`` or ``{"kind": "final"}``.
+        "count": 100, "if_stopped_early": "final", "if_fewer": "min"}``,
+        ``{"kind": "last", "count": 100}`` or ``{"kind": "final"}``.
+        ``if_fewer`` (``min``, default, or ``fail``) says what happens when
+        fewer configurations than ``count`` qualify.
     where : str
         Location of the rule in the configuration, used in messages
         (e.g. ``"select.rules[1]"``).
@@ -80,6 +88,8 @@ def validate_rule(rule: dict, where: str) -> None:
         count = rule["count"]
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
             raise ConfigError(f"{where}.count: must be a positive integer, got {count!r}")
+    if rule.get("if_fewer", "min") not in IF_FEWER_CHOICES:
+        raise ConfigError(f"{where}.if_fewer: must be one of {', '.join(IF_FEWER_CHOICES)}, got {rule['if_fewer']!r}")
     if kind == "temperature_window":
         for key in ("t_min", "t_max"):
             value = rule[key]
@@ -203,6 +213,7 @@ def _evenly_spaced(indices: np.ndarray, count: int) -> np.ndarray:
 
 def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: dict, *, stopped_early: bool,
                           cycle: int, pressure_gpa: float, weight_alpha: float = 0.0,
+                          weight_rescale: str = "none", min_policy: str | None = None,
                           source: str = "") -> list[Atoms]:
     """Select culled NS configurations of one run by a rule.
 
@@ -218,11 +229,15 @@ def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: d
         A rule accepted by :func:`validate_rule`:
 
         * ``temperature_window``: ``count`` frames equally spaced in iteration
-          among those with ``t_min <= T <= t_max`` (all of them, with a
-          warning, if fewer are eligible); ``if_stopped_early: final`` gives
-          the final frame instead when the run stopped early.
+          among those with ``t_min <= T <= t_max``, the first and last
+          eligible ones included; ``if_stopped_early: final`` gives the final
+          frame instead when the run stopped early.
         * ``last``: the last ``count`` frames.
         * ``final``: the last frame only.
+
+        When fewer than ``count`` frames qualify, ``if_fewer: min`` (default)
+        takes all of them with a warning that says how many were found,
+        ``if_fewer: fail`` raises :class:`DataError`.
     stopped_early : bool
         True if the run ended before convergence (e.g. committee stop).
     cycle : int
@@ -232,6 +247,12 @@ def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: d
     weight_alpha : float
         α in 1/eV for the fitting weight ``W = exp(-α (H - H_F))`` with
         ``H_F`` the enthalpy of the run's final frame; 0 gives W = 1.
+    weight_rescale : {'none', 'mean'}
+        ``mean`` divides the run's weights by their mean, so that every
+        pressure (one run each) carries the same total weight per
+        configuration in the fit (method.md §2: "rescaled per pressure").
+    min_policy : {'min', 'fail'}, optional
+        Overrides the rule's ``if_fewer``.
     source : str
         Name of the run, used in messages and stored as ``info['source']``.
 
@@ -250,10 +271,14 @@ def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: d
     ConfigError
         Bad rule or parameters.
     DataError
-        No frames, mismatched lengths, frames without NS info, or an empty
-        temperature window.
+        No frames, mismatched lengths, frames without NS info, an empty
+        temperature window, or too few frames under ``if_fewer: fail``.
     """
+    if min_policy is not None:
+        rule = {**rule, "if_fewer": min_policy}
     validate_rule(rule, f"selection rule for {source or 'run'}")
+    if weight_rescale not in WEIGHT_RESCALE_CHOICES:
+        raise ConfigError(f"weight_rescale must be one of {', '.join(WEIGHT_RESCALE_CHOICES)}, got {weight_rescale!r}")
     name = source or "NS run"
     temps = np.asarray(temperatures, dtype=float)
     if len(frames) == 0:
@@ -274,8 +299,7 @@ def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: d
         chosen = order[-1:]
     elif kind == "last":
         if rule["count"] > len(frames):
-            warnings.warn(f"{name}: rule 'last' asks for {rule['count']} frames but the run has "
-                          f"{len(frames)}; taking all of them", stacklevel=2)
+            _shortfall(rule, name, f"rule 'last' asks for {rule['count']} frames but the run has {len(frames)}")
         chosen = order[-rule["count"]:]
     else:
         t_lo, t_hi = float(rule["t_min"]), float(rule["t_max"])
@@ -287,19 +311,33 @@ def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: d
                             f"the run's frames cover {covered}. Widen the window or run NS longer "
                             "(converge to lower temperature)")
         if eligible.size < rule["count"]:
-            warnings.warn(f"{name}: only {eligible.size} frames lie in {t_lo:g}-{t_hi:g} K, fewer than the "
-                          f"{rule['count']} requested; taking all of them", stacklevel=2)
+            _shortfall(rule, name, f"only {eligible.size} frames lie in {t_lo:g}-{t_hi:g} K, fewer than the "
+                                   f"{rule['count']} requested")
         chosen = _evenly_spaced(eligible, int(rule["count"]))
 
     h_final = float(frames[order[-1]].info["ns_energy"])
+    energies = np.array([float(frames[j].info["ns_energy"]) for j in chosen])
+    # The exponent is <= 0 for every cull above the final one: no overflow.
+    log_weights = -weight_alpha * (energies - h_final)
+    if weight_rescale == "mean" and log_weights.size:
+        # Normalise in log space: the weights of a hot window can all underflow.
+        shifted = np.exp(log_weights - log_weights.max())
+        weights = shifted / shifted.mean()
+    else:
+        weights = np.exp(log_weights)
     selected = []
-    for j in chosen:
-        energy = float(frames[j].info["ns_energy"])
-        weight = math.exp(-weight_alpha * (energy - h_final)) if weight_alpha else 1.0
-        selected.append(_provenance_copy(frames[j], temp=temps[j], weight=weight, cycle=cycle,
+    for j, weight in zip(chosen, weights):
+        selected.append(_provenance_copy(frames[j], temp=temps[j], weight=float(weight), cycle=cycle,
                                          pressure_gpa=pressure_gpa, source=source, index=int(j)))
     _make_ids_unique(selected)
     return selected
+
+
+def _shortfall(rule: dict, name: str, message: str) -> None:
+    if rule.get("if_fewer", "min") == "fail":
+        raise DataError(f"{name}: {message}, and the rule has if_fewer: fail. Set if_fewer: min to take them all, "
+                        "lower count, or run NS longer")
+    warnings.warn(f"{name}: {message}; taking all of them (if_fewer: min)", stacklevel=3)
 
 
 def _check_pressure(atoms: Atoms, pressure_gpa: float, name: str) -> None:
@@ -337,8 +375,24 @@ def _read_extxyz(path: Path) -> list[Atoms]:
         raise DataError(f"merge_databases: cannot read {path} as extended XYZ ({exc})") from None
 
 
-def merge_databases(paths: Iterable[str | Path], out_path: str | Path) -> dict:
-    """Concatenate extxyz databases, dropping repeated ``config_id`` (first kept).
+def structure_key(atoms: Atoms, decimals: int = 6) -> bytes:
+    """Fingerprint of a structure: species, cell and wrapped fractional positions, rounded.
+
+    Two frames with the same key are the same configuration (e.g. one NS
+    sample selected by two rules, or written by two cycles).
+    """
+    frac = np.round(np.mod(atoms.get_scaled_positions(wrap=False), 1.0), decimals) % 1.0
+    parts = (np.asarray(atoms.numbers, dtype=np.int64), np.round(np.asarray(atoms.cell), decimals), frac)
+    return b"|".join(np.ascontiguousarray(p).tobytes() for p in parts)
+
+
+def merge_databases(paths: Iterable[str | Path], out_path: str | Path, by_structure: bool = True) -> dict:
+    """Concatenate extxyz databases, dropping repeated configurations (first kept).
+
+    A frame is a duplicate when its ``config_id`` was seen before or, with
+    ``by_structure``, when an identical structure (:func:`structure_key`)
+    was. Provenance info keys (``cycle``, ``pressure``, ``iter``, ``temp``,
+    ``enthalpy``, ``weight``, ``config_type``, ...) travel unchanged.
 
     Parameters
     ----------
@@ -346,12 +400,14 @@ def merge_databases(paths: Iterable[str | Path], out_path: str | Path) -> dict:
         Selected or labelled extxyz files, in priority order.
     out_path : str or Path
         Output extxyz file (overwritten).
+    by_structure : bool
+        Also drop frames whose structure equals an earlier one.
 
     Returns
     -------
     dict
-        ``{"n_read", "n_written", "n_duplicates", "per_file": {path: n_frames},
-        "out_path"}``.
+        ``{"n_read", "n_written", "n_duplicates", "n_duplicate_ids",
+        "n_duplicate_structures", "per_file": {path: n_frames}, "out_path"}``.
 
     Raises
     ------
@@ -362,9 +418,10 @@ def merge_databases(paths: Iterable[str | Path], out_path: str | Path) -> dict:
 
     paths = [Path(p) for p in paths]
     merged: list[Atoms] = []
-    seen: set[str] = set()
+    seen_ids: set[str] = set()
+    seen_structures: set[bytes] = set()
     per_file: dict[str, int] = {}
-    n_read = 0
+    n_read = n_dup_ids = n_dup_structures = 0
     for path in paths:
         frames = _read_extxyz(path)
         per_file[str(path)] = len(frames)
@@ -374,11 +431,19 @@ def merge_databases(paths: Iterable[str | Path], out_path: str | Path) -> dict:
                 raise DataError(f"merge_databases: frame {j} of {path} has no info key 'config_id'; "
                                 "merge only files written by nestdb.select (or their labelled versions)")
             config_id = str(atoms.info["config_id"])
-            if config_id not in seen:
-                seen.add(config_id)
+            key = structure_key(atoms) if by_structure else None
+            if config_id in seen_ids:
+                n_dup_ids += 1
+            elif key is not None and key in seen_structures:
+                n_dup_structures += 1
+            else:
+                seen_ids.add(config_id)
+                if key is not None:
+                    seen_structures.add(key)
                 merged.append(atoms)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write(out_path, merged, format="extxyz")
     return {"n_read": n_read, "n_written": len(merged), "n_duplicates": n_read - len(merged),
+            "n_duplicate_ids": n_dup_ids, "n_duplicate_structures": n_dup_structures,
             "per_file": per_file, "out_path": str(out_path)}

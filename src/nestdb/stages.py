@@ -60,23 +60,31 @@ def _system_name(composition: dict[str, int]) -> str:
 
 # --------------------------------------------------------------------------- explore
 def explore(block: dict, pressure_gpa: float, cycle: int, out_prefix: str | Path,
-            model_dir: str | Path | None = None, progress_path: str | Path | None = None) -> dict:
+            model_dir: str | Path | None = None, progress_path: str | Path | None = None,
+            resume: bool = False, work_dir: str | Path | None = None) -> dict:
     """Run one constant-pressure NS run of a cycle.
 
     Parameters
     ----------
     block
-        The cycle's merged ``ns`` settings (:func:`nestdb.config.ns_block`).
+        The cycle's merged ``ns`` settings (:func:`nestdb.config.ns_block`);
+        ``engine: pymatnest`` runs pymatnest's ``ns_run`` instead of ours.
     pressure_gpa
         Pressure in GPa.
     cycle
-        Cycle index, used in ``config_type``.
+        Cycle index, used in ``config_type`` and the seed.
     out_prefix
         Prefix of the pymatnest-format output files.
     model_dir
         The previous cycle's fitted model, for ``calculator: {type: ace_committee}``.
     progress_path
         File the NS progress lines are appended to (the rule's log).
+    resume
+        Continue from the restart snapshot if there is one.
+    work_dir
+        Run in this folder (snapshot and partial files) and move the four
+        outputs to ``out_prefix`` only at the end, so that a killed job
+        leaves no partial outputs but a snapshot that its rerun resumes.
 
     Returns
     -------
@@ -86,27 +94,34 @@ def explore(block: dict, pressure_gpa: float, cycle: int, out_prefix: str | Path
     from nestdb.calculators import make_calculator
     from nestdb.config import ns_engine_settings
     from nestdb.ns import NSSettings, run_nested_sampling
+    from nestdb.ns.restart import publish_outputs
 
-    spec = dict(block["calculator"])
-    if spec["type"] == "ace_committee" and "model" not in spec:
-        if model_dir is None:
-            raise DataError(f"cycle {cycle}: an ace_committee calculator needs the previous cycle's model")
-        spec["model"] = str(model_dir)
-    calculator = make_calculator(spec, base_dir=Path.cwd())
     settings = ns_engine_settings(block, pressure_gpa)
     # Independent runs: the same seed at every pressure and cycle would start
     # every run from the same random walkers.
     settings["seed"] = int(np.random.SeedSequence(
         [int(block.get("seed", 0)), int(cycle), int(round(float(pressure_gpa) * 1000))]).generate_state(1)[0])
     settings["config_type"] = f"{_system_name(block['composition'])}_P{pressure_gpa:g}GPa_c{cycle}"
-    Path(out_prefix).parent.mkdir(parents=True, exist_ok=True)
-    stream = open(progress_path, "a") if progress_path else None
-    try:
-        return run_nested_sampling(_symbols(block["composition"]), calculator,
-                                   NSSettings(**settings), out_prefix, log=stream)
-    finally:
-        if stream:
-            stream.close()
+    run_prefix = Path(work_dir) / Path(out_prefix).name if work_dir else Path(out_prefix)
+    run_prefix.parent.mkdir(parents=True, exist_ok=True)
+    if block.get("engine", "nestdb") == "pymatnest":
+        from nestdb.ns.pymatnest import run_pymatnest
+
+        summary = run_pymatnest(block, NSSettings(**settings), run_prefix, log_path=progress_path,
+                                model_dir=model_dir, resume=resume)
+    else:
+        spec = dict(block["calculator"])
+        if spec["type"] == "ace_committee" and "model" not in spec:
+            if model_dir is None:
+                raise DataError(f"cycle {cycle}: an ace_committee calculator needs the previous cycle's model")
+            spec["model"] = str(model_dir)
+        calculator = make_calculator(spec, base_dir=Path.cwd())
+        with open(progress_path, "a") if progress_path else contextlib.nullcontext() as stream:
+            summary = run_nested_sampling(_symbols(block["composition"]), calculator, NSSettings(**settings),
+                                          run_prefix, log=stream, resume=resume)
+    if work_dir:
+        publish_outputs(run_prefix, out_prefix)
+    return summary
 
 
 # --------------------------------------------------------------------------- analyse
@@ -117,21 +132,33 @@ def _count_samples(energies_path: str | Path) -> int:
 
 
 def analyse_run(energies_path: str | Path, table_path: str | Path, temperatures_path: str | Path,
-                plot_path: str | Path, grid: dict, title: str = "") -> None:
+                plot_path: str | Path, grid: dict, title: str = "",
+                transitions_path: str | Path | None = None) -> None:
     """Thermodynamics of one run: a table over T, per-sample temperatures, a plot.
 
+    ``grid`` is the ``analyse`` config block (``t_min``, ``t_max``,
+    ``t_step``; optional ``bootstrap``: number of redrawn NS processes for
+    C_p/<V> error bands, 0 for none). C_p peaks (:func:`nestdb.thermo.detect_transitions`)
+    are marked on the plot and, with ``transitions_path``, written as CSV.
     A run the committee stopped before its first iteration has no samples:
     it gets an empty table and a plot that says so (its selection falls back
     to the final live set), instead of failing the cycle.
     """
-    from nestdb.thermo import TABLE_COLUMNS, analyse, plot_analysis, read_energies, sample_temperatures
+    import dataclasses
+
+    import pandas as pd
+
+    from nestdb.thermo import (TABLE_COLUMNS, Transition, analyse, bootstrap, detect_transitions, plot_analysis,
+                               read_energies, sample_temperatures)
+
+    transition_columns = [f.name for f in dataclasses.fields(Transition)]
 
     header = ["line", "iter", "enthalpy", "volume", "temp"]
     if _count_samples(energies_path) == 0:
         log.warning("%s has no samples (run stopped before its first iteration)", energies_path)
-        import pandas as pd
-
         pd.DataFrame(columns=list(TABLE_COLUMNS)).to_csv(table_path, index=False)
+        if transitions_path:
+            pd.DataFrame(columns=transition_columns).to_csv(transitions_path, index=False)
         with open(temperatures_path, "w", newline="") as handle:
             csv.writer(handle).writerow(header)
         _plot_message(plot_path, f"{title}: no NS samples (stopped before the first iteration)")
@@ -139,14 +166,24 @@ def analyse_run(energies_path: str | Path, table_path: str | Path, temperatures_
     energies = read_energies(energies_path)
     temperatures = np.arange(grid["t_min"], grid["t_max"] + 0.5 * grid["t_step"], grid["t_step"])
     table = analyse(energies, temperatures)
+    if grid.get("bootstrap", 0):
+        errors = bootstrap(energies, temperatures, n_boot=int(grid["bootstrap"]))
+        table = table.assign(U_err=errors["U_err"], Cp_err=errors["Cp_err"], V_err=errors["V_err"])
     table.to_csv(table_path, index=False)
+    transitions = detect_transitions(table, energies.n_atoms) if energies.n_atoms and len(table) >= 3 else []
+    for t in transitions:
+        log.info("C_p peak (%s) at %.0f K, FWHM %.0f K, volume jump %.3g A^3/atom", t.kind, t.temperature,
+                 t.fwhm, t.volume_jump)
+    if transitions_path:
+        pd.DataFrame([dataclasses.asdict(t) for t in transitions], columns=transition_columns).to_csv(
+            transitions_path, index=False)
     sample_t = sample_temperatures(energies)
     with open(temperatures_path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for line, (it, h, v, t) in enumerate(zip(energies.iters, energies.enthalpy, energies.volume, sample_t)):
             writer.writerow([line, int(it), repr(float(h)), repr(float(v)), repr(float(t))])
-    plot_analysis(table, plot_path, title=title, n_atoms=energies.n_atoms)
+    plot_analysis(table, plot_path, title=title, n_atoms=energies.n_atoms, transitions=transitions)
     log.info("analysed %d samples of %s", len(energies.enthalpy), energies_path)
 
 
@@ -175,14 +212,21 @@ def read_sample_temperatures(path: str | Path) -> dict[str, np.ndarray]:
 def select_run(traj_path: str | Path, summary_path: str | Path, temperatures_path: str | Path,
                rule: dict, cycle: int, pressure_gpa: float, weight_alpha: float,
                candidates_path: str | Path, configs_dir: str | Path, plot_path: str | Path,
-               final_path: str | Path | None = None) -> list[Atoms]:
+               final_path: str | Path | None = None, weight_rescale: str = "none",
+               order_plot_path: str | Path | None = None) -> list[Atoms]:
     """Apply the cycle's selection rule to one run; one file per chosen configuration.
+
+    Every chosen configuration gets the info keys ``q4``, ``q6``, ``w6``
+    (Steinhardt, :mod:`nestdb.order`) and ``phase`` (fcc/hcp/bcc/liquid);
+    ``order_plot_path`` receives their Q6-W6 scatter coloured by temperature.
 
     A run the committee stopped before its first cull has no culled samples;
     its final configuration is then the lowest-enthalpy walker of the final
     live set (``final_path``), for rules that ask for the final configuration.
     """
+    from nestdb.order import order_parameters
     from nestdb.select import frame_temperatures, select_configurations
+    from nestdb.thermo.plots import plot_order_parameters
 
     summary = json.loads(Path(summary_path).read_text())
     stopped_early = summary.get("stop_reason") == "committee"
@@ -207,7 +251,13 @@ def select_run(traj_path: str | Path, summary_path: str | Path, temperatures_pat
         )
     chosen = select_configurations(frames, frame_t, rule, stopped_early=stopped_early, cycle=cycle,
                                    pressure_gpa=pressure_gpa, weight_alpha=weight_alpha,
-                                   source=str(traj_path))
+                                   weight_rescale=weight_rescale, source=str(traj_path))
+    for atoms in chosen:
+        atoms.info.update(order_parameters(atoms))
+    if order_plot_path:
+        plot_order_parameters([a.info["q6"] for a in chosen], [a.info["w6"] for a in chosen],
+                              [a.info["temp"] for a in chosen], order_plot_path,
+                              title=f"cycle {cycle}, {pressure_gpa:g} GPa: selected configurations")
     configs_dir = Path(configs_dir)
     configs_dir.mkdir(parents=True, exist_ok=True)
     write(candidates_path, chosen, format="extxyz")
@@ -222,41 +272,17 @@ def select_run(traj_path: str | Path, summary_path: str | Path, temperatures_pat
 def _plot_selection(frames: list[Atoms], temperatures: np.ndarray, chosen: list[Atoms],
                     path: str | Path, title: str) -> None:
     """Enthalpy per atom against iteration and temperature, selected samples marked (study Fig. 2)."""
-    import matplotlib
+    import pandas as pd
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from nestdb.thermo.plots import plot_selection
 
     n_atoms = len(frames[0])
-    iters = np.array([f.info["iter"] for f in frames])
-    enthalpy = np.array([f.info["ns_energy"] for f in frames]) / n_atoms
-    chosen_iter = np.array([a.info["iter"] for a in chosen])
-    chosen_h = np.array([a.info["enthalpy"] for a in chosen]) / n_atoms
-    chosen_t = np.array([a.info["temp"] for a in chosen])
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-    left.plot(iters, enthalpy, lw=0.8, color="0.4", label="culled samples")
-    left.plot(chosen_iter, chosen_h, "o", color="C3", label="selected")
-    left.set_xlabel("NS iteration")
-    left.set_ylabel("H / atom (eV)")
-    left.legend(fontsize=8)
-    finite = np.isfinite(temperatures)
-    right.plot(temperatures[finite], enthalpy[finite], ".", ms=2, color="0.4")
-    right.plot(chosen_t, chosen_h, "o", color="C3")
-    right.set_xscale("log")
-    right.set_xlabel("sample temperature (K)")
-    right.set_ylabel("H / atom (eV)")
-    # The first culls of a random start (overlapping atoms) are orders of
-    # magnitude above the rest: show the part of the run that matters.
-    top = max(np.quantile(enthalpy, 0.9), chosen_h.max() if len(chosen_h) else -np.inf)
-    bottom = enthalpy.min()
-    if np.isfinite(top) and top > bottom:
-        margin = 0.05 * (top - bottom)
-        for axis in (left, right):
-            axis.set_ylim(bottom - margin, top + margin)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    marked = pd.DataFrame({"iter": [a.info["iter"] for a in chosen],
+                           "enthalpy": [a.info["enthalpy"] / n_atoms for a in chosen],
+                           "temp": [a.info["temp"] for a in chosen]})
+    plot_selection(np.array([f.info["iter"] for f in frames]),
+                   np.array([f.info["ns_energy"] for f in frames]) / n_atoms,
+                   np.asarray(temperatures, dtype=float), marked, path, title)
 
 
 # --------------------------------------------------------------------------- label
@@ -270,28 +296,161 @@ def mpi_rank() -> int:
     return 0
 
 
-def label_one(config_path: str | Path, out_path: str | Path, raw_dir: str | Path, spec: dict) -> Atoms:
+def label_one(config_path: str | Path, out_path: str | Path, raw_dir: str | Path, spec: dict,
+              policy: dict | None = None, mpi: str | None = None, tasks: int | None = None) -> Atoms:
     """Label one configuration; a failed calculation is recorded, not raised.
 
     Under MPI every rank runs the calculation (the DFT code parallelises
-    over them) and only rank 0 writes the labelled file.
+    over them) and only rank 0 writes the labelled file and the cache.
+
+    Parameters
+    ----------
+    config_path, out_path
+        Input configuration and labelled record (extended XYZ).
+    raw_dir
+        The code's raw output folder (kept next to the labelled file).
+    spec
+        Labeller spec, ``{"code": ..., <code>: settings}``.
+    policy
+        :class:`nestdb.label.driver.LabelPolicy` fields (cache, timeout,
+        retries, limits); None: no cache, no retry, default limits.
+    mpi, tasks
+        MPI launcher and ranks for codes started as a separate program
+        (CASTEP, VASP, Quantum ESPRESSO), from the job's resources.
     """
-    from nestdb.label import label_configuration, make_labeller
+    from nestdb.label import make_labeller
+    from nestdb.label.driver import LabelPolicy, label_with_policy
+    from nestdb.label.launch import mpi_prefix
 
     atoms = read(config_path, format="extxyz")
     labeller = make_labeller(spec, base_dir=Path.cwd())
+    labeller.set_launcher(mpi_prefix(mpi, tasks))
     Path(raw_dir).mkdir(parents=True, exist_ok=True)
-    labelled = label_configuration(atoms, labeller, Path(raw_dir))
+    # Every rank reads the cache (all must agree to calculate or not); rank 0 writes.
+    labelled = label_with_policy(atoms, labeller, Path(raw_dir), LabelPolicy(**(policy or {})),
+                                 store=mpi_rank() == 0)
     if mpi_rank() == 0:
         write(out_path, labelled, format="extxyz")
-    log.info("%s: %s %s", atoms.info.get("config_id"), labelled.info.get("label_status"),
-             labelled.info.get("label_error", ""))
+    log.info("%s: %s%s %s", atoms.info.get("config_id"), labelled.info.get("label_status"),
+             " (cached)" if labelled.info.get("label_cached") else "", labelled.info.get("label_error", ""))
     return labelled
 
 
+def isolated_atom_energy(element: str, spec: dict, out_path: str | Path, raw_dir: str | Path,
+                         box: float = 12.0, policy: dict | None = None) -> dict:
+    """Isolated-atom reference energy E0 of one element with the labelling settings.
+
+    One atom in a cubic periodic box of edge ``box`` Å, with the element's
+    ground-state magnetic moment (ASE's table) as initial moment, and the
+    labeller's :meth:`~nestdb.label.Labeller.isolated_atom_overrides`: Γ point
+    only, spin-polarised when the atom is magnetic, no cost guard on dilute
+    cells. The cache (``policy``) makes it once per element and settings.
+
+    Parameters
+    ----------
+    element
+        Chemical symbol.
+    spec
+        Labeller spec as for :func:`label_one`.
+    out_path
+        JSON written: ``element``, ``energy`` (eV), ``code``, ``settings_hash``
+        (of the labelling settings, as in the labelled records), ``box`` (Å),
+        ``magnetic_moment`` (μB, initial), ``cpu_s``, ``wall_s``, ``cached``.
+    raw_dir
+        The code's raw output.
+    box
+        Box edge, Å (``label.isolated_atom_box``).
+
+    Raises
+    ------
+    DataError
+        The calculation failed (its reason is in the message and in ``raw_dir``).
+    """
+    from ase.data import atomic_numbers, ground_state_magnetic_moments
+
+    from nestdb.label import make_labeller
+    from nestdb.label.driver import LabelPolicy, label_with_policy
+
+    if element not in atomic_numbers:
+        raise DataError(f"isolated atom: unknown element {element!r}")
+    labeller = make_labeller(spec, base_dir=Path.cwd())
+    requested_hash = labeller.settings_hash
+    moment = float(ground_state_magnetic_moments[atomic_numbers[element]])
+    labeller = labeller.with_overrides(labeller.isolated_atom_overrides(magnetic=bool(moment)))
+    atom = Atoms(element, cell=[box, box, box], pbc=True, positions=[[box / 2] * 3])
+    if moment:
+        atom.set_initial_magnetic_moments([moment])
+    atom.info["config_id"] = f"isolated_{element}"
+    record = label_with_policy(atom, labeller, Path(raw_dir), LabelPolicy(**(policy or {})))
+    if record.info["label_status"] != "ok":
+        raise DataError(f"isolated {element} atom: {record.info['label_error']} (see {raw_dir})")
+    result = {"element": element, "energy": float(record.info["dft_energy"]), "code": labeller.name,
+              "settings_hash": requested_hash, "box": float(box), "magnetic_moment": moment,
+              "cpu_s": record.info["label_cpu_s"], "wall_s": record.info["label_wall_s"],
+              "cached": bool(record.info.get("label_cached", False))}
+    Path(out_path).write_text(json.dumps(result, indent=1) + "\n")
+    log.info("E0(%s) = %.6f eV (%s)", element, result["energy"], labeller.name)
+    return result
+
+
+#: Columns of the per-cycle failures table (``results/label/cycle<c>/failures.tsv``).
+FAILURE_COLUMNS = ("config_id", "pressure", "kind", "reason", "settings_hash", "attempts", "file")
+
+
+def _write_failures(failed: list[tuple[Atoms, Path]], path: str | Path) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t")
+        writer.writerow(FAILURE_COLUMNS)
+        for frame, source in failed:
+            info = frame.info
+            writer.writerow([info.get("config_id", Path(source).stem), info.get("pressure", ""),
+                             info.get("label_failure_kind", "crash"), info.get("label_error", ""),
+                             info.get("label_settings_hash", ""), info.get("label_attempts", 1), str(source)])
+
+
+def _write_cost(frames: list[Atoms], path: str | Path) -> dict:
+    computed = [f for f in frames if not f.info.get("label_cached", False)]
+    cost = {
+        "n_configurations": len(frames),
+        "n_computed": len(computed),
+        "n_cached": len(frames) - len(computed),
+        "cpu_s": round(sum(float(f.info.get("label_cpu_s", 0.0)) for f in computed), 3),
+        "wall_s": round(sum(float(f.info.get("label_wall_s", 0.0)) for f in computed), 3),
+    }
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(cost))
+        writer.writeheader()
+        writer.writerow(cost)
+    return cost
+
+
 def gather_labels(paths: list[str | Path], database_path: str | Path, table_path: str | Path,
-                  max_failed_fraction: float) -> dict:
-    """Merge one cycle's labelled configurations; failed ones go to the table only.
+                  max_failed_fraction: float, failures_path: str | Path | None = None,
+                  cost_path: str | Path | None = None) -> dict:
+    """Merge one cycle's labelled configurations; failed ones go to the tables only.
+
+    Parameters
+    ----------
+    paths
+        Labelled records of the cycle.
+    database_path
+        The successful labels (extended XYZ).
+    table_path
+        CSV of every configuration: status, energy, cost, error.
+    max_failed_fraction
+        ``label.max_failed_fraction``.
+    failures_path
+        TSV of the failed configurations (columns :data:`FAILURE_COLUMNS`);
+        written even when empty.
+    cost_path
+        CSV row with the cycle's labelling cost: ``n_configurations``,
+        ``n_computed``, ``n_cached`` (taken from the label cache), summed
+        ``cpu_s`` (core-seconds) and ``wall_s`` of those computed this time.
+
+    Returns
+    -------
+    dict
+        ``n_total``, ``n_ok``, ``n_failed``.
 
     Raises
     ------
@@ -313,6 +472,11 @@ def gather_labels(paths: list[str | Path], database_path: str | Path, table_path
                              info.get("temp"), info.get("label_status", "missing"),
                              "" if energy is None else energy / len(f), info.get("label_cpu_s", ""),
                              info.get("label_error", "")])
+    if failures_path is not None:
+        _write_failures([(f, Path(p)) for f, p in zip(frames, paths) if f.info.get("label_status") != "ok"],
+                        failures_path)
+    if cost_path is not None:
+        log.info("label cost: %s", _write_cost(frames, cost_path))
     n_total = len(frames)
     summary = {"n_total": n_total, "n_ok": len(ok), "n_failed": len(failed)}
     log.info("labels: %s", summary)
@@ -321,162 +485,41 @@ def gather_labels(paths: list[str | Path], database_path: str | Path, table_path
     if len(failed) / n_total > max_failed_fraction:
         raise DataError(
             f"{len(failed)} of {n_total} DFT calculations failed (more than label.max_failed_fraction="
-            f"{max_failed_fraction}); see {table_path} for the reasons. Fix the settings and rerun: "
-            "labelled configurations are kept, only the failed ones need to be forced "
-            "(snakemake --forcerun label) or removed."
+            f"{max_failed_fraction}); see {failures_path or table_path} for the reasons. Fix the settings "
+            "and rerun with `snakemake --forcerun label`: labels in the cache (label.cache_dir) are "
+            "reused, only the failed configurations are calculated again."
         )
     write(database_path, ok, format="extxyz")
     return summary
 
 
 # --------------------------------------------------------------------------- fit
-def fit_cycle(training_paths: list[str | Path], settings: dict, out_dir: str | Path) -> dict:
-    """Fit the committee of one cycle to all labels so far."""
+def fit_cycle(training_paths: list[str | Path], settings: dict, out_dir: str | Path,
+              step: str = "linear") -> dict:
+    """Fit the committee of one cycle to all labels so far.
+
+    ``step``: ``linear`` (the linear-ACE committee), ``pacemaker_prepare``
+    (write the pacemaker members' inputs) or ``pacemaker_collect`` (export
+    and score the pacemaker members after their jobs ran).
+    """
     from nestdb.fit import fit_linear_ace, load_training_frames
+    from nestdb.fit.pacemaker import collect_committee, prepare_committee
 
     frames = load_training_frames(training_paths)
-    return fit_linear_ace(frames, settings, out_dir, log=log)
+    if step == "linear":
+        return fit_linear_ace(frames, settings, out_dir, log=log)
+    if step == "pacemaker_prepare":
+        folders = prepare_committee(frames, settings, out_dir, log=log)
+        return {"members": [str(f) for f in folders]}
+    if step == "pacemaker_collect":
+        members = sorted(Path(out_dir).glob("member_*/"), key=lambda p: int(p.name.split("_")[1]))
+        return collect_committee(frames, settings, members, out_dir, log=log)
+    raise ValueError(f"unknown fit step {step!r}")
 
 
 # --------------------------------------------------------------------------- bench
-def _ev_scales(bench: dict) -> np.ndarray:
-    low, high = bench["ev_range"]
-    return np.linspace(low, high, bench["ev_points"])
-
-
-def run_benchmarks(calculator_for, bench: dict, element: str) -> tuple[list[dict], dict]:
-    """E–V curves of the configured structures and one elastic tensor.
-
-    Parameters
-    ----------
-    calculator_for
-        Callable ``(name, atoms) -> ASE calculator``: a fresh calculator per
-        benchmark (``"hcp"``, ..., ``"elastic_hcp"``) for that structure.
-    bench
-        The ``bench`` config block.
-    element
-        Chemical element of the structures.
-    """
-    from nestdb.bench import build_structure, elastic_constants, ev_curve
-
-    rows = []
-    for name in bench["structures"]:
-        atoms = build_structure(name, element=element)
-        curve = ev_curve(atoms, calculator_for(name, atoms), volume_scales=_ev_scales(bench))
-        for row in curve.to_dict("records"):
-            rows.append({"structure": name, **row})
-    elastic_cfg = bench["elastic"]
-    name = elastic_cfg["structure"]
-    symmetry = "hexagonal" if name == "hcp" else "cubic"
-    structure = build_structure(name, element=element)
-    elastic = elastic_constants(structure, calculator_for(f"elastic_{name}", structure),
-                                symmetry=symmetry, delta=elastic_cfg["delta"], n_steps=elastic_cfg["n_steps"],
-                                fmax=elastic_cfg["relax_fmax"], max_steps=elastic_cfg["relax_max_steps"])
-    elastic["structure"] = name
-    return rows, elastic
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    return value
-
-
-def _fixed_grid_gpaw(spec: dict, atoms: Atoms, kpt_density: float, directory: Path):
-    """A GPAW calculator whose k-point grid stays that of ``atoms`` under strain.
-
-    Stresses of a soft metal at 1-2 % strain are ~1 GPa, the size of the
-    k-point noise of demo settings: the elastic fit needs a denser grid that
-    does not change between the strained cells (measured in
-    benchmarks/gpaw_elastic_settings.py).
-    """
-    from ase.calculators.calculator import kptdensity2monkhorstpack
-
-    from nestdb.label import make_labeller
-
-    size = [int(n) for n in kptdensity2monkhorstpack(atoms, kpt_density, True)]
-    settings = dict(spec.get("gpaw") or {}, kpts={"size": size, "gamma": True})
-    log.info("elastic reference: fixed GPAW k-point grid %s (density %s)", size, kpt_density)
-    return make_labeller({"code": "gpaw", "gpaw": settings}, base_dir=Path.cwd()).calculator(directory)
-
-
-def bench_reference(spec: dict, bench: dict, element: str, ev_path: str | Path,
-                    elastic_path: str | Path, raw_dir: str | Path) -> None:
-    """Reference side of the benchmarks with the reference labeller's calculator."""
-    import pandas as pd
-
-    from nestdb.label import make_labeller
-
-    labeller = make_labeller(spec, base_dir=Path.cwd())
-    raw_dir = Path(raw_dir)
-
-    def calculator_for(name: str, atoms: Atoms):
-        directory = raw_dir / name
-        directory.mkdir(parents=True, exist_ok=True)
-        if name.startswith("elastic_") and spec["code"] == "gpaw":
-            return _fixed_grid_gpaw(spec, atoms, bench["elastic"]["kpt_density"], directory)
-        return labeller.calculator(directory)
-
-    rows, elastic = run_benchmarks(calculator_for, bench, element)
-    pd.DataFrame(rows).to_csv(ev_path, index=False)
-    Path(elastic_path).write_text(json.dumps(_jsonable(elastic), indent=2))
-
-
-def _relaxed(elastic: dict) -> bool:
-    """Whether the cell and all internal relaxations of an elastic calculation converged."""
-    cell = (elastic.get("relaxation") or {}).get("converged", True)
-    internal = (elastic.get("internal_relaxation") or {}).get("all_converged", True)
-    return bool(cell and internal)
-
-
-def bench_model(model_dir: str | Path, bench: dict, element: str, reference_ev_path: str | Path,
-                reference_elastic_path: str | Path, ev_path: str | Path, ev_plot_path: str | Path,
-                elastic_path: str | Path, summary_path: str | Path) -> dict:
-    """Model side of the benchmarks and the comparison with the reference."""
-    import pandas as pd
-
-    from nestdb.bench import fit_eos, plot_ev
-    from nestdb.fit.committee import CommitteeACECalculator
-
-    model = CommitteeACECalculator(model_dir)
-    rows, elastic = run_benchmarks(lambda name, atoms: model, bench, element)
-    model_ev = pd.DataFrame(rows)
-    reference = pd.read_csv(reference_ev_path)
-    model_ev.to_csv(ev_path, index=False)
-    curves = {"model": {}, "reference": {}}
-    eos = {}
-    for name in bench["structures"]:
-        curves["model"][name] = model_ev[model_ev.structure == name]
-        curves["reference"][name] = reference[reference.structure == name]
-        eos[name] = {side: _jsonable(fit_eos(curves[side][name])) for side in ("model", "reference")}
-    plot_ev(curves, ev_plot_path)
-    ref_elastic = json.loads(Path(reference_elastic_path).read_text())
-    keys = [k for k in ref_elastic if k.startswith("C") and len(k) == 3]
-    with open(elastic_path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        # Unconverged relaxations are shown next to the numbers they affect.
-        writer.writerow(["constant", "model_GPa", "reference_GPa", "difference_GPa",
-                         "model_relaxed", "reference_relaxed"])
-        for key in keys:
-            writer.writerow([key, elastic[key], ref_elastic[key], elastic[key] - ref_elastic[key],
-                             _relaxed(elastic), _relaxed(ref_elastic)])
-    # Energy differences between structures are what matters for phase stability.
-    ev_rmse = {}
-    for name in bench["structures"]:
-        m, r = curves["model"][name], curves["reference"][name]
-        ev_rmse[name] = float(np.sqrt(np.mean((m.energy_per_atom.values - m.energy_per_atom.values.min()
-                                               - (r.energy_per_atom.values - r.energy_per_atom.values.min()))
-                                              ** 2)) * 1000)
-    summary = {"eos": eos, "ev_shape_rmse_meV_per_atom": ev_rmse,
-               "elastic_model": _jsonable(elastic), "elastic_reference": ref_elastic}
-    Path(summary_path).write_text(json.dumps(summary, indent=2))
-    return summary
+# The benchmark stages live in nestdb.bench.workflow; these names are kept for scripts.
+from nestdb.bench.workflow import bench_model, bench_reference, run_benchmarks  # noqa: E402,F401
 
 
 def main_guard(function, *args, log_path: str | Path, **kwargs):

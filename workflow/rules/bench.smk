@@ -1,5 +1,14 @@
-# Benchmark: E-V curves and elastic constants, model (per cycle) against the
-# reference labeller (computed once for all cycles).
+# Benchmarks, model (each cycle's committee) against reference (the reference
+# labeller, computed once for all cycles, or the user's reference files):
+# E-V curves + elastic constants, enthalpy-pressure curves, Bain path,
+# phonons; XRD of every NS run by temperature; the NS phase diagram of the
+# final model (off by default). Costs are in the docstrings of nestdb.bench.
+from nestdb.bench.sampling import phase_diagram_block
+from nestdb.config import format_pressure
+
+BENCH = config["bench"]
+PHASE_DIAGRAM_PRESSURES = [format_pressure(p) for p in BENCH["phase_diagram"]["pressures"]]
+FINAL_CYCLE = CYCLES[-1]
 
 
 rule bench_reference:
@@ -9,7 +18,7 @@ rule bench_reference:
         raw=directory("results/bench/reference/raw"),
     params:
         spec=bench_reference_spec(config),
-        bench=config["bench"],
+        bench=BENCH,
         element=config["elements"][0],
     log:
         "logs/bench/reference.log",
@@ -46,7 +55,7 @@ rule bench:
         ),
         summary="results/bench/cycle{cycle}/summary.json",
     params:
-        bench=config["bench"],
+        bench=BENCH,
         element=config["elements"][0],
         model_dir=lambda wc: model_dir(wc.cycle),
     log:
@@ -57,3 +66,172 @@ rule bench:
         "../../envs/fit.yaml"
     script:
         "../../scripts/bench.py"
+
+
+# Enthalpy-pressure curves, Bain path and phonons: one reference job and one
+# job per cycle each (`kind` is enthalpy, bain or phonons).
+rule bench_property_reference:
+    output:
+        result="results/bench/reference/{kind}.json",
+        raw=directory("results/bench/reference/raw_{kind}"),
+    params:
+        spec=bench_reference_spec(config),
+        bench=BENCH,
+        element=config["elements"][0],
+    wildcard_constraints:
+        kind="enthalpy|bain|phonons",
+    log:
+        "logs/bench/reference_{kind}.log",
+    benchmark:
+        "results/benchmarks/bench_reference_{kind}.tsv"
+    resources:
+        runtime=240,
+    conda:
+        "../../envs/label.yaml"
+    script:
+        "../../scripts/bench_property_reference.py"
+
+
+rule bench_property:
+    input:
+        committee=rules.fit.output.committee,
+        reference="results/bench/reference/{kind}.json",
+    output:
+        result="results/bench/cycle{cycle}/{kind}.json",
+        table=report(
+            "results/bench/cycle{cycle}/{kind}.csv",
+            caption="../report/bench_property.rst",
+            category="Benchmarks",
+            subcategory="cycle {cycle}",
+            labels={"item": "{kind} table"},
+        ),
+        plot=report(
+            "results/bench/cycle{cycle}/{kind}.png",
+            caption="../report/bench_property.rst",
+            category="Benchmarks",
+            subcategory="cycle {cycle}",
+            labels={"item": "{kind}"},
+        ),
+    params:
+        bench=BENCH,
+        element=config["elements"][0],
+        model_dir=lambda wc: model_dir(wc.cycle),
+        title=lambda wc: f"cycle {wc.cycle}: model (solid) vs reference (dashed)",
+    wildcard_constraints:
+        kind="enthalpy|bain|phonons",
+    log:
+        "logs/bench/cycle{cycle}_{kind}.log",
+    benchmark:
+        "results/benchmarks/bench_{kind}/cycle{cycle}.tsv"
+    conda:
+        "../../envs/fit.yaml"
+    script:
+        "../../scripts/bench_property.py"
+
+
+rule bench_xrd:
+    input:
+        traj=rules.ns.output.traj,
+        temperatures=rules.analyse.output.temperatures,
+    output:
+        table="results/bench/cycle{cycle}/xrd/P{pressure}GPa/xrd.csv",
+        plot=report(
+            "results/bench/cycle{cycle}/xrd/P{pressure}GPa/xrd.png",
+            caption="../report/xrd.rst",
+            category="Benchmarks",
+            subcategory="cycle {cycle}",
+            labels={"item": "XRD", "pressure (GPa)": "{pressure}"},
+        ),
+    params:
+        xrd=BENCH["xrd"],
+        element=config["elements"][0],
+        title=lambda wc: f"cycle {wc.cycle}, {wc.pressure} GPa",
+    log:
+        "logs/bench/cycle{cycle}_P{pressure}GPa_xrd.log",
+    benchmark:
+        "results/benchmarks/bench_xrd/cycle{cycle}_P{pressure}GPa.tsv"
+    conda:
+        "../../envs/ns.yaml"
+    script:
+        "../../scripts/bench_xrd.py"
+
+
+# Phase diagram: NS with the final cycle's committee at bench.phase_diagram
+# pressures, analysed like the cycle runs, melting line from the C_p peaks.
+rule bench_phase_diagram_ns:
+    input:
+        model=f"{model_dir(FINAL_CYCLE)}/committee.npz",
+    output:
+        energies="results/bench/phase_diagram/P{pressure}GPa/ns.energies",
+        traj="results/bench/phase_diagram/P{pressure}GPa/ns.traj.extxyz",
+        final="results/bench/phase_diagram/P{pressure}GPa/ns.final.extxyz",
+        summary="results/bench/phase_diagram/P{pressure}GPa/ns.summary.json",
+    params:
+        block=phase_diagram_block(config),
+        cycle=FINAL_CYCLE,
+        prefix="results/bench/phase_diagram/P{pressure}GPa/ns",
+    log:
+        "logs/bench/phase_diagram_P{pressure}GPa_ns.log",
+    benchmark:
+        "results/benchmarks/bench_phase_diagram_ns/P{pressure}GPa.tsv"
+    resources:
+        runtime=720,
+    conda:
+        "../../envs/ns.yaml"
+    script:
+        "../../scripts/bench_phase_diagram_ns.py"
+
+
+rule bench_phase_diagram_analyse:
+    input:
+        energies=rules.bench_phase_diagram_ns.output.energies,
+    output:
+        table="results/bench/phase_diagram/P{pressure}GPa/thermo.csv",
+        temperatures="results/bench/phase_diagram/P{pressure}GPa/sample_temperatures.csv",
+        plot="results/bench/phase_diagram/P{pressure}GPa/thermo.png",
+    params:
+        grid=config["analyse"],
+        title=lambda wc: f"phase diagram run, {wc.pressure} GPa",
+    log:
+        "logs/bench/phase_diagram_P{pressure}GPa_analyse.log",
+    conda:
+        "../../envs/ns.yaml"
+    script:
+        "../../scripts/bench_phase_diagram_analyse.py"
+
+
+rule bench_phase_diagram:
+    input:
+        tables=expand(
+            "results/bench/phase_diagram/P{pressure}GPa/thermo.csv",
+            pressure=PHASE_DIAGRAM_PRESSURES,
+        ),
+        finals=expand(
+            "results/bench/phase_diagram/P{pressure}GPa/ns.final.extxyz",
+            pressure=PHASE_DIAGRAM_PRESSURES,
+        ),
+    output:
+        melting=report(
+            "results/bench/phase_diagram/melting.csv",
+            caption="../report/phase_diagram.rst",
+            category="Benchmarks",
+            subcategory="phase diagram",
+            labels={"item": "melting line"},
+        ),
+        plot=report(
+            "results/bench/phase_diagram/phase_diagram.png",
+            caption="../report/phase_diagram.rst",
+            category="Benchmarks",
+            subcategory="phase diagram",
+            labels={"item": "P-T diagram"},
+        ),
+        transitions="results/bench/phase_diagram/transitions.json",
+    params:
+        pressures=PHASE_DIAGRAM_PRESSURES,
+        n_atoms=BENCH["phase_diagram"]["n_atoms"],
+    log:
+        "logs/bench/phase_diagram.log",
+    conda:
+        "../../envs/ns.yaml"
+    script:
+        "../../scripts/bench_phase_diagram.py"

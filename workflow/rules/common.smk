@@ -4,6 +4,7 @@ import os
 import shlex
 import sys
 
+from nestdb.bench.workflow import bench_targets
 from nestdb.config import (
     bench_reference_spec,
     check_config,
@@ -57,14 +58,28 @@ def ns_model_input(wildcards):
 def mpi_launcher(wildcards, resources):
     """`srun -n N` (or another launcher) when the profile gives the rule `mpi` and `tasks`.
 
-    Only GPAW runs inside the Python process; CASTEP (and the `potential`
-    stand-in) must run as one Python process that starts the code itself
-    (`CASTEP_COMMAND="srun castep.mpi"` uses the job's tasks).
+    Only GPAW runs inside the Python process; CASTEP, VASP and Quantum
+    ESPRESSO run as one Python process that starts the code itself with
+    `srun -n N` in front (see `external_launch`).
     """
     launcher = resources.get("mpi")
     if not launcher or config["label"]["code"] != "gpaw":
         return ""
     return f"{shlex.quote(str(launcher))} -n {int(resources.get('tasks', 1))}"
+
+
+def external_launch(wildcards, resources):
+    """`--mpi srun --tasks N` for codes started as their own program (CASTEP, VASP, Quantum ESPRESSO).
+
+    GPAW runs inside the Python process, which `mpi_launcher` starts under MPI instead.
+    """
+    launcher = resources.get("mpi")
+    if not launcher or config["label"]["code"] not in ("castep", "vasp", "espresso"):
+        return ""
+    arguments = ["--mpi", str(launcher)]
+    if resources.get("tasks"):
+        arguments += ["--tasks", str(int(resources["tasks"]))]
+    return shlex.join(arguments)
 
 
 def labelled_configs(wildcards):
@@ -97,5 +112,9 @@ def all_targets():
         for pressure in cycle_pressures(config, cycle):
             targets.append(f"results/analyse/cycle{cycle}/P{pressure}GPa/thermo.csv")
         targets.append(f"{model_dir(cycle)}/metrics.json")
+        if config["fit"].get("pacemaker", {}).get("enabled", False):  # optional nonlinear route
+            targets.append(f"{model_dir(cycle)}/pacemaker/metrics.json")
         targets.append(f"results/bench/cycle{cycle}/summary.json")
+    # Enthalpy, Bain, phonons, XRD, phase diagram (rules in bench.smk).
+    targets += bench_targets(config, CYCLES)
     return targets

@@ -1,4 +1,4 @@
-# Fit: a linear-ACE Bayesian committee to all labels up to this cycle.
+# Fit: a linear-ACE model with a calibrated Bayesian committee to all labels up to this cycle.
 
 
 rule fit:
@@ -6,8 +6,15 @@ rule fit:
         training_sets,
     output:
         potential=f"{model_dir('{cycle}')}/potential.yaml",
+        yace=f"{model_dir('{cycle}')}/potential.yace",
         committee=f"{model_dir('{cycle}')}/committee.npz",
         model=f"{model_dir('{cycle}')}/model.json",
+        card=report(
+            f"{model_dir('{cycle}')}/model_card.md",
+            category="Fit",
+            subcategory="cycle {cycle}",
+            labels={"item": "model card"},
+        ),
         metrics=report(
             f"{model_dir('{cycle}')}/metrics.json",
             category="Fit",
@@ -20,6 +27,13 @@ rule fit:
             category="Fit",
             subcategory="cycle {cycle}",
             labels={"item": "parity"},
+        ),
+        calibration=report(
+            f"{model_dir('{cycle}')}/calibration.png",
+            caption="../report/calibration.rst",
+            category="Fit",
+            subcategory="cycle {cycle}",
+            labels={"item": "committee calibration"},
         ),
     params:
         settings=dict(config["fit"], elements=config["elements"]),
@@ -34,3 +48,77 @@ rule fit:
         "../../envs/fit.yaml"
     script:
         "../../scripts/fit.py"
+
+
+# Optional nonlinear route (fit.pacemaker.enabled): one pacemaker job per
+# committee member, run from its own environment (envs/pacemaker.yaml; on
+# SLURM give fit_pacemaker_member `gpu: 1` and set fit.pacemaker.gpu).
+PACEMAKER = config["fit"].get("pacemaker", {})
+PACEMAKER_MEMBERS = range(int(PACEMAKER.get("committee_size", 3)))
+
+
+rule fit_pacemaker_prepare:
+    input:
+        training_sets,
+    output:
+        split=f"{model_dir('{cycle}')}/pacemaker/split.json",
+        inputs=[
+            f"{model_dir('{cycle}')}/pacemaker/member_{k}/input.yaml"
+            for k in PACEMAKER_MEMBERS
+        ],
+    params:
+        settings=dict(config["fit"], elements=config["elements"]),
+    log:
+        "logs/fit/cycle{cycle}_pacemaker_prepare.log",
+    conda:
+        "../../envs/fit.yaml"
+    script:
+        "../../scripts/fit_pacemaker.py"
+
+
+rule fit_pacemaker_member:
+    input:
+        f"{model_dir('{cycle}')}/pacemaker/member_{{member}}/input.yaml",
+    output:
+        potential=f"{model_dir('{cycle}')}/pacemaker/member_{{member}}/output_potential.yaml",
+    params:
+        command=PACEMAKER.get("command", "pacemaker"),
+        activeset=PACEMAKER.get("activeset_command", "pace_activeset"),
+    log:
+        "logs/fit/cycle{cycle}_pacemaker_member{member}.log",
+    benchmark:
+        "results/benchmarks/fit/cycle{cycle}_pacemaker_member{member}.tsv"
+    threads: 2
+    resources:
+        runtime=480,
+    conda:
+        "../../envs/pacemaker.yaml"
+    shell:
+        "log=$(realpath {log}); cd $(dirname {input}) && "
+        "{params.command} input.yaml > $log 2>&1 && "
+        "{params.activeset} -d fitting_data_info.pckl.gzip output_potential.yaml >> $log 2>&1"
+
+
+rule fit_pacemaker:
+    input:
+        training=training_sets,
+        potentials=[
+            f"{model_dir('{cycle}')}/pacemaker/member_{k}/output_potential.yaml"
+            for k in PACEMAKER_MEMBERS
+        ],
+    output:
+        metrics=report(
+            f"{model_dir('{cycle}')}/pacemaker/metrics.json",
+            category="Fit",
+            subcategory="cycle {cycle}",
+            labels={"item": "pacemaker metrics"},
+        ),
+        parity=f"{model_dir('{cycle}')}/pacemaker/parity.png",
+    params:
+        settings=dict(config["fit"], elements=config["elements"]),
+    log:
+        "logs/fit/cycle{cycle}_pacemaker.log",
+    conda:
+        "../../envs/fit.yaml"
+    script:
+        "../../scripts/fit_pacemaker.py"

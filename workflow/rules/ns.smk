@@ -1,4 +1,8 @@
 # Explore: one constant-pressure nested-sampling run per (cycle, pressure).
+# The run works in results/ns/cycle{cycle}/P{pressure}GPa/restart/ (not an
+# output, so Snakemake never deletes it) and moves its four files into place
+# at the end; a rerun of a killed or timed-out job resumes from the restart
+# snapshot there (ns.snapshot_seconds) and ends with the same files.
 
 
 rule ns:
@@ -16,6 +20,7 @@ rule ns:
         "logs/ns/cycle{cycle}_P{pressure}GPa.log",
     benchmark:
         "results/benchmarks/ns/cycle{cycle}_P{pressure}GPa.tsv"
+    threads: lambda wc: int(ns_block(config, int(wc.cycle)).get("n_procs", 1))
     resources:
         runtime=720,
     conda:
@@ -35,6 +40,12 @@ rule analyse:
             labels={"pressure (GPa)": "{pressure}", "item": "table"},
         ),
         temperatures="results/analyse/cycle{cycle}/P{pressure}GPa/sample_temperatures.csv",
+        transitions=report(
+            "results/analyse/cycle{cycle}/P{pressure}GPa/transitions.csv",
+            category="Thermodynamics",
+            subcategory="cycle {cycle}",
+            labels={"pressure (GPa)": "{pressure}", "item": "C_p peaks"},
+        ),
         plot=report(
             "results/analyse/cycle{cycle}/P{pressure}GPa/thermo.png",
             caption="../report/thermo.rst",

@@ -17,11 +17,19 @@ checkpoint select:
             caption="../report/selection.rst",
             category="Selection",
             subcategory="cycle {cycle}",
-            labels={"pressure (GPa)": "{pressure}"},
+            labels={"pressure (GPa)": "{pressure}", "item": "enthalpy"},
+        ),
+        order_plot=report(
+            "results/select/cycle{cycle}/P{pressure}GPa/order_q6_w6.png",
+            caption="../report/order.rst",
+            category="Selection",
+            subcategory="cycle {cycle}",
+            labels={"pressure (GPa)": "{pressure}", "item": "Q6-W6"},
         ),
     params:
         rule=lambda wc: select_rule(config, int(wc.cycle)),
         weight_alpha=config["select"]["weight_alpha"],
+        weight_rescale=config["select"]["weight_rescale"],
     log:
         "logs/select/cycle{cycle}_P{pressure}GPa.log",
     benchmark:

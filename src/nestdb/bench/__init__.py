@@ -1,4 +1,15 @@
-"""Benchmarks of a model against a reference (method.md §5): E–V curves, EOS fits, elastic constants."""
+"""Benchmarks of a model against a reference (method.md §5).
+
+E–V curves and EOS fits (:mod:`~nestdb.bench.eos`), symmetry-preserving
+relaxations and elastic constants (:mod:`~nestdb.bench.elastic`), 0 K
+enthalpy against pressure and transition pressures
+(:mod:`~nestdb.bench.enthalpy`), the Bain path (:mod:`~nestdb.bench.bain`),
+phonons with phonopy (:mod:`~nestdb.bench.phonons`), powder XRD
+(:mod:`~nestdb.bench.xrd`), reference data from DFT output files
+(:mod:`~nestdb.bench.reference_files`), NS-based benchmarks (XRD by
+temperature, phase diagram: :mod:`~nestdb.bench.sampling`), and the
+workflow stages (:mod:`~nestdb.bench.workflow`).
+"""
 
 from nestdb.bench.elastic import elastic_constants, relax_cell
 from nestdb.bench.eos import DEFAULT_VOLUME_SCALES, ev_curve, fit_eos

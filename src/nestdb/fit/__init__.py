@@ -1,4 +1,4 @@
-"""Linear-ACE fits with a Bayesian committee (pyace + scikit-learn).
+"""ACE fits: linear ACE with a calibrated Bayesian committee (pyace), and pacemaker.
 
 Typical use::
 
@@ -12,21 +12,26 @@ pyace is imported lazily, so this package imports without it.
 """
 
 from nestdb.fit.committee import Committee, CommitteeACECalculator, load_committee, predict_frames
-from nestdb.fit.dataset import load_training_frames, read_training_set, split_train_test
-from nestdb.fit.linear_ace import DEFAULT_FIT_SETTINGS, build_basis, fit_linear_ace, validate_fit_settings
-from nestdb.fit.metrics import error_metrics
+from nestdb.fit.dataset import load_training_frames, read_training_set, split_train_test, stratified_split
+from nestdb.fit.features import build_basis, compute_features
+from nestdb.fit.linear_ace import fit_linear_ace
+from nestdb.fit.metrics import error_metrics, grouped_metrics
+from nestdb.fit.settings import DEFAULT_FIT_SETTINGS, validate_fit_settings
 
 __all__ = [
     "Committee",
     "CommitteeACECalculator",
     "DEFAULT_FIT_SETTINGS",
     "build_basis",
+    "compute_features",
     "error_metrics",
     "fit_linear_ace",
+    "grouped_metrics",
     "load_committee",
     "load_training_frames",
     "predict_frames",
     "read_training_set",
     "split_train_test",
+    "stratified_split",
     "validate_fit_settings",
 ]

@@ -32,6 +32,7 @@ class Committee:
     coefficients: np.ndarray  # (committee_size, n_functions)
     function_offsets: np.ndarray  # (n_elements,) start of each element's block
     functions_per_element: np.ndarray  # (n_elements,)
+    onebody_deviation: np.ndarray  # (committee_size, n_elements) members' E0 minus the mean's (fitted E0)
 
     @property
     def size(self) -> int:
@@ -80,6 +81,9 @@ def load_committee(model_dir: str | Path) -> Committee:
                 coefficients=np.atleast_2d(np.asarray(data["coefficients"], dtype=float)),
                 function_offsets=np.asarray(data["function_offsets"], dtype=int),
                 functions_per_element=np.asarray(data["functions_per_element"], dtype=int),
+                onebody_deviation=(np.asarray(data["onebody_deviation"], dtype=float)
+                                   if "onebody_deviation" in data.files
+                                   else np.zeros((np.atleast_2d(data["coefficients"]).shape[0], len(elements)))),
             )
     except (KeyError, ValueError, OSError) as exc:
         raise DataError(f"'{committee_path}' is not a nestdb committee file: {exc}") from exc
@@ -132,7 +136,8 @@ class CommitteeACECalculator(Calculator):
         e0_atoms = self.committee.reference_energy(symbols)
         e0_total = float(e0_atoms.sum())
         phi = self.committee.summed_projections(self._ace.projections, symbols)
-        committee_energies = self.committee.coefficients @ phi + e0_total
+        counts = np.array([symbols.count(e) for e in self.committee.elements], dtype=float)
+        committee_energies = self.committee.coefficients @ phi + e0_total + self.committee.onebody_deviation @ counts
         ddof = 1 if committee_energies.size > 1 else 0
         energy_std = float(np.std(committee_energies, ddof=ddof))
         energy = float(ace["energy"]) + e0_total

@@ -15,6 +15,7 @@ and optionally ``info["dft_virial"]`` (eV, 9 numbers, ``-stress * volume``),
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 from ase import Atoms
 from ase.io import read
+from ase.units import GPa
 
 from nestdb.errors import DataError
 
@@ -190,6 +192,60 @@ def summarise_frames(frames: list[Atoms]) -> dict:
     if cycles:
         summary["cycles"] = {str(k): v for k, v in Counter(cycles).items()}
     return summary
+
+
+def frame_cycle(atoms: Atoms) -> str:
+    """Cycle of a configuration: ``info["cycle"]``, else ``cycle_<n>`` in its file name, else ``"?"``."""
+    if "cycle" in atoms.info:
+        return str(atoms.info["cycle"])
+    match = re.search(r"cycle_?(\d+)", Path(str(atoms.info.get("source_file", ""))).name)
+    return match.group(1) if match else "?"
+
+
+def frame_pressure_gpa(atoms: Atoms) -> float | None:
+    """NS pressure in GPa: ``info["pressure"]`` (GPa) or the study's ``info["ns_P"]`` (eV/Angstrom^3)."""
+    if "pressure" in atoms.info:
+        return float(atoms.info["pressure"])
+    if "ns_P" in atoms.info:
+        return float(atoms.info["ns_P"]) / GPa
+    return None
+
+
+def frame_groups(atoms: Atoms) -> dict[str, str]:
+    """Labels used for per-group metrics: cycle, pressure (GPa, rounded) and config type."""
+    pressure = frame_pressure_gpa(atoms)
+    return {
+        "cycle": frame_cycle(atoms),
+        "pressure": "?" if pressure is None else f"{round(pressure, 1) + 0.0:g}",  # + 0.0: no "-0"
+        "config_type": str(atoms.info.get("config_type", "?")),
+    }
+
+
+def stratified_split(frames: list[Atoms], test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train/test split stratified by cycle and pressure.
+
+    Each (cycle, pressure) stratum contributes ``test_fraction`` of its
+    configurations; the fractional remainders are given out (largest first,
+    random ties) so the total is ``round(test_fraction * n)``.  At least one
+    configuration stays in training.
+    """
+    n_configs = len(frames)
+    if test_fraction <= 0 or n_configs < 2:
+        return np.arange(n_configs), np.array([], dtype=int)
+    rng = np.random.default_rng(seed)
+    strata: dict[tuple[str, str], list[int]] = {}
+    for i, atoms in enumerate(frames):
+        groups = frame_groups(atoms)
+        strata.setdefault((groups["cycle"], groups["pressure"]), []).append(i)
+    n_test = min(max(int(round(test_fraction * n_configs)), 1), n_configs - 1)
+    members = [rng.permutation(indices) for indices in strata.values()]
+    quota = np.array([test_fraction * len(m) for m in members])
+    counts = np.floor(quota).astype(int)
+    remainder = quota - counts + rng.random(len(members)) * 1e-9  # random tie-break
+    for k in np.argsort(-remainder)[:max(0, n_test - counts.sum())]:
+        counts[k] += 1
+    test = np.concatenate([m[:c] for m, c in zip(members, counts)]).astype(int)
+    return np.setdiff1d(np.arange(n_configs), test), np.sort(test)
 
 
 def split_train_test(n_configs: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

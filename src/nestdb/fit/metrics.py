@@ -68,6 +68,42 @@ def error_metrics(frames: list[Atoms], prediction: dict) -> dict[str, Any]:
     return metrics
 
 
+def grouped_metrics(frames: list[Atoms], prediction: dict) -> dict[str, dict[str, dict[str, Any]]]:
+    """Energy, force and virial RMSEs per cycle, per pressure and per config type.
+
+    Returns
+    -------
+    dict
+        ``{"cycle": {label: metrics}, "pressure": {...}, "config_type": {...}}``,
+        each ``metrics`` holding ``n_configs``, ``energy_rmse_mev_per_atom``,
+        ``force_rmse_mev_per_a`` and (when available) ``virial_rmse_mev_per_atom``.
+    """
+    from nestdb.fit.dataset import frame_groups
+
+    labels = [frame_groups(a) for a in frames]
+    keep = ("n_configs", "energy_rmse_mev_per_atom", "force_rmse_mev_per_a", "virial_rmse_mev_per_atom")
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind in ("cycle", "pressure", "config_type"):
+        groups: dict[str, list[int]] = {}
+        for i, label in enumerate(labels):
+            groups.setdefault(label[kind], []).append(i)
+        out[kind] = {}
+        for label in sorted(groups, key=_natural_key):
+            members = groups[label]
+            subset = {key: (value[members] if isinstance(value, np.ndarray) else [value[i] for i in members])
+                      for key, value in prediction.items()}
+            full = error_metrics([frames[i] for i in members], subset)
+            out[kind][label] = {key: full[key] for key in keep if key in full}
+    return out
+
+
+def _natural_key(label: str):
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
 def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     """Spearman rank correlation, ``None`` when either input is constant."""
     from scipy.stats import spearmanr

@@ -7,15 +7,17 @@ calculation actually runs.
 
 How CASTEP is started
 ---------------------
-The shell command comes from the environment variable ``CASTEP_COMMAND``
-(ASE's convention; default ``castep``); the seed name is appended, e.g.::
+The executable comes from the environment variable ``CASTEP_COMMAND``
+(ASE's convention; default ``castep``), split like a shell would split it
+but run without a shell; the MPI launcher built from the job's Snakemake
+resources (:mod:`nestdb.label.launch`) is put in front and the seed name at
+the end, e.g. with ``CASTEP_COMMAND=castep.mpi`` and ``mpi: srun, tasks: 16``::
 
-    export CASTEP_COMMAND="mpirun -np 32 castep.mpi"
+    srun -n 16 castep.mpi castep
 
-runs ``mpirun -np 32 castep.mpi castep`` inside the configuration's raw
-folder. Because CASTEP parallelises itself through this command, run the
-labelling step itself as a single process (not under ``mpirun``), or every
-rank would start its own CASTEP. Pseudopotential files named in
+runs inside the configuration's raw folder. Because CASTEP parallelises
+itself through this command, the labelling step itself runs as a single
+process (not under ``mpirun``). Pseudopotential files named in
 ``pseudopotentials`` are found by CASTEP through ``PSPOT_DIR`` (or, like
 ASE does, linked from ``CASTEP_PP_PATH``); an on-the-fly string such as
 ``"3|1.8|7|8|9|20U:30:21:32"`` (the study's Mg potential, CASTEP's default
@@ -24,31 +26,39 @@ for Mg) needs no file.
 Failures
 --------
 A non-zero exit status, a non-empty ``*.err`` file, a ``.castep`` output that
-is missing or incomplete, or an SCF that did not converge (CASTEP's
-``SCF cycles performed but system has not reached the groundstate``
-warning) raise :class:`CastepFailure`; :func:`nestdb.label.label_configuration`
-turns it into a ``label_status="failed"`` record.
+is missing or incomplete, or an SCF that did not converge (read from the SCF
+tables and warnings of the ``.castep`` text by
+:func:`nestdb.label.castep_output.scf_report`) raise :class:`CastepFailure`;
+:func:`nestdb.label.label_configuration` turns it into a
+``label_status="failed"`` record.
 
-The recorded energy is CASTEP's ``Final free energy (E-TS)`` at the full
-cut-off (ASE's ``free_energy``, the force-consistent energy), not the
-finite-basis-corrected total energy or the 0 K estimate.
+Energy
+------
+``dft_energy`` is what the study recorded: CASTEP's ``Total energy corrected
+for finite basis set`` when ``finite_basis_corr`` is on (checked against
+``cycle_0.edb.extxyz``: equal to its 6 printed decimals for all 12 real
+outputs), else the ``Final free energy (E-TS)``. The free energy (consistent
+with the forces) is kept as ``dft_free_energy``.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import shlex
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from types import SimpleNamespace
-
+from ase import Atoms
 from ase.calculators.castep import Castep
 from ase.io.castep import write_castep_cell
 
 from nestdb.errors import ConfigError
-from nestdb.label.core import Labeller
+from nestdb.label.castep_output import scf_report
+from nestdb.label.core import Labeller, LabellingFailure
+from nestdb.label.launch import code_argv
 
 #: Settings with their defaults (the study's values, ``method.md`` section 3).
 #: ``None`` leaves the keyword out of the input (CASTEP's own default).
@@ -64,6 +74,7 @@ CASTEP_DEFAULTS: dict[str, Any] = {
     "calculate_stress": True,
     "opt_strategy": "speed",
     "data_distribution": "Gvector",
+    "spin_polarized": None,
     # .cell keywords
     "kpoints_mp_spacing": 0.015,  # 1/Angstrom, CASTEP convention (no 2 pi)
     "pseudopotentials": None,  # {element: file name or on-the-fly string}
@@ -76,14 +87,9 @@ _FIXED_PARAM = {"task": "SinglePoint", "write_checkpoint": "none"}
 #: Seed name of the input/output files inside the raw folder.
 SEED = "castep"
 
-#: Lines of a .castep file that mean the electronic ground state was not reached.
-_SCF_FAILURE_MARKERS = (
-    "SCF cycles performed but system has not reached the groundstate",
-    "electronic minimisation did not converge",
-)
 
 
-class CastepFailure(RuntimeError):
+class CastepFailure(LabellingFailure):
     """CASTEP did not produce a usable, converged result."""
 
 
@@ -126,17 +132,16 @@ def _check_castep_output(path: Path) -> None:
     """Raise :class:`CastepFailure` unless ``path`` is a complete, SCF-converged .castep file."""
     if not path.is_file():
         raise CastepFailure(f"CASTEP wrote no {path.name}")
-    text = path.read_text(errors="replace")
-    for marker in _SCF_FAILURE_MARKERS:
-        if marker.lower() in text.lower():
-            raise CastepFailure(
-                f"SCF not converged ({marker!r} in {path.name}); raise label.castep.max_scf_cycles "
-                "or loosen label.castep.elec_energy_tol"
-            )
-    if "Final free energy" not in text and "Final energy" not in text:
-        raise CastepFailure(f"{path.name} has no final energy (run killed or crashed?)")
-    if "Total time" not in text:
-        raise CastepFailure(f"{path.name} is incomplete (no 'Total time' line: run killed or crashed?)")
+    report = scf_report(path.read_text(errors="replace"))
+    if report.converged:
+        return
+    if report.reason.startswith(("no final energy", "incomplete")):
+        raise CastepFailure(f"{path.name}: {report.reason}")
+    raise CastepFailure(
+        f"SCF not converged in {path.name}: {report.reason}; raise label.castep.max_scf_cycles "
+        "or loosen label.castep.elec_energy_tol",
+        kind="scf",
+    )
 
 
 def _write_cell_with_settings(filename, atoms, castep_cell=None, **kwargs):
@@ -162,6 +167,9 @@ class CheckedCastep(Castep):
     only a Python warning.
     """
 
+    #: argv put in front of the CASTEP command (MPI launcher); set by the labeller.
+    launch_prefix: list[str] = []
+
     def run(self):
         directory = Path(self._directory)
         self._calls += 1
@@ -169,8 +177,16 @@ class CheckedCastep(Castep):
         # failed run cannot be mistaken for an old successful one.
         for stale in [directory / f"{self._seed}.castep", *directory.glob(f"{self._seed}*.err")]:
             stale.unlink(missing_ok=True)
-        command = f"{self._castep_command} {self._seed}"
-        proc = subprocess.run(command, shell=True, cwd=directory, capture_output=True, text=True)
+        # An argv list, no shell: nothing in the config or environment is interpreted by a shell.
+        argv = code_argv(self.launch_prefix, self._castep_command, self._seed)
+        command = shlex.join(argv)
+        try:
+            proc = subprocess.run(argv, cwd=directory, capture_output=True, text=True)
+        except FileNotFoundError as error:
+            raise CastepFailure(
+                f"cannot start {command!r} ({error.strerror}); set CASTEP_COMMAND to the CASTEP "
+                "executable, e.g. 'castep.mpi'"
+            ) from error
         (directory / f"{self._seed}.stdout").write_text(proc.stdout)
         (directory / f"{self._seed}.stderr").write_text(proc.stderr)
         errors = "\n".join(p.read_text(errors="replace").strip()
@@ -183,7 +199,8 @@ class CheckedCastep(Castep):
             raise CastepFailure(
                 f"command {command!r} exited with status {proc.returncode}"
                 + (f": {tail}" if tail else "")
-                + " (set CASTEP_COMMAND to the CASTEP executable, e.g. 'mpirun -np 32 castep.mpi')"
+                + " (set CASTEP_COMMAND to the CASTEP executable, e.g. 'castep.mpi'; the MPI launcher "
+                "comes from the job's mpi/tasks resources)"
             )
 
     def read(self, castep_file):
@@ -230,13 +247,35 @@ class CastepLabeller(Labeller):
         keywords = dict(_FIXED_PARAM)
         for key, value in self.settings.items():
             if value is not None and key not in _CELL_SETTINGS:
-                keywords[key] = ("true" if value else "false") if isinstance(value, bool) else value
+                # Upper case: ASE writes SPIN= moments only when spin_polarized == "TRUE".
+                keywords[key] = ("TRUE" if value else "FALSE") if isinstance(value, bool) else value
         return keywords
+
+    def isolated_atom_overrides(self, magnetic: bool) -> dict[str, Any]:
+        """One k-point (a spacing larger than any reciprocal vector of the box); spin-polarised if magnetic."""
+        return {"kpoints_mp_spacing": 1.0, **({"spin_polarized": True} if magnetic else {})}
 
     def explain(self, error: Exception) -> str | None:
         if isinstance(error, FileNotFoundError) and ".castep" in str(error):
             return f"CASTEP wrote no output ({error}); check CASTEP_COMMAND"
         return None
+
+    def energy(self, atoms: Atoms) -> float:
+        """The study's ``dft_energy``: the finite-basis-corrected total energy when CASTEP printed one."""
+        free_energy = float(atoms.get_potential_energy(force_consistent=True))
+        corrected = atoms.calc.results.get("energy_with_finite_basis_set_correction")
+        return free_energy if corrected is None else float(corrected)
+
+    def extra_info(self, atoms: Atoms) -> dict[str, Any]:
+        """``dft_free_energy``: the ``Final free energy (E-TS)`` at the full cut-off (eV)."""
+        return {"dft_free_energy": float(atoms.get_potential_energy(force_consistent=True))}
+
+    def code_cpu_s(self, directory: Path) -> float | None:
+        """Wall time × MPI processes × threads from ``castep.castep`` (None when absent or incomplete)."""
+        path = Path(directory) / f"{SEED}.castep"
+        if not path.is_file():
+            return None
+        return scf_report(path.read_text(errors="replace")).cpu_s
 
     def calculator(self, directory: Path) -> CheckedCastep:
         """Fresh calculator writing ``castep.param``/``castep.cell`` and CASTEP's output into ``directory``.
@@ -253,6 +292,8 @@ class CastepLabeller(Labeller):
             castep_command=os.environ.get("CASTEP_COMMAND") or "castep",
             keyword_tolerance=3,  # no castep_keywords.json lookup (that would run the binary)
         )
+        # Castep.__setattr__ treats unknown attributes as CASTEP keywords: set it directly.
+        calc.__dict__["launch_prefix"] = self.launch_prefix()
         calc._write_cell = _write_cell_with_settings
         calc._rename_existing_dir = False  # never move the caller's folder out of the way
         calc._export_settings = False  # no ASE interface comments in the .param

@@ -19,8 +19,12 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import resource
+import signal
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,25 +41,84 @@ from nestdb.units import GPA
 _LABELLER_CLASSES: dict[str, str] = {
     "gpaw": "nestdb.label.gpaw:GpawLabeller",
     "castep": "nestdb.label.castep:CastepLabeller",
+    "vasp": "nestdb.label.vasp:VaspLabeller",
+    "espresso": "nestdb.label.espresso:EspressoLabeller",
     "potential": "nestdb.label.potential:PotentialLabeller",
 }
 KNOWN_LABELLERS: tuple[str, ...] = tuple(_LABELLER_CLASSES)
 
 #: Info keys written by :func:`label_configuration`; stale copies are removed first.
-RESULT_INFO_KEYS = ("dft_energy", "dft_stress", "dft_virial")
+RESULT_INFO_KEYS = ("dft_energy", "dft_stress", "dft_virial", "dft_free_energy")
 RESULT_ARRAY_KEYS = ("dft_forces",)
 STATUS_KEYS = (
     "label_status",
     "label_error",
+    "label_failure_kind",
     "label_code",
     "label_settings_hash",
     "label_cpu_s",
     "label_wall_s",
+    "label_requested_hash",
+    "label_settings",
+    "label_attempts",
+    "label_cached",
 )
+
+#: Failure kinds recorded in ``label_failure_kind`` (and the failures table).
+FAILURE_KINDS = ("rejected", "scf", "timeout", "unphysical", "crash")
 
 
 class LabellingFailure(Exception):
-    """A configuration cannot or should not be labelled (recorded, not raised to the caller)."""
+    """A configuration cannot or should not be labelled (recorded, not raised to the caller).
+
+    Parameters
+    ----------
+    message
+        One-line reason.
+    kind
+        One of :data:`FAILURE_KINDS`; ``rejected`` (a cost guard refused the
+        cell before calculating) is never retried.
+    """
+
+    def __init__(self, message: str, kind: str = "crash"):
+        super().__init__(message)
+        self.kind = kind
+
+
+class LabellingTimeout(LabellingFailure):
+    """The calculation ran past ``label.timeout_s``."""
+
+    def __init__(self, message: str):
+        super().__init__(message, kind="timeout")
+
+
+@contextmanager
+def _wall_limit(seconds: float | None):
+    """Raise :class:`LabellingTimeout` in the main thread after ``seconds`` (no limit: None).
+
+    SIGALRM interrupts both a Python calculation and a wait on a child process
+    (``subprocess.run`` then kills the child).
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise LabellingTimeout(f"calculation exceeded label.timeout_s={seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (external codes), s."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def settings_hash(code: str, settings: dict[str, Any]) -> str:
@@ -99,6 +162,10 @@ class Labeller:
         """Return a fresh ASE calculator that writes its raw output into ``directory``."""
         raise NotImplementedError
 
+    def calculator_for(self, atoms: Atoms, directory: Path):
+        """Fresh calculator for ``atoms`` (codes whose input depends on the cell, e.g. an explicit k-grid)."""
+        return self.calculator(directory)
+
     def precheck(self, atoms: Atoms) -> str | None:
         """Reason to skip ``atoms`` without calculating (cost guard), or None to go ahead."""
         return None
@@ -106,6 +173,47 @@ class Labeller:
     def explain(self, error: Exception) -> str | None:
         """Readable reason for a code's exception whose own message is empty or cryptic."""
         return None
+
+    def energy(self, atoms: Atoms) -> float:
+        """The energy recorded as ``dft_energy``: force-consistent (free) energy where available."""
+        try:
+            return float(atoms.get_potential_energy(force_consistent=True))
+        except PropertyNotImplementedError:
+            # Calculators without smearing may only provide the plain energy.
+            return float(atoms.get_potential_energy())
+
+    def extra_info(self, atoms: Atoms) -> dict[str, Any]:
+        """Further ``info`` keys of a successful record (e.g. CASTEP's ``dft_free_energy``)."""
+        return {}
+
+    def code_cpu_s(self, directory: Path) -> float | None:
+        """Core-seconds the code itself reports in ``directory`` (MPI ranks included), or None."""
+        return None
+
+    def launch_prefix(self) -> list[str]:
+        """MPI launcher argv (``["srun", "-n", "16"]``) set by :meth:`set_launcher`; empty: serial."""
+        return list(getattr(self, "_launcher", []))
+
+    def set_launcher(self, argv: list[str]) -> None:
+        """Prefix the code's command line with ``argv`` (from Snakemake resources)."""
+        self._launcher = [str(part) for part in argv]
+
+    def isolated_atom_overrides(self, magnetic: bool) -> dict[str, Any]:
+        """Settings changes for one atom in a big box: Γ-point only, spin-polarised if ``magnetic``."""
+        return {}
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "Labeller":
+        """A labeller of the same code with some settings replaced (safer retry settings).
+
+        Raises
+        ------
+        ConfigError
+            When an override is not a setting of this code.
+        """
+        merged = {**self.settings, **overrides}
+        clone = type(self)(merged, base_dir=getattr(self, "base_dir", "."))
+        clone.set_launcher(self.launch_prefix())
+        return clone
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(settings={self.settings!r})"
@@ -159,18 +267,23 @@ def _one_line(error: BaseException, explanation: str | None = None) -> str:
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
-def _calculate(atoms: Atoms, calc) -> dict[str, np.ndarray | float]:
+#: Default sanity limits of :func:`label_configuration` (``label.limits`` in the config).
+DEFAULT_LIMITS: dict[str, float] = {
+    "max_force": 100.0,  # eV/Å: beyond this a DFT result is a broken SCF or overlapping atoms
+    "max_stress": 5000.0,  # GPa, any component
+    "max_abs_energy_per_atom": 1.0e5,  # eV: absolute pseudopotential energies are ~1e2-1e4 eV/atom
+}
+
+
+def _calculate(atoms: Atoms, calc, labeller: Labeller) -> dict[str, np.ndarray | float]:
     """Energy, forces and (for periodic cells) stress; raise LabellingFailure if unusable."""
     atoms.calc = calc
-    try:
-        energy = atoms.get_potential_energy(force_consistent=True)
-    except PropertyNotImplementedError:
-        # Calculators without smearing may only provide the plain energy.
-        energy = atoms.get_potential_energy()
+    energy = labeller.energy(atoms)
     results: dict[str, Any] = {
         "energy": float(energy),
         "forces": np.array(atoms.get_forces(), dtype=float),
     }
+    extra = labeller.extra_info(atoms)
     if atoms.pbc.all():
         stress = np.asarray(atoms.get_stress(voigt=False), dtype=float)
         if stress.shape == (6,):
@@ -178,13 +291,49 @@ def _calculate(atoms: Atoms, calc) -> dict[str, np.ndarray | float]:
         results["stress"] = stress
     for key, value in results.items():
         if not np.all(np.isfinite(value)):
-            raise LabellingFailure(f"calculator returned non-finite {key}")
+            raise LabellingFailure(f"calculator returned non-finite {key}", kind="unphysical")
     if results["forces"].shape != (len(atoms), 3):
         raise LabellingFailure(f"forces have shape {results['forces'].shape}, expected ({len(atoms)}, 3)")
+    results["extra_info"] = extra
     return results
 
 
-def label_configuration(atoms: Atoms, labeller: Labeller, workdir: str | Path) -> Atoms:
+def _check_limits(results: dict[str, Any], limits: dict[str, float]) -> None:
+    """Raise an ``unphysical`` :class:`LabellingFailure` when a result exceeds ``limits``."""
+    energy_per_atom = abs(results["energy"]) / max(len(results["forces"]), 1)
+    if energy_per_atom > limits["max_abs_energy_per_atom"]:
+        raise LabellingFailure(
+            f"|energy| of {energy_per_atom:.3g} eV/atom exceeds label.limits.max_abs_energy_per_atom="
+            f"{limits['max_abs_energy_per_atom']:g}",
+            kind="unphysical",
+        )
+    largest_force = float(np.linalg.norm(results["forces"], axis=1).max()) if len(results["forces"]) else 0.0
+    if largest_force > limits["max_force"]:
+        raise LabellingFailure(
+            f"largest force {largest_force:.3g} eV/A exceeds label.limits.max_force={limits['max_force']:g}",
+            kind="unphysical",
+        )
+    if "stress" in results:
+        largest_stress = float(np.abs(results["stress"]).max()) / GPA
+        if largest_stress > limits["max_stress"]:
+            raise LabellingFailure(
+                f"largest stress component {largest_stress:.3g} GPa exceeds "
+                f"label.limits.max_stress={limits['max_stress']:g}",
+                kind="unphysical",
+            )
+
+
+def _failure_kind(error: Exception) -> str:
+    if isinstance(error, LabellingFailure):
+        return error.kind
+    name = type(error).__name__
+    if "Convergence" in name or "SCF" in str(error)[:200]:
+        return "scf"
+    return "crash"
+
+
+def label_configuration(atoms: Atoms, labeller: Labeller, workdir: str | Path,
+                        timeout_s: float | None = None, limits: dict[str, float] | None = None) -> Atoms:
     """Single-point label of one configuration; a failed calculation is recorded, not raised.
 
     Cost: one calculator call (zero when the labeller's cost guard rejects the cell).
@@ -199,6 +348,12 @@ def label_configuration(atoms: Atoms, labeller: Labeller, workdir: str | Path) -
     workdir
         Folder for the code's raw output (created); on failure the full
         traceback goes to ``workdir/label_error.txt``.
+    timeout_s
+        Wall-time limit of the calculation in seconds (None: no limit); a run
+        past it is stopped and recorded with ``label_failure_kind="timeout"``.
+    limits
+        Sanity limits, keys of :data:`DEFAULT_LIMITS` (missing keys take the
+        defaults); results beyond them are recorded as ``unphysical`` failures.
 
     Returns
     -------
@@ -206,9 +361,12 @@ def label_configuration(atoms: Atoms, labeller: Labeller, workdir: str | Path) -
         A copy without calculator. On success ``info`` holds
         ``label_status="ok"``, ``dft_energy`` (eV), ``dft_stress`` (GPa, 9),
         ``dft_virial`` (eV, 9, ``= -dft_stress*V*GPa``) and ``arrays["dft_forces"]``
-        (eV/Å); on failure ``label_status="failed"`` and a one-line
-        ``label_error``, without any ``dft_*`` key. Both carry ``label_code``,
-        ``label_settings_hash``, ``label_cpu_s`` and ``label_wall_s``.
+        (eV/Å); on failure ``label_status="failed"``, a one-line
+        ``label_error`` and ``label_failure_kind`` (one of
+        :data:`FAILURE_KINDS`), without any ``dft_*`` key. Both carry
+        ``label_code``, ``label_settings_hash``, ``label_cpu_s`` (core-seconds:
+        this process, its children, or what the code reports for its MPI
+        ranks) and ``label_wall_s``.
 
     Raises
     ------
@@ -229,28 +387,34 @@ def label_configuration(atoms: Atoms, labeller: Labeller, workdir: str | Path) -
 
     # Work on a separate copy so that a calculator cannot leave state on the record.
     work_atoms = labelled.copy()
-    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    limits = {**DEFAULT_LIMITS, **(limits or {})}
+    cpu_start, wall_start = _cpu_seconds(), time.perf_counter()
     try:
         reason = labeller.precheck(work_atoms)
         if reason is not None:
-            raise LabellingFailure(reason)
-        results = _calculate(work_atoms, labeller.calculator(workdir))
+            raise LabellingFailure(reason, kind="rejected")
+        with _wall_limit(timeout_s):
+            results = _calculate(work_atoms, labeller.calculator_for(work_atoms, workdir), labeller)
+        _check_limits(results, limits)
     except ConfigError:
         raise
     except Exception as error:  # any code failure becomes a record: one bad cell must not stop a batch
         labelled.info["label_status"] = "failed"
         labelled.info["label_error"] = _one_line(error, labeller.explain(error))
+        labelled.info["label_failure_kind"] = _failure_kind(error)
         (workdir / "label_error.txt").write_text(traceback.format_exc())
     else:
         stress = results.get("stress")
         labelled.info["label_status"] = "ok"
         labelled.info["dft_energy"] = results["energy"]
+        labelled.info.update(results["extra_info"])
         labelled.arrays["dft_forces"] = results["forces"]
         if stress is not None:
             labelled.info["dft_stress"] = (stress / GPA).reshape(9)
             labelled.info["dft_virial"] = (-stress * labelled.get_volume()).reshape(9)
     finally:
         work_atoms.calc = None
-    labelled.info["label_cpu_s"] = round(time.process_time() - cpu_start, 3)
+    code_cpu = labeller.code_cpu_s(workdir)
+    labelled.info["label_cpu_s"] = round(code_cpu if code_cpu is not None else _cpu_seconds() - cpu_start, 3)
     labelled.info["label_wall_s"] = round(time.perf_counter() - wall_start, 3)
     return labelled

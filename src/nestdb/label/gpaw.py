@@ -120,6 +120,10 @@ class GpawLabeller(Labeller):
             )
         return None
 
+    def isolated_atom_overrides(self, magnetic: bool) -> dict[str, Any]:
+        """Γ point only and no volume guard; GPAW spin-polarises from the atoms' initial moments."""
+        return {"kpts": [1, 1, 1], "max_volume_per_atom": None}
+
     def explain(self, error: Exception) -> str | None:
         # GPAW raises KohnShamConvergenceError without a message.
         if type(error).__name__ in ("KohnShamConvergenceError", "TooFewBandsError"):

@@ -47,6 +47,12 @@ class PotentialLabeller(Labeller):
         self.base_dir = Path(base_dir)
         self._factory = calculator_factory
 
+    def with_overrides(self, overrides: dict[str, Any]) -> "PotentialLabeller":
+        """Same calculator factory, spec with ``overrides`` merged in."""
+        clone = PotentialLabeller({**self.settings, **overrides}, self.base_dir, self._factory)
+        clone.set_launcher(self.launch_prefix())
+        return clone
+
     def calculator(self, directory: Path):
         """Fresh calculator (``directory`` is unused: potentials write no raw output)."""
         if self._factory is not None:

@@ -4,7 +4,8 @@ One iteration culls the ``n_cull`` highest-enthalpy walkers, clones random
 survivors into their slots and walks each clone once (``walk_length`` model
 calls) below the new limit H_lim. There is deliberately no extra walk of a
 random walker per iteration (pymatnest does one since 2022, doubling the
-cost).
+cost). The :class:`Sampler` holds the live set and walks single walkers;
+:mod:`nestdb.ns.run` drives the iterations.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from nestdb.units import KB_EV_PER_K, gpa_to_ev_per_a3
 
 #: Acceptance windows of the step-size adaptation (method.md section 1).
 ACCEPTANCE_WINDOWS: dict[str, tuple[float, float]] = {
-    "md": (0.5, 0.95), "volume": (0.25, 0.75), "shear": (0.25, 0.75), "stretch": (0.25, 0.75)}
+    "md": (0.5, 0.95), "atom": (0.25, 0.75), "volume": (0.25, 0.75), "shear": (0.25, 0.75),
+    "stretch": (0.25, 0.75)}
 #: Multiplicative step change per adaptation (pymatnest's MC_adjust_step_factor).
 STEP_FACTOR = 1.5
 #: Fewer attempts than this since the last adaptation leave a step size alone.
 MIN_ATTEMPTS_TO_ADAPT = 5
 #: Tries per initial walker before giving up on the start energy ceiling.
 MAX_INIT_TRIES = 1000
+#: A model failing on all of its first calls this many is broken, not unlucky.
+MAX_FAILED_FIRST_CALLS = 100
 #: Random shear/stretch steps that shape each initial cell.
 INIT_CELL_SHAPE_STEPS = 30
 
@@ -66,15 +70,20 @@ class Sampler:
     calculator : ase Calculator
         Evaluated through one reused Atoms object.
     settings : NSSettings
-        Validated run settings; ``settings.seed`` seeds the only RNG.
+        Validated run settings; ``settings.seed`` seeds the initial walkers.
+    n_slots : int, optional
+        Walker slots (default ``settings.n_walkers``; 1 for a process that
+        only walks clones).
     """
 
-    def __init__(self, numbers: np.ndarray, calculator, settings: NSSettings) -> None:
+    def __init__(self, numbers: np.ndarray, calculator, settings: NSSettings, n_slots: int | None = None) -> None:
         self.settings = settings
         self.numbers = numbers
         self.n_atoms = len(numbers)
         self.masses = atomic_masses[numbers].astype(float)
         self.pressure = gpa_to_ev_per_a3(settings.pressure_gpa)
+        # the initial walkers and the clone choices; every walk gets its own
+        # generator (see nestdb.ns.parallel.walk_seed) so that walks can run anywhere
         self.rng = np.random.default_rng(settings.seed)
         need_std = settings.committee_std_max is not None or settings.committee_stop_std is not None
         self.evaluate = Evaluator(numbers, calculator, need_std=need_std)
@@ -88,22 +97,33 @@ class Sampler:
         self.v_max = vmax * n_atoms
         fractions = settings.normalised_move_fractions()
         self.move_names = list(fractions)
+        if "swap" in fractions and len(np.unique(numbers)) < 2:
+            raise ConfigError("move_fractions.swap > 0 needs at least two species in the composition; "
+                              "set swap to 0 for a one-element system")
         self.move_cumulative = np.cumsum([fractions[m] for m in self.move_names])
         # Initial steps: MD dt in ASE time units scaled by sqrt(mass) (pymatnest's
         # 0.1 is for 1 amu); volume per atom as pymatnest; shear/stretch dimensionless.
         mass_scale = math.sqrt(float(self.masses.mean()))
-        self.step = {"md": 0.1 * mass_scale, "volume": vmax / 20.0, "shear": 0.1, "stretch": 0.1}
-        self.step_max = {"md": 2.0 * mass_scale, "volume": vmax / 2.0, "shear": 1.0, "stretch": 1.0}
+        # atom: displacement in units of the walker's (V/N)^(1/3)
+        self.step = {"md": 0.1 * mass_scale, "atom": 0.1, "volume": vmax / 20.0, "shear": 0.1, "stretch": 0.1}
+        self.step_max = {"md": 2.0 * mass_scale, "atom": 1.0, "volume": vmax / 2.0, "shear": 1.0, "stretch": 1.0}
+        # Without MD the momenta are integrated out analytically (pymatnest's
+        # nExtraDOF = 3N in the .energies header): walkers carry no kinetic energy.
+        self.sample_kinetic = "md" in fractions
         self.attempts = dict.fromkeys(MOVE_TYPES, 0)
         self.accepts = dict.fromkeys(MOVE_TYPES, 0)
         self.total_attempts = dict.fromkeys(MOVE_TYPES, 0)
         self.total_accepts = dict.fromkeys(MOVE_TYPES, 0)
-        self.walkers = WalkerSet.empty(settings.n_walkers, n_atoms)
+        self.n_committee_rejected = 0
+        self.walkers = WalkerSet.empty(settings.n_walkers if n_slots is None else n_slots, n_atoms)
 
     # ---------------------------------------------------------------- helpers
     def _std_allowed(self, std_per_atom: float) -> bool:
         limit = self.settings.committee_std_max
-        return limit is None or std_per_atom * 1000.0 <= limit
+        if limit is None or std_per_atom * 1000.0 <= limit:
+            return True
+        self.n_committee_rejected += 1
+        return False
 
     def _record(self, move: str, accepted: bool) -> None:
         self.attempts[move] += 1
@@ -140,6 +160,9 @@ class Sampler:
                 cell = self._random_cell(volume)
                 trial_positions = self.rng.random((n_atoms, 3)) @ cell
                 trial = self.evaluate(trial_positions, cell)
+                if self.evaluate.n_failed == self.evaluate.n_calls >= MAX_FAILED_FIRST_CALLS:
+                    raise ConfigError(f"the model failed on all of its first {MAX_FAILED_FIRST_CALLS} calls "
+                                      f"(last: {self.evaluate.last_error}); check the calculator settings")
                 if not trial.energy + self.pressure * volume < ceiling:
                     continue
                 candidate = (trial_positions, cell, volume, trial)
@@ -148,18 +171,24 @@ class Sampler:
                 if std_limit is None or trial.std_per_atom is None or trial.std_per_atom * 1e3 <= std_limit:
                     break
             if candidate is None:
+                failed = self.evaluate.n_failed
                 raise ConfigError(
                     f"no random initial walker had PE + PV below start_energy_ceiling_per_atom="
-                    f"{s.start_energy_ceiling_per_atom} after {MAX_INIT_TRIES} tries; raise it")
+                    f"{s.start_energy_ceiling_per_atom} after {MAX_INIT_TRIES} tries; raise it"
+                    + (f" ({failed} model calls failed, last: {self.evaluate.last_error})" if failed else ""))
             positions, cell, volume, result = candidate
             if std_limit is not None and result.std_per_atom is not None and result.std_per_atom * 1e3 > std_limit:
                 # Kept so that the committee stop criterion can see the model is unusable here.
                 self.n_init_above_committee_limit += 1
-            kinetic = moves.redraw_kinetic_energy(
-                min(self.kemax, ceiling - result.energy - self.pressure * volume), n_atoms, self.rng)
+            if self.sample_kinetic:
+                kinetic = moves.redraw_kinetic_energy(
+                    min(self.kemax, ceiling - result.energy - self.pressure * volume), n_atoms, self.rng)
+                w.velocities[index] = moves.random_velocities(kinetic, self.masses, self.rng)
+            else:
+                kinetic = 0.0
+                w.velocities[index] = 0.0
             w.positions[index] = positions
             w.cells[index] = cell
-            w.velocities[index] = moves.random_velocities(kinetic, self.masses, self.rng)
             w.forces[index] = result.forces
             w.potential[index] = result.energy
             w.kinetic[index] = kinetic
@@ -185,7 +214,7 @@ class Sampler:
             positions = moves.wrap_positions(positions + dt * velocities, cell)
             result = self.evaluate(positions, cell)
             forces = result.forces
-            if not (np.isfinite(result.energy) and np.isfinite(forces).all()):
+            if not result.ok:
                 finite = False  # overlapping atoms: the trajectory is lost, reject
                 break
             velocities = moves.verlet_half_kick(velocities, forces, masses, dt)
@@ -232,7 +261,7 @@ class Sampler:
         new_positions = np.linalg.solve(cell.T, w.positions[index].T).T @ new_cell
         result = self.evaluate(new_positions, new_cell)
         enthalpy = result.energy + self.pressure * new_volume + w.kinetic[index]
-        accepted = enthalpy < h_lim and self._std_allowed(result.std_per_atom)
+        accepted = result.ok and enthalpy < h_lim and self._std_allowed(result.std_per_atom)
         self._record(move, accepted)
         if accepted:
             w.positions[index] = new_positions
@@ -240,6 +269,53 @@ class Sampler:
             w.forces[index] = result.forces
             w.potential[index] = result.energy
             w.volume[index] = new_volume
+            w.enthalpy[index] = enthalpy
+            w.committee_std[index] = result.std_per_atom
+
+    def atom_move(self, index: int, h_lim: float) -> None:
+        """Single-atom MC: displace one random atom by a Gaussian step of
+        ``step['atom'] * (V/N)^(1/3)`` per Cartesian component (a symmetric
+        proposal); accept iff H' < H_lim. KE is unchanged."""
+        w, rng = self.walkers, self.rng
+        atom = int(rng.integers(self.n_atoms))
+        positions = w.positions[index].copy()
+        sigma = self.step["atom"] * (w.volume[index] / self.n_atoms) ** (1.0 / 3.0)
+        positions[atom] += rng.normal(0.0, sigma, size=3)
+        positions = moves.wrap_positions(positions, w.cells[index])
+        result = self.evaluate(positions, w.cells[index])
+        enthalpy = result.energy + self.pressure * w.volume[index] + w.kinetic[index]
+        accepted = result.ok and enthalpy < h_lim and self._std_allowed(result.std_per_atom)
+        self._record("atom", accepted)
+        if accepted:
+            w.positions[index] = positions
+            w.forces[index] = result.forces
+            w.potential[index] = result.energy
+            w.enthalpy[index] = enthalpy
+            w.committee_std[index] = result.std_per_atom
+
+    def swap_move(self, index: int, h_lim: float) -> None:
+        """Exchange the positions of two atoms of different species; accept iff
+        H' < H_lim. Velocities stay with the atom indices, so KE is unchanged.
+
+        The first atom is uniform over all atoms, the second uniform over the
+        atoms of other species: the chance of proposing a pair depends only on
+        the two species, the same for the move and its reverse (symmetric
+        proposal, so detailed balance needs only the H_lim test).
+        """
+        w, rng = self.walkers, self.rng
+        first = int(rng.integers(self.n_atoms))
+        others = np.flatnonzero(self.numbers != self.numbers[first])
+        second = int(others[rng.integers(len(others))])
+        positions = w.positions[index].copy()
+        positions[[first, second]] = positions[[second, first]]
+        result = self.evaluate(positions, w.cells[index])
+        enthalpy = result.energy + self.pressure * w.volume[index] + w.kinetic[index]
+        accepted = result.ok and enthalpy < h_lim and self._std_allowed(result.std_per_atom)
+        self._record("swap", accepted)
+        if accepted:
+            w.positions[index] = positions
+            w.forces[index] = result.forces
+            w.potential[index] = result.energy
             w.enthalpy[index] = enthalpy
             w.committee_std[index] = result.std_per_atom
 
@@ -252,6 +328,12 @@ class Sampler:
             if move == "md":
                 self.md_move(index, h_lim)
                 used += traj_len
+            elif move == "swap":
+                self.swap_move(index, h_lim)
+                used += 1
+            elif move == "atom":
+                self.atom_move(index, h_lim)
+                used += 1
             else:
                 self.cell_move(index, h_lim, move)
                 used += 1
@@ -260,8 +342,12 @@ class Sampler:
         """Rescale each step size by 1.5 when its acceptance since the last call
         left its window; returns human-readable notes."""
         notes = []
-        for move, (low, high) in ACCEPTANCE_WINDOWS.items():
+        for move in MOVE_TYPES:
             n_try = self.attempts[move]
+            if move not in ACCEPTANCE_WINDOWS:  # swaps have no step size
+                self.attempts[move] = self.accepts[move] = 0
+                continue
+            low, high = ACCEPTANCE_WINDOWS[move]
             if n_try >= MIN_ATTEMPTS_TO_ADAPT:
                 rate = self.accepts[move] / n_try
                 if rate < low:

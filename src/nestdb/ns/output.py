@@ -16,9 +16,10 @@ from ase.io import write
 
 
 def output_paths(prefix: str | Path) -> dict[str, Path]:
-    """The four output files of a run with this prefix."""
+    """The four output files of a run with this prefix, and its restart snapshot."""
     prefix = str(prefix)
     return {
+        "restart": Path(prefix + ".restart.pkl"),
         "energies": Path(prefix + ".energies"),
         "traj": Path(prefix + ".traj.extxyz"),
         "final": Path(prefix + ".final.extxyz"),
@@ -26,9 +27,10 @@ def output_paths(prefix: str | Path) -> dict[str, Path]:
     }
 
 
-def energies_header(n_walkers: int, n_cull: int, n_atoms: int) -> str:
-    """First line of ``.energies``: K, n_cull, nExtraDOF (0: KE is inside H), flat-V prior, N."""
-    return "%d %d %d %s %d\n" % (n_walkers, n_cull, 0, False, n_atoms)
+def energies_header(n_walkers: int, n_cull: int, n_atoms: int, n_extra_dof: int = 0) -> str:
+    """First line of ``.energies``: K, n_cull, nExtraDOF (0: KE is inside H; 3N
+    when momenta are integrated out, i.e. without MD), flat-V prior, N."""
+    return "%d %d %d %s %d\n" % (n_walkers, n_cull, n_extra_dof, False, n_atoms)
 
 
 def energies_line(iteration: int, enthalpy: float, volume: float) -> str:

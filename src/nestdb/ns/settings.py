@@ -7,7 +7,12 @@ from dataclasses import dataclass, field, fields
 
 from nestdb.errors import ConfigError
 
-MOVE_TYPES: tuple[str, ...] = ("md", "volume", "shear", "stretch")
+MOVE_TYPES: tuple[str, ...] = ("md", "atom", "volume", "shear", "stretch", "swap")
+#: Settings that may differ between a run and its restart: they change when
+#: or where the run stops, not the chain it samples.
+RESTART_MAY_CHANGE: tuple[str, ...] = ("max_iter", "converge_down_to_T", "snapshot_seconds", "n_procs")
+#: A pressure above this (GPa) is almost surely a value in Pa, bar or kbar.
+MAX_PLAUSIBLE_PRESSURE_GPA = 1000.0
 
 
 def _default_move_fractions() -> dict:
@@ -39,8 +44,11 @@ class NSSettings:
     min_aspect_ratio : float
         Smallest allowed face-to-face height / V^(1/3).
     move_fractions : dict
-        Probability of picking each move type (``md``, ``volume``, ``shear``,
-        ``stretch``); normalised internally.
+        Probability of picking each move type (``md``, ``atom``, ``volume``,
+        ``shear``, ``stretch``, ``swap``); normalised internally. ``atom`` is
+        single-atom MC (1 call), the alternative to ``md`` (TE-HMC); without
+        ``md`` walkers carry no kinetic energy (nExtraDOF = 3N). ``swap``
+        exchanges the positions of two atoms of different species.
     md_traj_len : int
         Velocity-Verlet steps per TE-HMC move.
     kemax_max_T : float or None
@@ -59,6 +67,12 @@ class NSSettings:
         ``committee_stop_std`` (meV/atom).
     config_type : str
         Written to the ``config_type`` info key of every frame.
+    n_procs : int
+        Processes that walk the ``n_cull`` clones of an iteration side by side
+        (must not exceed ``n_cull``); the samples do not depend on it.
+    snapshot_seconds : float or None
+        Wall seconds between restart snapshots; 0 writes one every iteration,
+        None none.
     """
 
     n_walkers: int
@@ -80,6 +94,8 @@ class NSSettings:
     committee_stop_fraction: float = 0.9
     committee_stop_std: float | None = None
     config_type: str = "ns"
+    n_procs: int = 1
+    snapshot_seconds: float | None = 600.0
 
     @classmethod
     def from_dict(cls, values: dict) -> "NSSettings":
@@ -101,29 +117,44 @@ class NSSettings:
         def bad(key: str, why: str) -> ConfigError:
             return ConfigError(f"nested-sampling setting {key}={getattr(self, key)!r}: {why}")
 
-        for key in ("n_walkers", "walk_length", "n_cull", "max_iter", "md_traj_len"):
+        for key in ("n_walkers", "walk_length", "n_cull", "max_iter", "md_traj_len", "n_procs"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise bad(key, "must be a positive integer")
         if self.n_walkers < 2:
             raise bad("n_walkers", "need at least 2 walkers (one is cloned while another is culled)")
         if self.n_cull >= self.n_walkers:
-            raise bad("n_cull", f"must be smaller than n_walkers={self.n_walkers}")
+            raise bad("n_cull", f"must be smaller than n_walkers={self.n_walkers} (survivors are cloned "
+                                "into the culled slots); raise n_walkers or lower n_cull")
+        if self.n_procs > self.n_cull:
+            raise bad("n_procs", f"at most n_cull={self.n_cull} processes can walk at once; "
+                                 f"set n_cull to a multiple of n_procs (e.g. n_cull: {self.n_procs})")
+        if isinstance(self.pressure_gpa, bool) or not isinstance(self.pressure_gpa, (int, float)):
+            raise bad("pressure_gpa", "must be a number in GPa (write 1.0, not '1 GPa'; 1 kbar = 0.1 GPa)")
         if not math.isfinite(self.pressure_gpa) or self.pressure_gpa < 0:
             raise bad("pressure_gpa", "must be a finite pressure >= 0 GPa")
-        if not 0 < self.min_volume_per_atom < self.max_volume_per_atom:
+        if self.pressure_gpa > MAX_PLAUSIBLE_PRESSURE_GPA:
+            raise bad("pressure_gpa", f"is above {MAX_PLAUSIBLE_PRESSURE_GPA:g} GPa: the unit is GPa, not Pa, "
+                                      "bar or eV/A^3 (1 eV/A^3 = 160.2 GPa); convert the value")
+        for key in ("min_volume_per_atom", "max_volume_per_atom"):
+            if not getattr(self, key) > 0:
+                raise bad(key, "must be a volume > 0 A^3/atom")
+        if not self.min_volume_per_atom < self.max_volume_per_atom:
             raise bad("max_volume_per_atom",
                       f"need 0 < min_volume_per_atom ({self.min_volume_per_atom}) < max_volume_per_atom")
-        if not 0 < self.min_aspect_ratio < 1:
-            raise bad("min_aspect_ratio", "must lie in (0, 1); 0.65 suits 8-16 atoms")
+        if not 0 < self.min_aspect_ratio <= 1:
+            raise bad("min_aspect_ratio", "must lie in (0, 1]; 0.65 suits 8-16 atoms")
         if not isinstance(self.move_fractions, dict) or not self.move_fractions:
             raise bad("move_fractions", f"must be a mapping with keys from {MOVE_TYPES}")
         unknown = sorted(set(self.move_fractions) - set(MOVE_TYPES))
         if unknown:
             raise bad("move_fractions", f"unknown move type(s) {unknown}; known: {MOVE_TYPES}")
-        if any((not isinstance(v, (int, float))) or v < 0 for v in self.move_fractions.values()) \
-                or sum(self.move_fractions.values()) <= 0:
-            raise bad("move_fractions", "fractions must be >= 0 with a positive sum")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0
+               for v in self.move_fractions.values()):
+            raise bad("move_fractions", "fractions must be finite numbers >= 0")
+        if self.move_fractions.get("md", 0) + self.move_fractions.get("atom", 0) <= 0:
+            raise bad("move_fractions", "needs md (TE-HMC) or atom (single-atom MC) > 0, else the atoms "
+                                        "never move; e.g. {md: 0.21, volume: 0.31, shear: 0.24, stretch: 0.24}")
         if self.move_fractions.get("md", 0) > 0 and self.kemax_max_T is None and self.pressure_gpa == 0:
             raise bad("kemax_max_T", "needed when pressure_gpa is 0 (the default KEmax 1.5 P N Vmax is 0)")
         if self.kemax_max_T is not None and not self.kemax_max_T > 0:
@@ -138,6 +169,9 @@ class NSSettings:
             raise bad("committee_stop_fraction", "must lie in (0, 1]")
         if not isinstance(self.traj_interval, int):
             raise bad("traj_interval", "must be an integer (<= 0: no trajectory)")
+        if self.snapshot_seconds is not None and not (
+                isinstance(self.snapshot_seconds, (int, float)) and self.snapshot_seconds >= 0):
+            raise bad("snapshot_seconds", "must be >= 0 seconds (0: every iteration) or None (no snapshots)")
         if not isinstance(self.config_type, str) or not self.config_type or any(c.isspace() for c in self.config_type):
             raise bad("config_type", "must be a non-empty string without spaces")
 
@@ -146,3 +180,20 @@ class NSSettings:
         total = float(sum(self.move_fractions.values()))
         return {move: self.move_fractions[move] / total for move in MOVE_TYPES
                 if self.move_fractions.get(move, 0) > 0}
+
+
+#: Keys of a workflow ``ns`` block that are not NSSettings fields.
+BLOCK_ONLY_KEYS: tuple[str, ...] = ("composition", "calculator", "engine", "pymatnest")
+
+
+def check_ns_block(block: dict, pressures: list[float], where: str) -> None:
+    """Validate a workflow ``ns`` block at every pressure before any job runs.
+
+    Raises ConfigError prefixed with ``where`` (e.g. ``cycles[0].ns``).
+    """
+    values = {key: value for key, value in block.items() if key not in BLOCK_ONLY_KEYS}
+    for pressure in pressures:
+        try:
+            NSSettings.from_dict({**values, "pressure_gpa": float(pressure)})
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None

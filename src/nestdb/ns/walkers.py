@@ -11,6 +11,11 @@ from ase.calculators.calculator import all_changes
 from nestdb.errors import ConfigError
 
 
+#: The per-walker arrays of a WalkerSet (what a snapshot or a worker needs).
+WALKER_FIELDS: tuple[str, ...] = ("positions", "cells", "velocities", "forces", "potential", "kinetic",
+                                  "volume", "enthalpy", "committee_std")
+
+
 @dataclass
 class WalkerSet:
     """The live set: K walkers of N atoms, one row per walker.
@@ -48,9 +53,18 @@ class WalkerSet:
 
     def copy_walker(self, source: int, target: int) -> None:
         """Overwrite walker ``target`` with a copy of walker ``source`` (cloning)."""
-        for array in (self.positions, self.cells, self.velocities, self.forces, self.potential,
-                      self.kinetic, self.volume, self.enthalpy, self.committee_std):
+        for name in WALKER_FIELDS:
+            array = getattr(self, name)
             array[target] = array[source]
+
+    def state(self, index: int) -> dict[str, np.ndarray]:
+        """Copies of walker ``index``'s arrays, by field name (to send to a worker)."""
+        return {name: np.array(getattr(self, name)[index]) for name in WALKER_FIELDS}
+
+    def set_state(self, index: int, state: dict[str, np.ndarray]) -> None:
+        """Overwrite walker ``index`` from a :meth:`state` mapping."""
+        for name in WALKER_FIELDS:
+            getattr(self, name)[index] = state[name]
 
 
 @dataclass
@@ -61,12 +75,20 @@ class Evaluation:
     forces: np.ndarray
     std_per_atom: float  # eV/atom, NaN when the model gives none
 
+    @property
+    def ok(self) -> bool:
+        """False when the model failed or gave a non-finite energy or force."""
+        return bool(np.isfinite(self.energy) and np.isfinite(self.forces).all())
+
 
 class Evaluator:
     """Evaluates configurations with one calculator and one reused Atoms object.
 
     Counts the model calls (``n_calls``) and reads the committee STD from
-    ``calculator.results["energy_std_per_atom"]`` when present.
+    ``calculator.results["energy_std_per_atom"]`` when present. A calculator
+    that raises, or returns a non-finite energy or force, gives an Evaluation
+    with NaN energy (``ok`` is False, so the move is rejected) and is counted
+    in ``n_failed``; ``last_error`` keeps the latest exception text.
 
     Parameters
     ----------
@@ -84,6 +106,8 @@ class Evaluator:
         self.calculator = calculator
         self.need_std = need_std
         self.n_calls = 0
+        self.n_failed = 0
+        self.last_error = ""
 
     def __call__(self, positions: np.ndarray, cell: np.ndarray) -> Evaluation:
         atoms, calc = self.atoms, self.calculator
@@ -92,12 +116,23 @@ class Evaluator:
         # Every call is a new configuration, so go straight to calculate():
         # ASE's get_property() would compare the atoms with the last ones
         # (np.allclose twice per call), which costs ~40% of a small LJ call.
-        calc.reset()
-        calc.calculate(atoms, ["energy", "forces"], all_changes)
-        results = calc.results
-        energy = float(results["energy"]) if "energy" in results else float(atoms.get_potential_energy())
-        forces = np.array(results["forces"]) if "forces" in results else np.array(atoms.get_forces())
         self.n_calls += 1
+        try:
+            calc.reset()
+            calc.calculate(atoms, ["energy", "forces"], all_changes)
+            results = calc.results
+            energy = float(results["energy"]) if "energy" in results else float(atoms.get_potential_energy())
+            forces = np.array(results["forces"], dtype=float) if "forces" in results \
+                else np.array(atoms.get_forces(), dtype=float)
+            if forces.shape != positions.shape:
+                raise ValueError(f"forces of shape {forces.shape}, expected {positions.shape}")
+        except Exception as err:  # noqa: BLE001 - any model failure only rejects this move
+            self.n_failed += 1
+            self.last_error = f"{type(err).__name__}: {err}"
+            return Evaluation(np.nan, np.full(positions.shape, np.nan), np.nan)
+        if not (np.isfinite(energy) and np.isfinite(forces).all()):
+            self.n_failed += 1
+            self.last_error = "non-finite energy or forces"
         std = results.get("energy_std_per_atom")
         if std is None:
             if self.need_std:

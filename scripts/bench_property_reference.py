@@ -1,0 +1,14 @@
+"""Snakemake entry point of rule `bench_property_reference`: one property with the reference labeller."""
+from nestdb.bench.workflow import bench_property_reference
+from nestdb.stages import main_guard
+
+main_guard(
+    bench_property_reference,
+    snakemake.wildcards.kind,
+    snakemake.params.spec,
+    snakemake.params.bench,
+    snakemake.params.element,
+    snakemake.output.result,
+    snakemake.output.raw,
+    log_path=snakemake.log[0],
+)

@@ -1,0 +1,365 @@
+"""Benchmark stages of the workflow: file paths in, file paths out.
+
+Every property has a *reference* side (the configured labeller, once for
+all cycles, or the user's reference files) and a *model* side (each cycle's
+committee), written as JSON/CSV and a figure. The functions take calculator
+factories, so the tests run them with EAM/GPAW and the rules with the
+committee. ``nestdb.stages`` re-exports the E–V/elastic stages under their
+old names.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from ase import Atoms
+
+from nestdb.errors import ConfigError
+
+log = logging.getLogger("nestdb")
+
+#: matscipy symmetry of each structure's elastic tensor.
+ELASTIC_SYMMETRY = {"hcp": "hexagonal", "dhcp": "hexagonal", "bcc": "cubic", "fcc": "cubic"}
+#: Properties with a reference and a model side (one rule pair each).
+PROPERTIES = ("enthalpy", "bain", "phonons")
+
+CalculatorFor = Callable[[str, Atoms], object]
+
+
+def jsonable(value):
+    """Plain-Python copy of nested dicts/lists/numpy values for ``json.dumps``."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    return value
+
+
+def _write_json(path: str | Path, value) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(jsonable(value), indent=2))
+
+
+def elastic_structures(bench: dict) -> list[str]:
+    """``bench.elastic.structure`` as a list (a single name or a list of names)."""
+    names = bench["elastic"]["structure"]
+    return [names] if isinstance(names, str) else list(names)
+
+
+def bench_targets(config: dict, cycles: list[int]) -> list[str]:
+    """Workflow targets of the enabled properties, XRD and the phase diagram (``rule all``)."""
+    from nestdb.config import cycle_pressures
+
+    bench = config["bench"]
+    targets = []
+    for cycle in cycles:
+        targets += [f"results/bench/cycle{cycle}/{kind}.json" for kind in PROPERTIES if bench[kind]["enabled"]]
+        if bench["xrd"]["enabled"]:
+            targets += [f"results/bench/cycle{cycle}/xrd/P{pressure}GPa/xrd.csv"
+                        for pressure in cycle_pressures(config, cycle)]
+    if bench["phase_diagram"]["enabled"]:
+        targets.append("results/bench/phase_diagram/melting.csv")
+    return targets
+
+
+# --------------------------------------------------------------------------- E-V and elastic
+def _ev_scales(bench: dict) -> np.ndarray:
+    low, high = bench["ev_range"]
+    return np.linspace(low, high, bench["ev_points"])
+
+
+def run_benchmarks(calculator_for: CalculatorFor, bench: dict, element: str,
+                   skip_ev: tuple[str, ...] = (), ev_volumes: dict | None = None) -> tuple[list[dict], dict]:
+    """E–V curves of the configured structures and the elastic tensors.
+
+    Cost: ``ev_points`` calls per structure (isotropic scaling, no
+    relaxation) plus, per elastic structure, a relaxation and
+    ``n_patterns * n_steps`` strained cells (see
+    :func:`nestdb.bench.elastic.elastic_constants`).
+
+    Parameters
+    ----------
+    calculator_for
+        ``(name, atoms) -> calculator``: a fresh calculator per benchmark
+        (``"hcp"``, ..., ``"elastic_hcp"``).
+    bench
+        The ``bench`` config block.
+    element
+        Chemical element of the structures.
+    skip_ev
+        Structures whose E–V curve comes from elsewhere (reference files).
+    ev_volumes
+        ``{structure: volumes per atom}`` to evaluate instead of the
+        configured scan (the model side follows the reference's points).
+
+    Returns
+    -------
+    (list of dict, dict)
+        E–V rows (``structure``, ``volume_scale``, ``volume_per_atom``,
+        ``energy_per_atom``) and ``{structure: elastic result}``.
+    """
+    from nestdb.bench import build_structure, elastic_constants, ev_curve
+    from nestdb.bench.structures import DEFAULT_VOLUME_PER_ATOM
+
+    rows = []
+    for name in bench["structures"]:
+        if name in skip_ev:
+            continue
+        atoms = build_structure(name, element=element)
+        scales = _ev_scales(bench)
+        if ev_volumes and name in ev_volumes:
+            scales = np.asarray(ev_volumes[name], dtype=float) / DEFAULT_VOLUME_PER_ATOM
+        curve = ev_curve(atoms, calculator_for(name, atoms), volume_scales=scales)
+        rows += [{"structure": name, **row} for row in curve.to_dict("records")]
+    elastic_cfg = bench["elastic"]
+    elastic = {}
+    for name in elastic_structures(bench):
+        structure = build_structure(name, element=element)
+        result = elastic_constants(structure, calculator_for(f"elastic_{name}", structure),
+                                   symmetry=ELASTIC_SYMMETRY[name], delta=elastic_cfg["delta"],
+                                   n_steps=elastic_cfg["n_steps"], fmax=elastic_cfg["relax_fmax"],
+                                   max_steps=elastic_cfg["relax_max_steps"])
+        result["structure"] = name
+        elastic[name] = result
+    return rows, elastic
+
+
+def _fixed_grid_gpaw(spec: dict, atoms: Atoms, kpt_density: float, directory: Path):
+    """A GPAW calculator whose k-point grid stays that of ``atoms`` under strain.
+
+    Stresses of a soft metal at 1-2 % strain are ~1 GPa, the size of the
+    k-point noise of demo settings: the elastic fit needs a denser grid that
+    does not change between the strained cells (measured in
+    benchmarks/gpaw_elastic_settings.py).
+    """
+    from ase.calculators.calculator import kptdensity2monkhorstpack
+
+    from nestdb.label import make_labeller
+
+    size = [int(n) for n in kptdensity2monkhorstpack(atoms, kpt_density, True)]
+    settings = dict(spec.get("gpaw") or {}, kpts={"size": size, "gamma": True})
+    log.info("elastic reference: fixed GPAW k-point grid %s (density %s)", size, kpt_density)
+    return make_labeller({"code": "gpaw", "gpaw": settings}, base_dir=Path.cwd()).calculator(directory)
+
+
+def reference_calculators(spec: dict, raw_dir: str | Path, bench: dict | None = None) -> CalculatorFor:
+    """Calculator factory of the reference labeller: one fresh calculator (and folder) per label."""
+    from nestdb.label import make_labeller
+
+    labeller = make_labeller(spec, base_dir=Path.cwd())
+    raw_dir = Path(raw_dir)
+
+    def calculator_for(name: str, atoms: Atoms):
+        directory = raw_dir / name
+        directory.mkdir(parents=True, exist_ok=True)
+        if bench is not None and name.startswith("elastic_") and spec["code"] == "gpaw":
+            return _fixed_grid_gpaw(spec, atoms, bench["elastic"]["kpt_density"], directory)
+        return labeller.calculator(directory)
+
+    return calculator_for
+
+
+def bench_reference(spec: dict, bench: dict, element: str, ev_path: str | Path,
+                    elastic_path: str | Path, raw_dir: str | Path) -> None:
+    """Reference E–V curves and elastic constants (labeller, or reference files for E–V).
+
+    Cost: see :func:`run_benchmarks`; structures in ``bench.reference_files``
+    cost nothing (read from the files).
+    """
+    from nestdb.bench.reference_files import read_reference_ev
+
+    files = bench.get("reference_files") or {}
+    rows, elastic = run_benchmarks(reference_calculators(spec, raw_dir, bench), bench, element,
+                                   skip_ev=tuple(files))
+    ev = pd.DataFrame(rows)
+    if files:
+        ev = pd.concat([ev, read_reference_ev(files, base_dir=Path.cwd())], ignore_index=True)
+    ev.to_csv(ev_path, index=False)
+    _write_json(elastic_path, elastic)
+
+
+def _relaxed(elastic: dict) -> bool:
+    """Whether the cell and all internal relaxations of an elastic calculation converged."""
+    cell = (elastic.get("relaxation") or {}).get("converged", True)
+    internal = (elastic.get("internal_relaxation") or {}).get("all_converged", True)
+    return bool(cell and internal)
+
+
+def _ev_shape_rmse_mev(model: pd.DataFrame, reference: pd.DataFrame) -> float:
+    """RMSE of two E–V curves on the same volumes, each relative to its own minimum (meV/atom)."""
+    m = model.sort_values("volume_per_atom").energy_per_atom.to_numpy()
+    r = reference.sort_values("volume_per_atom").energy_per_atom.to_numpy()
+    return float(np.sqrt(np.mean((m - m.min() - (r - r.min())) ** 2)) * 1000)
+
+
+def compare_ev_elastic(calculator, bench: dict, element: str, reference_ev_path: str | Path,
+                       reference_elastic_path: str | Path, ev_path: str | Path, ev_plot_path: str | Path,
+                       elastic_path: str | Path, summary_path: str | Path) -> dict:
+    """Model E–V curves and elastic constants with one calculator, compared with the reference.
+
+    Cost: as :func:`run_benchmarks` with the model calculator. The model's
+    E–V points are the reference's volumes (which may come from files).
+    """
+    from nestdb.bench import fit_eos, plot_ev
+
+    reference = pd.read_csv(reference_ev_path)
+    volumes = {name: reference[reference.structure == name].volume_per_atom.to_numpy()
+               for name in bench["structures"]}
+    rows, elastic = run_benchmarks(lambda name, atoms: calculator, bench, element, ev_volumes=volumes)
+    model_ev = pd.DataFrame(rows)
+    model_ev.to_csv(ev_path, index=False)
+    curves = {"model": {}, "reference": {}}
+    eos, ev_rmse = {}, {}
+    for name in bench["structures"]:
+        curves["model"][name] = model_ev[model_ev.structure == name]
+        curves["reference"][name] = reference[reference.structure == name]
+        eos[name] = {side: fit_eos(curves[side][name]) for side in ("model", "reference")}
+        # Energy differences between volumes are what the model can get right.
+        ev_rmse[name] = _ev_shape_rmse_mev(curves["model"][name], curves["reference"][name])
+    plot_ev(curves, ev_plot_path)
+    ref_elastic = json.loads(Path(reference_elastic_path).read_text())
+    with open(elastic_path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        # Unconverged relaxations and non-positive-definite tensors are shown next to the numbers.
+        writer.writerow(["structure", "constant", "model_GPa", "reference_GPa", "difference_GPa",
+                         "model_relaxed", "reference_relaxed", "model_positive_definite",
+                         "reference_positive_definite"])
+        for name, result in elastic.items():
+            ref = ref_elastic[name]
+            for key in (k for k in ref if k.startswith("C") and len(k) == 3):
+                writer.writerow([name, key, result[key], ref[key], result[key] - ref[key], _relaxed(result),
+                                 _relaxed(ref), result["positive_definite"], ref["positive_definite"]])
+    summary = {"eos": eos, "ev_shape_rmse_meV_per_atom": ev_rmse, "elastic_model": elastic,
+               "elastic_reference": ref_elastic}
+    _write_json(summary_path, summary)
+    return jsonable(summary)
+
+
+def bench_model(model_dir: str | Path, bench: dict, element: str, reference_ev_path: str | Path,
+                reference_elastic_path: str | Path, ev_path: str | Path, ev_plot_path: str | Path,
+                elastic_path: str | Path, summary_path: str | Path) -> dict:
+    """Model side of E–V and elastic benchmarks with a cycle's committee (see :func:`compare_ev_elastic`)."""
+    from nestdb.fit.committee import CommitteeACECalculator
+
+    return compare_ev_elastic(CommitteeACECalculator(model_dir), bench, element, reference_ev_path,
+                              reference_elastic_path, ev_path, ev_plot_path, elastic_path, summary_path)
+
+
+# --------------------------------------------------------------------------- enthalpy, Bain, phonons
+def compute_property(kind: str, calculator_for: CalculatorFor, bench: dict, element: str) -> dict:
+    """One benchmark property with one calculator factory.
+
+    Cost: ``enthalpy`` about ``n_structures * n_pressures * 4`` calls,
+    ``bain`` about ``n_pressures * n_points * 3`` one-atom calls,
+    ``phonons`` a relaxation plus one supercell call per displacement for
+    each structure (see the functions in ``nestdb.bench``).
+
+    Returns
+    -------
+    dict
+        ``enthalpy``: ``{"table": rows, "transitions": [...]}``; ``bain``:
+        ``{"table": rows}``; ``phonons``: ``{structure: dispersion}``.
+    """
+    if kind == "enthalpy":
+        from nestdb.bench.enthalpy import enthalpy_curve, transition_pressures
+
+        cfg = bench["enthalpy"]
+        table = pd.concat([enthalpy_curve(name, calculator_for, cfg["pressures"], element=element,
+                                          relax_c_over_a=cfg["relax_c_over_a"], fmax=cfg["fmax"],
+                                          max_steps=cfg["max_steps"]) for name in cfg["structures"]],
+                          ignore_index=True)
+        return {"table": table.to_dict("records"), "transitions": transition_pressures(table),
+                "relax_c_over_a": cfg["relax_c_over_a"]}
+    if kind == "bain":
+        from nestdb.bench.bain import bain_path
+
+        cfg = bench["bain"]
+        table = bain_path(calculator_for, cfg["pressures"], n_points=cfg["n_points"], element=element,
+                          fmax=cfg["fmax"], max_steps=cfg["max_steps"])
+        return {"table": table.to_dict("records")}
+    if kind == "phonons":
+        from nestdb.bench.phonons import phonon_dispersion
+
+        cfg = bench["phonons"]
+        supercells = cfg.get("supercell") or {}
+        return {name: phonon_dispersion(name, calculator_for, element=element, supercell=supercells.get(name),
+                                        displacement=cfg["displacement"], npoints=cfg["npoints"],
+                                        pressure_gpa=cfg["pressure"], fmax=cfg["fmax"])
+                for name in cfg["structures"]}
+    raise ConfigError(f"unknown benchmark property {kind!r}; choose from {', '.join(PROPERTIES)}")
+
+
+def bench_property_reference(kind: str, spec: dict, bench: dict, element: str, json_path: str | Path,
+                             raw_dir: str | Path) -> dict:
+    """Reference side of one property with the reference labeller (one folder per calculation).
+
+    With ``bench.reference_files`` the enthalpy curves of those structures
+    come from an EOS fit of the files' E–V points instead (relaxations at
+    fixed ratios are exactly the minima of that fixed-shape E–V curve).
+    """
+    files = bench.get("reference_files") or {}
+    if kind == "enthalpy" and files:
+        from nestdb.bench.enthalpy import transition_pressures
+        from nestdb.bench.reference_files import enthalpy_from_ev, read_reference_ev
+
+        cfg = bench["enthalpy"]
+        from_files = [name for name in cfg["structures"] if name in files]
+        computed = dict(bench, enthalpy=dict(cfg, structures=[n for n in cfg["structures"] if n not in files]))
+        rows = []
+        if computed["enthalpy"]["structures"]:
+            rows = compute_property(kind, reference_calculators(spec, raw_dir), computed, element)["table"]
+        ev = read_reference_ev({name: files[name] for name in from_files}, base_dir=Path.cwd())
+        for name in from_files:
+            rows += enthalpy_from_ev(ev[ev.structure == name], cfg["pressures"]).to_dict("records")
+        table = pd.DataFrame(rows)
+        result = {"table": rows, "transitions": transition_pressures(table), "relax_c_over_a": cfg["relax_c_over_a"],
+                  "from_files": from_files}
+    else:
+        result = compute_property(kind, reference_calculators(spec, raw_dir), bench, element)
+    _write_json(json_path, result)
+    return result
+
+
+def compare_property(kind: str, calculator, bench: dict, element: str, reference_json: str | Path,
+                     json_path: str | Path, csv_path: str | Path, plot_path: str | Path, title: str = "") -> dict:
+    """Model side of one property and its comparison with the reference.
+
+    Cost: as :func:`compute_property` with the model calculator.
+
+    Writes the model's results and the comparison (``json_path``), a table
+    model against reference (``csv_path``, with ``converged`` columns) and a
+    figure (``plot_path``).
+    """
+    from nestdb.bench import plots
+
+    reference = json.loads(Path(reference_json).read_text())
+    model = jsonable(compute_property(kind, lambda name, atoms: calculator, bench, element))
+    if kind == "enthalpy":
+        comparison = plots.compare_enthalpy(model, reference, csv_path, plot_path, title)
+    elif kind == "bain":
+        comparison = plots.compare_bain(model, reference, csv_path, plot_path, title)
+    else:
+        comparison = plots.compare_phonons(model, reference, csv_path, plot_path, title)
+    result = {"model": model, "comparison": comparison}
+    _write_json(json_path, result)
+    return result
+
+
+def bench_property_model(kind: str, model_dir: str | Path, bench: dict, element: str, reference_json: str | Path,
+                         json_path: str | Path, csv_path: str | Path, plot_path: str | Path,
+                         title: str = "") -> dict:
+    """:func:`compare_property` with a cycle's committee."""
+    from nestdb.fit.committee import CommitteeACECalculator
+
+    return compare_property(kind, CommitteeACECalculator(model_dir), bench, element, reference_json, json_path,
+                            csv_path, plot_path, title)

@@ -1,0 +1,331 @@
+"""Nonlinear ACE fits with pacemaker, run as an external program.
+
+pacemaker needs TensorFlow (and numpy < 2.4), which the main environment
+does not carry, so nestdb only *writes* its inputs and *runs* the command
+configured in ``fit.pacemaker.command`` (default ``pacemaker``) from its own
+environment (``envs/pacemaker.yaml`` on clusters, or any venv made with the
+recipe of the README).  One committee member is one pacemaker run in its own
+folder; members differ by random initial function coefficients
+(``coefs_init: random`` under ``functions: ALL``) and seed, not only by the
+split, so they are independent fits.
+
+Files of one member folder::
+
+    train.pckl.gzip, test.pckl.gzip    pacemaker DataFrames (ase_atoms, energy, forces[, w_energy, w_forces])
+    input.yaml                         the pacemaker input
+    output_potential.yaml              written by pacemaker
+    output_potential.asi               active set (pace_activeset), extrapolation grade gamma
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from ase import Atoms
+
+from nestdb.errors import ConfigError, DataError
+from nestdb.fit.dataset import ENERGY_KEY, FORCES_KEY, LogLike, emit, frame_weight
+
+#: Defaults of ``fit.pacemaker``.
+DEFAULT_PACEMAKER_SETTINGS: dict[str, Any] = {
+    "enabled": False,
+    "command": "pacemaker",
+    "activeset_command": "pace_activeset",
+    "committee_size": 3,
+    "ndensity": 2,
+    "number_of_functions_per_element": 100,
+    "maxiter": 1000,
+    "kappa": "auto",
+    "batch_size": 100,
+    "gpu": False,
+    "ladder_step": None,
+}
+
+TRAIN_FILE = "train.pckl.gzip"
+TEST_FILE = "test.pckl.gzip"
+INPUT_FILE = "input.yaml"
+OUTPUT_POTENTIAL = "output_potential.yaml"
+
+
+def validate_pacemaker_settings(settings: dict | None) -> dict:
+    """Merge ``fit.pacemaker`` with :data:`DEFAULT_PACEMAKER_SETTINGS` and check it."""
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(DEFAULT_PACEMAKER_SETTINGS))
+    if unknown:
+        raise ConfigError(f"unknown settings {['fit.pacemaker.' + k for k in unknown]}; "
+                          f"accepted: {sorted(DEFAULT_PACEMAKER_SETTINGS)}")
+    merged = {**DEFAULT_PACEMAKER_SETTINGS, **settings}
+    for key in ("committee_size", "ndensity", "number_of_functions_per_element", "maxiter", "batch_size"):
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"fit.pacemaker.{key} must be a positive integer, got {value!r}")
+    if merged["ladder_step"] is not None and (not isinstance(merged["ladder_step"], int) or merged["ladder_step"] < 1):
+        raise ConfigError(f"fit.pacemaker.ladder_step must be a positive integer or null, got {merged['ladder_step']!r}")
+    kappa = merged["kappa"]
+    if kappa != "auto" and (isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 0 <= kappa <= 1):
+        raise ConfigError(f"fit.pacemaker.kappa must be 'auto' or a number in [0, 1], got {kappa!r}")
+    for key in ("command", "activeset_command"):
+        if not isinstance(merged[key], str) or not merged[key].strip():
+            raise ConfigError(f"fit.pacemaker.{key} must be a command line, got {merged[key]!r}")
+    return merged
+
+
+def pacemaker_dataframe(frames: list[Atoms], use_sample_weights: bool):
+    """pacemaker's training DataFrame: ``ase_atoms``, ``energy`` (total, eV), ``forces``.
+
+    With ``use_sample_weights`` each configuration's ``info["weight"]`` becomes
+    ``w_energy`` and per-atom ``w_forces`` (pacemaker normalises both).
+    """
+    import pandas as pd
+
+    records = []
+    for atoms in frames:
+        bare = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        record = {"ase_atoms": bare, "energy": float(atoms.info[ENERGY_KEY]),
+                  "forces": np.asarray(atoms.arrays[FORCES_KEY], dtype=float)}
+        if use_sample_weights:
+            weight = frame_weight(atoms)
+            record["w_energy"] = weight
+            record["w_forces"] = np.full(len(atoms), weight)
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def pacemaker_input(fit_settings: dict, pacemaker_settings: dict, member: int, with_test: bool) -> dict:
+    """The ``input.yaml`` of committee member ``member`` (a dict).
+
+    Parameters
+    ----------
+    fit_settings
+        Validated ``fit:`` settings (elements, E0, cutoff, basis shape, seed).
+    pacemaker_settings
+        Validated ``fit.pacemaker`` settings.
+    member
+        Member index: seed ``fit.seed + member`` and random initial coefficients.
+    with_test
+        Whether a ``test.pckl.gzip`` is given.
+    """
+    ndensity = pacemaker_settings["ndensity"]
+    # pacemaker's FinnisSinclairShiftedScaled takes (prefactor, exponent) per density
+    fs_parameters = [1, 1] + [1, 0.5] * (ndensity - 1)
+    data: dict[str, Any] = {"filename": TRAIN_FILE,
+                            "reference_energy": dict(fit_settings["reference_energies"], shift=0.0)}
+    if with_test:
+        data["test_filename"] = TEST_FILE
+    fit: dict[str, Any] = {
+        "loss": {"kappa": pacemaker_settings["kappa"], "L1_coeffs": 1e-8, "L2_coeffs": 1e-8},
+        "optimizer": "BFGS",
+        "maxiter": pacemaker_settings["maxiter"],
+    }
+    if pacemaker_settings["ladder_step"]:
+        fit["ladder_step"] = pacemaker_settings["ladder_step"]
+        fit["ladder_type"] = "power_order"
+    return {
+        "cutoff": fit_settings["cutoff"],
+        "seed": fit_settings["seed"] + member,
+        "metadata": {"origin": "nestdb", "committee_member": member},
+        "data": data,
+        "potential": {
+            "deltaSplineBins": 0.001,
+            "elements": list(fit_settings["elements"]),
+            "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": fs_parameters,
+                                   "ndensity": ndensity}},
+            "bonds": {"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": fit_settings["cutoff"],
+                              "dcut": 0.01}},
+            "functions": {
+                "number_of_functions_per_element": pacemaker_settings["number_of_functions_per_element"],
+                "ALL": {"nradmax_by_orders": list(fit_settings["nradmax_by_orders"]),
+                        "lmax_by_orders": list(fit_settings["lmax_by_orders"]),
+                        "coefs_init": "random"},
+            },
+        },
+        "fit": fit,
+        "backend": {
+            "evaluator": "tensorpot",
+            "batch_size": pacemaker_settings["batch_size"],
+            "display_step": 50,
+            # gpu_ind -1 forces the CPU; on a GPU node (fit.pacemaker.gpu) TensorFlow picks the GPU
+            **({} if pacemaker_settings["gpu"] else {"gpu_config": {"gpu_ind": -1, "mem_limit": 0}}),
+        },
+    }
+
+
+def write_member_inputs(train: list[Atoms], test: list[Atoms], fit_settings: dict, pacemaker_settings: dict,
+                        member: int, work_dir: str | Path) -> Path:
+    """Write DataFrames and ``input.yaml`` of one member into ``work_dir``; return the input path."""
+    if not train:
+        raise DataError(f"pacemaker member {member}: empty training set; check the labelled database files")
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    pacemaker_dataframe(train, fit_settings["use_sample_weights"]).to_pickle(
+        work_dir / TRAIN_FILE, compression="gzip", protocol=4)
+    if test:
+        pacemaker_dataframe(test, fit_settings["use_sample_weights"]).to_pickle(
+            work_dir / TEST_FILE, compression="gzip", protocol=4)
+    config = pacemaker_input(fit_settings, pacemaker_settings, member, with_test=bool(test))
+    path = work_dir / INPUT_FILE
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _run(command: str, args: list[str], work_dir: Path, log_path: Path, what: str) -> None:
+    argv = shlex.split(command) + args
+    if shutil.which(argv[0]) is None:
+        raise ConfigError(f"{what} command {argv[0]!r} (fit.pacemaker) was not found on PATH; install pacemaker "
+                          "in its own environment (envs/pacemaker.yaml) and set the full path of its command")
+    with open(log_path, "w") as log_file:
+        result = subprocess.run(argv, cwd=work_dir, stdout=log_file, stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-15:])
+        raise DataError(f"{what} failed in {work_dir} (exit {result.returncode}); see {log_path}:\n{tail}")
+
+
+def run_member(work_dir: str | Path, pacemaker_settings: dict, log: LogLike = None) -> Path:
+    """Run pacemaker and ``pace_activeset`` in a member folder; return ``output_potential.yaml``."""
+    work_dir = Path(work_dir)
+    emit(log, f"pacemaker: fitting in {work_dir}")
+    _run(pacemaker_settings["command"], [INPUT_FILE], work_dir, work_dir / "pacemaker.log", "pacemaker")
+    potential = work_dir / OUTPUT_POTENTIAL
+    if not potential.is_file():
+        raise DataError(f"pacemaker finished in {work_dir} without writing {OUTPUT_POTENTIAL}; "
+                        f"see {work_dir / 'pacemaker.log'}")
+    data_info = work_dir / "fitting_data_info.pckl.gzip"
+    if data_info.is_file():
+        _run(pacemaker_settings["activeset_command"], ["-d", data_info.name, OUTPUT_POTENTIAL], work_dir,
+             work_dir / "activeset.log", "pace_activeset")
+    return potential
+
+
+def ensemble_predictions(potentials: list[str | Path], frames: list[Atoms], reference_energies: dict,
+                         active_set: str | Path | None = None) -> dict:
+    """Per-atom energies of every member (incl. E0), their mean/STD, forces of the mean, max gamma.
+
+    Returns
+    -------
+    dict
+        ``energy_per_atom`` (n,), ``energy_committee_per_atom`` (n, K),
+        ``energy_std_per_atom`` (n,), ``forces`` (list, member mean),
+        ``n_atoms`` and, with ``active_set``, ``max_gamma`` (n,) of the first member.
+    """
+    from pyace import PyACECalculator
+
+    calculators = [PyACECalculator(str(p)) for p in potentials]
+    if active_set is not None:
+        calculators[0].set_active_set(str(active_set))
+    n = len(frames)
+    energies = np.zeros((n, len(calculators)))
+    forces, gamma = [], np.full(n, np.nan)
+    for i, frame in enumerate(frames):
+        atoms = Atoms(frame.numbers, positions=frame.positions, cell=frame.cell, pbc=frame.pbc)
+        e0 = sum(reference_energies[s] for s in atoms.get_chemical_symbols())
+        member_forces = []
+        for k, calc in enumerate(calculators):
+            atoms.calc = calc
+            energies[i, k] = (atoms.get_potential_energy() + e0) / len(atoms)
+            member_forces.append(atoms.get_forces())
+            if k == 0 and active_set is not None:
+                gamma[i] = float(np.max(calc.results["gamma"]))
+        forces.append(np.mean(member_forces, axis=0))
+    out = {
+        "n_atoms": np.array([len(f) for f in frames]),
+        "energy_per_atom": energies.mean(axis=1),
+        "energy_committee_per_atom": energies,
+        "energy_std_per_atom": energies.std(axis=1, ddof=1) if len(calculators) > 1 else np.zeros(n),
+        "forces": forces,
+        "virial": np.full((n, 9), np.nan),
+    }
+    if active_set is not None:
+        out["max_gamma"] = gamma
+    return out
+
+
+# --------------------------------------------------------------------------- workflow steps
+SPLIT_FILE = "split.json"
+
+
+def prepare_committee(frames: list[Atoms], fit_settings: dict, out_dir: str | Path, log: LogLike = None) -> list[Path]:
+    """Split like the linear fit and write the inputs of every committee member.
+
+    Returns the member folders ``out_dir/member_<k>``.
+    """
+    from nestdb.fit.dataset import stratified_split
+    from nestdb.fit.linear_ace import write_json
+    from nestdb.fit.settings import validate_fit_settings
+
+    settings = validate_fit_settings(fit_settings)
+    pacemaker_settings = settings["pacemaker"]
+    if not frames:
+        raise DataError("pacemaker fit got an empty training set; check the labelled database files")
+    train_idx, test_idx = stratified_split(frames, settings["test_fraction"], settings["seed"])
+    train = [frames[i] for i in train_idx]
+    test = [frames[i] for i in test_idx]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / SPLIT_FILE, {"train_indices": train_idx, "test_indices": test_idx})
+    folders = []
+    for member in range(pacemaker_settings["committee_size"]):
+        folder = out_dir / f"member_{member}"
+        write_member_inputs(train, test, settings, pacemaker_settings, member, folder)
+        folders.append(folder)
+    emit(log, f"pacemaker: {len(folders)} members prepared in {out_dir} ({len(train)} train / {len(test)} test)")
+    return folders
+
+
+def collect_committee(frames: list[Atoms], fit_settings: dict, member_dirs: list[str | Path],
+                      out_dir: str | Path, log: LogLike = None) -> dict:
+    """Export the members (``.yaml``/``.yace``) and write test metrics of the pacemaker committee.
+
+    The committee energy STD and the extrapolation grade (max gamma of the
+    first member's active set) are both compared with the actual error.
+    """
+    import json
+
+    from nestdb.fit.calibration import calibration_summary
+    from nestdb.fit.export import yaml_to_yace
+    from nestdb.fit.linear_ace import write_json
+    from nestdb.fit.metrics import error_metrics, grouped_metrics, plot_parity, spearman
+    from nestdb.fit.settings import validate_fit_settings
+
+    settings = validate_fit_settings(fit_settings)
+    out_dir = Path(out_dir)
+    split = json.loads((out_dir / SPLIT_FILE).read_text())
+    potentials = []
+    for k, member_dir in enumerate(member_dirs):
+        source = Path(member_dir) / OUTPUT_POTENTIAL
+        if not source.is_file():
+            raise DataError(f"pacemaker member {k}: {source} is missing; rerun its fit")
+        target = out_dir / f"member_{k}.yaml"
+        shutil.copyfile(source, target)
+        yaml_to_yace(target, target.with_suffix(".yace"))
+        potentials.append(target)
+    active_set = Path(member_dirs[0]) / "output_potential.asi"
+    active_set = active_set if active_set.is_file() else None
+    metrics: dict[str, Any] = {"committee_size": len(potentials)}
+    sets: dict[str, tuple[list[Atoms], dict]] = {}
+    for name in ("train", "test"):
+        subset = [frames[i] for i in split[f"{name}_indices"]]
+        if not subset:
+            continue
+        prediction = ensemble_predictions(potentials, subset, settings["reference_energies"], active_set)
+        metrics[name] = error_metrics(subset, prediction)
+        metrics.setdefault("groups", {})[name] = grouped_metrics(subset, prediction)
+        reference = np.array([float(a.info[ENERGY_KEY]) / len(a) for a in subset])
+        error = 1000 * np.abs(prediction["energy_per_atom"] - reference)
+        metrics[name]["committee"] = calibration_summary(1000 * prediction["energy_std_per_atom"], error)
+        if "max_gamma" in prediction:
+            metrics[name]["max_gamma_max"] = float(np.max(prediction["max_gamma"]))
+            metrics[name]["spearman_gamma_vs_abs_error"] = spearman(prediction["max_gamma"], error)
+        sets[name] = (subset, prediction)
+    train_frames, train_prediction = sets["train"]
+    test_frames, test_prediction = sets.get("test", ([], None))
+    plot_parity(train_frames, train_prediction, test_frames, test_prediction, out_dir / "parity.png",
+                settings["reference_energies"])
+    write_json(out_dir / "metrics.json", metrics)
+    emit(log, f"pacemaker committee of {len(potentials)} collected in {out_dir}")
+    return metrics

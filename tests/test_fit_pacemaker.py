@@ -1,0 +1,141 @@
+"""Tests of nestdb.fit.pacemaker: pacemaker inputs, committee collection, and a real fit when available.
+
+pacemaker needs TensorFlow, which the main environment does not carry.  The
+real fit runs only when ``NESTDB_PACEMAKER`` names a working pacemaker
+command (e.g. ``.venv-pacemaker/bin/pacemaker``) or ``.venv-pacemaker`` exists
+in the repository; otherwise it is skipped with a message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+pytest.importorskip("pyace")
+
+from nestdb.errors import ConfigError, DataError  # noqa: E402
+from nestdb.fit import fit_linear_ace, validate_fit_settings  # noqa: E402
+from nestdb.fit.pacemaker import (collect_committee, pacemaker_input, prepare_committee,  # noqa: E402
+                                  run_member, validate_pacemaker_settings)
+
+from test_fit import SMALL_BASIS, _emt_isolated_energy, emt_al_frames  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pacemaker_command() -> str | None:
+    command = os.environ.get("NESTDB_PACEMAKER")
+    if command:
+        return command
+    local = ROOT / ".venv-pacemaker" / "bin" / "pacemaker"
+    return str(local) if local.is_file() else None
+
+
+def test_input_yaml_matches_the_study_settings():
+    settings = validate_fit_settings({"cutoff": 8.2, "reference_energies": {"Mg": -1688.821},
+                                      "nradmax_by_orders": [15, 6, 4], "lmax_by_orders": [0, 3, 2], "seed": 4,
+                                      "pacemaker": {"number_of_functions_per_element": 300}})
+    first = pacemaker_input(settings, settings["pacemaker"], member=0, with_test=True)
+    second = pacemaker_input(settings, settings["pacemaker"], member=1, with_test=True)
+    assert first["cutoff"] == 8.2 and first["potential"]["bonds"]["ALL"]["rcut"] == 8.2
+    assert first["data"]["reference_energy"] == {"Mg": -1688.821, "shift": 0.0}
+    assert first["data"]["test_filename"] == "test.pckl.gzip" and "test_size" not in first["data"]
+    functions = first["potential"]["functions"]
+    assert functions["ALL"]["coefs_init"] == "random"  # independent members, not just another split
+    assert functions["number_of_functions_per_element"] == 300
+    assert first["potential"]["embeddings"]["ALL"]["fs_parameters"] == [1, 1, 1, 0.5]
+    assert first["backend"]["gpu_config"]["gpu_ind"] == -1  # CPU unless fit.pacemaker.gpu
+    assert (first["seed"], second["seed"]) == (4, 5)
+    gpu = validate_pacemaker_settings({"gpu": True, "ladder_step": 50})
+    on_gpu = pacemaker_input(settings, gpu, member=0, with_test=False)
+    assert "gpu_config" not in on_gpu["backend"] and "test_filename" not in on_gpu["data"]
+    assert on_gpu["fit"]["ladder_step"] == 50
+
+
+def test_prepare_writes_member_inputs_and_weighted_dataframes(tmp_path):
+    frames = emt_al_frames(10, seed=3)
+    for i, atoms in enumerate(frames):
+        atoms.info["weight"] = 0.5 + i
+    settings = {"elements": ["Al"], "reference_energies": {"Al": -3.0}, "test_fraction": 0.2,
+                "use_sample_weights": True, "pacemaker": {"committee_size": 2}, **SMALL_BASIS}
+    folders = prepare_committee(frames, settings, tmp_path)
+    assert [f.name for f in folders] == ["member_0", "member_1"]
+    split = json.loads((tmp_path / "split.json").read_text())
+    assert len(split["train_indices"]) == 8 and len(split["test_indices"]) == 2
+    config = yaml.safe_load((folders[1] / "input.yaml").read_text())
+    assert config["data"]["filename"] == "train.pckl.gzip" and config["metadata"]["committee_member"] == 1
+    train = pd.read_pickle(folders[0] / "train.pckl.gzip", compression="gzip")
+    assert list(train.columns[:3]) == ["ase_atoms", "energy", "forces"]
+    first = frames[split["train_indices"][0]]
+    assert train["energy"].iloc[0] == pytest.approx(first.info["dft_energy"])
+    assert np.allclose(train["forces"].iloc[0], first.arrays["dft_forces"])
+    assert train["w_energy"].iloc[0] == pytest.approx(first.info["weight"])
+    assert len(pd.read_pickle(folders[0] / "test.pckl.gzip", compression="gzip")) == 2
+    with pytest.raises(DataError, match="empty"):
+        prepare_committee([], settings, tmp_path / "empty")
+
+
+def test_pacemaker_settings_errors():
+    with pytest.raises(ConfigError, match="fit.pacemaker.comittee_size"):
+        validate_pacemaker_settings({"comittee_size": 2})
+    with pytest.raises(ConfigError, match="fit.pacemaker.kappa"):
+        validate_pacemaker_settings({"kappa": 2})
+    with pytest.raises(ConfigError, match="fit.pacemaker.maxiter"):
+        validate_fit_settings({"pacemaker": {"maxiter": 0}})
+
+
+def test_missing_pacemaker_command_is_a_config_error(tmp_path):
+    frames = emt_al_frames(4, seed=5)
+    settings = {"elements": ["Al"], "reference_energies": {"Al": 0.0}, "test_fraction": 0.0,
+                "pacemaker": {"committee_size": 1, "command": "no-such-pacemaker-binary"}, **SMALL_BASIS}
+    folder = prepare_committee(frames, settings, tmp_path)[0]
+    with pytest.raises(ConfigError, match="no-such-pacemaker-binary.*not found"):
+        run_member(folder, validate_fit_settings(settings)["pacemaker"])
+
+
+def test_collect_exports_members_and_scores_the_committee(tmp_path):
+    """Plumbing of collection with linear-ACE potentials standing in for pacemaker outputs."""
+    frames = emt_al_frames(12, seed=6)
+    e0 = _emt_isolated_energy("Al")
+    settings = {"elements": ["Al"], "reference_energies": {"Al": e0}, "test_fraction": 0.25,
+                "pacemaker": {"committee_size": 2}, **SMALL_BASIS}
+    folders = prepare_committee(frames, settings, tmp_path / "pm")
+    for k, folder in enumerate(folders):
+        model = tmp_path / f"linear_{k}"
+        fit_linear_ace(frames, {**settings, "seed": k, "test_fraction": 0.0, "calibration_fraction": 0.0}, model)
+        (folder / "output_potential.yaml").write_text((model / "potential.yaml").read_text())
+    metrics = collect_committee(frames, settings, folders, tmp_path / "pm")
+    for name in ("member_0.yaml", "member_1.yace", "metrics.json", "parity.png"):
+        assert (tmp_path / "pm" / name).is_file(), name
+    assert metrics["test"]["n_configs"] == 3 and metrics["committee_size"] == 2
+    assert metrics["test"]["energy_rmse_mev_per_atom"] < 20
+    assert metrics["test"]["committee"]["std_rms"] >= 0
+    (folders[1] / "output_potential.yaml").unlink()
+    with pytest.raises(DataError, match="member 1"):
+        collect_committee(frames, settings, folders, tmp_path / "pm")
+
+
+def test_real_pacemaker_fit(tmp_path):
+    command = _pacemaker_command()
+    if command is None:
+        pytest.skip("no pacemaker with TensorFlow: set NESTDB_PACEMAKER or create .venv-pacemaker "
+                    "(recipe in README, section Fitting)")
+    frames = emt_al_frames(12, seed=8)
+    activeset = str(Path(command).with_name("pace_activeset")) if "/" in command else "pace_activeset"
+    settings = {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")},
+                "test_fraction": 0.25, "nradmax_by_orders": [4, 2], "lmax_by_orders": [0, 1], "cutoff": 5.0,
+                "pacemaker": {"committee_size": 2, "command": command, "activeset_command": activeset,
+                              "maxiter": 10, "number_of_functions_per_element": 10, "ndensity": 1}}
+    folders = prepare_committee(frames, settings, tmp_path)
+    for folder in folders:
+        run_member(folder, validate_fit_settings(settings)["pacemaker"])
+    metrics = collect_committee(frames, settings, folders, tmp_path)
+    assert np.isfinite(metrics["test"]["energy_rmse_mev_per_atom"])
+    assert metrics["test"]["committee"]["std_rms"] > 0  # random initial coefficients: members differ
+    assert metrics["train"]["max_gamma_max"] > 0

@@ -1,0 +1,59 @@
+"""The analyse and select stages with transitions, error bars, weights and order parameters."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from ase.io import read
+
+from nestdb.calculators import FastLennardJones
+from nestdb.ns import NSSettings, run_nested_sampling
+from nestdb.stages import analyse_run, select_run
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+MG_1GPA = SHARED / "data" / "mg" / "pymatnest" / "samples" / "mg16_1GPa_fasteam" / "mg16_1GPa_fasteam.energies"
+
+
+def test_analyse_run_writes_transitions_and_error_bars(tmp_path):
+    if not MG_1GPA.is_file():
+        pytest.skip(f"pymatnest sample not found at {MG_1GPA}")
+    out = {k: tmp_path / k for k in ("thermo.csv", "temps.csv", "thermo.png", "transitions.csv")}
+    grid = {"t_min": 300, "t_max": 2500, "t_step": 20, "bootstrap": 3}
+    analyse_run(MG_1GPA, out["thermo.csv"], out["temps.csv"], out["thermo.png"], grid, title="Mg 1 GPa",
+                transitions_path=out["transitions.csv"])
+    table = pd.read_csv(out["thermo.csv"])
+    assert {"Cp", "V", "Cp_err", "V_err"} <= set(table.columns) and (table["Cp_err"] > 0).all()
+    transitions = pd.read_csv(out["transitions.csv"])
+    melting = transitions[transitions["kind"] == "melting"]
+    assert len(melting) == 1 and abs(melting["temperature"].iloc[0] - 835) < 10
+    assert {"fwhm", "low", "high", "cp_peak", "volume_jump"} <= set(transitions.columns)
+    assert out["thermo.png"].stat().st_size > 10_000
+
+
+def test_select_run_adds_order_parameters_and_rescaled_weights(tmp_path):
+    settings = NSSettings(n_walkers=8, walk_length=8, pressure_gpa=5.0, max_iter=200, max_volume_per_atom=40.0,
+                          kemax_max_T=3000.0, seed=2)
+    prefix = tmp_path / "ns"
+    run_nested_sampling({"Mg": 4}, FastLennardJones(), settings, prefix)
+    out = {k: tmp_path / k for k in ("thermo.csv", "temps.csv", "thermo.png", "transitions.csv")}
+    analyse_run(f"{prefix}.energies", out["thermo.csv"], out["temps.csv"], out["thermo.png"],
+                {"t_min": 100, "t_max": 3000, "t_step": 50}, transitions_path=out["transitions.csv"])
+    assert list(pd.read_csv(out["transitions.csv"]).columns)[:7] == ["temperature", "fwhm", "low", "high",
+                                                                     "cp_peak", "volume_jump", "kind"]
+    chosen = select_run(f"{prefix}.traj.extxyz", f"{prefix}.summary.json", out["temps.csv"],
+                        {"kind": "last", "count": 5}, 0, 5.0, 0.1, tmp_path / "cand.extxyz", tmp_path / "configs",
+                        tmp_path / "sel.png", final_path=f"{prefix}.final.extxyz", weight_rescale="mean",
+                        order_plot_path=tmp_path / "order.png")
+    written = read(tmp_path / "cand.extxyz", index=":")
+    assert len(written) == 5
+    for atoms in written:
+        assert {"q4", "q6", "w6", "phase"} <= set(atoms.info)
+        assert atoms.info["phase"] in ("fcc", "hcp", "bcc", "liquid") and 0 <= atoms.info["q6"] <= 1
+    assert np.mean([a.info["weight"] for a in written]) == pytest.approx(1.0)
+    temps = [float(r["temp"]) for r in csv.DictReader(open(out["temps.csv"]))]
+    assert [a.info["temp"] for a in chosen] == pytest.approx(temps[-5:])
+    assert (tmp_path / "order.png").read_bytes()[:4] == b"\x89PNG"
