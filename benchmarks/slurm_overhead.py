@@ -57,7 +57,8 @@ def run_chain(workdir: Path, extra: list[str]) -> float:
     """Wall seconds of one snakemake run of the chain in ``workdir``."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--directory", str(workdir), *extra],
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(workdir / "Snakefile"),
+                             "--directory", str(workdir), *extra],
                             capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if result.returncode != 0:

@@ -1,4 +1,4 @@
-"""Snakemake entry point of rule `analyse`: thermodynamics of one NS run."""
+"""Snakemake entry point of rules `analyse` and `bench_phase_diagram_analyse`: thermodynamics of one NS run."""
 from nestdb.stages import analyse_run, main_guard
 
 main_guard(

@@ -248,3 +248,25 @@ def test_policy_from_config_and_json_round_trip():
         LabelPolicy.from_config({"code": "gpaw", "retry": {"gpaw": {"maxiter": 5}}})
     with pytest.raises(ConfigError, match="maxiterr"):
         LabelPolicy.from_config({"code": "gpaw", "retry": {"gpaw": [{"maxiterr": 5}]}})
+
+
+def test_serial_gpaw_labels_only_on_rank_zero(tmp_path, monkeypatch):
+    """srun -n 2 over a GPAW without MPI: rank 1 neither calculates nor writes."""
+    from ase.build import bulk
+    from ase.io import write
+
+    from nestdb.stages import label_one
+
+    config = tmp_path / "config.extxyz"
+    write(config, bulk("Mg"), format="extxyz")
+    out = tmp_path / "labelled.extxyz"
+    monkeypatch.setenv("SLURM_PROCID", "1")
+    spec = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 200}, "setups": {"Mg": "2"},
+                                     "kpts": {"density": 1.0, "gamma": True}}}
+    label_one(config, out, tmp_path / "raw", spec)
+    assert not out.exists()
+    assert not (tmp_path / "raw").exists()
+    # The same call as rank 0 calculates and writes.
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    labelled = label_one(config, out, tmp_path / "raw", spec)
+    assert out.exists() and labelled.info["label_status"] == "ok"

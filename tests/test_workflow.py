@@ -1,28 +1,12 @@
 """The Snakemake workflow: dry runs of the shipped configs, bad configs, and
 the fast config end to end (real NS, real GPAW labels, real pyace fit)."""
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 3000) -> subprocess.CompletedProcess:
-    """Run snakemake on this repository's Snakefile inside ``workdir``."""
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.run(
-        [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
-        capture_output=True, text=True, timeout=timeout, env=env,
-    )
+from conftest import REPO, snakemake
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -93,18 +77,6 @@ def test_missing_potential_file_is_named(tmp_path):
     result = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(path))
     assert result.returncode != 0
     assert "missing/Mg.eam.fs" in result.stdout + result.stderr
-
-
-@pytest.fixture(scope="module")
-def fast_run(tmp_path_factory):
-    """The fast config run once for all end-to-end assertions."""
-    workdir = tmp_path_factory.mktemp("fast")
-    config = REPO / "config" / "fast.yaml"
-    result = snakemake(workdir, "--cores", "2", "--configfile", str(config))
-    if result.returncode != 0:
-        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in sorted((workdir / "logs").rglob("*.log")))
-        pytest.fail(f"workflow failed:\n{result.stderr[-6000:]}\n{logs}")
-    return workdir, yaml.safe_load(config.read_text()), result
 
 
 @pytest.mark.slow

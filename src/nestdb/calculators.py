@@ -3,7 +3,7 @@
 ``make_calculator({"type": "lj"})`` and friends return a ready ASE calculator.
 The built-in Lennard-Jones and EAM are fast paths (:mod:`nestdb.potentials`)
 because the nested-sampling engine calls them millions of times; ASE's own
-``EAM`` is 300-500x slower per call for the 8-64 atom cells used here
+``EAM`` is ~300-450x slower per call for the 8-64 atom cells used here
 (benchmarks/ns_speed.py).
 """
 

@@ -189,6 +189,7 @@ rule bench_phase_diagram_analyse:
         table="results/bench/phase_diagram/P{pressure}GPa/thermo.csv",
         temperatures="results/bench/phase_diagram/P{pressure}GPa/sample_temperatures.csv",
         plot="results/bench/phase_diagram/P{pressure}GPa/thermo.png",
+        transitions="results/bench/phase_diagram/P{pressure}GPa/transitions.csv",
     params:
         grid=config["analyse"],
         title=lambda wc: f"phase diagram run, {wc.pressure} GPa",
@@ -197,7 +198,7 @@ rule bench_phase_diagram_analyse:
     conda:
         "../../envs/ns.yaml"
     script:
-        "../../scripts/bench_phase_diagram_analyse.py"
+        "../../scripts/analyse.py"
 
 
 rule bench_phase_diagram:

@@ -272,6 +272,21 @@ class Sampler:
             w.enthalpy[index] = enthalpy
             w.committee_std[index] = result.std_per_atom
 
+    def _accept_positions_if_below(self, index: int, positions: np.ndarray, h_lim: float, move: str) -> None:
+        """Evaluate new positions at fixed cell and kinetic energy; keep them iff
+        H' < H_lim and the committee allows them (shared by atom and swap moves)."""
+        w = self.walkers
+        result = self.evaluate(positions, w.cells[index])
+        enthalpy = result.energy + self.pressure * w.volume[index] + w.kinetic[index]
+        accepted = result.ok and enthalpy < h_lim and self._std_allowed(result.std_per_atom)
+        self._record(move, accepted)
+        if accepted:
+            w.positions[index] = positions
+            w.forces[index] = result.forces
+            w.potential[index] = result.energy
+            w.enthalpy[index] = enthalpy
+            w.committee_std[index] = result.std_per_atom
+
     def atom_move(self, index: int, h_lim: float) -> None:
         """Single-atom MC: displace one random atom by a Gaussian step of
         ``step['atom'] * (V/N)^(1/3)`` per Cartesian component (a symmetric
@@ -282,16 +297,7 @@ class Sampler:
         sigma = self.step["atom"] * (w.volume[index] / self.n_atoms) ** (1.0 / 3.0)
         positions[atom] += rng.normal(0.0, sigma, size=3)
         positions = moves.wrap_positions(positions, w.cells[index])
-        result = self.evaluate(positions, w.cells[index])
-        enthalpy = result.energy + self.pressure * w.volume[index] + w.kinetic[index]
-        accepted = result.ok and enthalpy < h_lim and self._std_allowed(result.std_per_atom)
-        self._record("atom", accepted)
-        if accepted:
-            w.positions[index] = positions
-            w.forces[index] = result.forces
-            w.potential[index] = result.energy
-            w.enthalpy[index] = enthalpy
-            w.committee_std[index] = result.std_per_atom
+        self._accept_positions_if_below(index, positions, h_lim, "atom")
 
     def swap_move(self, index: int, h_lim: float) -> None:
         """Exchange the positions of two atoms of different species; accept iff
@@ -308,16 +314,7 @@ class Sampler:
         second = int(others[rng.integers(len(others))])
         positions = w.positions[index].copy()
         positions[[first, second]] = positions[[second, first]]
-        result = self.evaluate(positions, w.cells[index])
-        enthalpy = result.energy + self.pressure * w.volume[index] + w.kinetic[index]
-        accepted = result.ok and enthalpy < h_lim and self._std_allowed(result.std_per_atom)
-        self._record("swap", accepted)
-        if accepted:
-            w.positions[index] = positions
-            w.forces[index] = result.forces
-            w.potential[index] = result.energy
-            w.enthalpy[index] = enthalpy
-            w.committee_std[index] = result.std_per_atom
+        self._accept_positions_if_below(index, positions, h_lim, "swap")
 
     def walk(self, index: int, h_lim: float) -> None:
         """Walk one walker for ``walk_length`` model calls below ``h_lim``."""
