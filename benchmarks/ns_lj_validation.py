@@ -14,7 +14,7 @@ At equal walk length nestdb walks each iteration's clone once where pymatnest
 walks it and one more random walker; ``--walk-length 96`` gives nestdb the
 same model calls per iteration as pymatnest's sample.
 
-    .venv/bin/python benchmarks/ns_lj_validation.py                         # 3 seeds, ~1 min each idle
+    .venv/bin/python benchmarks/ns_lj_validation.py                         # 3 seeds, ~1.5 min each
     .venv/bin/python benchmarks/ns_lj_validation.py --seeds 3 --walk-length 96
 
 Writes a table to stdout and JSON to benchmarks/results/ns_lj_validation.json.
@@ -34,6 +34,7 @@ import numpy as np
 from nestdb.calculators import make_calculator
 from nestdb.ns import NSSettings, output_paths, run_nested_sampling
 from nestdb.thermo import analyse, detect_transitions, read_energies, resolved_temperature
+from ns_thermo_validation import print_volume_table, stats  # same folder: run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "mg" / "pymatnest" / "samples" / "lj16_fastlj" / "lj16_fastlj.energies"
@@ -83,15 +84,6 @@ def _peak_of(row: dict, kind: str) -> float | None:
     return max(peaks)[1] if peaks else None
 
 
-def _stats(values: list[float | None]) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "none"
-    if len(values) == 1:
-        return f"{values[0]:.0f}"
-    return f"{np.mean(values):.0f} +- {np.std(values, ddof=1):.0f} (sd, n={len(values)})"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="independent runs (seeds 1..n), one after another")
@@ -117,18 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         wall = f"{row['wall_s']:.0f}" if "wall_s" in row else "-"
         print(f"| {name} | {row.get('n_iter', row['n_samples'])} | {wall} | {peaks} | {row['cp_max_T']:.0f} "
               f"| {row['resolved_T']:.0f} |")
-    print(f"\nnestdb over seeds: melting (freezing) peak {_stats([_peak_of(r, 'melting') for r in ours])} K; "
-          f"condensation (fluid peak with the largest volume jump) {_stats([_peak_of(r, 'fluid') for r in ours])} K; "
-          f"global C_p max {_stats([r['cp_max_T'] for r in ours])} K")
-    print("\n<V>(T) per atom (A^3); * = below a run's resolved temperature:")
-    print("| T (K) | nestdb mean +- sd | " + " | ".join(reference) + " |")
-    print("|---|---|" + "---|" * len(reference))
-    for t in VOLUME_TEMPERATURES:
-        values = [r["volume_per_atom"][t] for r in ours]
-        spread = f" +- {np.std(values, ddof=1):.2f}" if len(values) > 1 else ""
-        flag = "*" if any(t < r["resolved_T"] for r in ours) else ""
-        print(f"| {t:.0f} | {np.mean(values):.2f}{spread}{flag} | "
-              + " | ".join(f"{row['volume_per_atom'][t]:.2f}" for row in reference.values()) + " |")
+    print(f"\nnestdb over seeds: melting (freezing) peak {stats([_peak_of(r, 'melting') for r in ours])} K; "
+          f"condensation (fluid peak with the largest volume jump) {stats([_peak_of(r, 'fluid') for r in ours])} K; "
+          f"global C_p max {stats([r['cp_max_T'] for r in ours])} K")
+    print_volume_table(ours, reference, VOLUME_TEMPERATURES)
     wall = time.perf_counter() - start
     print(f"\n{args.seeds} runs x {args.iterations} iterations (L = {args.walk_length}) in {wall:.0f} s wall "
           f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")

@@ -119,13 +119,27 @@ def summarise(path: str | Path, n_samples: int | None = None) -> dict:
     }
 
 
-def _stats(values: list[float]) -> str:
+def stats(values: list[float | None]) -> str:
+    """Mean +- sd over seeds of the values that exist."""
     values = [v for v in values if v is not None]
     if not values:
         return "none"
     if len(values) == 1:
         return f"{values[0]:.0f}"
     return f"{np.mean(values):.0f} +- {np.std(values, ddof=1):.0f} (sd, n={len(values)})"
+
+
+def print_volume_table(ours: list[dict], reference: dict[str, dict], temperatures) -> None:
+    """Markdown table of <V>(T) per atom: our seeds' mean +- sd against each reference run."""
+    print("\n<V>(T) per atom (A^3); * = below a run's resolved temperature (not yet sampled):")
+    print("| T (K) | nestdb mean +- sd | " + " | ".join(reference) + " |")
+    print("|---|---|" + "---|" * len(reference))
+    for t in temperatures:
+        values = [r["volume_per_atom"][t] for r in ours]
+        spread = f" +- {np.std(values, ddof=1):.2f}" if len(values) > 1 else ""
+        flag = "*" if any(t < r["resolved_T"] for r in ours) else ""
+        print(f"| {t:.0f} | {np.mean(values):.2f}{spread}{flag} | "
+              + " | ".join(f"{row['volume_per_atom'][t]:.2f}" for row in reference.values()) + " |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir = str(args.keep or tmp)
         Path(workdir).mkdir(parents=True, exist_ok=True)
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            runs = list(pool.map(run_seed, range(args.first_seed, args.first_seed + args.seeds), [args.iterations] * args.seeds,
+            seeds = range(args.first_seed, args.first_seed + args.seeds)
+            runs = list(pool.map(run_seed, seeds, [args.iterations] * args.seeds,
                                  [args.walk_length] * args.seeds, [16] * args.seeds, [workdir] * args.seeds,
                                  [args.walkers] * args.seeds))
         ours = [dict(run, **summarise(run["energies"])) for run in runs]
@@ -172,18 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         v_mid = f"{row['v_mid_T']:.0f}" if row["v_mid_T"] else "-"
         print(f"| {name} | {n_iter} | {melting} | {fwhm} | {v_mid} | {row['cp_max_T']:.0f} | {row['resolved_T']:.0f} "
               f"| {peaks} |")
-    print(f"\nnestdb over seeds: melting C_p peak {_stats([r['melting_T'] for r in ours])} K; "
-          f"<V> midpoint {_stats([r['v_mid_T'] for r in ours])} K; "
-          f"global C_p max {_stats([r['cp_max_T'] for r in ours])} K")
-    print("\n<V>(T) per atom (A^3); * = below the run's resolved temperature (not yet sampled):")
-    print("| T (K) | nestdb mean +- sd | " + " | ".join(reference) + " |")
-    print("|---|---|" + "---|" * len(reference))
-    for t in VOLUME_TEMPERATURES:
-        values = [r["volume_per_atom"][t] for r in ours]
-        spread = f" +- {np.std(values, ddof=1):.2f}" if len(values) > 1 else ""
-        flag = "*" if any(t < r["resolved_T"] for r in ours) else ""
-        print(f"| {t:.0f} | {np.mean(values):.2f}{spread}{flag} | "
-              + " | ".join(f"{row['volume_per_atom'][t]:.2f}" for row in reference.values()) + " |")
+    print(f"\nnestdb over seeds: melting C_p peak {stats([r['melting_T'] for r in ours])} K; "
+          f"<V> midpoint {stats([r['v_mid_T'] for r in ours])} K; "
+          f"global C_p max {stats([r['cp_max_T'] for r in ours])} K")
+    print_volume_table(ours, reference, VOLUME_TEMPERATURES)
     wall = time.perf_counter() - start
     print(f"\n{args.seeds} runs x {args.iterations} iterations (K = {args.walkers}, L = {args.walk_length}) "
           f"in {wall:.0f} s wall "
