@@ -13,8 +13,9 @@ from ase import Atoms
 from ase.io import read, write
 
 from nestdb.errors import ConfigError, DataError
+from nestdb.fingerprint import structure_hash
 from nestdb.select import (KNOWN_RULES, frame_temperatures, merge_databases, pressure_tag, select_configurations,
-                           structure_key, validate_rule)
+                           validate_rule)
 from nestdb.thermo import read_energies, sample_temperatures
 from nestdb.units import gpa_to_ev_per_a3
 
@@ -327,11 +328,11 @@ def test_structure_key_identifies_same_structure_only():
     atoms = frames[0]
     shifted = atoms.copy()
     shifted.positions += atoms.cell[0]  # a lattice translation of one atom set: same structure
-    assert structure_key(atoms) == structure_key(shifted)
+    assert structure_hash(atoms) == structure_hash(shifted)
     moved = atoms.copy()
     moved.positions[0] += [0.01, 0.0, 0.0]
-    assert structure_key(atoms) != structure_key(moved)
-    assert structure_key(atoms) != structure_key(frames[1])
+    assert structure_hash(atoms) != structure_hash(moved)
+    assert structure_hash(atoms) != structure_hash(frames[1])
 
 
 def test_merge_across_pressures_and_cycles_keeps_provenance(tmp_path):

@@ -20,6 +20,7 @@ import numpy as np
 from ase import Atoms
 
 from nestdb.errors import ConfigError, DataError
+from nestdb.fingerprint import structure_hash
 from nestdb.units import ev_per_a3_to_gpa, gpa_to_ev_per_a3
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
     "frame_temperatures",
     "pressure_tag",
     "merge_databases",
-    "structure_key",
     "IF_FEWER_CHOICES",
     "WEIGHT_RESCALE_CHOICES",
 ]
@@ -375,22 +375,11 @@ def _read_extxyz(path: Path) -> list[Atoms]:
         raise DataError(f"merge_databases: cannot read {path} as extended XYZ ({exc})") from None
 
 
-def structure_key(atoms: Atoms, decimals: int = 6) -> bytes:
-    """Fingerprint of a structure: species, cell and wrapped fractional positions, rounded.
-
-    Two frames with the same key are the same configuration (e.g. one NS
-    sample selected by two rules, or written by two cycles).
-    """
-    frac = np.round(np.mod(atoms.get_scaled_positions(wrap=False), 1.0), decimals) % 1.0
-    parts = (np.asarray(atoms.numbers, dtype=np.int64), np.round(np.asarray(atoms.cell), decimals), frac)
-    return b"|".join(np.ascontiguousarray(p).tobytes() for p in parts)
-
-
 def merge_databases(paths: Iterable[str | Path], out_path: str | Path, by_structure: bool = True) -> dict:
     """Concatenate extxyz databases, dropping repeated configurations (first kept).
 
     A frame is a duplicate when its ``config_id`` was seen before or, with
-    ``by_structure``, when an identical structure (:func:`structure_key`)
+    ``by_structure``, when an identical structure (:func:`nestdb.fingerprint.structure_hash`)
     was. Provenance info keys (``cycle``, ``pressure``, ``iter``, ``temp``,
     ``enthalpy``, ``weight``, ``config_type``, ...) travel unchanged.
 
@@ -431,7 +420,7 @@ def merge_databases(paths: Iterable[str | Path], out_path: str | Path, by_struct
                 raise DataError(f"merge_databases: frame {j} of {path} has no info key 'config_id'; "
                                 "merge only files written by nestdb.select (or their labelled versions)")
             config_id = str(atoms.info["config_id"])
-            key = structure_key(atoms) if by_structure else None
+            key = structure_hash(atoms) if by_structure else None
             if config_id in seen_ids:
                 n_dup_ids += 1
             elif key is not None and key in seen_structures:

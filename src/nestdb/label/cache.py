@@ -12,7 +12,6 @@ atomically); delete a folder to forget a settings hash.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -21,38 +20,7 @@ import numpy as np
 from ase import Atoms
 from ase.io import read, write
 
-#: Decimals kept of the Cartesian cell (Å) and fractional positions in the structure hash.
-DECIMALS = 6
-
-
-def _canonical_order(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
-    """Rounded wrapped fractional positions and the order that sorts atoms by (Z, x, y, z)."""
-    fractional = np.round(atoms.get_scaled_positions(wrap=True), DECIMALS) % 1.0
-    fractional = np.round(fractional, DECIMALS)  # 0.9999996 -> 1.0 -> 0.0
-    order = np.lexsort((fractional[:, 2], fractional[:, 1], fractional[:, 0], atoms.numbers))
-    return fractional, order
-
-
-def structure_hash(atoms: Atoms) -> str:
-    """Hash of a configuration that ignores atom order and wrapping.
-
-    Parameters
-    ----------
-    atoms
-        A periodic configuration.
-
-    Returns
-    -------
-    str
-        ``"s-"`` followed by 20 hex digits.
-    """
-    fractional, order = _canonical_order(atoms)
-    digest = hashlib.sha256()
-    digest.update(np.asarray(atoms.numbers[order], dtype=np.int64).tobytes())
-    digest.update(np.round(atoms.cell.array, DECIMALS).astype(np.float64).tobytes())
-    digest.update(np.asarray(atoms.pbc, dtype=np.int8).tobytes())
-    digest.update(np.ascontiguousarray(fractional[order]).tobytes())
-    return "s-" + digest.hexdigest()[:20]
+from nestdb.fingerprint import canonical_order, structure_hash
 
 
 class LabelCache:
@@ -82,8 +50,8 @@ class LabelCache:
         if not path.is_file():
             return None
         cached = read(path, format="extxyz")
-        _, order_query = _canonical_order(atoms)
-        _, order_cached = _canonical_order(cached)
+        _, order_query = canonical_order(atoms)
+        _, order_cached = canonical_order(cached)
         result = atoms.copy()
         result.calc = None
         forces = np.empty((len(atoms), 3))
