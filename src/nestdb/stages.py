@@ -296,13 +296,6 @@ def mpi_rank() -> int:
     return 0
 
 
-def _gpaw_mpi_size() -> int:
-    """Ranks GPAW's own MPI world sees (1 for a build without MPI)."""
-    from gpaw.mpi import world
-
-    return world.size
-
-
 def label_one(config_path: str | Path, out_path: str | Path, raw_dir: str | Path, spec: dict,
               policy: dict | None = None, mpi: str | None = None, tasks: int | None = None) -> Atoms:
     """Label one configuration; a failed calculation is recorded, not raised.
@@ -330,12 +323,12 @@ def label_one(config_path: str | Path, out_path: str | Path, raw_dir: str | Path
     from nestdb.label.launch import mpi_prefix
 
     atoms = read(config_path, format="extxyz")
-    if mpi_rank() > 0 and spec.get("code") == "gpaw" and _gpaw_mpi_size() == 1:
-        # srun -n N over a GPAW built without MPI starts N serial copies of the same
-        # calculation writing into one folder: let rank 0 do it alone.
-        log.warning("rank %d: this GPAW has no MPI; only rank 0 calculates", mpi_rank())
-        return atoms
     labeller = make_labeller(spec, base_dir=Path.cwd())
+    if mpi_rank() > 0 and not labeller.shares_mpi_ranks():
+        # srun -n N over a serial code (e.g. GPAW built without MPI) starts N copies of
+        # the same calculation writing into one folder: let rank 0 do it alone.
+        log.warning("rank %d: %s does not use these MPI ranks; only rank 0 calculates", mpi_rank(), labeller.name)
+        return atoms
     labeller.set_launcher(mpi_prefix(mpi, tasks))
     Path(raw_dir).mkdir(parents=True, exist_ok=True)
     # Every rank reads the cache (all must agree to calculate or not); rank 0 writes.

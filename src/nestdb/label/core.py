@@ -190,6 +190,11 @@ class Labeller:
         """Core-seconds the code itself reports in ``directory`` (MPI ranks included), or None."""
         return None
 
+    def shares_mpi_ranks(self) -> bool:
+        """Whether the code parallelises over the MPI ranks this Python process was
+        started with (GPAW built with MPI); otherwise only rank 0 needs to run."""
+        return False
+
     def launch_prefix(self) -> list[str]:
         """MPI launcher argv (``["srun", "-n", "16"]``) set by :meth:`set_launcher`; empty: serial."""
         return list(getattr(self, "_launcher", []))

@@ -88,6 +88,12 @@ class GpawLabeller(Labeller):
 
     name = "gpaw"
 
+    def shares_mpi_ranks(self) -> bool:
+        """True when this GPAW was built with MPI and runs over more than one rank."""
+        from gpaw.mpi import world
+
+        return world.size > 1
+
     def __init__(self, settings: dict[str, Any] | None = None, base_dir: str | Path = "."):
         settings = dict(settings or {})
         unknown = sorted(set(settings) - set(GPAW_DEFAULTS))
