@@ -407,13 +407,17 @@ def test_calibration_factor_and_summary():
     assert factor == pytest.approx(10.0)
     summary = calibration_summary(factor * std, error)
     assert summary["ratio"] == pytest.approx(1.0) and summary["spearman"] == pytest.approx(1.0)
+    # maximum likelihood: errors / (factor * STD) have unit RMS; a large STD with a small error
+    # does not shrink the others (an RMS match would give 0.6 here); STD 0 is ignored
+    std, error = np.array([1.0, 1.0, 1.0, 10.0, 0.0]), np.array([2.0, 2.0, 2.0, 0.0, 5.0])
+    assert calibration_factor(std, error) == pytest.approx(np.sqrt(3.0))
     assert calibration_factor(np.zeros(3), error[:3]) == 1.0
     mean = np.array([1.0, -1.0])
     members = np.array([[2.0, 0.0], [0.0, -2.0]])
     assert np.allclose(rescale_committee(mean, members, 3.0), [[4.0, 2.0], [-2.0, -4.0]])
 
 
-@pytest.mark.parametrize("method", ["posterior", "bootstrap"])
+@pytest.mark.parametrize("method", ["posterior", "bootstrap", "jackknife"])
 def test_calibrated_committee_outputs(tmp_path, method):
     frames = emt_al_frames(30, seed=31, scale_range=(0.9, 1.1))
     settings = {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")},

@@ -37,6 +37,15 @@ def _pacemaker_command() -> str | None:
     return str(local) if local.is_file() else None
 
 
+def _coefficients(potential: Path) -> np.ndarray:
+    """All radial and basis-function coefficients of a pacemaker potential file."""
+    block = yaml.safe_load(potential.read_text())["species"][0]
+    values = np.ravel(block["radcoefficients"]).tolist()
+    for function in block.get("nbody", []):
+        values.extend(function["c"])
+    return np.array(values, dtype=float)
+
+
 def test_input_yaml_matches_the_study_settings():
     settings = validate_fit_settings({"cutoff": 8.2, "reference_energies": {"Mg": -1688.821},
                                       "nradmax_by_orders": [15, 6, 4], "lmax_by_orders": [0, 3, 2], "seed": 4,
@@ -86,6 +95,8 @@ def test_pacemaker_settings_errors():
         validate_pacemaker_settings({"comittee_size": 2})
     with pytest.raises(ConfigError, match="fit.pacemaker.kappa"):
         validate_pacemaker_settings({"kappa": 2})
+    with pytest.raises(ConfigError, match="refit_kappa"):
+        validate_pacemaker_settings({"refit_kappa": 5})
     with pytest.raises(ConfigError, match="fit.pacemaker.maxiter"):
         validate_fit_settings({"pacemaker": {"maxiter": 0}})
 
@@ -131,10 +142,16 @@ def test_real_pacemaker_fit(tmp_path):
     settings = {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")},
                 "test_fraction": 0.25, "nradmax_by_orders": [4, 2], "lmax_by_orders": [0, 1], "cutoff": 5.0,
                 "pacemaker": {"committee_size": 2, "command": command, "activeset_command": activeset,
-                              "maxiter": 10, "number_of_functions_per_element": 10, "ndensity": 1}}
+                              "maxiter": 10, "number_of_functions_per_element": 10, "ndensity": 1,
+                              "refit_kappa": 0.01, "refit_maxiter": 5}}
     folders = prepare_committee(frames, settings, tmp_path)
     for folder in folders:
         run_member(folder, validate_fit_settings(settings)["pacemaker"])
+        # the low-kappa refit starts from the first fit and changes its coefficients
+        refit_input = yaml.safe_load((folder / "input_refit.yaml").read_text())
+        assert refit_input["fit"]["loss"]["kappa"] == 0.01 and refit_input["fit"]["maxiter"] == 5
+        first, final = (_coefficients(folder / name) for name in ("fit_potential.yaml", "output_potential.yaml"))
+        assert first.shape == final.shape and not np.allclose(first, final)
     metrics = collect_committee(frames, settings, folders, tmp_path)
     assert np.isfinite(metrics["test"]["energy_rmse_mev_per_atom"])
     assert metrics["test"]["committee"]["std_rms"] > 0  # random initial coefficients: members differ

@@ -77,6 +77,7 @@ class BayesianFit:
     lam: float
     n_iter: int
     effective_parameters: float
+    prior_precision: np.ndarray  # diagonal of the prior precision matrix, raw units
 
     def sample(self, size: int, seed: int) -> np.ndarray:
         """``size`` draws from N(mean, covariance); round-off negative eigenvalues are clipped."""
@@ -88,7 +89,8 @@ class BayesianFit:
 
 
 def bayesian_ridge(equations: NormalEquations, max_iter: int = 300, tol: float = 1e-8,
-                   alpha: float | None = None, lam: float | None = None) -> BayesianFit:
+                   alpha: float | None = None, lam: float | None = None,
+                   prior_weights: np.ndarray | None = None) -> BayesianFit:
     """Evidence-maximising Bayesian ridge regression on normal equations.
 
     Parameters
@@ -100,6 +102,10 @@ def bayesian_ridge(equations: NormalEquations, max_iter: int = 300, tol: float =
     alpha, lam
         Fixed noise and prior precisions (both given: no evidence iterations,
         e.g. for bootstrap members that reuse the hyper-parameters of the full fit).
+    prior_weights
+        Relative prior stiffness per column (default 1): the prior precision of
+        column k is ``lambda * prior_weights[k]**2`` (after the RMS scaling),
+        e.g. a smoothness prior that damps high-degree basis functions.
 
     Returns
     -------
@@ -107,6 +113,8 @@ def bayesian_ridge(equations: NormalEquations, max_iter: int = 300, tol: float =
     """
     scale = np.sqrt(np.clip(np.diag(equations.gram), 0.0, None) / max(equations.n_rows, 1))
     scale[scale == 0] = 1.0
+    if prior_weights is not None:
+        scale = scale * np.asarray(prior_weights, dtype=float)
     gram = equations.gram / np.outer(scale, scale)
     rhs = equations.rhs / scale
     eigenvalues, eigenvectors = np.linalg.eigh(0.5 * (gram + gram.T))
@@ -137,4 +145,5 @@ def bayesian_ridge(equations: NormalEquations, max_iter: int = 300, tol: float =
         lam=float(lam),
         n_iter=n_iter,
         effective_parameters=float(np.sum(alpha * eigenvalues / (alpha * eigenvalues + lam))),
+        prior_precision=lam * scale ** 2,
     )

@@ -172,7 +172,8 @@ def model_card(info: dict) -> str:
                   f"| {_fmt(raw['fraction_within_2std'])} | {_fmt(raw['spearman'])} |",
                   f"| calibrated | {_fmt(cal['std_rms'], 3)} | {_fmt(cal['error_rms'])} | "
                   f"{_fmt(cal['fraction_within_1std'])} | {_fmt(cal['fraction_within_2std'])} | {_fmt(cal['spearman'])} |",
-                  "", "The calibrated STD estimates the RMS per-atom energy error; the NS committee limit "
+                  "", "The calibrated STD is the per-configuration error scale (errors / STD have unit RMS on held-out "
+                  "data); the NS committee limit "
                   "(`ns.committee_std_max`) compares against it."]
     lines += ["", f"Fit wall time {metrics['fit_wall_time_s']:.1f} s.", ""]
     return "\n".join(lines)

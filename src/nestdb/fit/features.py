@@ -107,6 +107,19 @@ def function_offsets(basis) -> tuple[np.ndarray, np.ndarray]:
     return offsets, counts
 
 
+def function_degrees(basis, l_weight: float) -> np.ndarray:
+    """Degree ``sum(n) + l_weight * sum(l)`` of every function, in coefficient order.
+
+    The smoothness prior of :func:`nestdb.fit.linear_ace.fit_linear_ace`
+    damps functions by this degree (radial index n counts 1, angular l counts
+    ``l_weight``, as the total degree of ACEpotentials.jl).
+    """
+    degrees = []
+    for rank1, higher in zip(basis.basis_rank1, basis.basis):
+        degrees.extend(float(sum(f.ns)) + l_weight * float(sum(f.ls)) for f in list(rank1) + list(higher))
+    return np.array(degrees)
+
+
 class _RowComputer:
     """One pyace evaluator for a basis; computes the rows of single configurations."""
 

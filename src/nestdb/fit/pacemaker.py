@@ -13,7 +13,8 @@ Files of one member folder::
 
     train.pckl.gzip, test.pckl.gzip    pacemaker DataFrames (ase_atoms, energy, forces[, w_energy, w_forces])
     input.yaml                         the pacemaker input
-    output_potential.yaml              written by pacemaker
+    output_potential.yaml              written by pacemaker (after the low-kappa refit, if any)
+    input_refit.yaml, fit_potential.yaml   with ``refit_kappa``: the refit input and the first fit's potential
     output_potential.asi               active set (pace_activeset), extrapolation grade gamma
 """
 
@@ -45,12 +46,16 @@ DEFAULT_PACEMAKER_SETTINGS: dict[str, Any] = {
     "batch_size": 100,
     "gpu": False,
     "ladder_step": None,
+    "refit_kappa": None,
+    "refit_maxiter": 200,
 }
 
 TRAIN_FILE = "train.pckl.gzip"
 TEST_FILE = "test.pckl.gzip"
 INPUT_FILE = "input.yaml"
 OUTPUT_POTENTIAL = "output_potential.yaml"
+REFIT_INPUT_FILE = "input_refit.yaml"
+FIRST_FIT_POTENTIAL = "fit_potential.yaml"
 
 
 def validate_pacemaker_settings(settings: dict | None) -> dict:
@@ -61,7 +66,8 @@ def validate_pacemaker_settings(settings: dict | None) -> dict:
         raise ConfigError(f"unknown settings {['fit.pacemaker.' + k for k in unknown]}; "
                           f"accepted: {sorted(DEFAULT_PACEMAKER_SETTINGS)}")
     merged = {**DEFAULT_PACEMAKER_SETTINGS, **settings}
-    for key in ("committee_size", "ndensity", "number_of_functions_per_element", "maxiter", "batch_size"):
+    for key in ("committee_size", "ndensity", "number_of_functions_per_element", "maxiter", "batch_size",
+                "refit_maxiter"):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"fit.pacemaker.{key} must be a positive integer, got {value!r}")
@@ -70,6 +76,9 @@ def validate_pacemaker_settings(settings: dict | None) -> dict:
     kappa = merged["kappa"]
     if kappa != "auto" and (isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 0 <= kappa <= 1):
         raise ConfigError(f"fit.pacemaker.kappa must be 'auto' or a number in [0, 1], got {kappa!r}")
+    refit = merged["refit_kappa"]
+    if refit is not None and (isinstance(refit, bool) or not isinstance(refit, (int, float)) or not 0 <= refit <= 1):
+        raise ConfigError(f"fit.pacemaker.refit_kappa must be null or a number in [0, 1], got {refit!r}")
     for key in ("command", "activeset_command"):
         if not isinstance(merged[key], str) or not merged[key].strip():
             raise ConfigError(f"fit.pacemaker.{key} must be a command line, got {merged[key]!r}")
@@ -187,7 +196,13 @@ def _run(command: str, args: list[str], work_dir: Path, log_path: Path, what: st
 
 
 def run_member(work_dir: str | Path, pacemaker_settings: dict, log: LogLike = None) -> Path:
-    """Run pacemaker and ``pace_activeset`` in a member folder; return ``output_potential.yaml``."""
+    """Run pacemaker and ``pace_activeset`` in a member folder; return ``output_potential.yaml``.
+
+    With ``refit_kappa`` the fitted potential is refitted from its own
+    coefficients with that (small) force weight kappa for ``refit_maxiter``
+    iterations: the low-kappa refit that trades a little force accuracy for
+    energy accuracy.
+    """
     work_dir = Path(work_dir)
     emit(log, f"pacemaker: fitting in {work_dir}")
     _run(pacemaker_settings["command"], [INPUT_FILE], work_dir, work_dir / "pacemaker.log", "pacemaker")
@@ -195,6 +210,20 @@ def run_member(work_dir: str | Path, pacemaker_settings: dict, log: LogLike = No
     if not potential.is_file():
         raise DataError(f"pacemaker finished in {work_dir} without writing {OUTPUT_POTENTIAL}; "
                         f"see {work_dir / 'pacemaker.log'}")
+    if pacemaker_settings.get("refit_kappa") is not None:
+        first = work_dir / FIRST_FIT_POTENTIAL
+        potential.replace(first)
+        config = yaml.safe_load((work_dir / INPUT_FILE).read_text())
+        config["fit"]["loss"]["kappa"] = float(pacemaker_settings["refit_kappa"])
+        config["fit"]["maxiter"] = int(pacemaker_settings["refit_maxiter"])
+        config["fit"].pop("ladder_step", None)  # the refit keeps the first fit's whole basis
+        (work_dir / REFIT_INPUT_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
+        emit(log, f"pacemaker: low-kappa refit (kappa {pacemaker_settings['refit_kappa']}) in {work_dir}")
+        _run(pacemaker_settings["command"], [REFIT_INPUT_FILE, "-p", first.name], work_dir,
+             work_dir / "pacemaker_refit.log", "pacemaker (low-kappa refit)")
+        if not potential.is_file():
+            raise DataError(f"the pacemaker refit in {work_dir} wrote no {OUTPUT_POTENTIAL}; "
+                            f"see {work_dir / 'pacemaker_refit.log'}")
     data_info = work_dir / "fitting_data_info.pckl.gzip"
     if data_info.is_file():
         _run(pacemaker_settings["activeset_command"], ["-d", data_info.name, OUTPUT_POTENTIAL], work_dir,

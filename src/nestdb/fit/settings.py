@@ -20,12 +20,14 @@ DEFAULT_FIT_SETTINGS: dict[str, Any] = {
     "nradmax_by_orders": [8, 4, 2],
     "lmax_by_orders": [0, 3, 2],
     "number_of_functions_per_element": None,
+    "smoothness_prior": 3.0,
+    "smoothness_l_weight": 2.0,
     "energy_weight": 9.0,
     "force_weight": 1.0,
     "virial_weight": 0.3,
     "use_sample_weights": False,
     "committee_size": 10,
-    "committee_method": "posterior",
+    "committee_method": "jackknife",
     "calibration_fraction": 0.1,
     "test_fraction": 0.2,
     "seed": 0,
@@ -34,7 +36,7 @@ DEFAULT_FIT_SETTINGS: dict[str, Any] = {
     "pacemaker": {},
 }
 
-COMMITTEE_METHODS = ("posterior", "bootstrap")
+COMMITTEE_METHODS = ("posterior", "bootstrap", "jackknife")
 
 
 def _int_list(settings: dict, key: str) -> list[int]:
@@ -109,6 +111,8 @@ def validate_fit_settings(settings: dict | None) -> dict:
         merged["number_of_functions_per_element"] = int(
             _number(merged, "number_of_functions_per_element", 1))
 
+    merged["smoothness_prior"] = _number(merged, "smoothness_prior", 0.0)
+    merged["smoothness_l_weight"] = _number(merged, "smoothness_l_weight", 0.0)
     merged["energy_weight"] = _number(merged, "energy_weight", 0.0)
     merged["force_weight"] = _number(merged, "force_weight", 0.0)
     if merged["energy_weight"] == 0 and merged["force_weight"] == 0:
