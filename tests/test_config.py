@@ -54,6 +54,15 @@ def test_cycle_overrides_merge_over_defaults(config):
     assert "composition" not in settings and "calculator" not in settings
 
 
+def test_pacemaker_committee_feeds_later_cycles_when_asked(config):
+    config = copy.deepcopy(config)
+    config["fit"]["pacemaker"] = {"enabled": True, "feeds_ns": True}
+    assert ns_block(config, 1)["calculator"] == {"type": "pacemaker_committee"}
+    assert ns_block(config, 0)["calculator"] == {"type": "lj"}
+    config["fit"]["pacemaker"]["enabled"] = False  # feeds_ns alone does not switch (and fails validation)
+    assert ns_block(config, 1)["calculator"] == {"type": "ace_committee"}
+
+
 def test_cycle_pressures_default_and_override(config):
     config = copy.deepcopy(config)
     assert cycle_pressures(config, 0) == ["0", "10"]

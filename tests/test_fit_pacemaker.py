@@ -132,6 +132,99 @@ def test_collect_exports_members_and_scores_the_committee(tmp_path):
         collect_committee(frames, settings, folders, tmp_path / "pm")
 
 
+def _stand_in_committee(tmp_path: Path, frames, settings) -> Path:
+    """A collected 'pacemaker' committee whose members are two linear-ACE fits (pyace potentials)."""
+    folders = prepare_committee(frames, settings, tmp_path / "pm")
+    for k, folder in enumerate(folders):
+        model = tmp_path / f"linear_{k}"
+        fit_linear_ace(frames[k::2] + frames[:2], {**settings, "seed": k, "test_fraction": 0.0,
+                                                   "calibration_fraction": 0.0}, model)
+        (folder / "output_potential.yaml").write_text((model / "potential.yaml").read_text())
+    collect_committee(frames, settings, folders, tmp_path / "pm")
+    return tmp_path / "pm"
+
+
+def test_pacemaker_committee_calculator_averages_members(tmp_path):
+    from ase.calculators.calculator import all_changes
+    from pyace import PyACECalculator
+
+    from nestdb.calculators import make_calculator
+
+    frames = emt_al_frames(12, seed=6)
+    e0 = _emt_isolated_energy("Al")
+    settings = {"elements": ["Al"], "reference_energies": {"Al": e0}, "test_fraction": 0.25,
+                "pacemaker": {"committee_size": 2}, **SMALL_BASIS}
+    folder = _stand_in_committee(tmp_path, frames, settings)
+    index = json.loads((folder / "committee.json").read_text())
+    assert index == {"members": ["member_0.yaml", "member_1.yaml"], "reference_energies": {"Al": e0},
+                     "active_set": None}
+    calc = make_calculator({"type": "pacemaker_committee", "model": str(folder)})
+    atoms = frames[3].copy()
+    atoms.calc = calc
+    energy, forces, stress = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
+    members = []
+    for name in index["members"]:
+        member = PyACECalculator(str(folder / name))
+        member.calculate(atoms, properties=("energy", "forces", "stress"), system_changes=all_changes)
+        members.append(member.results)
+    expected = np.array([m["energy"] for m in members]) + len(atoms) * e0
+    assert energy == pytest.approx(expected.mean(), abs=1e-9)
+    assert np.allclose(forces, np.mean([m["forces"] for m in members], axis=0), atol=1e-9)
+    assert np.allclose(stress, np.mean([m["stress"] for m in members], axis=0), atol=1e-12)
+    assert calc.results["energy_std_per_atom"] == pytest.approx(np.std(expected, ddof=1) / len(atoms))
+    assert calc.results["energy_std"] > 0  # different training subsets: the members differ
+    (folder / "committee.json").unlink()
+    with pytest.raises(DataError, match="committee.json"):
+        make_calculator({"type": "pacemaker_committee", "model": str(folder)})
+
+
+def test_ns_samples_with_a_pacemaker_committee(tmp_path):
+    """A later cycle's NS run through the workflow stage with the pacemaker committee and its STD limit."""
+    from ase.io import read
+
+    from nestdb.stages import explore
+
+    frames = emt_al_frames(12, seed=6)
+    settings = {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")},
+                "test_fraction": 0.25, "pacemaker": {"committee_size": 2}, **SMALL_BASIS}
+    folder = _stand_in_committee(tmp_path, frames, settings)
+    block = {"composition": {"Al": 4}, "n_walkers": 8, "n_cull": 1, "walk_length": 4, "max_iter": 12, "converge_down_to_T": None,
+             "min_volume_per_atom": 10.0, "max_volume_per_atom": 40.0, "committee_std_max": 1.0e6,
+             "calculator": {"type": "pacemaker_committee"}, "seed": 3}
+    summary = explore(block, 0.1, 1, tmp_path / "ns" / "ns", model_dir=str(folder))
+    samples = read(tmp_path / "ns" / "ns.traj.extxyz", index=":")
+    assert summary["n_iter"] == 12 and len(samples) == 12 and summary["n_committee_rejected"] == 0
+    stds = np.array([s.info["committee_std"] for s in samples])  # recorded per sample, eV/atom
+    assert np.all(stds > 0)
+    # a limit below the typical STD holds for every sample (walkers redrawn, moves rejected), as with
+    # the linear committee
+    limit = 1000 * float(np.median(stds))
+    limited = explore(dict(block, committee_std_max=limit), 0.1, 1, tmp_path / "ns3" / "ns", model_dir=str(folder))
+    kept = np.array([s.info["committee_std"] for s in read(tmp_path / "ns3" / "ns.traj.extxyz", index=":")])
+    assert limited["n_init_above_committee_limit"] == 0 and 1000 * kept.max() <= limit
+    assert limited["n_calls"] > summary["n_calls"]  # initial walkers above the limit were redrawn
+    with pytest.raises(DataError, match="previous cycle's model"):
+        explore(block, 0.1, 1, tmp_path / "ns2" / "ns")
+
+
+def test_prepare_writes_the_low_kappa_refit_input(tmp_path):
+    frames = emt_al_frames(8, seed=2)
+    settings = {"elements": ["Al"], "reference_energies": {"Al": -3.0}, "test_fraction": 0.25,
+                "pacemaker": {"committee_size": 1, "refit_kappa": 0.02, "refit_maxiter": 30, "ladder_step": 5},
+                **SMALL_BASIS}
+    folder = prepare_committee(frames, settings, tmp_path / "pm")[0]
+    first = yaml.safe_load((folder / "input.yaml").read_text())
+    refit = yaml.safe_load((folder / "input_refit.yaml").read_text())
+    assert first["fit"]["ladder_step"] == 5 and "ladder_step" not in refit["fit"]
+    assert refit["fit"]["loss"]["kappa"] == 0.02 and refit["fit"]["maxiter"] == 30
+    assert refit["potential"] == first["potential"] and refit["data"] == first["data"]
+    settings["pacemaker"]["refit_kappa"] = None
+    folder = prepare_committee(frames, settings, tmp_path / "pm")[0]
+    assert not (folder / "input_refit.yaml").exists()  # a re-prepared member without refit loses the old input
+    with pytest.raises(ConfigError, match="feeds_ns"):
+        validate_pacemaker_settings({"feeds_ns": True})
+
+
 def test_real_pacemaker_fit(tmp_path):
     command = _pacemaker_command()
     if command is None:
@@ -156,3 +249,11 @@ def test_real_pacemaker_fit(tmp_path):
     assert np.isfinite(metrics["test"]["energy_rmse_mev_per_atom"])
     assert metrics["test"]["committee"]["std_rms"] > 0  # random initial coefficients: members differ
     assert metrics["train"]["max_gamma_max"] > 0
+    # the collected committee with its active set reports the extrapolation grade per configuration
+    from nestdb.fit.pacemaker_calculator import PacemakerCommitteeCalculator
+
+    calc = PacemakerCommitteeCalculator.from_folder(tmp_path)
+    atoms = frames[0].copy()
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    assert calc.results["max_gamma"] > 0 and calc.results["energy_std"] > 0

@@ -1,6 +1,7 @@
 """The Snakemake workflow: dry runs of the shipped configs, bad configs, and
 the fast config end to end (real NS, real GPAW labels, real pyace fit)."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -45,6 +46,22 @@ def test_dry_run_study_config(tmp_path, shared_mg):
     # 11 pressures in cycle 0, 39 in cycles 1-4.
     assert counts["ns"] == 11 + 4 * 39
     assert counts["fit"] == 5
+
+
+def test_dry_run_pacemaker_committee_feeds_the_next_cycle(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["fit"]["pacemaker"] = {"enabled": True, "feeds_ns": True, "committee_size": 2, "refit_kappa": 0.01}
+    path = tmp_path / "pacemaker.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(path))
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["fit_pacemaker_member"] == 2 * 2 and counts["fit_pacemaker"] == 2
+    # cycle 1's NS waits for cycle 0's collected pacemaker committee, not the linear one
+    jobs = re.split(r"\n(?=rule \w+:)", result.stdout)
+    ns_cycle1 = [job for job in jobs if job.startswith("rule ns:") and "cycle=1," in job]
+    assert len(ns_cycle1) == 2 and all("results/fit/cycle0/pacemaker/committee.json" in block for block in ns_cycle1)
+    assert not any("results/fit/cycle0/committee.npz" in block for block in ns_cycle1)
 
 
 def test_bad_config_names_the_key(tmp_path):

@@ -18,7 +18,7 @@ from nestdb.errors import ConfigError, DataError
 from nestdb.potentials.eam import EAM_KINDS, FastEAM, guess_kind
 from nestdb.potentials.lj import LJ_DEFAULTS, FastLennardJones
 
-KNOWN_CALCULATORS: tuple[str, ...] = ("lj", "eam", "emt", "ace_committee")
+KNOWN_CALCULATORS: tuple[str, ...] = ("lj", "eam", "emt", "ace_committee", "pacemaker_committee")
 #: Implementations of ``type: eam``: ours (vectorised), ASE's and matscipy's.
 EAM_IMPLEMENTATIONS: tuple[str, ...] = ("nestdb", "ase", "matscipy")
 
@@ -28,6 +28,7 @@ _ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
     "eam": ("file", "kind", "implementation"),
     "emt": (),
     "ace_committee": ("model",),
+    "pacemaker_committee": ("model",),
 }
 
 __all__ = ["EAM_IMPLEMENTATIONS", "KNOWN_CALCULATORS", "LJ_DEFAULTS", "FastEAM", "FastLennardJones",
@@ -69,6 +70,8 @@ def make_calculator(spec: dict, base_dir: str | Path = ".") -> Calculator:
           ``ase.calculators.eam.EAM``; ``"matscipy"``: matscipy's EAM).
         - ``emt``: no keys; ASE's EMT.
         - ``ace_committee``: ``model`` (a fitted committee model directory).
+        - ``pacemaker_committee``: ``model`` (a collected pacemaker committee
+          directory, with ``committee.json``).
     base_dir : str or Path
         Directory that relative ``file``/``model`` paths are taken from.
 
@@ -112,10 +115,14 @@ def make_calculator(spec: dict, base_dir: str | Path = ".") -> Calculator:
 
         return EMT()
 
-    # ace_committee
+    # ace_committee, pacemaker_committee
     if "model" not in spec:
-        raise ConfigError("calculator 'ace_committee' needs key 'model' (a fitted committee model directory)")
+        raise ConfigError(f"calculator {calc_type!r} needs key 'model' (a fitted committee model directory)")
     model_dir = _resolve_file(spec["model"], "model", calc_type, base, must_be_dir=True)
+    if calc_type == "pacemaker_committee":
+        from nestdb.fit.pacemaker_calculator import PacemakerCommitteeCalculator
+
+        return PacemakerCommitteeCalculator.from_folder(model_dir)
     from nestdb.fit.committee import CommitteeACECalculator
 
     return CommitteeACECalculator(model_dir)

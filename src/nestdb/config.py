@@ -51,8 +51,9 @@ def ns_block(config: dict, cycle: int) -> dict[str, Any]:
     """Top-level ``ns`` defaults merged with ``cycles[cycle].ns`` overrides.
 
     Later cycles without their own ``calculator`` sample with the previous
-    cycle's committee (``{"type": "ace_committee"}``; the workflow fills in
-    the model path).
+    cycle's committee (``{"type": "ace_committee"}``, or
+    ``{"type": "pacemaker_committee"}`` with ``fit.pacemaker.feeds_ns``; the
+    workflow fills in the model path).
     """
     merged = copy.deepcopy(config.get("ns", {}))
     if cycle > 0:
@@ -67,7 +68,9 @@ def ns_block(config: dict, cycle: int) -> dict[str, Any]:
                 "potential, e.g. `calculator: {type: lj}` or "
                 "`calculator: {type: eam, file: path/to/Mg.eam.fs}`."
             )
-        merged["calculator"] = {"type": "ace_committee"}
+        pacemaker = (config.get("fit") or {}).get("pacemaker") or {}
+        feeds_ns = pacemaker.get("enabled", False) and pacemaker.get("feeds_ns", False)
+        merged["calculator"] = {"type": "pacemaker_committee" if feeds_ns else "ace_committee"}
     return merged
 
 

@@ -76,7 +76,8 @@ def explore(block: dict, pressure_gpa: float, cycle: int, out_prefix: str | Path
     out_prefix
         Prefix of the pymatnest-format output files.
     model_dir
-        The previous cycle's fitted model, for ``calculator: {type: ace_committee}``.
+        The previous cycle's fitted model folder, for ``calculator: {type: ace_committee}``
+        (linear) or ``{type: pacemaker_committee}`` (its ``pacemaker/`` folder).
     progress_path
         File the NS progress lines are appended to (the rule's log).
     resume
@@ -111,9 +112,9 @@ def explore(block: dict, pressure_gpa: float, cycle: int, out_prefix: str | Path
                                 model_dir=model_dir, resume=resume)
     else:
         spec = dict(block["calculator"])
-        if spec["type"] == "ace_committee" and "model" not in spec:
+        if spec["type"] in ("ace_committee", "pacemaker_committee") and "model" not in spec:
             if model_dir is None:
-                raise DataError(f"cycle {cycle}: an ace_committee calculator needs the previous cycle's model")
+                raise DataError(f"cycle {cycle}: a {spec['type']} calculator needs the previous cycle's model")
             spec["model"] = str(model_dir)
         calculator = make_calculator(spec, base_dir=Path.cwd())
         with open(progress_path, "a") if progress_path else contextlib.nullcontext() as stream:

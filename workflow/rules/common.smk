@@ -48,11 +48,16 @@ def model_dir(cycle):
 
 
 def ns_model_input(wildcards):
-    """Cycle n > 0 samples with the committee fitted in cycle n - 1."""
+    """Cycle n > 0 samples with the committee fitted in cycle n - 1 (linear, or pacemaker's)."""
     cycle = int(wildcards.cycle)
     if cycle == 0:
         return []
-    return {"model": f"{model_dir(cycle - 1)}/committee.npz"}
+    calculator = ns_block(config, cycle)["calculator"]["type"]
+    if calculator == "pacemaker_committee":
+        return {"model": f"{model_dir(cycle - 1)}/pacemaker/committee.json"}
+    if calculator == "ace_committee":
+        return {"model": f"{model_dir(cycle - 1)}/committee.npz"}
+    return []
 
 
 def mpi_launcher(wildcards, resources):

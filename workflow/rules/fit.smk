@@ -94,8 +94,11 @@ rule fit_pacemaker_member:
     conda:
         "../../envs/pacemaker.yaml"
     shell:
+        # the same steps as nestdb.fit.pacemaker.run_member: fit, optional low-kappa refit, active set
         "log=$(realpath {log}); cd $(dirname {input}) && "
         "{params.command} input.yaml > $log 2>&1 && "
+        "if [ -f input_refit.yaml ]; then mv output_potential.yaml fit_potential.yaml && "
+        "{params.command} input_refit.yaml -p fit_potential.yaml >> $log 2>&1; fi && "
         "{params.activeset} -d fitting_data_info.pckl.gzip output_potential.yaml >> $log 2>&1"
 
 
@@ -114,6 +117,7 @@ rule fit_pacemaker:
             labels={"item": "pacemaker metrics"},
         ),
         parity=f"{model_dir('{cycle}')}/pacemaker/parity.png",
+        committee=f"{model_dir('{cycle}')}/pacemaker/committee.json",
     params:
         settings=dict(config["fit"], elements=config["elements"]),
     log:

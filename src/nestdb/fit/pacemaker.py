@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 from ase import Atoms
+from ase.calculators.calculator import all_changes
 
 from nestdb.errors import ConfigError, DataError
 from nestdb.fit.dataset import ENERGY_KEY, FORCES_KEY, LogLike, emit, frame_weight
@@ -48,6 +49,7 @@ DEFAULT_PACEMAKER_SETTINGS: dict[str, Any] = {
     "ladder_step": None,
     "refit_kappa": None,
     "refit_maxiter": 200,
+    "feeds_ns": False,
 }
 
 TRAIN_FILE = "train.pckl.gzip"
@@ -76,6 +78,12 @@ def validate_pacemaker_settings(settings: dict | None) -> dict:
     kappa = merged["kappa"]
     if kappa != "auto" and (isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 0 <= kappa <= 1):
         raise ConfigError(f"fit.pacemaker.kappa must be 'auto' or a number in [0, 1], got {kappa!r}")
+    for key in ("enabled", "gpu", "feeds_ns"):
+        if not isinstance(merged[key], bool):
+            raise ConfigError(f"fit.pacemaker.{key} must be true or false, got {merged[key]!r}")
+    if merged["feeds_ns"] and not merged["enabled"]:
+        raise ConfigError("fit.pacemaker.feeds_ns is true but fit.pacemaker.enabled is false: enable the "
+                          "pacemaker route or let the linear committee feed NS (feeds_ns: false)")
     refit = merged["refit_kappa"]
     if refit is not None and (isinstance(refit, bool) or not isinstance(refit, (int, float)) or not 0 <= refit <= 1):
         raise ConfigError(f"fit.pacemaker.refit_kappa must be null or a number in [0, 1], got {refit!r}")
@@ -180,7 +188,26 @@ def write_member_inputs(train: list[Atoms], test: list[Atoms], fit_settings: dic
     config = pacemaker_input(fit_settings, pacemaker_settings, member, with_test=bool(test))
     path = work_dir / INPUT_FILE
     path.write_text(yaml.safe_dump(config, sort_keys=False))
+    refit = work_dir / REFIT_INPUT_FILE
+    if pacemaker_settings.get("refit_kappa") is not None:
+        refit.write_text(yaml.safe_dump(refit_input(config, pacemaker_settings), sort_keys=False))
+    else:
+        refit.unlink(missing_ok=True)
     return path
+
+
+def refit_input(config: dict, pacemaker_settings: dict) -> dict:
+    """The low-kappa refit input: ``config`` with kappa ``refit_kappa`` and ``refit_maxiter`` iterations.
+
+    The refit starts from the first fit's potential (``pacemaker input_refit.yaml -p fit_potential.yaml``)
+    and keeps its whole basis (no ladder).
+    """
+    refit = yaml.safe_load(yaml.safe_dump(config))  # deep copy
+    refit["fit"]["loss"]["kappa"] = float(pacemaker_settings["refit_kappa"])
+    refit["fit"]["maxiter"] = int(pacemaker_settings["refit_maxiter"])
+    refit["fit"].pop("ladder_step", None)
+    refit["fit"].pop("ladder_type", None)
+    return refit
 
 
 def _run(command: str, args: list[str], work_dir: Path, log_path: Path, what: str) -> None:
@@ -196,12 +223,14 @@ def _run(command: str, args: list[str], work_dir: Path, log_path: Path, what: st
 
 
 def run_member(work_dir: str | Path, pacemaker_settings: dict, log: LogLike = None) -> Path:
-    """Run pacemaker and ``pace_activeset`` in a member folder; return ``output_potential.yaml``.
+    """Run pacemaker (and its low-kappa refit) and ``pace_activeset`` in a member folder.
 
-    With ``refit_kappa`` the fitted potential is refitted from its own
-    coefficients with that (small) force weight kappa for ``refit_maxiter``
-    iterations: the low-kappa refit that trades a little force accuracy for
-    energy accuracy.
+    When the folder has an ``input_refit.yaml`` (``fit.pacemaker.refit_kappa``)
+    the fitted potential is kept as ``fit_potential.yaml`` and refitted from
+    its own coefficients with that small force weight kappa: the low-kappa
+    refit that trades a little force accuracy for energy accuracy.  The rule
+    ``fit_pacemaker_member`` runs the same three commands.  Returns
+    ``output_potential.yaml``.
     """
     work_dir = Path(work_dir)
     emit(log, f"pacemaker: fitting in {work_dir}")
@@ -210,16 +239,10 @@ def run_member(work_dir: str | Path, pacemaker_settings: dict, log: LogLike = No
     if not potential.is_file():
         raise DataError(f"pacemaker finished in {work_dir} without writing {OUTPUT_POTENTIAL}; "
                         f"see {work_dir / 'pacemaker.log'}")
-    if pacemaker_settings.get("refit_kappa") is not None:
-        first = work_dir / FIRST_FIT_POTENTIAL
-        potential.replace(first)
-        config = yaml.safe_load((work_dir / INPUT_FILE).read_text())
-        config["fit"]["loss"]["kappa"] = float(pacemaker_settings["refit_kappa"])
-        config["fit"]["maxiter"] = int(pacemaker_settings["refit_maxiter"])
-        config["fit"].pop("ladder_step", None)  # the refit keeps the first fit's whole basis
-        (work_dir / REFIT_INPUT_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
-        emit(log, f"pacemaker: low-kappa refit (kappa {pacemaker_settings['refit_kappa']}) in {work_dir}")
-        _run(pacemaker_settings["command"], [REFIT_INPUT_FILE, "-p", first.name], work_dir,
+    if (work_dir / REFIT_INPUT_FILE).is_file():
+        potential.replace(work_dir / FIRST_FIT_POTENTIAL)
+        emit(log, f"pacemaker: low-kappa refit in {work_dir}")
+        _run(pacemaker_settings["command"], [REFIT_INPUT_FILE, "-p", FIRST_FIT_POTENTIAL], work_dir,
              work_dir / "pacemaker_refit.log", "pacemaker (low-kappa refit)")
         if not potential.is_file():
             raise DataError(f"the pacemaker refit in {work_dir} wrote no {OUTPUT_POTENTIAL}; "
@@ -242,30 +265,23 @@ def ensemble_predictions(potentials: list[str | Path], frames: list[Atoms], refe
         ``energy_std_per_atom`` (n,), ``forces`` (list, member mean),
         ``n_atoms`` and, with ``active_set``, ``max_gamma`` (n,) of the first member.
     """
-    from pyace import PyACECalculator
+    from nestdb.fit.pacemaker_calculator import PacemakerCommitteeCalculator
 
-    calculators = [PyACECalculator(str(p)) for p in potentials]
-    if active_set is not None:
-        calculators[0].set_active_set(str(active_set))
+    calc = PacemakerCommitteeCalculator(potentials, reference_energies, active_set)
     n = len(frames)
-    energies = np.zeros((n, len(calculators)))
+    energies = np.zeros((n, calc.size))
     forces, gamma = [], np.full(n, np.nan)
     for i, frame in enumerate(frames):
         atoms = Atoms(frame.numbers, positions=frame.positions, cell=frame.cell, pbc=frame.pbc)
-        e0 = sum(reference_energies[s] for s in atoms.get_chemical_symbols())
-        member_forces = []
-        for k, calc in enumerate(calculators):
-            atoms.calc = calc
-            energies[i, k] = (atoms.get_potential_energy() + e0) / len(atoms)
-            member_forces.append(atoms.get_forces())
-            if k == 0 and active_set is not None:
-                gamma[i] = float(np.max(calc.results["gamma"]))
-        forces.append(np.mean(member_forces, axis=0))
+        calc.calculate(atoms, properties=("energy", "forces"), system_changes=all_changes)
+        energies[i] = calc.results["energy_committee"] / len(atoms)
+        forces.append(calc.results["forces"].copy())
+        gamma[i] = calc.results.get("max_gamma", np.nan)
     out = {
         "n_atoms": np.array([len(f) for f in frames]),
         "energy_per_atom": energies.mean(axis=1),
         "energy_committee_per_atom": energies,
-        "energy_std_per_atom": energies.std(axis=1, ddof=1) if len(calculators) > 1 else np.zeros(n),
+        "energy_std_per_atom": energies.std(axis=1, ddof=1) if calc.size > 1 else np.zeros(n),
         "forces": forces,
         "virial": np.full((n, 9), np.nan),
     }
@@ -308,7 +324,12 @@ def prepare_committee(frames: list[Atoms], fit_settings: dict, out_dir: str | Pa
 
 def collect_committee(frames: list[Atoms], fit_settings: dict, member_dirs: list[str | Path],
                       out_dir: str | Path, log: LogLike = None) -> dict:
-    """Export the members (``.yaml``/``.yace``) and write test metrics of the pacemaker committee.
+    """Export the members (``.yaml``/``.yace``), the committee index and the test metrics.
+
+    ``out_dir`` receives ``member_<k>.yaml``/``.yace``, ``member_0.asi`` (the
+    first member's active set, if any), ``committee.json`` (read by
+    :class:`nestdb.fit.pacemaker_calculator.PacemakerCommitteeCalculator`),
+    ``metrics.json`` and ``parity.png``.
 
     The committee energy STD and the extrapolation grade (max gamma of the
     first member's active set) are both compared with the actual error.
@@ -319,6 +340,7 @@ def collect_committee(frames: list[Atoms], fit_settings: dict, member_dirs: list
     from nestdb.fit.export import yaml_to_yace
     from nestdb.fit.linear_ace import write_json
     from nestdb.fit.metrics import error_metrics, grouped_metrics, plot_parity, spearman
+    from nestdb.fit.pacemaker_calculator import COMMITTEE_INDEX
     from nestdb.fit.settings import validate_fit_settings
 
     settings = validate_fit_settings(fit_settings)
@@ -334,7 +356,16 @@ def collect_committee(frames: list[Atoms], fit_settings: dict, member_dirs: list
         yaml_to_yace(target, target.with_suffix(".yace"))
         potentials.append(target)
     active_set = Path(member_dirs[0]) / "output_potential.asi"
-    active_set = active_set if active_set.is_file() else None
+    if active_set.is_file():
+        shutil.copyfile(active_set, out_dir / "member_0.asi")
+        active_set = out_dir / "member_0.asi"
+    else:
+        active_set = None
+    write_json(out_dir / COMMITTEE_INDEX, {
+        "members": [p.name for p in potentials],
+        "reference_energies": settings["reference_energies"],
+        "active_set": active_set.name if active_set else None,
+    })
     metrics: dict[str, Any] = {"committee_size": len(potentials)}
     sets: dict[str, tuple[list[Atoms], dict]] = {}
     for name in ("train", "test"):
