@@ -37,6 +37,15 @@ def _pacemaker_command() -> str | None:
     return str(local) if local.is_file() else None
 
 
+def _energy_rmse_lines(log: Path, kind: str) -> list[float]:
+    """Training energy RMSEs (meV/atom) that pacemaker printed on lines of one kind."""
+    import re
+
+    pattern = re.compile(r"RMSE Energy\(low\):\s+([0-9.eE+-]+)")
+    return [float(pattern.search(line).group(1)) for line in log.read_text().splitlines()
+            if kind in line and "(TEST)" not in line and pattern.search(line)]
+
+
 def _coefficients(potential: Path) -> np.ndarray:
     """All radial and basis-function coefficients of a pacemaker potential file."""
     block = yaml.safe_load(potential.read_text())["species"][0]
@@ -245,6 +254,10 @@ def test_real_pacemaker_fit(tmp_path):
         assert refit_input["fit"]["loss"]["kappa"] == 0.01 and refit_input["fit"]["maxiter"] == 5
         first, final = (_coefficients(folder / name) for name in ("fit_potential.yaml", "output_potential.yaml"))
         assert first.shape == final.shape and not np.allclose(first, final)
+        # it starts where the first fit ended, not from random coefficients
+        fitted = _energy_rmse_lines(folder / "pacemaker.log", "Iteration")[-1]
+        start = _energy_rmse_lines(folder / "pacemaker_refit.log", "Initial state")[0]
+        assert start <= 2 * fitted  # random coefficients start 10-100x higher
     metrics = collect_committee(frames, settings, folders, tmp_path)
     assert np.isfinite(metrics["test"]["energy_rmse_mev_per_atom"])
     assert metrics["test"]["committee"]["std_rms"] > 0  # random initial coefficients: members differ
