@@ -116,7 +116,7 @@ def fit_split(frames, settings: dict, out: Path) -> dict:
         "design_rows": model["design_rows"],
         "load_average_before_after": [load_before, load_after],
         "cpu_count": os.cpu_count(),
-        "calibration_factor": calibration["factor"],
+        "calibration_factor": calibration.get("test_factor", calibration["factor"]),
         "test_committee_raw": calibration["test_raw"],
         "test_committee_calibrated": calibration["test_calibrated"],
         "model_dir": str(out),

@@ -52,8 +52,13 @@ def _abs_energy_errors(frames: list[Atoms], prediction: dict) -> np.ndarray:
 
 
 def write_model_outputs(out_dir: Path, frames: list[Atoms], train_idx: np.ndarray, test_idx: np.ndarray,
-                        model_info: dict, start: float, log: LogLike = None) -> dict[str, Any]:
+                        model_info: dict, start: float, log: LogLike = None,
+                        split_metrics: dict | None = None) -> dict[str, Any]:
     """Predict train and test with the written model and write metrics, plots, exports and the card.
+
+    ``split_metrics`` (a model refitted on all data): the metrics of the fit
+    without the test configurations, whose test errors and test calibration
+    are reported here (``test_model`` names that fit's folder).
 
     Returns
     -------
@@ -92,6 +97,14 @@ def write_model_outputs(out_dir: Path, frames: list[Atoms], train_idx: np.ndarra
         calibration["test_calibrated"] = calibration_summary(std, error)
         plot_sets.append(("test", std, error))
     metrics["calibration"] = calibration
+    if split_metrics is not None and "test" in split_metrics:
+        metrics["test"] = split_metrics["test"]
+        metrics["groups"]["test"] = split_metrics["groups"]["test"]
+        split_calibration = split_metrics["calibration"]
+        calibration.update(test_raw=split_calibration["test_raw"], test_calibrated=split_calibration["test_calibrated"],
+                           test_factor=split_calibration["factor"])
+        metrics["test_model"] = (f"{model_info['refit_on_all_data']['split_model']}/: fitted without the "
+                                 "test configurations; this model is refitted on all of them")
     metrics["n_functions"] = model_info["n_functions"]
     metrics["fit_wall_time_s"] = time.perf_counter() - start
     plot_parity(train, train_prediction, test, test_prediction, out_dir / PARITY_FILE,
@@ -105,7 +118,7 @@ def write_model_outputs(out_dir: Path, frames: list[Atoms], train_idx: np.ndarra
     (out_dir / CARD_FILE).write_text(model_card(model_info))
     summary = f"train E RMSE {metrics['train']['energy_rmse_mev_per_atom']:.2f} meV/atom, " \
               f"F RMSE {metrics['train']['force_rmse_mev_per_a']:.1f} meV/A"
-    if test:
+    if "test" in metrics:
         summary += f"; test E RMSE {metrics['test']['energy_rmse_mev_per_atom']:.2f} meV/atom, " \
                    f"F RMSE {metrics['test']['force_rmse_mev_per_a']:.1f} meV/A, committee Spearman " \
                    f"{calibration['test_calibrated']['spearman']}"
@@ -145,6 +158,10 @@ def model_card(info: dict) -> str:
         f"- {data['n_configs']} configurations, {data['n_atoms_total']} atoms "
         f"({len(info['train_indices'])} train / {len(info['test_indices'])} test, stratified by cycle and pressure)",
     ]
+    if "refit_on_all_data" in info:
+        lines.append(f"- refitted on all configurations; the test errors below are those of the fit without the "
+                     f"{len(info['refit_on_all_data']['test_indices_of_split'])} test configurations "
+                     f"(`{info['refit_on_all_data']['split_model']}/`)")
     if "volume_per_atom_min" in data:
         lines.append(f"- volume {data['volume_per_atom_min']:.1f}–{data['volume_per_atom_max']:.1f} Å³/atom")
     lines += ["", "## Errors", "", "| set | E RMSE (meV/atom) | F RMSE (meV/Å) | virial RMSE (meV/atom) | n |",

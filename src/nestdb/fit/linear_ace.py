@@ -108,10 +108,11 @@ def _onebody(settings: dict) -> list[str] | None:
     return list(settings["elements"]) if settings["fit_reference_energies"] else None
 
 
-def _equations(features: list[ConfigFeatures], frames: list[Atoms], indices, settings: dict,
+def _equations(features: list[ConfigFeatures | None], frames: list[Atoms], indices, settings: dict,
                multiplicity: np.ndarray | None = None) -> NormalEquations:
+    """Normal equations of the configurations ``indices`` (``features`` may be None for others)."""
     onebody = _onebody(settings)
-    n_columns = features[0].phi.size + (0 if onebody is None else len(onebody))
+    n_columns = features[indices[0]].phi.size + (0 if onebody is None else len(onebody))
     blocks = (_config_rows(features[i], frames[i], settings,
                            1.0 if multiplicity is None else float(multiplicity[k]), onebody)
               for k, i in enumerate(indices) if multiplicity is None or multiplicity[k] > 0)
@@ -244,9 +245,6 @@ def fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: str | Path, log
     DataError
         Empty training set or configurations without labels (naming file and configuration).
     """
-    from nestdb.fit.calibration import rescale_committee
-    from nestdb.fit.export import write_model_outputs
-
     settings = validate_fit_settings(settings)
     frames = list(frames)
     _check_inputs(frames, settings)
@@ -262,29 +260,62 @@ def fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: str | Path, log
 
     train_idx, test_idx = stratified_split(frames, settings["test_fraction"], settings["seed"])
     basis = build_basis(settings)
-    offsets, counts = function_offsets(basis)
-    n_functions = int(counts.sum())
-    emit(log, f"linear ACE: {n_functions} functions, {len(train_idx)} training / {len(test_idx)} test "
-              f"configurations (stratified by cycle and pressure)")
-    train_frames = [frames[i] for i in train_idx]
-    train_features, cache_info = compute_features(
-        train_frames, settings, with_virials=settings["virial_weight"] > 0,
+    emit(log, f"linear ACE: {int(function_offsets(basis)[1].sum())} functions, {len(train_idx)} training / "
+              f"{len(test_idx)} test configurations (stratified by cycle and pressure)")
+    refit = settings["refit_on_all_data"] and len(test_idx) > 0
+    # the refit needs the rows of every configuration; otherwise the test set is predicted by pyace
+    needed = np.arange(len(frames)) if refit else train_idx
+    rows, cache_info = compute_features(
+        [frames[i] for i in needed], settings, with_virials=settings["virial_weight"] > 0,
         cache_dir=settings["feature_cache"], n_jobs=settings["n_jobs"])
+    features: list[ConfigFeatures | None] = [None] * len(frames)
+    for i, row in zip(needed, rows):
+        features[i] = row
     t_features = time.perf_counter() - start
     emit(log, f"design rows: {cache_info['n_computed']} computed, {cache_info['n_cached']} from the cache, "
               f"{t_features:.1f} s")
-    local = np.arange(len(train_frames))
+    timings = {"design_rows": t_features}
+    if not refit:
+        return _fit_and_write(frames, features, train_idx, test_idx, settings, basis, out_dir,
+                              cache_info, timings, start, log)
+    emit(log, f"fit without the {len(test_idx)} test configurations -> {out_dir / SPLIT_DIR}")
+    split_metrics = _fit_and_write(frames, features, train_idx, test_idx, settings, basis, out_dir / SPLIT_DIR,
+                                   cache_info, timings, start, log)
+    emit(log, f"refit on all {len(frames)} configurations -> {out_dir}")
+    everything = np.arange(len(frames))
+    return _fit_and_write(frames, features, everything, np.array([], dtype=int), settings, basis, out_dir,
+                          cache_info, timings, start, log, split=(test_idx, split_metrics))
 
+
+#: Subfolder with the model fitted without the test configurations when ``fit.refit_on_all_data``.
+SPLIT_DIR = "split"
+
+
+def _fit_and_write(frames: list[Atoms], features: list, train_idx: np.ndarray, test_idx: np.ndarray,
+                   settings: dict, basis, out_dir: Path, cache_info: dict, timings: dict, start: float,
+                   log: LogLike, split: tuple[np.ndarray, dict] | None = None) -> dict:
+    """Fit on ``train_idx`` (rows in ``features``), calibrate, write the model and its metrics.
+
+    ``split``: the test indices and metrics of the fit without them, reported
+    as this (refitted) model's test metrics.
+    """
+    from nestdb.fit.calibration import rescale_committee
+    from nestdb.fit.export import write_model_outputs
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    offsets, counts = function_offsets(basis)
+    n_functions = int(counts.sum())
+    t_begin = time.perf_counter()
     weights = prior_weights(basis, settings)
     calibration = {"factor": 1.0, "n_configs": 0, "skipped": True}
     if settings["calibration_fraction"] > 0:
-        calibration = _calibrate(train_features, train_frames, local, settings, weights, log)
-    fit = bayesian_ridge(_equations(train_features, train_frames, local, settings), prior_weights=weights)
-    raw_committee = _committee(fit, train_features, train_frames, local, settings, settings["seed"], weights)
+        calibration = _calibrate(features, frames, train_idx, settings, weights, log)
+    fit = bayesian_ridge(_equations(features, frames, train_idx, settings), prior_weights=weights)
+    raw_committee = _committee(fit, features, frames, train_idx, settings, settings["seed"], weights)
     committee = rescale_committee(fit.mean, raw_committee, calibration["factor"])
-    t_fit = time.perf_counter() - start
+    t_fit = time.perf_counter() - t_begin
     emit(log, f"Bayesian ridge: {fit.n_iter} iterations, {fit.effective_parameters:.0f} effective parameters; "
-              f"committee ({settings['committee_method']}) done at {t_fit:.1f} s")
+              f"committee ({settings['committee_method']}) in {t_fit:.1f} s")
 
     # split off the fitted E0 corrections (one column per element after the ACE functions)
     elements = list(basis.elements_name)
@@ -323,13 +354,15 @@ def fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: str | Path, log
         "bayesian_ridge": {"alpha": fit.alpha, "lambda": fit.lam, "n_iter": fit.n_iter,
                            "effective_parameters": fit.effective_parameters},
         "design_rows": cache_info,
-        "timings_s": {"design_rows": t_features, "regression_and_committee": t_fit - t_features},
+        "timings_s": {**timings, "regression_and_committee": t_fit},
         "training_set": summarise_frames(frames),
         "train_indices": train_idx.tolist(),
         "test_indices": test_idx.tolist(),
     }
-    metrics = write_model_outputs(out_dir, frames, train_idx, test_idx, model_info, start, log)
-    return metrics
+    if split is not None:
+        model_info["refit_on_all_data"] = {"test_indices_of_split": split[0].tolist(), "split_model": SPLIT_DIR}
+    return write_model_outputs(out_dir, frames, train_idx, test_idx, model_info, start, log,
+                               split_metrics=None if split is None else split[1])
 
 
 def json_default(value: Any) -> Any:

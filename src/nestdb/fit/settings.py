@@ -30,6 +30,7 @@ DEFAULT_FIT_SETTINGS: dict[str, Any] = {
     "committee_method": "jackknife",
     "calibration_fraction": 0.1,
     "test_fraction": 0.2,
+    "refit_on_all_data": False,
     "seed": 0,
     "feature_cache": None,
     "n_jobs": 1,
@@ -127,6 +128,8 @@ def validate_fit_settings(settings: dict | None) -> dict:
     if test_fraction >= 1:
         raise ConfigError(f"fit.test_fraction must be in [0, 1), got {test_fraction}")
     merged["test_fraction"] = test_fraction
+    if not isinstance(merged["refit_on_all_data"], bool):
+        raise ConfigError(f"fit.refit_on_all_data must be true or false, got {merged['refit_on_all_data']!r}")
     seed = merged["seed"]
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"fit.seed must be a non-negative integer, got {seed!r}")

@@ -1,6 +1,8 @@
-"""Tests of the smoothness prior and the jackknife committee of the linear-ACE fit."""
+"""Tests of the linear-ACE fit options: smoothness prior, jackknife committee, refit on all data."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -71,3 +73,30 @@ def test_jackknife_influences_are_exact_leave_one_out_refits():
         change = fit.mean - refit
         # equal up to the round-off of two ill-conditioned solves (a wrong prior gives ~10 %)
         assert np.linalg.norm(influences[left_out] - change) <= 1e-4 * np.linalg.norm(change)
+
+
+def test_refit_on_all_data_reports_the_split_fit_test_errors(tmp_path):
+    from nestdb.fit import fit_linear_ace, load_committee
+
+    frames = emt_al_frames(24, seed=11, scale_range=(0.92, 1.08))
+    settings = {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")}, "test_fraction": 0.25,
+                "committee_size": 4, "calibration_fraction": 0.2, "seed": 1, **SMALL_BASIS}
+    plain = fit_linear_ace(frames, settings, tmp_path / "plain")
+    refit = fit_linear_ace(frames, {**settings, "refit_on_all_data": True}, tmp_path / "refit")
+    # the split fit is the plain fit; its test errors are reported for the refitted model
+    split = json.loads((tmp_path / "refit" / "split" / "metrics.json").read_text())
+    assert split["test"] == pytest.approx(plain["test"])
+    assert refit["test"] == pytest.approx(plain["test"]) and "split/" in refit["test_model"]
+    assert refit["calibration"]["test_factor"] == pytest.approx(plain["calibration"]["factor"])
+    # the exported model is trained on every configuration
+    model = json.loads((tmp_path / "refit" / "model.json").read_text())
+    assert sorted(model["train_indices"]) == list(range(len(frames))) and model["test_indices"] == []
+    assert refit["train"]["n_configs"] == len(frames)
+    held_out = model["refit_on_all_data"]["test_indices_of_split"]
+    assert len(held_out) == plain["test"]["n_configs"]
+    assert not np.allclose(load_committee(tmp_path / "refit").mean_coefficients,
+                           load_committee(tmp_path / "plain").mean_coefficients)
+    assert "refitted on all configurations" in (tmp_path / "refit" / "model_card.md").read_text()
+    # no test set: nothing to refit, one model
+    alone = fit_linear_ace(frames, {**settings, "test_fraction": 0.0, "refit_on_all_data": True}, tmp_path / "alone")
+    assert "test" not in alone and not (tmp_path / "alone" / "split").exists()
