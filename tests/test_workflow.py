@@ -62,6 +62,13 @@ def test_dry_run_pacemaker_committee_feeds_the_next_cycle(tmp_path):
     ns_cycle1 = [job for job in jobs if job.startswith("rule ns:") and "cycle=1," in job]
     assert len(ns_cycle1) == 2 and all("results/fit/cycle0/pacemaker/committee.json" in block for block in ns_cycle1)
     assert not any("results/fit/cycle0/committee.npz" in block for block in ns_cycle1)
+    # the same by naming the calculator in the cycle's ns block
+    config["fit"]["pacemaker"]["feeds_ns"] = False
+    config["cycles"][1].setdefault("ns", {})["calculator"] = {"type": "pacemaker_committee"}
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "input: results/fit/cycle0/pacemaker/committee.json" in result.stdout
 
 
 def test_bad_config_names_the_key(tmp_path):
@@ -82,7 +89,7 @@ def test_unknown_calculator_lists_known_ones(tmp_path):
     path.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(path))
     assert result.returncode != 0
-    for known in ("lj", "eam", "emt", "ace_committee"):
+    for known in ("lj", "eam", "emt", "ace_committee", "pacemaker_committee"):
         assert known in result.stdout + result.stderr
 
 
