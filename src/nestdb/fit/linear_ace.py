@@ -230,6 +230,9 @@ def fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: str | Path, log
         ``pyace.PyACECalculator``; energies there exclude E0), ``potential.yace``
         (LAMMPS ``pair_style pace``), ``committee.npz``, ``model.json``,
         ``metrics.json``, ``parity.png``, ``calibration.png`` and ``model_card.md``.
+        With ``fit.refit_on_all_data`` and a test set, ``split/`` holds the same
+        files of the fit without the test configurations, whose test metrics
+        ``metrics.json`` reports, and the files above are the refit on all data.
     log
         Logger or print-like callable for progress messages.
 
