@@ -50,19 +50,12 @@ def main() -> int:
                         help="comma-separated split seeds: one fit per 80/20 split, then the mean (default: 0)")
     parser.add_argument("--report", default=None, help="also write the report (JSON) here")
     args = parser.parse_args()
-    missing = [str(f) for f in FILES if not f.is_file()]
-    if missing:
-        print(f"skipped: shared Mg data not found ({missing})")
+    if data_missing():
         return 0
 
     from nestdb.fit import load_training_frames
 
-    study = yaml.safe_load((ROOT / "config" / "mg-study.yaml").read_text())
-    settings = dict(study["fit"], elements=study.get("elements", ["Mg"]), n_jobs=args.n_jobs,
-                    feature_cache=args.cache, test_fraction=0.2)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        settings[key] = yaml.safe_load(value)
+    settings = apply_overrides(study_fit_settings(n_jobs=args.n_jobs, feature_cache=args.cache), args.set)
     frames = load_training_frames(FILES, log=lambda message: None)
     splits = []
     for seed in [int(s) for s in args.seeds.split(",")]:
@@ -79,6 +72,28 @@ def main() -> int:
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def data_missing() -> bool:
+    """True (after saying so) when ``../shared`` lacks the Mg files."""
+    missing = [str(f) for f in FILES if not f.is_file()]
+    if missing:
+        print(f"skipped: shared Mg data not found ({missing})")
+    return bool(missing)
+
+
+def study_fit_settings(**changes) -> dict:
+    """``config/mg-study.yaml``'s ``fit:`` section with the elements, a 20 % test split and ``changes``."""
+    study = yaml.safe_load((ROOT / "config" / "mg-study.yaml").read_text())
+    return dict(study["fit"], elements=study.get("elements", ["Mg"]), test_fraction=0.2, **changes)
+
+
+def apply_overrides(settings: dict, items: list[str]) -> dict:
+    """Set each ``KEY=VALUE`` of ``items`` (the value read as YAML) in ``settings``; return it."""
+    for item in items:
+        key, _, value = item.partition("=")
+        settings[key] = yaml.safe_load(value)
+    return settings
 
 
 def fit_split(frames, settings: dict, out: Path) -> dict:

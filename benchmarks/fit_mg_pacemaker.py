@@ -13,9 +13,10 @@ pacemaker needs its own environment (README, "nonlinear route")::
     nice -n 10 .venv/bin/python benchmarks/fit_mg_pacemaker.py --pacemaker .venv-pacemaker/bin/pacemaker
     .venv/bin/python benchmarks/fit_mg_pacemaker.py --set maxiter=20 --members 1   # a timing probe
 
-Settings start from ``config/mg-study.yaml``'s ``fit:`` section (cutoff,
-basis shape, E0, weights) with the pacemaker keys below; each ``--set
-key=value`` (YAML value) overrides one ``fit.pacemaker`` key.
+Settings start from ``config/mg-study.yaml``'s ``fit:`` section (E0,
+weights) with the basis shape of the measured run (``BASIS``) and the
+pacemaker keys below; each ``--set key=value`` (YAML value) overrides one
+``fit.pacemaker`` key.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "mg"
-FILES = [DATA / "cycle_0.edb.extxyz", DATA / "cycle_1.edb.extxyz"]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from fit_mg import FILES, apply_overrides, data_missing, study_fit_settings  # noqa: E402
+#: Basis shape of the measured run (benchmarks/README.md); the study config's linear basis is larger since.
+BASIS = {"cutoff": 6.0, "nradmax_by_orders": [12, 8, 4], "lmax_by_orders": [0, 4, 3]}
 #: Basis size and iterations sized for a 2-core CPU run of about an hour per member.
 PACEMAKER_DEFAULTS = {"enabled": True, "ndensity": 2, "number_of_functions_per_element": 300,
                       "maxiter": 400, "batch_size": 200, "kappa": 0.1}
@@ -48,9 +50,7 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="work folder (default: a temporary one)")
     parser.add_argument("--report", default=None, help="also write the report (JSON) here")
     args = parser.parse_args()
-    missing = [str(f) for f in FILES if not f.is_file()]
-    if missing:
-        print(f"skipped: shared Mg data not found ({missing})")
+    if data_missing():
         return 0
     if not Path(args.pacemaker).is_file():
         print(f"skipped: pacemaker not found at {args.pacemaker} (README: nonlinear route)")
@@ -59,13 +59,10 @@ def main() -> int:
     from nestdb.fit import load_training_frames
     from nestdb.fit.pacemaker import collect_committee, prepare_committee, run_member
 
-    study = yaml.safe_load((ROOT / "config" / "mg-study.yaml").read_text())
-    pacemaker = dict(PACEMAKER_DEFAULTS, committee_size=args.members, command=args.pacemaker,
-                     activeset_command=str(Path(args.pacemaker).with_name("pace_activeset")))
-    for item in args.set:
-        key, _, value = item.partition("=")
-        pacemaker[key] = yaml.safe_load(value)
-    settings = dict(study["fit"], elements=study.get("elements", ["Mg"]), test_fraction=0.2, pacemaker=pacemaker)
+    pacemaker = apply_overrides(dict(PACEMAKER_DEFAULTS, committee_size=args.members, command=args.pacemaker,
+                                     activeset_command=str(Path(args.pacemaker).with_name("pace_activeset"))),
+                                args.set)
+    settings = study_fit_settings(pacemaker=pacemaker, **BASIS)
     frames = load_training_frames(FILES, log=lambda message: None)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="fit_mg_pacemaker_"))
     load_before = os.getloadavg()[0]

@@ -154,13 +154,17 @@ class CommitteeACECalculator(Calculator):
             self.results["stress"] = np.array(ace["stress"], dtype=float)
 
 
-def predict_frames(model_dir: str | Path | CommitteeACECalculator, frames: list[Atoms]) -> dict:
+def predict_frames(model_dir: str | Path | Calculator, frames: list[Atoms]) -> dict:
     """Mean-model and committee predictions for a list of configurations.
 
     Parameters
     ----------
     model_dir
-        Fitted model folder, or an existing :class:`CommitteeACECalculator`.
+        Fitted model folder, or a committee calculator that sets
+        ``energy_committee`` and ``energy_std_per_atom`` (a
+        :class:`CommitteeACECalculator` or a
+        :class:`~nestdb.fit.pacemaker_calculator.PacemakerCommitteeCalculator`,
+        whose ``max_gamma`` is returned too).
     frames
         Configurations; they are not modified (each is copied).
 
@@ -170,18 +174,20 @@ def predict_frames(model_dir: str | Path | CommitteeACECalculator, frames: list[
         ``n_atoms`` (n,), ``energy_per_atom`` (n,, eV/atom incl. E0),
         ``energy_committee_per_atom`` (n, K), ``energy_std_per_atom`` (n,),
         ``forces`` (list of (n_atoms, 3) arrays) and ``virial`` (n, 9; eV,
-        ``-stress * volume`` in the ``dft_virial`` convention, NaN without a 3D cell).
+        ``-stress * volume`` in the ``dft_virial`` convention, NaN without a 3D cell);
+        ``max_gamma`` (n,) when the calculator reports it.
     """
-    calc = model_dir if isinstance(model_dir, CommitteeACECalculator) else CommitteeACECalculator(model_dir)
+    calc = model_dir if isinstance(model_dir, Calculator) else CommitteeACECalculator(model_dir)
     n = len(frames)
     out = {
         "n_atoms": np.zeros(n, dtype=int),
         "energy_per_atom": np.zeros(n),
-        "energy_committee_per_atom": np.zeros((n, calc.committee.size)),
+        "energy_committee_per_atom": None,
         "energy_std_per_atom": np.zeros(n),
         "forces": [],
         "virial": np.full((n, 9), np.nan),
     }
+    committees, gamma = [], []
     for i, frame in enumerate(frames):
         atoms = Atoms(frame.numbers, positions=frame.positions, cell=frame.cell, pbc=frame.pbc)
         atoms.calc = calc
@@ -189,10 +195,15 @@ def predict_frames(model_dir: str | Path | CommitteeACECalculator, frames: list[
         n_atoms = len(atoms)
         out["n_atoms"][i] = n_atoms
         out["energy_per_atom"][i] = calc.results["energy"] / n_atoms
-        out["energy_committee_per_atom"][i] = calc.results["energy_committee"] / n_atoms
+        committees.append(calc.results["energy_committee"] / n_atoms)
         out["energy_std_per_atom"][i] = calc.results["energy_std_per_atom"]
+        if "max_gamma" in calc.results:
+            gamma.append(calc.results["max_gamma"])
         out["forces"].append(calc.results["forces"].copy())
         if "stress" in calc.results:
             full = voigt_6_to_full_3x3_stress(calc.results["stress"])
             out["virial"][i] = (-full * atoms.get_volume()).reshape(9)
+    out["energy_committee_per_atom"] = np.array(committees).reshape(n, -1)
+    if gamma and len(gamma) == n:
+        out["max_gamma"] = np.array(gamma)
     return out

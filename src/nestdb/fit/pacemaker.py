@@ -20,6 +20,7 @@ Files of one member folder::
 
 from __future__ import annotations
 
+import copy
 import shlex
 import shutil
 import subprocess
@@ -29,10 +30,10 @@ from typing import Any
 import numpy as np
 import yaml
 from ase import Atoms
-from ase.calculators.calculator import all_changes
 
 from nestdb.errors import ConfigError, DataError
 from nestdb.fit.dataset import ENERGY_KEY, FORCES_KEY, LogLike, emit, frame_weight
+from nestdb.fit.settings import check_flags, merged_with_defaults
 
 #: Defaults of ``fit.pacemaker``.
 DEFAULT_PACEMAKER_SETTINGS: dict[str, Any] = {
@@ -62,12 +63,8 @@ FIRST_FIT_POTENTIAL = "fit_potential.yaml"
 
 def validate_pacemaker_settings(settings: dict | None) -> dict:
     """Merge ``fit.pacemaker`` with :data:`DEFAULT_PACEMAKER_SETTINGS` and check it."""
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(DEFAULT_PACEMAKER_SETTINGS))
-    if unknown:
-        raise ConfigError(f"unknown settings {['fit.pacemaker.' + k for k in unknown]}; "
-                          f"accepted: {sorted(DEFAULT_PACEMAKER_SETTINGS)}")
-    merged = {**DEFAULT_PACEMAKER_SETTINGS, **settings}
+    merged = merged_with_defaults(settings, DEFAULT_PACEMAKER_SETTINGS, "fit.pacemaker")
+    check_flags(merged, ("enabled", "gpu", "feeds_ns"), "fit.pacemaker")
     for key in ("committee_size", "ndensity", "number_of_functions_per_element", "maxiter", "batch_size",
                 "refit_maxiter"):
         value = merged[key]
@@ -78,9 +75,6 @@ def validate_pacemaker_settings(settings: dict | None) -> dict:
     kappa = merged["kappa"]
     if kappa != "auto" and (isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 0 <= kappa <= 1):
         raise ConfigError(f"fit.pacemaker.kappa must be 'auto' or a number in [0, 1], got {kappa!r}")
-    for key in ("enabled", "gpu", "feeds_ns"):
-        if not isinstance(merged[key], bool):
-            raise ConfigError(f"fit.pacemaker.{key} must be true or false, got {merged[key]!r}")
     if merged["feeds_ns"] and not merged["enabled"]:
         raise ConfigError("fit.pacemaker.feeds_ns is true but fit.pacemaker.enabled is false: enable the "
                           "pacemaker route or let the linear committee feed NS (feeds_ns: false)")
@@ -202,7 +196,7 @@ def refit_input(config: dict, pacemaker_settings: dict) -> dict:
     The refit starts from the first fit's potential (``pacemaker input_refit.yaml -p fit_potential.yaml``)
     and keeps its whole basis (no ladder).
     """
-    refit = yaml.safe_load(yaml.safe_dump(config))  # deep copy
+    refit = copy.deepcopy(config)
     refit["fit"]["loss"]["kappa"] = float(pacemaker_settings["refit_kappa"])
     refit["fit"]["maxiter"] = int(pacemaker_settings["refit_maxiter"])
     refit["fit"].pop("ladder_step", None)
@@ -254,42 +248,6 @@ def run_member(work_dir: str | Path, pacemaker_settings: dict, log: LogLike = No
     return potential
 
 
-def ensemble_predictions(potentials: list[str | Path], frames: list[Atoms], reference_energies: dict,
-                         active_set: str | Path | None = None) -> dict:
-    """Per-atom energies of every member (incl. E0), their mean/STD, forces of the mean, max gamma.
-
-    Returns
-    -------
-    dict
-        ``energy_per_atom`` (n,), ``energy_committee_per_atom`` (n, K),
-        ``energy_std_per_atom`` (n,), ``forces`` (list, member mean),
-        ``n_atoms`` and, with ``active_set``, ``max_gamma`` (n,) of the first member.
-    """
-    from nestdb.fit.pacemaker_calculator import PacemakerCommitteeCalculator
-
-    calc = PacemakerCommitteeCalculator(potentials, reference_energies, active_set)
-    n = len(frames)
-    energies = np.zeros((n, calc.size))
-    forces, gamma = [], np.full(n, np.nan)
-    for i, frame in enumerate(frames):
-        atoms = Atoms(frame.numbers, positions=frame.positions, cell=frame.cell, pbc=frame.pbc)
-        calc.calculate(atoms, properties=("energy", "forces"), system_changes=all_changes)
-        energies[i] = calc.results["energy_committee"] / len(atoms)
-        forces.append(calc.results["forces"].copy())
-        gamma[i] = calc.results.get("max_gamma", np.nan)
-    out = {
-        "n_atoms": np.array([len(f) for f in frames]),
-        "energy_per_atom": energies.mean(axis=1),
-        "energy_committee_per_atom": energies,
-        "energy_std_per_atom": energies.std(axis=1, ddof=1) if calc.size > 1 else np.zeros(n),
-        "forces": forces,
-        "virial": np.full((n, 9), np.nan),
-    }
-    if active_set is not None:
-        out["max_gamma"] = gamma
-    return out
-
-
 # --------------------------------------------------------------------------- workflow steps
 SPLIT_FILE = "split.json"
 
@@ -337,10 +295,11 @@ def collect_committee(frames: list[Atoms], fit_settings: dict, member_dirs: list
     import json
 
     from nestdb.fit.calibration import calibration_summary
+    from nestdb.fit.committee import predict_frames
     from nestdb.fit.export import yaml_to_yace
     from nestdb.fit.linear_ace import write_json
     from nestdb.fit.metrics import error_metrics, grouped_metrics, plot_parity, spearman
-    from nestdb.fit.pacemaker_calculator import COMMITTEE_INDEX
+    from nestdb.fit.pacemaker_calculator import COMMITTEE_INDEX, PacemakerCommitteeCalculator
     from nestdb.fit.settings import validate_fit_settings
 
     settings = validate_fit_settings(fit_settings)
@@ -366,13 +325,14 @@ def collect_committee(frames: list[Atoms], fit_settings: dict, member_dirs: list
         "reference_energies": settings["reference_energies"],
         "active_set": active_set.name if active_set else None,
     })
+    calculator = PacemakerCommitteeCalculator.from_folder(out_dir)
     metrics: dict[str, Any] = {"committee_size": len(potentials)}
     sets: dict[str, tuple[list[Atoms], dict]] = {}
     for name in ("train", "test"):
         subset = [frames[i] for i in split[f"{name}_indices"]]
         if not subset:
             continue
-        prediction = ensemble_predictions(potentials, subset, settings["reference_energies"], active_set)
+        prediction = predict_frames(calculator, subset)
         metrics[name] = error_metrics(subset, prediction)
         metrics.setdefault("groups", {})[name] = grouped_metrics(subset, prediction)
         reference = np.array([float(a.info[ENERGY_KEY]) / len(a) for a in subset])

@@ -40,6 +40,23 @@ DEFAULT_FIT_SETTINGS: dict[str, Any] = {
 COMMITTEE_METHODS = ("posterior", "bootstrap", "jackknife")
 
 
+def merged_with_defaults(settings: dict | None, defaults: dict, section: str) -> dict:
+    """``defaults`` updated by ``settings``; unknown keys raise a :class:`ConfigError` naming ``section.key``."""
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(defaults))
+    if unknown:
+        raise ConfigError(f"unknown settings {[f'{section}.{k}' for k in unknown]}; "
+                          f"accepted keys: {sorted(defaults)}")
+    return {**defaults, **settings}
+
+
+def check_flags(settings: dict, keys: tuple[str, ...], section: str) -> None:
+    """Raise a :class:`ConfigError` naming ``section.key`` when a flag is not true/false."""
+    for key in keys:
+        if not isinstance(settings[key], bool):
+            raise ConfigError(f"{section}.{key} must be true or false, got {settings[key]!r}")
+
+
 def _int_list(settings: dict, key: str) -> list[int]:
     value = settings[key]
     if (not isinstance(value, (list, tuple)) or not value
@@ -66,12 +83,8 @@ def validate_fit_settings(settings: dict | None) -> dict:
     ConfigError
         Naming the offending ``fit.<key>`` and what is expected.
     """
-    settings = dict(settings or {})
-    unknown = sorted(set(settings) - set(DEFAULT_FIT_SETTINGS))
-    if unknown:
-        raise ConfigError(f"unknown fit settings {['fit.' + k for k in unknown]}; "
-                          f"accepted keys: {sorted(DEFAULT_FIT_SETTINGS)}")
-    merged = {**DEFAULT_FIT_SETTINGS, **settings}
+    merged = merged_with_defaults(settings, DEFAULT_FIT_SETTINGS, "fit")
+    check_flags(merged, ("use_sample_weights", "refit_on_all_data", "fit_reference_energies"), "fit")
 
     elements = merged["elements"]
     if isinstance(elements, str):
@@ -118,8 +131,6 @@ def validate_fit_settings(settings: dict | None) -> dict:
     merged["force_weight"] = _number(merged, "force_weight", 0.0)
     if merged["energy_weight"] == 0 and merged["force_weight"] == 0:
         raise ConfigError("fit.energy_weight and fit.force_weight are both 0: nothing to fit")
-    if not isinstance(merged["use_sample_weights"], bool):
-        raise ConfigError(f"fit.use_sample_weights must be true or false, got {merged['use_sample_weights']!r}")
     committee_size = merged["committee_size"]
     if isinstance(committee_size, bool) or not isinstance(committee_size, (int, np.integer)) or committee_size < 2:
         raise ConfigError(f"fit.committee_size must be an integer >= 2, got {committee_size!r}")
@@ -128,16 +139,11 @@ def validate_fit_settings(settings: dict | None) -> dict:
     if test_fraction >= 1:
         raise ConfigError(f"fit.test_fraction must be in [0, 1), got {test_fraction}")
     merged["test_fraction"] = test_fraction
-    if not isinstance(merged["refit_on_all_data"], bool):
-        raise ConfigError(f"fit.refit_on_all_data must be true or false, got {merged['refit_on_all_data']!r}")
     seed = merged["seed"]
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"fit.seed must be a non-negative integer, got {seed!r}")
     merged["seed"] = int(seed)
     merged["virial_weight"] = _number(merged, "virial_weight", 0.0)
-    if not isinstance(merged["fit_reference_energies"], bool):
-        raise ConfigError("fit.fit_reference_energies must be true or false, "
-                          f"got {merged['fit_reference_energies']!r}")
     if merged["committee_method"] not in COMMITTEE_METHODS:
         raise ConfigError(f"fit.committee_method must be one of {list(COMMITTEE_METHODS)}, "
                           f"got {merged['committee_method']!r}")
