@@ -1,5 +1,12 @@
 """Shared fixtures: paths of the repository and of the reference data beside it,
-and the fast config run end to end once per test session."""
+and the fast config run end to end once per test session.
+
+Tests that read ``../shared`` ask for their files through :func:`require_shared`
+(or the ``shared_mg`` fixture, or the ``needs_shared(path, ...)`` marker): a
+missing file skips the test, except under ``NESTDB_STRICT_SHARED=1`` (set by
+``.ci/run``), where it fails the test with the path, so that CI cannot pass
+without the cross-checks against the reference data.
+"""
 import os
 import subprocess
 import sys
@@ -11,6 +18,41 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FAST_CONFIG = REPO / "config" / "fast.yaml"
+#: Environment variable of the strict mode: a missing ../shared file fails instead of skipping.
+STRICT_SHARED_VARIABLE = "NESTDB_STRICT_SHARED"
+
+
+def strict_shared() -> bool:
+    """Whether ``NESTDB_STRICT_SHARED`` is set to a true value (anything but empty, ``0``, ``false``, ``no``)."""
+    return os.environ.get(STRICT_SHARED_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_shared(*paths: str | Path) -> Path:
+    """Return the first of ``paths`` after checking that all of them exist (files or folders under ../shared).
+
+    A missing path skips the calling test, or fails it (``pytest.fail`` naming
+    the path) when :func:`strict_shared` is on.
+    """
+    for path in map(Path, paths):
+        if path.exists():
+            continue
+        message = f"reference data not found at {path} (../shared is not beside the repository)"
+        if strict_shared():
+            pytest.fail(f"{message}; {STRICT_SHARED_VARIABLE} is set, so this cross-check must run",
+                        pytrace=False)
+        pytest.skip(message)
+    return Path(paths[0])
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "needs_shared(*paths): the test reads these ../shared files (skip when missing, "
+                   "fail under NESTDB_STRICT_SHARED=1)")
+
+
+def pytest_runtest_setup(item):
+    for marker in item.iter_markers("needs_shared"):
+        require_shared(*marker.args)
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 3000, **popen) -> subprocess.CompletedProcess:
@@ -30,10 +72,8 @@ def repo() -> Path:
 
 @pytest.fixture
 def shared_mg() -> Path:
-    path = SHARED / "data" / "mg"
-    if not path.is_dir():
-        pytest.skip(f"reference data not found at {path} (../shared is not beside the repository)")
-    return path
+    """``../shared/data/mg`` (see :func:`require_shared`)."""
+    return require_shared(SHARED / "data" / "mg")
 
 
 @pytest.fixture(scope="session")
