@@ -93,13 +93,10 @@ rule fit_pacemaker_member:
         runtime=480,
     conda:
         "../../envs/pacemaker.yaml"
-    shell:
-        # the same steps as nestdb.fit.pacemaker.run_member: fit, optional low-kappa refit, active set
-        "log=$(realpath {log}); cd $(dirname {input}) && "
-        "{params.command} input.yaml > $log 2>&1 && "
-        "if [ -f input_refit.yaml ]; then mv output_potential.yaml fit_potential.yaml && "
-        "{params.command} input_refit.yaml -p fit_potential.yaml >> $log 2>&1; fi && "
-        "{params.activeset} -d fitting_data_info.pckl.gzip output_potential.yaml >> $log 2>&1"
+    script:
+        # the steps of nestdb.fit.pacemaker.run_member (fit, optional low-kappa refit, active set) as
+        # argv lists: the command strings are shlex-split, never pasted into a shell
+        "../../scripts/fit_pacemaker_member.py"
 
 
 rule fit_pacemaker:

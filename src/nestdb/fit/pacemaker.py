@@ -21,9 +21,7 @@ Files of one member folder::
 from __future__ import annotations
 
 import copy
-import shlex
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,8 @@ from ase import Atoms
 
 from nestdb.errors import ConfigError, DataError
 from nestdb.fit.dataset import ENERGY_KEY, FORCES_KEY, LogLike, emit, frame_weight
+from nestdb.fit.pacemaker_member import (FIRST_FIT_POTENTIAL, INPUT_FILE, OUTPUT_POTENTIAL,  # noqa: F401
+                                         REFIT_INPUT_FILE, command_argv, run_member_steps)
 from nestdb.fit.settings import check_flags, merged_with_defaults
 
 #: Defaults of ``fit.pacemaker``.
@@ -55,10 +55,6 @@ DEFAULT_PACEMAKER_SETTINGS: dict[str, Any] = {
 
 TRAIN_FILE = "train.pckl.gzip"
 TEST_FILE = "test.pckl.gzip"
-INPUT_FILE = "input.yaml"
-OUTPUT_POTENTIAL = "output_potential.yaml"
-REFIT_INPUT_FILE = "input_refit.yaml"
-FIRST_FIT_POTENTIAL = "fit_potential.yaml"
 
 
 def validate_pacemaker_settings(settings: dict | None) -> dict:
@@ -84,6 +80,7 @@ def validate_pacemaker_settings(settings: dict | None) -> dict:
     for key in ("command", "activeset_command"):
         if not isinstance(merged[key], str) or not merged[key].strip():
             raise ConfigError(f"fit.pacemaker.{key} must be a command line, got {merged[key]!r}")
+        command_argv(merged[key], key)  # split like a shell would (never run by one): refuse unbalanced quotes
     return merged
 
 
@@ -204,48 +201,21 @@ def refit_input(config: dict, pacemaker_settings: dict) -> dict:
     return refit
 
 
-def _run(command: str, args: list[str], work_dir: Path, log_path: Path, what: str) -> None:
-    argv = shlex.split(command) + args
-    if shutil.which(argv[0]) is None:
-        raise ConfigError(f"{what} command {argv[0]!r} (fit.pacemaker) was not found on PATH; install pacemaker "
-                          "in its own environment (envs/pacemaker.yaml) and set the full path of its command")
-    with open(log_path, "w") as log_file:
-        result = subprocess.run(argv, cwd=work_dir, stdout=log_file, stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0:
-        tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-15:])
-        raise DataError(f"{what} failed in {work_dir} (exit {result.returncode}); see {log_path}:\n{tail}")
-
-
 def run_member(work_dir: str | Path, pacemaker_settings: dict, log: LogLike = None) -> Path:
     """Run pacemaker (and its low-kappa refit) and ``pace_activeset`` in a member folder.
 
     When the folder has an ``input_refit.yaml`` (``fit.pacemaker.refit_kappa``)
     the fitted potential is kept as ``fit_potential.yaml`` and refitted from
     its own coefficients with that small force weight kappa: the low-kappa
-    refit that trades a little force accuracy for energy accuracy.  The rule
-    ``fit_pacemaker_member`` runs the same three commands.  Returns
-    ``output_potential.yaml``.
+    refit that trades a little force accuracy for energy accuracy.  The
+    commands are argv lists, ``shlex.split`` of ``fit.pacemaker.command`` and
+    ``activeset_command`` (never a shell; :mod:`nestdb.fit.pacemaker_member`,
+    which the rule ``fit_pacemaker_member`` runs too).  The logs are
+    ``pacemaker.log``, ``pacemaker_refit.log`` and ``activeset.log`` in the
+    folder.  Returns ``output_potential.yaml``.
     """
-    work_dir = Path(work_dir)
     emit(log, f"pacemaker: fitting in {work_dir}")
-    _run(pacemaker_settings["command"], [INPUT_FILE], work_dir, work_dir / "pacemaker.log", "pacemaker")
-    potential = work_dir / OUTPUT_POTENTIAL
-    if not potential.is_file():
-        raise DataError(f"pacemaker finished in {work_dir} without writing {OUTPUT_POTENTIAL}; "
-                        f"see {work_dir / 'pacemaker.log'}")
-    if (work_dir / REFIT_INPUT_FILE).is_file():
-        potential.replace(work_dir / FIRST_FIT_POTENTIAL)
-        emit(log, f"pacemaker: low-kappa refit in {work_dir}")
-        _run(pacemaker_settings["command"], [REFIT_INPUT_FILE, "-p", FIRST_FIT_POTENTIAL], work_dir,
-             work_dir / "pacemaker_refit.log", "pacemaker (low-kappa refit)")
-        if not potential.is_file():
-            raise DataError(f"the pacemaker refit in {work_dir} wrote no {OUTPUT_POTENTIAL}; "
-                            f"see {work_dir / 'pacemaker_refit.log'}")
-    data_info = work_dir / "fitting_data_info.pckl.gzip"
-    if data_info.is_file():
-        _run(pacemaker_settings["activeset_command"], ["-d", data_info.name, OUTPUT_POTENTIAL], work_dir,
-             work_dir / "activeset.log", "pace_activeset")
-    return potential
+    return run_member_steps(work_dir, pacemaker_settings["command"], pacemaker_settings["activeset_command"])
 
 
 # --------------------------------------------------------------------------- workflow steps
