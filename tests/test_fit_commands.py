@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import FAST_CONFIG, REPO, snakemake
+
 from nestdb.errors import ConfigError, DataError
 from nestdb.fit.pacemaker import run_member, validate_pacemaker_settings
 from nestdb.fit.pacemaker_member import run_member_steps

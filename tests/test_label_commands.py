@@ -18,8 +18,8 @@ import pytest
 import yaml
 from ase.build import bulk
 from ase.io import read, write
-
 from conftest import FAST_CONFIG, SHARED, require_shared, snakemake
+
 from nestdb.label import label_configuration, make_labeller
 
 HOSTILE_ARGUMENT = "a; touch PWNED #"

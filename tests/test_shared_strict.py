@@ -6,9 +6,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 import conftest
+import pytest
 from conftest import REPO, require_shared
 
 MISSING = "/nonexistent/nestdb-shared/data/mg/Mg1.eam.fs"

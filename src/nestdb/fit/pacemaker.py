@@ -31,8 +31,7 @@ from ase import Atoms
 
 from nestdb.errors import ConfigError, DataError
 from nestdb.fit.dataset import ENERGY_KEY, FORCES_KEY, LogLike, emit, frame_weight
-from nestdb.fit.pacemaker_member import (FIRST_FIT_POTENTIAL, INPUT_FILE, OUTPUT_POTENTIAL,  # noqa: F401
-                                         REFIT_INPUT_FILE, command_argv, run_member_steps)
+from nestdb.fit.pacemaker_member import INPUT_FILE, OUTPUT_POTENTIAL, REFIT_INPUT_FILE, command_argv, run_member_steps
 from nestdb.fit.settings import check_flags, merged_with_defaults
 
 #: Defaults of ``fit.pacemaker``.
@@ -67,7 +66,8 @@ def validate_pacemaker_settings(settings: dict | None) -> dict:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"fit.pacemaker.{key} must be a positive integer, got {value!r}")
     if merged["ladder_step"] is not None and (not isinstance(merged["ladder_step"], int) or merged["ladder_step"] < 1):
-        raise ConfigError(f"fit.pacemaker.ladder_step must be a positive integer or null, got {merged['ladder_step']!r}")
+        raise ConfigError(
+            f"fit.pacemaker.ladder_step must be a positive integer or null, got {merged['ladder_step']!r}")
     kappa = merged["kappa"]
     if kappa != "auto" and (isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 0 <= kappa <= 1):
         raise ConfigError(f"fit.pacemaker.kappa must be 'auto' or a number in [0, 1], got {kappa!r}")
