@@ -87,3 +87,67 @@ def test_explore_work_dir_resumes_and_publishes(tmp_path):
     # the same run without the interruption gives the same samples
     explore(block, 5.0, 0, tmp_path / "direct" / "ns")
     assert output_paths(out)["energies"].read_text() == output_paths(tmp_path / "direct" / "ns")["energies"].read_text()
+
+
+class _WarningLJ:
+    """Stand-in model factory: LJ that emits one Python warning and one logger
+    warning part-way through the run (what a real model or library may do)."""
+
+    def __init__(self, after_calls: int):
+        self.after_calls = after_calls
+
+    def __call__(self, spec, base_dir="."):
+        import logging
+        import warnings
+
+        from nestdb.calculators import FastLennardJones
+
+        after = self.after_calls
+
+        class Noisy(FastLennardJones):
+            n_calls = 0
+
+            def calculate(self, *args, **kwargs):
+                Noisy.n_calls += 1
+                if Noisy.n_calls == after:
+                    warnings.warn("model extrapolates (test warning)", RuntimeWarning, stacklevel=2)
+                    logging.getLogger("nestdb").warning("a logger warning during the run")
+                super().calculate(*args, **kwargs)
+
+        return Noisy()
+
+
+def test_warning_during_a_run_keeps_every_log_line(tmp_path, monkeypatch):
+    # issue 13.5: the rule's log gets the progress lines (appended) and the logger's records;
+    # a warning in the middle of the run must not overwrite the header or progress lines
+    import nestdb.calculators
+    from nestdb.config import ns_block
+    from nestdb.ns.cli import load_config
+    from nestdb.stages import explore, main_guard
+
+    block = ns_block(load_config(write_config(tmp_path, max_iter=64)), 0)
+    quiet = tmp_path / "quiet.log"
+    explore(block, 5.0, 0, tmp_path / "quiet" / "ns", progress_path=quiet)
+    expected = quiet.read_text().splitlines()
+    assert expected[0].startswith("NS: 4 atoms") and expected[-1].startswith("NS stopped")
+    assert len(expected) == 6  # header, 4 progress lines (every 16 iterations), the end
+
+    monkeypatch.setattr(nestdb.calculators, "make_calculator", _WarningLJ(after_calls=200))
+    log = tmp_path / "logs" / "ns.log"
+    log.parent.mkdir()
+    log.write_text("a line of an earlier job\n")  # the rule's log is started afresh
+    main_guard(explore, block, 5.0, 0, tmp_path / "noisy" / "ns", progress_path=log, log_path=log)
+    lines = log.read_text().splitlines()
+    assert "a line of an earlier job" not in lines
+    warned = [i for i, line in enumerate(lines) if "RuntimeWarning: model extrapolates (test warning)" in line]
+    assert len(warned) == 1 and any("a logger warning during the run" in line for line in lines)
+    progress = [line for line in lines if line.startswith(("NS", "iter "))]
+    # every progress line (wall-clock figures aside) is there, in order, the header first
+    assert [_no_clock(line) for line in progress] == [_no_clock(line) for line in expected]
+    assert lines[0] == progress[0] and 0 < warned[0] < len(lines) - 1
+
+
+def _no_clock(line: str) -> str:
+    import re
+
+    return re.sub(r"\(\d+/s\)|wall [\d.]+ s, \d+ calls/s, [\d.]+ iterations/s", "", line)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,3 +177,112 @@ def test_calc_module_and_input_files(tmp_path):
     assert type(namespace["calc"]).__name__ == "FastLennardJones"
     write_input(tmp_path / "x.inp", {"n_walkers": "8", "MC_cell_P": "0.1"})
     assert parse_input(tmp_path / "x.inp") == {"n_walkers": "8", "MC_cell_P": "0.1"}
+
+
+#: Keywords we write that pymatnest's ns_run reads with int() (a "600.0" aborts it).
+INTEGER_KEYWORDS = ("n_walkers", "n_cull", "n_model_calls", "atom_traj_len", "atom_traj_len_cost_multiplier",
+                    "traj_interval", "delta_random_seed", "snapshot_time", "n_atom_steps", "n_cell_volume_steps",
+                    "n_cell_shear_steps", "n_cell_stretch_steps", "n_swap_steps")
+
+
+@pytest.mark.parametrize("snapshot_seconds", [600.0, 0.0, 2.5, 1e9])
+def test_integer_keywords_are_written_as_integers(snapshot_seconds):
+    # issue 13.6: snapshot_time=600.0 made upstream ns_run abort on int("600.0")
+    keywords = input_keywords(mg_sample_settings(snapshot_seconds=snapshot_seconds), {"Mg": 16}, "x")
+    for key in INTEGER_KEYWORDS:
+        assert re.fullmatch(r"-?\d+", keywords[key]), (key, keywords[key])
+    assert int(keywords["snapshot_time"]) >= max(1, snapshot_seconds)
+    assert "snapshot_time" not in input_keywords(mg_sample_settings(snapshot_seconds=None), {"Mg": 16}, "x")
+    # a user's override gets the same treatment: 600.0 is written as 600, 600.5 is refused
+    assert input_keywords(mg_sample_settings(), {"Mg": 16}, "x", extra={"snapshot_time": 600.0})[
+        "snapshot_time"] == "600"
+    with pytest.raises(ConfigError, match=r"snapshot_time.*600\.5.*integer"):
+        input_keywords(mg_sample_settings(), {"Mg": 16}, "x", extra={"snapshot_time": 600.5})
+
+
+def _real_ns_run() -> Path:
+    """pymatnest's ns_run: on PATH, else the upstream copy in ../shared/tools (see conftest.require_shared)."""
+    from conftest import SHARED, require_shared
+
+    found = shutil.which("ns_run")
+    return Path(found) if found else require_shared(SHARED / "tools" / "pymatnest" / "ns_run")
+
+
+def test_real_ns_run_through_engine_pymatnest(tmp_path, monkeypatch):
+    # issue 13.6: the real upstream ns_run, started by our `engine: pymatnest` path with the generated
+    # input (default snapshot_seconds: 600), on 3 LJ atoms; then our conversion of its files
+    from nestdb.calculators import FastLennardJones
+    from nestdb.stages import explore
+
+    ns_run = _real_ns_run()
+    # ns_run starts `python3`: the venv's, which imports ase and nestdb
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    block = dict(n_walkers=8, walk_length=8, max_iter=40, max_volume_per_atom=35.0, kemax_max_T=4000.0,
+                 md_traj_len=3, seed=3, composition={"Mg": 3}, calculator={"type": "lj"}, engine="pymatnest",
+                 pymatnest={"command": str(ns_run)})
+    assert NSSettings(pressure_gpa=5.0, **{k: v for k, v in block.items() if k not in (
+        "composition", "calculator", "engine", "pymatnest")}).snapshot_seconds == 600.0
+    prefix = tmp_path / "ns" / "mg3"
+    log = tmp_path / "ns.log"
+    summary = explore(block, 5.0, 0, prefix, progress_path=log, work_dir=tmp_path / "ns" / "restart")
+    assert "snapshot_time=600\n" in (tmp_path / "ns" / "restart" / "mg3.inp").read_text()
+    assert summary["engine"] == "pymatnest" and summary["n_iter"] == 40, log.read_text()[-3000:]
+
+    paths = output_paths(prefix)
+    energies = read_energies(paths["energies"])
+    assert (energies.n_walkers, energies.n_cull, energies.n_atoms, energies.n_samples) == (8, 1, 3, 40)
+    np.testing.assert_array_equal(energies.iters, np.arange(40))
+    assert np.all(np.diff(energies.enthalpy) <= 1e-9)
+    traj = read(paths["traj"], index=":")
+    assert len(traj) == 40  # traj_interval 1: every culled walker, merged in cull order
+    pressure = float(parse_input(tmp_path / "ns" / "restart" / "mg3.inp")["MC_cell_P"])
+    lj = FastLennardJones()
+    for frame in traj:
+        line = frame.info["config_n_global"]
+        assert frame.info["config_type"] == "mg3_P5GPa_c0"
+        assert frame.info["ns_energy"] == pytest.approx(energies.enthalpy[line], rel=1e-12)
+        assert frame.info["volume"] == pytest.approx(frame.get_volume(), rel=1e-9)
+        # pymatnest's H = E_LJ + P V + KE, recomputed here from the converted frame (extxyz keeps
+        # 8 decimals of the positions: ~1e-7 relative in the r^-12 wall of the first culls)
+        frame.calc = lj
+        enthalpy = frame.get_potential_energy() + pressure * frame.get_volume() + frame.info["ns_KE"]
+        assert frame.info["ns_energy"] == pytest.approx(enthalpy, rel=1e-6, abs=1e-6)
+    final = read(paths["final"], index=":")
+    assert len(final) == 8 and all(f.info["iter"] == 40 for f in final)
+    assert max(f.info["ns_energy"] for f in final) <= energies.enthalpy[-1] + 1e-9
+
+
+# A stand-in for a killed ns_run (plumbing only): leaves a snapshot and fails.
+KILLED_NS_RUN = """#!{python}
+import sys
+keys = dict(line.split("=", 1) for line in sys.stdin.read().splitlines() if line and line[0] != "#")
+open(keys["out_file_prefix"] + ".snapshot.5.0.extxyz", "w").close()
+sys.exit(9)
+"""
+
+
+def test_pymatnest_resume_refuses_another_chain(tmp_path, monkeypatch):
+    # issue 13.1 for engine: pymatnest: its own snapshots must not continue with another model
+    from nestdb.errors import DataError
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ns_run").write_text(KILLED_NS_RUN.format(python=sys.executable))
+    (bin_dir / "ns_run").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    prefix = tmp_path / "restart" / "ns"
+    block = {"composition": {"Mg": 4}, "calculator": {"type": "lj"}}
+    with pytest.raises(DataError, match="status 9"):
+        run_pymatnest(block, mg_sample_settings(), prefix, log_path=tmp_path / "ns.log")
+    assert (tmp_path / "restart" / "ns.snapshot.5.0.extxyz").exists()
+    with pytest.raises(ConfigError, match=r"epsilon: 0\.2007 -> 0\.25.*delete the folder .*restart"):
+        run_pymatnest(dict(block, calculator={"type": "lj", "epsilon": 0.25}), mg_sample_settings(), prefix,
+                      resume=True)
+    with pytest.raises(ConfigError, match=r"walk_length: 32 -> 16"):
+        run_pymatnest(block, mg_sample_settings(walk_length=16), prefix, resume=True)
+    # the same chain (a longer run) goes on to ns_run
+    with pytest.raises(DataError, match="status 9"):
+        run_pymatnest(block, mg_sample_settings(max_iter=20000), prefix, log_path=tmp_path / "ns.log", resume=True)
+    (tmp_path / "restart" / "ns.chain.json").unlink()
+    with pytest.raises(ConfigError, match="record of the chain"):
+        run_pymatnest(block, mg_sample_settings(), prefix, resume=True)

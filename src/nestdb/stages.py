@@ -31,10 +31,13 @@ def logging_to(path: str | Path) -> Iterator[logging.Logger]:
     Parameters
     ----------
     path
-        The rule's ``log`` file; overwritten.
+        The rule's ``log`` file; emptied first, then only appended to
+        (O_APPEND), so other writers of the same file, such as the NS progress
+        lines, never overwrite the log's records or the other way round.
     """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="w")
+    open(path, "w").close()
+    handler = logging.FileHandler(path, mode="a")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -81,7 +84,9 @@ def explore(block: dict, pressure_gpa: float, cycle: int, out_prefix: str | Path
     progress_path
         File the NS progress lines are appended to (the rule's log).
     resume
-        Continue from the restart snapshot if there is one.
+        Continue from the restart snapshot if there is one; ConfigError if
+        it was made with other settings, atoms, calculator or model files
+        (their sha256), naming what changed and what to delete.
     work_dir
         Run in this folder (snapshot and partial files) and move the four
         outputs to ``out_prefix`` only at the end, so that a killed job
@@ -95,7 +100,7 @@ def explore(block: dict, pressure_gpa: float, cycle: int, out_prefix: str | Path
     from nestdb.calculators import make_calculator
     from nestdb.config import ns_engine_settings
     from nestdb.ns import NSSettings, run_nested_sampling
-    from nestdb.ns.restart import publish_outputs
+    from nestdb.ns.restart import model_fingerprint, publish_outputs
 
     settings = ns_engine_settings(block, pressure_gpa)
     # Independent runs: the same seed at every pressure and cycle would start
@@ -105,21 +110,23 @@ def explore(block: dict, pressure_gpa: float, cycle: int, out_prefix: str | Path
     settings["config_type"] = f"{_system_name(block['composition'])}_P{pressure_gpa:g}GPa_c{cycle}"
     run_prefix = Path(work_dir) / Path(out_prefix).name if work_dir else Path(out_prefix)
     run_prefix.parent.mkdir(parents=True, exist_ok=True)
+    spec = dict(block["calculator"])
+    if spec["type"] in ("ace_committee", "pacemaker_committee") and "model" not in spec:
+        if model_dir is None:
+            raise DataError(f"cycle {cycle}: a {spec['type']} calculator needs the previous cycle's model")
+        spec["model"] = str(model_dir)
     if block.get("engine", "nestdb") == "pymatnest":
         from nestdb.ns.pymatnest import run_pymatnest
 
-        summary = run_pymatnest(block, NSSettings(**settings), run_prefix, log_path=progress_path,
-                                model_dir=model_dir, resume=resume)
+        summary = run_pymatnest(dict(block, calculator=spec), NSSettings(**settings), run_prefix,
+                                log_path=progress_path, resume=resume)
     else:
-        spec = dict(block["calculator"])
-        if spec["type"] in ("ace_committee", "pacemaker_committee") and "model" not in spec:
-            if model_dir is None:
-                raise DataError(f"cycle {cycle}: a {spec['type']} calculator needs the previous cycle's model")
-            spec["model"] = str(model_dir)
         calculator = make_calculator(spec, base_dir=Path.cwd())
+        # what a restart snapshot must match: the spec and the sha256 of the files it reads
+        model = model_fingerprint(spec, base_dir=Path.cwd())
         with open(progress_path, "a") if progress_path else contextlib.nullcontext() as stream:
             summary = run_nested_sampling(_symbols(block["composition"]), calculator, NSSettings(**settings),
-                                          run_prefix, log=stream, resume=resume)
+                                          run_prefix, log=stream, resume=resume, model=model)
     if work_dir:
         publish_outputs(run_prefix, out_prefix)
     return summary

@@ -3,7 +3,8 @@
 The run uses the workflow's config file (validated against its schema, with
 its defaults) and the same stage function as the ``ns`` rule, so the files
 are the same as the workflow's for the same cycle and pressure. ``--restart``
-continues from ``<PREFIX>.restart.pkl`` when a killed run left one.
+continues from ``<PREFIX>.restart.npz`` when a killed run left one, if the
+run's settings, atoms and model (calculator and model files) are unchanged.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--cycle", type=int, default=0, help="cycle whose ns settings to use (default 0)")
     run.add_argument("--out", required=True, help="output prefix: writes PREFIX.energies, .traj.extxyz, ...")
     run.add_argument("--model", default=None, help="fitted committee folder for an ace_committee calculator")
-    run.add_argument("--restart", action="store_true", help="continue from PREFIX.restart.pkl if it exists")
+    run.add_argument("--restart", action="store_true",
+                     help="continue from the snapshot PREFIX.restart.npz if it exists; refused when the settings, "
+                          "atoms, calculator or model files changed since (delete it to start afresh)")
     run.add_argument("--n-procs", type=int, default=None, help="override ns.n_procs")
     run.add_argument("--log", default=None, help="progress log (default PREFIX.log)")
 

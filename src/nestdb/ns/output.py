@@ -14,12 +14,14 @@ import numpy as np
 from ase import Atoms
 from ase.io import write
 
+from nestdb.ns.restart import SNAPSHOT_SUFFIX
+
 
 def output_paths(prefix: str | Path) -> dict[str, Path]:
     """The four output files of a run with this prefix, and its restart snapshot."""
     prefix = str(prefix)
     return {
-        "restart": Path(prefix + ".restart.pkl"),
+        "restart": Path(prefix + SNAPSHOT_SUFFIX),
         "energies": Path(prefix + ".energies"),
         "traj": Path(prefix + ".traj.extxyz"),
         "final": Path(prefix + ".final.extxyz"),

@@ -19,6 +19,7 @@ real atomic masses in ``start_species`` and cheap step adaptation
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
@@ -35,14 +36,22 @@ from ase.io import iread, write
 
 from nestdb.errors import ConfigError, DataError
 from nestdb.ns.output import output_paths, write_summary
+from nestdb.ns.restart import afresh_hint, chain_fingerprint, check_compatible, model_fingerprint
 from nestdb.ns.settings import NSSettings
 from nestdb.units import KB_EV_PER_K, gpa_to_ev_per_a3
 
+#: Suffix of the record of the chain a pymatnest run samples (checked before it resumes).
+CHAIN_SUFFIX = ".chain.json"
 #: Module (written into the run folder) that defines pymatnest's ``calc``.
 CALC_MODULE = "nestdb_pymatnest_calc"
 #: Our move names and pymatnest's weight keywords.
 MOVE_KEYWORDS = {"md": "n_atom_steps", "atom": "n_atom_steps", "volume": "n_cell_volume_steps", "shear": "n_cell_shear_steps",
                  "stretch": "n_cell_stretch_steps", "swap": "n_swap_steps"}
+#: Keywords that ns_run reads with int() (reference/pymatnest-format.md section 1): "600.0" aborts it.
+INTEGER_KEYWORDS = ("n_walkers", "n_cull", "n_model_calls", "atom_traj_len", "atom_traj_len_cost_multiplier",
+                    "traj_interval", "delta_random_seed", "snapshot_time", "snapshot_interval", "n_atom_steps",
+                    "n_cell_volume_steps", "n_cell_shear_steps", "n_cell_stretch_steps", "n_swap_steps",
+                    "n_extra_walk_per_task", "n_model_calls_expected", "T_estimate_finite_diff_lag", "debug")
 #: Info keys of a culled/live walker that carry over (stale calculator keys do not).
 NS_INFO_KEYS = ("ns_energy", "volume", "KEmax", "ns_P", "iter", "config_type", "config_n_global", "ns_KE",
                 "committee_std")
@@ -64,7 +73,9 @@ def input_keywords(settings: NSSettings, composition: dict[str, int], name: str,
     calc_module : str
         Importable module that defines ``calc``.
     extra : dict, optional
-        Keywords added last (they override the generated ones).
+        Keywords added last (they override the generated ones). Those in
+        :data:`INTEGER_KEYWORDS` must be whole numbers (``600.0`` is written
+        as ``600``; ``600.5`` is a ConfigError).
     """
     settings.validate()
     if settings.committee_std_max is not None or settings.committee_stop_std is not None:
@@ -126,10 +137,26 @@ def input_keywords(settings: NSSettings, composition: dict[str, int], name: str,
         keywords["converge_down_to_T"] = repr(float(settings.converge_down_to_T))
         keywords["kB"] = repr(KB_EV_PER_K)
     if settings.snapshot_seconds is not None:
-        keywords["snapshot_time"] = repr(float(max(settings.snapshot_seconds, 1.0)))
+        # whole seconds, at least 1 (0 would mean no time-based snapshots to pymatnest)
+        keywords["snapshot_time"] = str(max(math.ceil(settings.snapshot_seconds), 1))
     for key, value in (extra or {}).items():
         keywords[str(key)] = "T" if value is True else "F" if value is False else str(value)
+    for key in INTEGER_KEYWORDS:
+        if key in keywords:
+            keywords[key] = _integer_keyword(key, keywords[key])
     return keywords
+
+
+def _integer_keyword(key: str, value: str) -> str:
+    """``value`` as ns_run's int() accepts it; ConfigError naming the keyword otherwise."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number == int(number)):
+        raise ConfigError(f"ns.pymatnest.keywords: {key}={value!r}: pymatnest reads {key} as an integer; "
+                          "give a whole number")
+    return str(int(number))
 
 
 def write_input(path: str | Path, keywords: dict[str, str]) -> None:
@@ -141,7 +168,7 @@ def write_input(path: str | Path, keywords: dict[str, str]) -> None:
 def write_calc_module(folder: Path, spec: dict, model_dir: str | Path | None = None) -> None:
     """A module defining ``calc`` from our calculator spec, for ``ASE_calc_module``."""
     spec = dict(spec)
-    if spec.get("type") == "ace_committee" and "model" not in spec and model_dir is not None:
+    if spec.get("type") in ("ace_committee", "pacemaker_committee") and "model" not in spec and model_dir is not None:
         spec["model"] = str(model_dir)
     code = ("# written by nestdb: pymatnest imports `calc` from here\n"
             "import json\n\n"
@@ -180,7 +207,10 @@ def run_pymatnest(block: dict, settings: NSSettings, run_prefix: str | Path, log
     model_dir : str or Path, optional
         Fitted committee folder for an ``ace_committee`` calculator.
     resume : bool
-        Keep pymatnest's snapshots so that it restarts from the newest;
+        Keep pymatnest's snapshots so that it restarts from the newest,
+        after checking that they continue the same chain (settings, atoms,
+        calculator and the sha256 of its model files, recorded in
+        ``<prefix>.chain.json``; ConfigError naming what changed);
         otherwise (or without snapshots) its old files of this prefix are
         removed first.
 
@@ -194,13 +224,17 @@ def run_pymatnest(block: dict, settings: NSSettings, run_prefix: str | Path, log
     run_prefix = Path(run_prefix)
     folder, name = run_prefix.parent.resolve(), run_prefix.name
     folder.mkdir(parents=True, exist_ok=True)
+    calc_module = options.get("calc_module") or CALC_MODULE
+    keywords = input_keywords(settings, block["composition"], name, calc_module, options.get("keywords"))
+    chain = _chain(settings, block, options, model_dir)
     if not resume or not list(folder.glob(f"{name}.snapshot.*.extxyz")):
         for stale in _pymatnest_files(folder, name):
             stale.unlink()
-    calc_module = options.get("calc_module") or CALC_MODULE
+    else:
+        _check_chain(folder, name, chain)
+    _write_json_atomically(folder / f"{name}{CHAIN_SUFFIX}", chain)
     if not options.get("calc_module"):
         write_calc_module(folder, block["calculator"], model_dir)
-    keywords = input_keywords(settings, block["composition"], name, calc_module, options.get("keywords"))
     input_path = folder / f"{name}.inp"
     write_input(input_path, keywords)
     launcher = options.get("launcher")
@@ -218,15 +252,48 @@ def run_pymatnest(block: dict, settings: NSSettings, run_prefix: str | Path, log
                         f"{log_path or folder / (name + '.out')}")
     summary = convert_outputs(folder / name, run_prefix, settings, wall_s=time.perf_counter() - start)
     # converted: a later run must not restart from these snapshots
-    for snapshot in folder.glob(f"{name}.snapshot.*.extxyz"):
-        snapshot.unlink()
+    for snapshot in [*folder.glob(f"{name}.snapshot.*.extxyz"), folder / f"{name}{CHAIN_SUFFIX}"]:
+        snapshot.unlink(missing_ok=True)
     return summary
 
 
 def _pymatnest_files(folder: Path, name: str) -> list[Path]:
     """Files an earlier pymatnest run of this prefix left (it would restart from them)."""
     return [*folder.glob(f"{name}.snapshot.*.extxyz"), *folder.glob(f"{name}.traj.*.extxyz"),
-            *folder.glob(f"{name}.energies")]
+            *folder.glob(f"{name}.energies"), *folder.glob(f"{name}{CHAIN_SUFFIX}")]
+
+
+def _chain(settings: NSSettings, block: dict, options: dict, model_dir: str | Path | None) -> dict:
+    """Fingerprint of the chain pymatnest samples: our settings, the atoms, the model, extra keywords."""
+    spec = dict(block["calculator"])
+    if spec.get("type") in ("ace_committee", "pacemaker_committee") and "model" not in spec and model_dir:
+        spec["model"] = str(model_dir)
+    numbers = [atomic_numbers[symbol] for symbol, count in block["composition"].items() for _ in range(int(count))]
+    chain = chain_fingerprint(settings, np.array(numbers), model_fingerprint(spec, Path.cwd()))
+    chain["settings"]["pymatnest.keywords"] = json.loads(json.dumps(options.get("keywords") or {}, default=str))
+    chain["settings"]["pymatnest.calc_module"] = options.get("calc_module")
+    return chain
+
+
+def _check_chain(folder: Path, name: str, chain: dict) -> None:
+    """ConfigError unless pymatnest's snapshots in ``folder`` continue the chain ``chain`` describes."""
+    snapshots = f"{folder}/{name}.snapshot.*.extxyz"
+    hint = (afresh_hint(folder / name) if folder.name == "restart"
+            else f"delete {snapshots} (pymatnest's restart files) to start the run afresh")
+    record = folder / f"{name}{CHAIN_SUFFIX}"
+    try:
+        old = json.loads(record.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot resume pymatnest from {snapshots}: the record of the chain they continue "
+                          f"({record}) cannot be read ({err}), so the model and settings cannot be checked; "
+                          f"{hint}") from None
+    check_compatible({"fingerprint": old}, chain, snapshots, hint=hint)
+
+
+def _write_json_atomically(path: Path, value: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(value, indent=1) + "\n")
+    os.replace(temporary, path)
 
 
 def read_ns_frames(path: str | Path) -> list[Atoms]:

@@ -17,7 +17,16 @@ import numpy as np
 from nestdb.ns.engine import Sampler, parse_symbols
 from nestdb.ns.output import energies_header, energies_line, output_paths, write_frame, write_summary
 from nestdb.ns.parallel import WalkerPool, WalkResult, WalkTask, walk_seed
-from nestdb.ns.restart import check_compatible, load_snapshot, save_snapshot, truncate_outputs
+from nestdb.ns.restart import (
+    LEGACY_SNAPSHOT_SUFFIX,
+    calculator_fingerprint,
+    chain_fingerprint,
+    check_compatible,
+    legacy_snapshot_error,
+    load_snapshot,
+    save_snapshot,
+    truncate_outputs,
+)
 from nestdb.ns.settings import MOVE_TYPES, NSSettings
 from nestdb.ns.walkers import WALKER_FIELDS
 from nestdb.units import KB_EV_PER_K
@@ -57,7 +66,7 @@ def temperature_estimate(h_lims: deque, n_walkers: int, n_cull: int) -> float:
 
 def run_nested_sampling(symbols: list[str] | dict[str, int], calculator, settings: NSSettings,
                         out_prefix: str | Path, log: TextIO | None = None, resume: bool = False,
-                        snapshot_path: str | Path | None = None) -> dict:
+                        snapshot_path: str | Path | None = None, model: dict | None = None) -> dict:
     """Run constant-pressure nested sampling and write pymatnest-format outputs.
 
     Cost model: initial walkers cost one model call per prior draw; then every
@@ -88,7 +97,15 @@ def run_nested_sampling(symbols: list[str] | dict[str, int], calculator, setting
         Continue from the snapshot if there is one (else start afresh).
     snapshot_path : str or Path, optional
         Restart snapshot, written every ``settings.snapshot_seconds``;
-        default ``<prefix>.restart.pkl``.
+        default ``<prefix>.restart.npz`` (format in :mod:`nestdb.ns.restart`).
+        A legacy ``<prefix>.restart.pkl`` is refused unread (DataError).
+    model : dict, optional
+        Fingerprint of the energy model,
+        :func:`nestdb.ns.restart.model_fingerprint` of the calculator's spec
+        (covers its model files); default: the calculator's class and
+        parameters. With the settings and atoms it is stored in every
+        snapshot; resuming with a different one is refused (ConfigError
+        naming what changed).
 
     Returns
     -------
@@ -112,13 +129,18 @@ def run_nested_sampling(symbols: list[str] | dict[str, int], calculator, setting
             log.flush()
 
     start = time.perf_counter()
+    fingerprint = chain_fingerprint(settings, numbers, model if model is not None
+                                    else calculator_fingerprint(calculator))
+    legacy = Path(str(out_prefix) + LEGACY_SNAPSHOT_SUFFIX)
+    if resume and snapshot_path is None and legacy.exists():
+        raise legacy_snapshot_error(legacy)
     state = load_snapshot(snapshot) if resume and snapshot.exists() else None
     if state is not None:
-        check_compatible(state, settings, numbers, snapshot)
+        check_compatible(state, fingerprint, snapshot)
     sampler = Sampler(numbers, calculator, settings)
     # workers fork before the first model call (see WalkerPool)
     with WalkerPool(numbers, calculator, settings) as pool:
-        run = _Run(sampler, settings, paths, say)
+        run = _Run(sampler, settings, paths, say, fingerprint)
         if state is None:
             run.start_afresh()
         else:
@@ -152,8 +174,10 @@ class _TerminationRequests:
 class _Run:
     """The mutable state of one run between iterations (what a snapshot holds)."""
 
-    def __init__(self, sampler: Sampler, settings: NSSettings, paths: dict[str, Path], say) -> None:
+    def __init__(self, sampler: Sampler, settings: NSSettings, paths: dict[str, Path], say,
+                 fingerprint: dict) -> None:
         self.sampler, self.settings, self.paths, self.say = sampler, settings, paths, say
+        self.fingerprint = fingerprint
         self.n_atoms = sampler.n_atoms
         self.log_x = _LogXTracker(settings.n_walkers, settings.n_cull)
         self.recent_h_lims: deque = deque(maxlen=T_ESTIMATE_WINDOW)
@@ -182,7 +206,7 @@ class _Run:
         """Everything the rest of the run depends on (see nestdb.ns.restart)."""
         sampler = self.sampler
         return {
-            "settings": asdict(self.settings), "numbers": sampler.numbers, "iteration": self.iteration,
+            "fingerprint": self.fingerprint, "iteration": self.iteration,
             "walkers": {name: getattr(sampler.walkers, name).copy() for name in WALKER_FIELDS},
             "step": dict(sampler.step), "attempts": dict(sampler.attempts), "accepts": dict(sampler.accepts),
             "total_attempts": dict(sampler.total_attempts), "total_accepts": dict(sampler.total_accepts),
@@ -190,8 +214,8 @@ class _Run:
             "n_failed": sampler.evaluate.n_failed, "n_init_calls": self.n_init_calls,
             "n_init_above_committee_limit": sampler.n_init_above_committee_limit,
             "rng_state": sampler.rng.bit_generator.state,
-            "log_x": (self.log_x.line, self.log_x.log_x), "max_log_term": self.max_log_term,
-            "recent_h_lims": list(self.recent_h_lims), "offsets": offsets, "wall_s": wall_s,
+            "log_x": [self.log_x.line, self.log_x.log_x], "max_log_term": self.max_log_term,
+            "recent_h_lims": np.array(self.recent_h_lims, dtype=float), "offsets": offsets, "wall_s": wall_s,
         }
 
     def restore(self, state: dict) -> None:
@@ -211,7 +235,7 @@ class _Run:
         self.n_init_calls = state["n_init_calls"]
         self.log_x.line, self.log_x.log_x = state["log_x"]
         self.max_log_term = state["max_log_term"]
-        self.recent_h_lims.extend(state["recent_h_lims"])
+        self.recent_h_lims.extend(float(h) for h in state["recent_h_lims"])
         self.wall_before = state["wall_s"]
         truncate_outputs(state["offsets"], self.paths)
 
