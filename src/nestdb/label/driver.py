@@ -102,8 +102,10 @@ def label_with_policy(atoms: Atoms, labeller: Labeller, workdir: str | Path, pol
     policy
         See :class:`LabelPolicy`.
     store
-        Write a success to the cache (False on MPI ranks other than 0: every
-        rank reads the cache, so all agree on whether to calculate).
+        Write a success to the cache, best effort (a failed write is a
+        warning). False on MPI ranks other than 0 (every rank reads the cache,
+        so all agree on whether to calculate), and for callers that write
+        their own output first and then call :meth:`LabelCache.store`.
 
     Returns
     -------
@@ -146,5 +148,5 @@ def label_with_policy(atoms: Atoms, labeller: Labeller, workdir: str | Path, pol
         "label_wall_s": round(total_wall, 3),
     })
     if cache is not None and store:
-        cache.put(record)
+        cache.store(record)  # best effort: the caller writes the record it gets back
     return record

@@ -29,12 +29,40 @@ def mpi_rank() -> int:
     return 0
 
 
+def check_output_folders(folders: dict[str, str | Path]) -> None:
+    """Refuse to start a label job whose output folders cannot be written (before any calculation).
+
+    Parameters
+    ----------
+    folders
+        ``{what: folder}``, e.g. ``{"labelled record": "results/label/cycle0/P0GPa"}``;
+        missing folders are created.
+
+    Raises
+    ------
+    DataError
+        Naming the folder, the reason and the fix.
+    """
+    from nestdb.label.cache import probe_writable
+
+    for what, folder in folders.items():
+        error = probe_writable(folder)
+        if error is not None:
+            raise DataError(f"cannot write the {what} folder {folder} ({type(error).__name__}: "
+                            f"{error.strerror or error}); no calculation was started. Make it writable "
+                            f"(e.g. `chmod u+w {folder}`) or free space on its disk, then rerun")
+
+
 def label_one(config_path: str | Path, out_path: str | Path, raw_dir: str | Path, spec: dict,
               policy: dict | None = None, mpi: str | None = None, tasks: int | None = None) -> Atoms:
     """Label one configuration; a failed calculation is recorded, not raised.
 
     Under MPI every rank runs the calculation (the DFT code parallelises
     over them) and only rank 0 writes the labelled file and the cache.
+    Before any calculation the output, raw and cache folders are checked to
+    be writable; after it the labelled record is written first and the
+    cache (best effort: a failed write is a warning) second, so a finished
+    calculation is never lost to the cache.
 
     Parameters
     ----------
@@ -50,8 +78,16 @@ def label_one(config_path: str | Path, out_path: str | Path, raw_dir: str | Path
     mpi, tasks
         MPI launcher and ranks for codes started as a separate program
         (CASTEP, VASP, Quantum ESPRESSO), from the job's resources.
+
+    Raises
+    ------
+    ConfigError
+        Bad settings, or a label cache folder that cannot be written.
+    DataError
+        An output folder that cannot be written.
     """
     from nestdb.label import make_labeller
+    from nestdb.label.cache import LabelCache
     from nestdb.label.driver import LabelPolicy, label_with_policy
     from nestdb.label.launch import mpi_prefix
 
@@ -63,12 +99,17 @@ def label_one(config_path: str | Path, out_path: str | Path, raw_dir: str | Path
         log.warning("rank %d: %s does not use these MPI ranks; only rank 0 calculates", mpi_rank(), labeller.name)
         return atoms
     labeller.set_launcher(mpi_prefix(mpi, tasks))
-    Path(raw_dir).mkdir(parents=True, exist_ok=True)
+    policy = LabelPolicy(**(policy or {}))
+    cache = LabelCache(policy.cache_dir) if policy.cache_dir else None
+    check_output_folders({"labelled record": Path(out_path).parent, "raw output": raw_dir})
+    if cache is not None:
+        cache.check_writable(labeller.settings_hash)
     # Every rank reads the cache (all must agree to calculate or not); rank 0 writes.
-    labelled = label_with_policy(atoms, labeller, Path(raw_dir), LabelPolicy(**(policy or {})),
-                                 store=mpi_rank() == 0)
+    labelled = label_with_policy(atoms, labeller, Path(raw_dir), policy, store=False)
     if mpi_rank() == 0:
         write(out_path, labelled, format="extxyz")
+        if cache is not None and not labelled.info.get("label_cached"):
+            cache.store(labelled)
     log.info("%s: %s%s %s", atoms.info.get("config_id"), labelled.info.get("label_status"),
              " (cached)" if labelled.info.get("label_cached") else "", labelled.info.get("label_error", ""))
     return labelled
@@ -101,12 +142,16 @@ def isolated_atom_energy(element: str, spec: dict, out_path: str | Path, raw_dir
 
     Raises
     ------
+    ConfigError
+        A label cache folder that cannot be written (checked before calculating).
     DataError
-        The calculation failed (its reason is in the message and in ``raw_dir``).
+        The calculation failed (its reason is in the message and in ``raw_dir``),
+        or an output folder cannot be written (checked before calculating).
     """
     from ase.data import atomic_numbers, ground_state_magnetic_moments
 
     from nestdb.label import make_labeller
+    from nestdb.label.cache import LabelCache
     from nestdb.label.driver import LabelPolicy, label_with_policy
 
     if element not in atomic_numbers:
@@ -119,7 +164,12 @@ def isolated_atom_energy(element: str, spec: dict, out_path: str | Path, raw_dir
     if moment:
         atom.set_initial_magnetic_moments([moment])
     atom.info["config_id"] = f"isolated_{element}"
-    record = label_with_policy(atom, labeller, Path(raw_dir), LabelPolicy(**(policy or {})))
+    policy = LabelPolicy(**(policy or {}))
+    cache = LabelCache(policy.cache_dir) if policy.cache_dir else None
+    check_output_folders({"E0 result": Path(out_path).parent, "raw output": raw_dir})
+    if cache is not None:
+        cache.check_writable(labeller.settings_hash)
+    record = label_with_policy(atom, labeller, Path(raw_dir), policy, store=False)
     if record.info["label_status"] != "ok":
         raise DataError(f"isolated {element} atom: {record.info['label_error']} (see {raw_dir})")
     result = {"element": element, "energy": float(record.info["dft_energy"]), "code": labeller.name,
@@ -127,6 +177,8 @@ def isolated_atom_energy(element: str, spec: dict, out_path: str | Path, raw_dir
               "cpu_s": record.info["label_cpu_s"], "wall_s": record.info["label_wall_s"],
               "cached": bool(record.info.get("label_cached", False))}
     Path(out_path).write_text(json.dumps(result, indent=1) + "\n")
+    if cache is not None and not result["cached"]:
+        cache.store(record)  # after the result file: a cache that cannot be written costs no calculation
     log.info("E0(%s) = %.6f eV (%s)", element, result["energy"], labeller.name)
     return result
 
