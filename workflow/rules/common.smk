@@ -21,6 +21,11 @@ from nestdb.config import (
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
+# The conda envs (envs/*.yaml, `--sdm conda`) install this repository and its lock
+# from ${NESTDB_ROOT} (this checkout): Snakemake builds them from copies in
+# .snakemake/conda/, where relative paths would miss it.
+os.environ["NESTDB_ROOT"] = workflow.basedir
+
 # Relative paths in the config (e.g. an EAM file) are relative to the working directory.
 check_config(config, base_dir=os.getcwd())
 
