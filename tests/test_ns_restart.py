@@ -179,9 +179,9 @@ def test_resume_refuses_another_calculator(tmp_path, shared_mg):
     out, work = _killed_explore(tmp_path, _explore_block())
     energies = output_paths(work / "ns")["energies"].read_bytes()
     eam = _explore_block(calculator={"type": "eam", "file": str(shared_mg / "Mg1.eam.fs")}, max_iter=20)
-    with pytest.raises(ConfigError, match=r"calculator changed.*type: 'lj' -> 'eam'") as info:
+    with pytest.raises(ConfigError, match=r"the calculator changed \(type: 'lj' -> 'eam'\)") as info:
         explore(eam, 10.0, 0, out, resume=True, work_dir=work)
-    assert info.match(r"Mg1\.eam\.fs") and info.match(f"delete the folder {work}")
+    assert info.match(f"delete the folder {work}")
     # nothing was appended to the LJ run's files
     assert output_paths(work / "ns")["energies"].read_bytes() == energies
     # other LJ parameters are another chain too

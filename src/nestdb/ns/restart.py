@@ -303,6 +303,8 @@ def fingerprint_changes(old: dict, new: dict) -> tuple[list[str], list[str], lis
     atoms = [f"atomic numbers {old.get('numbers')} -> {new['numbers']}"] if old.get("numbers") != new["numbers"] else []
     old_model, new_model = old.get("model") or {}, new["model"]
     old_calc, new_calc = old_model.get("calculator", {}), new_model["calculator"]
+    if old_calc.get("type") != new_calc.get("type"):  # the other keys of two types do not compare
+        return settings, atoms, [f"type: {old_calc.get('type')!r} -> {new_calc.get('type')!r}"]
     model = [f"{key}: {old_calc.get(key)!r} -> {new_calc.get(key)!r}" for key in sorted(set(old_calc) | set(new_calc))
              if old_calc.get(key) != new_calc.get(key)]
     old_files, new_files = old_model.get("files", {}), new_model["files"]
