@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ase.build import bulk
 
 from nestdb.calculators import FastLennardJones
 from nestdb.ns import NSSettings, output_paths, run_nested_sampling
@@ -96,6 +97,69 @@ def thermodynamics(n_procs: int, seeds: int, atoms: int, walkers: int, tmp: Path
     print(f"largest |serial - parallel| / combined standard error over U and V: {worst:.2f}")
 
 
+def scaling_run(calculator, atoms: int, procs: int, walks: int, tmp: Path, walk_length: int,
+                n_walkers: int) -> dict:
+    """Loop throughput of one (model, size, n_procs) at equal samples (n_cull = n_procs).
+
+    The run of one iteration (initial walkers, forking, every worker's first
+    model call) is subtracted from the run of ``walks`` walks, so the figures
+    are those of the sampling loop alone.
+    """
+    iterations = max(2, -(-walks // procs))
+    values = dict(n_walkers=n_walkers, walk_length=walk_length, pressure_gpa=1.0, n_cull=procs, n_procs=procs,
+                  kemax_max_T=5000.0, max_volume_per_atom=60.0, seed=7, snapshot_seconds=None, traj_interval=0)
+    measured = []
+    for max_iter in (1, iterations):
+        start = time.perf_counter()
+        summary = run_nested_sampling({"Mg": atoms}, calculator, NSSettings(**dict(values, max_iter=max_iter)),
+                                      tmp / f"scale_{atoms}_{procs}_{max_iter}")
+        measured.append((time.perf_counter() - start, summary["n_calls"], summary["n_iter"]))
+    (wall0, calls0, iter0), (wall1, calls1, iter1) = measured
+    loop_wall = wall1 - wall0
+    return {"n_procs": procs, "n_cull": procs, "iterations": iter1 - iter0, "walks": (iter1 - iter0) * procs,
+            "calls": calls1 - calls0, "loop_wall_s": loop_wall, "calls_per_s": (calls1 - calls0) / loop_wall,
+            "startup_wall_s": wall0}
+
+
+def scaling(models: dict, atoms_list: list[int], procs_list: list[int], seconds: float, tmp: Path,
+            walk_length: int) -> list[dict]:
+    """Wall-clock speed-up of parallel walking at equal samples for each model and size.
+
+    For each (model, size) the number of walks is set so that the serial loop
+    takes about ``seconds`` (serial runs of growing length); every
+    n_procs then walks the same number of clones (n_cull = n_procs).
+    """
+    rows = []
+    for name, calculator in models.items():
+        for atoms in atoms_list:
+            # compile/initialise the model in this process first: the workers fork
+            # from it and inherit that, so no run pays it inside its loop
+            warm = bulk("Mg", "hcp", a=3.2, c=5.2, orthorhombic=True).repeat((1, 1, max(1, atoms // 4)))
+            warm.calc = calculator
+            warm.get_potential_energy()
+            n_walkers = max(128, 8 * max(procs_list))
+            # grow the number of walks until the serial loop takes ``seconds``
+            # (the cost per call rises as the run goes from gas to condensed)
+            walks, serial = 4 * max(procs_list), None
+            while True:
+                serial = scaling_run(calculator, atoms, 1, walks, tmp, walk_length, n_walkers)
+                if serial["loop_wall_s"] >= 0.7 * seconds or walks >= 10**6:
+                    break
+                factor = min(8.0, max(1.5, seconds / max(serial["loop_wall_s"], 1e-3)))
+                walks = int(walks * factor) // max(procs_list) * max(procs_list)
+            for procs in procs_list:
+                row = serial if procs == 1 else scaling_run(calculator, atoms, procs, walks, tmp, walk_length,
+                                                            n_walkers)
+                row.update(model=name, atoms=atoms, walk_length=walk_length, n_walkers=n_walkers)
+                row["speedup"] = row["calls_per_s"] / serial["calls_per_s"]
+                row["efficiency"] = row["speedup"] / procs
+                rows.append(row)
+                print(f"scaling: {name:4s} {atoms:3d} atoms n_procs={procs:2d}: {row['walks']} walks, "
+                      f"{row['calls']} calls in {row['loop_wall_s']:.2f} s = {row['calls_per_s']:.0f} calls/s, "
+                      f"speed-up {row['speedup']:.2f}x, efficiency {row['efficiency']:.2f}", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--procs", type=int, default=2)
@@ -103,11 +167,46 @@ def main() -> None:
     parser.add_argument("--atoms", type=int, default=5)
     parser.add_argument("--walkers", type=int, default=32)
     parser.add_argument("--skip-thermo", action="store_true")
+    parser.add_argument("--scaling", action="store_true",
+                        help="only the wall-clock scaling table (run it on a machine with >= 16 free cores)")
+    parser.add_argument("--scaling-procs", default="1,2,4,8,16")
+    parser.add_argument("--scaling-atoms", default="16,64")
+    parser.add_argument("--scaling-seconds", type=float, default=30.0,
+                        help="wall seconds of each serial loop; every n_procs walks as many clones")
+    parser.add_argument("--walk-length", type=int, default=32)
+    parser.add_argument("--eam", default=str(Path(__file__).resolve().parents[2] / "shared/data/mg/Mg1.eam.fs"))
+    parser.add_argument("--ace-model", default=None, help="linear-ACE committee model folder (ace_committee)")
+    parser.add_argument("--json", default=None, help="write the scaling rows (and the machine) here")
     args = parser.parse_args()
+    if args.scaling:
+        run_scaling(args)
+        return
     with tempfile.TemporaryDirectory() as folder:
         speed(args.procs, 16, Path(folder))
         if not args.skip_thermo:
             thermodynamics(args.procs, args.seeds, args.atoms, args.walkers, Path(folder))
+
+
+def run_scaling(args) -> None:
+    """The scaling table for EAM (and the ACE committee when a model is given), as JSON too."""
+    import json
+    import os
+    import platform
+
+    from nestdb.calculators import make_calculator
+
+    models = {"eam": make_calculator({"type": "eam", "file": args.eam, "implementation": "nestdb"})}
+    if args.ace_model:
+        models["ace"] = make_calculator({"type": "ace_committee", "model": args.ace_model})
+    machine = {"cpu_count": os.cpu_count(), "load_average_before": os.getloadavg(), "platform": platform.platform(),
+               "processor": platform.processor(), "python": platform.python_version()}
+    with tempfile.TemporaryDirectory() as folder:
+        rows = scaling(models, [int(a) for a in args.scaling_atoms.split(",")],
+                       [int(p) for p in args.scaling_procs.split(",")], args.scaling_seconds, Path(folder),
+                       args.walk_length)
+    machine["load_average_after"] = os.getloadavg()
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
