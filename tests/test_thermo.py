@@ -15,6 +15,7 @@ from nestdb.cli import main as cli_main
 from nestdb.thermo import (NSEnergies, analyse, log_phase_volume, main, plot_analysis, read_energies,
                            resolved_temperature, sample_temperatures)
 from nestdb.units import KB_EV_PER_K
+from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SAMPLES = SHARED / "data" / "mg" / "pymatnest" / "samples"
@@ -31,8 +32,7 @@ ANALYSIS_COLUMNS = ["T", "log_Z", "F", "U", "Cp", "low_pct_i", "mode_i", "high_p
 
 
 def _need_samples() -> None:
-    if not SAMPLES.is_dir():
-        pytest.skip(f"shared pymatnest samples not found at {SAMPLES}")
+    require_shared(SAMPLES)
 
 
 def _write_energies(path: Path, header: str, enthalpy, volume, n_cull: int = 1) -> Path:
@@ -388,3 +388,60 @@ def test_truncated_copy_of_real_file(tmp_path):
     n_lines = cut.count("\n") + 1
     with pytest.raises(DataError, match=rf"lj16\.energies: line {n_lines}\b.*truncated"):
         read_energies(path)
+
+
+# --------------------------------------------------------------------------- files that are not one run in order
+# issue 13.4: reversed or doubled files printed a different, wrong table; a binary file a UnicodeDecodeError.
+
+def _decreasing_run(tmp_path: Path, n: int = 40) -> tuple[Path, list[str]]:
+    path = _write_energies(tmp_path / "run.energies", "10 1 0 False 2", np.linspace(5.0, 1.0, n), np.full(n, 10.0))
+    return path, path.read_text().splitlines()
+
+
+def test_reversed_or_doubled_energies_are_refused_with_the_line(tmp_path):
+    path, lines = _decreasing_run(tmp_path)
+    path.write_text("\n".join([lines[0], *lines[:0:-1]]) + "\n")  # samples in reverse
+    with pytest.raises(DataError, match=r"run\.energies: line 3: the enthalpy rises from 1\.0 \(line 2\) to "
+                                        r"1\.10256"):
+        read_energies(path)
+    path.write_text("\n".join([*lines, *lines[1:]]) + "\n")  # the samples appended a second time
+    with pytest.raises(DataError, match=rf"line {len(lines) + 1}: the enthalpy rises .*1 rise\(s\)"):
+        read_energies(path)
+    assert main([str(path), "-M", "100", "-D", "10", "-n", "3"]) == 2
+
+
+def test_round_off_and_ties_in_the_enthalpy_are_accepted(tmp_path):
+    enthalpy = np.array([5.0, 4.0, 4.0, 4.0 * (1 + 1e-12), 3.0, -2.0, -2.0 * (1 - 1e-12), -3.0])
+    path = _write_energies(tmp_path / "ties.energies", "10 1 0 False 2", enthalpy, np.full(enthalpy.size, 10.0))
+    assert read_energies(path).n_samples == enthalpy.size
+    enthalpy[3] = 4.0 * (1 + 1e-7)  # beyond round-off
+    path = _write_energies(tmp_path / "rise.energies", "10 1 0 False 2", enthalpy, np.full(enthalpy.size, 10.0))
+    with pytest.raises(DataError, match="line 5: the enthalpy rises"):
+        read_energies(path)
+
+
+def test_doubled_real_pymatnest_file_is_refused(tmp_path):
+    source = require_shared(SAMPLES / "mg16_1GPa_aseeam_partial" / "mg16_1GPa_aseeam.energies")
+    lines = source.read_text().splitlines()
+    assert read_energies(source).n_samples == len(lines) - 1  # the real file itself is fine
+    doubled = tmp_path / "doubled.energies"
+    doubled.write_text("\n".join([*lines, *lines[1:]]) + "\n")
+    with pytest.raises(DataError, match=rf"doubled\.energies: line {len(lines) + 1}: the enthalpy rises"):
+        read_energies(doubled)
+
+
+def test_binary_energies_file_is_a_clear_error(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    for name, content in (("nul.energies", b"10 1 0 False 2\n0 1.0 5.0\x00\x00\n"),
+                          ("latin.energies", b"\x89PNG\r\n\x1a\n\xff\xfe binary")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(DataError, match=rf"{name} is not a text file \(binary data at byte \d+\)"):
+            read_energies(path)
+        assert main([str(path), "-M", "100", "-D", "10", "-n", "3"]) == 2
+        assert f"{name} is not a text file" in capsys.readouterr().err
+    result = subprocess.run([sys.executable, "-m", "nestdb.cli", "analyse", str(path), "-M", "100", "-D", "10",
+                             "-n", "3"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "is not a text file" in result.stderr and "Traceback" not in result.stderr

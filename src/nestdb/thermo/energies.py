@@ -9,7 +9,13 @@ import numpy as np
 
 from nestdb.errors import DataError
 
-__all__ = ["NSEnergies", "read_energies"]
+__all__ = ["NSEnergies", "read_energies", "ENTHALPY_RTOL"]
+
+#: Largest relative rise of the enthalpy from one sample line to the next that
+#: is taken as round-off. NS culls walkers in order of decreasing enthalpy
+#: (a walk never crosses the last cull's H), so a larger rise means a file put
+#: together wrongly: reversed, or a block appended twice.
+ENTHALPY_RTOL = 1e-9
 
 
 @dataclass
@@ -81,19 +87,49 @@ def _locate_bad_line(path: Path, lines: list[str]) -> DataError:
     return DataError(f"{path}: could not parse the sample lines")
 
 
+def _check_non_increasing(path: Path, enthalpy: np.ndarray) -> None:
+    """Raise :class:`DataError` at the first line whose enthalpy rises beyond round-off."""
+    rise = np.diff(enthalpy)
+    scale = np.maximum(np.abs(enthalpy[:-1]), np.abs(enthalpy[1:]))
+    bad = np.flatnonzero(rise > ENTHALPY_RTOL * scale)
+    if bad.size:
+        k = int(bad[0])  # samples k and k + 1 are on lines k + 2 and k + 3 (line 1: header)
+        raise DataError(
+            f"{path}: line {k + 3}: the enthalpy rises from {float(enthalpy[k])!r} (line {k + 2}) to "
+            f"{float(enthalpy[k + 1])!r} eV ({bad.size} rise(s) in the file); NS culls walkers in order of "
+            f"decreasing enthalpy, so the file is not one run's record in order (reversed, a block appended "
+            f"twice, or files concatenated). Use the run's own .energies file or rerun it")
+
+
+def _read_text(path: Path) -> str:
+    """The file as text; :class:`DataError` for a missing or binary file (NUL bytes or not UTF-8)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read NS energies file {path}: {exc}") from None
+    binary_at = data.find(b"\0")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        binary_at = exc.start if binary_at < 0 else min(binary_at, exc.start)
+    if binary_at >= 0:
+        raise DataError(f"{path} is not a text file (binary data at byte {binary_at}); expected a pymatnest/nestdb "
+                        "'.energies' file: a header line and one 'iter H V' line per culled walker")
+    return text
+
+
 def read_energies(path: str | Path) -> NSEnergies:
     """Read a pymatnest/nestdb ``.energies`` file.
 
     Header ``K n_cull nExtraDOF flat_V_prior N`` (old files: first 3), then
     one ``iter H V`` line per culled walker (old files: ``iter H``).
     Raises :class:`DataError` naming the file and line if it is missing,
-    empty, truncated (no final newline) or not numeric.
+    not text, empty, truncated (no final newline), not numeric, or if its
+    enthalpies rise from one line to the next by more than
+    :data:`ENTHALPY_RTOL` relative (NS writes them in decreasing order).
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise DataError(f"cannot read NS energies file {path}: {exc}") from None
+    text = _read_text(path)
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise DataError(f"{path}: empty file, expected a header line and 'iter H V' lines")
@@ -115,6 +151,7 @@ def read_energies(path: str | Path) -> NSEnergies:
     if table.shape[1] not in (2, 3) or not np.all(np.isfinite(table)) \
             or np.any(table[:, 0] != np.round(table[:, 0])):
         raise _locate_bad_line(path, lines)
+    _check_non_increasing(path, table[:, 1])
     volume = table[:, 2] if table.shape[1] == 3 else np.full(table.shape[0], np.nan)
     n_walkers, n_cull, n_extra, flat, n_atoms = header
     if flat and table.shape[1] == 2:
