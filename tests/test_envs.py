@@ -17,8 +17,14 @@ ENVS = sorted((REPO / "envs").glob("*.yaml"))
 EXCEPTIONS = {("pacemaker.yaml", "numpy"): "numpy 2.4 breaks pacemaker's metrics"}
 #: Rules whose stage can run the EAM (NS with `type: eam`, `code: potential` labellers and references):
 #: their env needs numba, or the EAM takes the slow numpy path.
-EAM_RULES = ("ns", "bench_phase_diagram_ns", "label", "label_isolated_atom", "bench_reference",
-             "bench_property_reference")
+EAM_RULES = (
+    "ns",
+    "bench_phase_diagram_ns",
+    "label",
+    "label_isolated_atom",
+    "bench_reference",
+    "bench_property_reference",
+)
 SPEC = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._\-]*)(?:\[[^\]]*\])?\s*(==|=|>=|<=|~=|!=|<|>)?\s*([^\s#;]*)")
 
 
@@ -54,8 +60,9 @@ def rule_envs() -> dict[str, str]:
     """``{rule: env file name}`` from the `conda:` directives of the rule files."""
     envs = {}
     for smk in (REPO / "workflow" / "rules").glob("*.smk"):
-        for rule, env in re.findall(r"^(?:rule|checkpoint) (\w+):.*?\n    conda:\n        \"([^\"]+)\"",
-                                    smk.read_text(), flags=re.M | re.S):
+        for rule, env in re.findall(
+            r"^(?:rule|checkpoint) (\w+):.*?\n    conda:\n        \"([^\"]+)\"", smk.read_text(), flags=re.M | re.S
+        ):
             envs[rule] = Path(env).name
     return envs
 
@@ -101,13 +108,19 @@ def test_pip_section_resolves_from_a_copy_of_the_env_file(env, tmp_path):
     assert "-e ${NESTDB_ROOT}" in options and "-c ${NESTDB_ROOT}/requirements-lock.txt" in options
     copy = tmp_path / ".snakemake" / "conda"
     copy.mkdir(parents=True)
-    pip_lines = next(entry["pip"] for entry in yaml.safe_load(env.read_text())["dependencies"]
-                     if isinstance(entry, dict))
+    pip_lines = next(
+        entry["pip"] for entry in yaml.safe_load(env.read_text())["dependencies"] if isinstance(entry, dict)
+    )
     # The editable line needs a build of this package (network for setuptools): checked above as text.
-    (copy / "condaenv.requirements.txt").write_text("\n".join(l for l in pip_lines if not l.startswith("-e")))
-    result = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "-r",
-                             "condaenv.requirements.txt"], cwd=copy, capture_output=True, text=True,
-                            env=dict(os.environ, NESTDB_ROOT=str(REPO)), timeout=300)
+    (copy / "condaenv.requirements.txt").write_text("\n".join(line for line in pip_lines if not line.startswith("-e")))
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "-r", "condaenv.requirements.txt"],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, NESTDB_ROOT=str(REPO)),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "Would install" not in result.stdout, result.stdout  # the venv holds exactly the lock's versions
     assert "Requirement already satisfied: numpy==2.4.6" in result.stdout

@@ -62,6 +62,8 @@ rule bench:
         "logs/bench/cycle{cycle}.log",
     benchmark:
         "results/benchmarks/bench/cycle{cycle}.tsv"
+    resources:
+        runtime=60,
     conda:
         "../../envs/fit.yaml"
     script:
@@ -123,6 +125,8 @@ rule bench_property:
         "logs/bench/cycle{cycle}_{kind}.log",
     benchmark:
         "results/benchmarks/bench_{kind}/cycle{cycle}.tsv"
+    resources:
+        runtime=60,
     conda:
         "../../envs/fit.yaml"
     script:
@@ -150,6 +154,8 @@ rule bench_xrd:
         "logs/bench/cycle{cycle}_P{pressure}GPa_xrd.log",
     benchmark:
         "results/benchmarks/bench_xrd/cycle{cycle}_P{pressure}GPa.tsv"
+    resources:
+        runtime=30,
     conda:
         "../../envs/ns.yaml"
     script:
@@ -174,6 +180,7 @@ rule bench_phase_diagram_ns:
         "logs/bench/phase_diagram_P{pressure}GPa_ns.log",
     benchmark:
         "results/benchmarks/bench_phase_diagram_ns/P{pressure}GPa.tsv"
+    threads: int(phase_diagram_block(config).get("n_procs", 1))
     resources:
         runtime=720,
     conda:
@@ -195,6 +202,8 @@ rule bench_phase_diagram_analyse:
         title=lambda wc: f"phase diagram run, {wc.pressure} GPa",
     log:
         "logs/bench/phase_diagram_P{pressure}GPa_analyse.log",
+    resources:
+        runtime=30,
     conda:
         "../../envs/ns.yaml"
     script:
@@ -232,6 +241,8 @@ rule bench_phase_diagram:
         n_atoms=BENCH["phase_diagram"]["n_atoms"],
     log:
         "logs/bench/phase_diagram.log",
+    resources:
+        runtime=30,
     conda:
         "../../envs/ns.yaml"
     script:

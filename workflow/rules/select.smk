@@ -34,6 +34,8 @@ checkpoint select:
         "logs/select/cycle{cycle}_P{pressure}GPa.log",
     benchmark:
         "results/benchmarks/select/cycle{cycle}_P{pressure}GPa.tsv"
+    resources:
+        runtime=30,
     conda:
         "../../envs/ns.yaml"
     script:
