@@ -60,6 +60,8 @@ rule analyse:
         "logs/analyse/cycle{cycle}_P{pressure}GPa.log",
     benchmark:
         "results/benchmarks/analyse/cycle{cycle}_P{pressure}GPa.tsv"
+    resources:
+        runtime=30,
     conda:
         "../../envs/ns.yaml"
     script:
