@@ -31,5 +31,8 @@ if ! "$VENV/bin/python" -c "import gpaw, gpaw_data" 2>/dev/null; then
         "gpaw==$GPAW_VERSION" "gpaw-data==$GPAW_DATA_VERSION" -c requirements-lock.txt
     rm -f "$siteconfig"
 fi
+# The package (editable) and its console scripts: nestdb, nestdb-analyse.
 $PIP install -q --no-deps -e .
+"$VENV/bin/nestdb" --help >/dev/null
+"$VENV/bin/ruff" --version >/dev/null && "$VENV/bin/snakefmt" --version >/dev/null  # style tools (pyproject.toml)
 "$VENV/bin/python" -c "import nestdb, gpaw, pyace, snakemake; print('nestdb installed in $VENV')"
