@@ -1,4 +1,4 @@
-"""A finished calculation is never lost to the label cache (issue 13.3).
+"""A finished calculation is never lost to the label cache (issue 13.3); label fields are checked when read (13.4).
 
 Before: with the cache folder not writable, every label job calculated and
 then died with a raw PermissionError in the cache write, and Snakemake
@@ -15,19 +15,28 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from ase.calculators.calculator import Calculator, all_changes
 from ase.io import read, write
 from test_label_policy import EMT_SPEC, CountingEMT, cu_cell
 from test_label_policy import counting as counting  # noqa: F401 (the fixture, used by name)
 
 from nestdb.errors import ConfigError, DataError
-from nestdb.label import make_labeller
+from nestdb.label import label_configuration, make_labeller
 from nestdb.label.cache import LabelCache
-from nestdb.stages import isolated_atom_energy, label_one
+from nestdb.label.castep_output import read_castep_output
+from nestdb.label.potential import PotentialLabeller
+from nestdb.stages import gather_labels, isolated_atom_energy, label_one
+
+from conftest import SHARED, require_shared
+
+POINTS = SHARED / "data" / "mg" / "castep_single_points"
 
 BLOCKERS = ["file in the way"] + (["read-only folder"] if os.geteuid() != 0 else [])
 
@@ -152,3 +161,71 @@ def test_label_command_names_the_unwritable_cache(tmp_path):
     assert result.returncode != 0 and not out.exists()
     assert f"cannot write to the label cache folder {cache}" in result.stderr
     assert "label.cache_dir" in (tmp_path / "job.log").read_text()
+
+
+# --------------------------------------------------------------------------- issue 13.4: label fields checked when read
+
+class NaNStressCalculator(Calculator):
+    """Finite energy and forces, a NaN stress component: what a broken code's output can parse to."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        stress = np.zeros(6)
+        stress[2] = np.nan
+        self.results = {"energy": -1.0, "free_energy": -1.0, "forces": np.zeros((len(self.atoms), 3)),
+                        "stress": stress}
+
+
+def test_non_finite_stress_is_a_failed_label_naming_configuration_and_field(tmp_path):
+    labeller = PotentialLabeller({"type": "nan-stress"}, calculator_factory=NaNStressCalculator)
+    record = label_configuration(cu_cell(4), labeller, tmp_path)
+    assert record.info["label_status"] == "failed" and record.info["label_failure_kind"] == "unphysical"
+    assert "config_id cu4" in record.info["label_error"] and "non-finite stress" in record.info["label_error"]
+    assert not any(key.startswith("dft_") for key in record.info)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("dft_virial", np.full(9, np.nan), "info 'dft_virial' contains NaN/inf"),
+    ("dft_virial", np.arange(4.0), r"info 'dft_virial' has 4 number\(s\), expected 9"),
+    ("dft_energy", np.inf, r"info 'dft_energy' is inf \(not finite\)"),
+])
+def test_gather_refuses_a_corrupt_successful_record(tmp_path, counting, key, value, message):
+    paths = []
+    for seed in (1, 2):
+        path = tmp_path / f"cu{seed}.extxyz"
+        label_one(_config_file(tmp_path, seed), path, tmp_path / f"raw{seed}", EMT_SPEC)
+        paths.append(path)
+    record = read(paths[1])
+    record.info[key] = value
+    write(paths[1], record, format="extxyz")
+    with pytest.raises(DataError, match=rf"cu2\.extxyz \(config_id cu2\): {message}.*; delete .*cu2\.extxyz and rerun"):
+        gather_labels(paths, tmp_path / "db.extxyz", tmp_path / "labels.csv", max_failed_fraction=0.5)
+    assert not (tmp_path / "db.extxyz").exists()
+
+
+def _nan_force_output(tmp_path: Path) -> Path:
+    source = require_shared(POINTS / "mg_0000.castep")
+    text = source.read_text()
+    line = next(line for line in text.splitlines() if line.startswith(" * Mg              2  "))
+    broken = tmp_path / "nan_force.castep"
+    broken.write_text(text.replace(line, line.replace("0.13383", "    NaN")))
+    assert broken.read_text() != text
+    return broken
+
+
+def test_castep_reader_refuses_non_finite_results(tmp_path):
+    broken = _nan_force_output(tmp_path)
+    with pytest.raises(DataError, match=r"nan_force\.castep: CASTEP's forces is not finite"):
+        read_castep_output(broken)
+
+
+def test_castep_labeller_records_a_non_finite_force_as_failure(tmp_path, monkeypatch):
+    broken = _nan_force_output(tmp_path)
+    atoms = read(POINTS / "mg_0000.cell", format="castep-cell", calculator_args={"keyword_tolerance": 3})
+    atoms.info["config_id"] = "mg0"
+    monkeypatch.setenv("CASTEP_COMMAND", "sh -c " + shlex.quote("cp " + shlex.quote(str(broken)) + ' "$0.castep"'))
+    record = label_configuration(atoms, make_labeller({"code": "castep"}), tmp_path / "raw")
+    assert record.info["label_status"] == "failed"
+    assert "config_id mg0" in record.info["label_error"] and "non-finite forces" in record.info["label_error"]

@@ -51,6 +51,11 @@ def emit(log: LogLike, message: str) -> None:
 def check_frame(atoms: Atoms, source: str, index: int) -> None:
     """Raise :class:`DataError` unless ``atoms`` carries usable DFT labels.
 
+    Every label field is checked (:func:`nestdb.label.core.check_label_values`):
+    ``dft_energy`` and ``dft_forces`` present, finite and of the right shape,
+    ``dft_stress``/``dft_virial`` (when present) 9 finite numbers; and the
+    positions and ``weight`` are finite.
+
     Parameters
     ----------
     atoms
@@ -58,34 +63,23 @@ def check_frame(atoms: Atoms, source: str, index: int) -> None:
     source
         File name used in the message.
     index
-        Position of the configuration in its file (0-based), used in the message.
+        Position of the configuration in its file (0-based), used in the message
+        with its ``config_id``.
     """
-    where = f"{source}, configuration {index}"
-    n_atoms = len(atoms)
-    if n_atoms == 0:
+    from nestdb.label.core import check_label_values, record_name
+
+    where = record_name(atoms, source, index)
+    if len(atoms) == 0:
         raise DataError(f"{where}: has no atoms; remove it from the training set")
-    if ENERGY_KEY not in atoms.info:
-        raise DataError(f"{where}: info key '{ENERGY_KEY}' (total DFT energy, eV) is missing; "
-                        "label it or set label_status='failed' to skip it")
-    try:
-        energy = float(atoms.info[ENERGY_KEY])
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: info '{ENERGY_KEY}'={atoms.info[ENERGY_KEY]!r} is not a number") from None
-    if not np.isfinite(energy):
-        raise DataError(f"{where}: info '{ENERGY_KEY}' is {energy}; relabel the configuration "
-                        "or set label_status='failed'")
-    if FORCES_KEY not in atoms.arrays:
-        raise DataError(f"{where}: per-atom array '{FORCES_KEY}' (eV/Angstrom) is missing")
-    forces = np.asarray(atoms.arrays[FORCES_KEY], dtype=float)
-    if forces.shape != (n_atoms, 3):
-        raise DataError(f"{where}: array '{FORCES_KEY}' has shape {forces.shape}, expected ({n_atoms}, 3)")
-    if not np.all(np.isfinite(forces)):
-        raise DataError(f"{where}: array '{FORCES_KEY}' contains NaN/inf; relabel the configuration "
-                        "or set label_status='failed'")
+    check_label_values(atoms, where, fix="relabel the configuration (delete its labelled file and rerun) "
+                                         "or set label_status='failed' to leave it out of the fit")
     if not np.all(np.isfinite(atoms.positions)):
         raise DataError(f"{where}: positions contain NaN/inf")
     if WEIGHT_KEY in atoms.info:
-        weight = float(atoms.info[WEIGHT_KEY])
+        try:
+            weight = float(atoms.info[WEIGHT_KEY])
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: info '{WEIGHT_KEY}'={atoms.info[WEIGHT_KEY]!r} is not a number") from None
         if not np.isfinite(weight) or weight < 0:
             raise DataError(f"{where}: info '{WEIGHT_KEY}'={weight} must be a finite number >= 0")
 

@@ -14,7 +14,12 @@ Every fitted model folder holds
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,33 @@ from nestdb.fit.dataset import ENERGY_KEY, LogLike, emit
 YACE_FILE = "potential.yace"
 MEMBERS_DIR = "committee"
 CARD_FILE = "model_card.md"
+
+
+@contextmanager
+def staged_outputs(out_dir: str | Path) -> Iterator[Path]:
+    """A temporary folder next to ``out_dir`` whose files are moved into ``out_dir`` only on success.
+
+    A fit that fails half-way (bad data, a crash, an interrupt) leaves no
+    partial model in ``out_dir``: the temporary folder is deleted and the
+    files already there stay as they were. On success every entry of the
+    temporary folder replaces the entry of the same name in ``out_dir``
+    (a sub-folder as a whole); other entries of ``out_dir`` are kept.
+    """
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    out_dir.mkdir(exist_ok=True)
+    for entry in sorted(staging.iterdir()):
+        target = out_dir / entry.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(entry, target)  # same file system: a rename
+    staging.rmdir()
 
 
 def yaml_to_yace(yaml_path: str | Path, yace_path: str | Path, coefficients: np.ndarray | None = None) -> None:

@@ -233,6 +233,8 @@ def fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: str | Path, log
         With ``fit.refit_on_all_data`` and a test set, ``split/`` holds the same
         files of the fit without the test configurations, whose test metrics
         ``metrics.json`` reports, and the files above are the refit on all data.
+        Everything is written into a temporary folder next to ``out_dir`` and
+        moved into it at the end, so a failed fit leaves no partial model.
     log
         Logger or print-like callable for progress messages.
 
@@ -248,12 +250,18 @@ def fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: str | Path, log
     DataError
         Empty training set or configurations without labels (naming file and configuration).
     """
+    from nestdb.fit.export import staged_outputs
+
     settings = validate_fit_settings(settings)
     frames = list(frames)
     _check_inputs(frames, settings)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # written into a folder next to out_dir and moved into it at the end: a failed fit leaves no partial model
+    with staged_outputs(out_dir) as staging:
+        return _fit_linear_ace(frames, settings, staging, Path(out_dir), log)
 
+
+def _fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: Path, final_dir: Path, log: LogLike) -> dict:
+    """:func:`fit_linear_ace` writing into ``out_dir`` (the staging folder of ``final_dir``)."""
     start = time.perf_counter()
     binding = np.array([(float(a.info[ENERGY_KEY]) - reference_energy_sum(a, settings["reference_energies"]))
                         / len(a) for a in frames])
@@ -281,10 +289,10 @@ def fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: str | Path, log
     if not refit:
         return _fit_and_write(frames, features, train_idx, test_idx, settings, basis, out_dir,
                               cache_info, timings, start, log)
-    emit(log, f"fit without the {len(test_idx)} test configurations -> {out_dir / SPLIT_DIR}")
+    emit(log, f"fit without the {len(test_idx)} test configurations -> {final_dir / SPLIT_DIR}")
     split_metrics = _fit_and_write(frames, features, train_idx, test_idx, settings, basis, out_dir / SPLIT_DIR,
                                    cache_info, timings, start, log)
-    emit(log, f"refit on all {len(frames)} configurations -> {out_dir}")
+    emit(log, f"refit on all {len(frames)} configurations -> {final_dir}")
     everything = np.arange(len(frames))
     return _fit_and_write(frames, features, everything, np.array([], dtype=int), settings, basis, out_dir,
                           cache_info, timings, start, log, split=(test_idx, split_metrics))
@@ -316,6 +324,9 @@ def _fit_and_write(frames: list[Atoms], features: list, train_idx: np.ndarray, t
     fit = bayesian_ridge(_equations(features, frames, train_idx, settings), prior_weights=weights)
     raw_committee = _committee(fit, features, frames, train_idx, settings, settings["seed"], weights)
     committee = rescale_committee(fit.mean, raw_committee, calibration["factor"])
+    if not (np.all(np.isfinite(fit.mean)) and np.all(np.isfinite(committee))):
+        raise DataError(f"the regression gave non-finite coefficients (alpha {fit.alpha:g}, lambda {fit.lam:g}); "
+                        "no model was written. Check the training labels for extreme values and the fit weights")
     t_fit = time.perf_counter() - t_begin
     emit(log, f"Bayesian ridge: {fit.n_iter} iterations, {fit.effective_parameters:.0f} effective parameters; "
               f"committee ({settings['committee_method']}) in {t_fit:.1f} s")

@@ -266,7 +266,7 @@ def collect_committee(frames: list[Atoms], fit_settings: dict, member_dirs: list
 
     from nestdb.fit.calibration import calibration_summary
     from nestdb.fit.committee import predict_frames
-    from nestdb.fit.export import yaml_to_yace
+    from nestdb.fit.export import staged_outputs, yaml_to_yace
     from nestdb.fit.linear_ace import write_json
     from nestdb.fit.metrics import error_metrics, grouped_metrics, plot_parity, spearman
     from nestdb.fit.pacemaker_calculator import COMMITTEE_INDEX, PacemakerCommitteeCalculator
@@ -275,47 +275,49 @@ def collect_committee(frames: list[Atoms], fit_settings: dict, member_dirs: list
     settings = validate_fit_settings(fit_settings)
     out_dir = Path(out_dir)
     split = json.loads((out_dir / SPLIT_FILE).read_text())
-    potentials = []
     for k, member_dir in enumerate(member_dirs):
-        source = Path(member_dir) / OUTPUT_POTENTIAL
-        if not source.is_file():
-            raise DataError(f"pacemaker member {k}: {source} is missing; rerun its fit")
-        target = out_dir / f"member_{k}.yaml"
-        shutil.copyfile(source, target)
-        yaml_to_yace(target, target.with_suffix(".yace"))
-        potentials.append(target)
-    active_set = Path(member_dirs[0]) / "output_potential.asi"
-    if active_set.is_file():
-        shutil.copyfile(active_set, out_dir / "member_0.asi")
-        active_set = out_dir / "member_0.asi"
-    else:
-        active_set = None
-    write_json(out_dir / COMMITTEE_INDEX, {
-        "members": [p.name for p in potentials],
-        "reference_energies": settings["reference_energies"],
-        "active_set": active_set.name if active_set else None,
-    })
-    calculator = PacemakerCommitteeCalculator.from_folder(out_dir)
-    metrics: dict[str, Any] = {"committee_size": len(potentials)}
-    sets: dict[str, tuple[list[Atoms], dict]] = {}
-    for name in ("train", "test"):
-        subset = [frames[i] for i in split[f"{name}_indices"]]
-        if not subset:
-            continue
-        prediction = predict_frames(calculator, subset)
-        metrics[name] = error_metrics(subset, prediction)
-        metrics.setdefault("groups", {})[name] = grouped_metrics(subset, prediction)
-        reference = np.array([float(a.info[ENERGY_KEY]) / len(a) for a in subset])
-        error = 1000 * np.abs(prediction["energy_per_atom"] - reference)
-        metrics[name]["committee"] = calibration_summary(1000 * prediction["energy_std_per_atom"], error)
-        if "max_gamma" in prediction:
-            metrics[name]["max_gamma_max"] = float(np.max(prediction["max_gamma"]))
-            metrics[name]["spearman_gamma_vs_abs_error"] = spearman(prediction["max_gamma"], error)
-        sets[name] = (subset, prediction)
-    train_frames, train_prediction = sets["train"]
-    test_frames, test_prediction = sets.get("test", ([], None))
-    plot_parity(train_frames, train_prediction, test_frames, test_prediction, out_dir / "parity.png",
-                settings["reference_energies"])
-    write_json(out_dir / "metrics.json", metrics)
+        if not (Path(member_dir) / OUTPUT_POTENTIAL).is_file():
+            raise DataError(f"pacemaker member {k}: {Path(member_dir) / OUTPUT_POTENTIAL} is missing; rerun its fit")
+    # exports, index and metrics go to a folder next to out_dir first: a failure leaves no partial committee
+    with staged_outputs(out_dir) as staging:
+        potentials = []
+        for k, member_dir in enumerate(member_dirs):
+            target = staging / f"member_{k}.yaml"
+            shutil.copyfile(Path(member_dir) / OUTPUT_POTENTIAL, target)
+            yaml_to_yace(target, target.with_suffix(".yace"))
+            potentials.append(target)
+        active_set = Path(member_dirs[0]) / "output_potential.asi"
+        if active_set.is_file():
+            shutil.copyfile(active_set, staging / "member_0.asi")
+            active_set = staging / "member_0.asi"
+        else:
+            active_set = None
+        write_json(staging / COMMITTEE_INDEX, {
+            "members": [p.name for p in potentials],
+            "reference_energies": settings["reference_energies"],
+            "active_set": active_set.name if active_set else None,
+        })
+        calculator = PacemakerCommitteeCalculator.from_folder(staging)
+        metrics: dict[str, Any] = {"committee_size": len(potentials)}
+        sets: dict[str, tuple[list[Atoms], dict]] = {}
+        for name in ("train", "test"):
+            subset = [frames[i] for i in split[f"{name}_indices"]]
+            if not subset:
+                continue
+            prediction = predict_frames(calculator, subset)
+            metrics[name] = error_metrics(subset, prediction)
+            metrics.setdefault("groups", {})[name] = grouped_metrics(subset, prediction)
+            reference = np.array([float(a.info[ENERGY_KEY]) / len(a) for a in subset])
+            error = 1000 * np.abs(prediction["energy_per_atom"] - reference)
+            metrics[name]["committee"] = calibration_summary(1000 * prediction["energy_std_per_atom"], error)
+            if "max_gamma" in prediction:
+                metrics[name]["max_gamma_max"] = float(np.max(prediction["max_gamma"]))
+                metrics[name]["spearman_gamma_vs_abs_error"] = spearman(prediction["max_gamma"], error)
+            sets[name] = (subset, prediction)
+        train_frames, train_prediction = sets["train"]
+        test_frames, test_prediction = sets.get("test", ([], None))
+        plot_parity(train_frames, train_prediction, test_frames, test_prediction, staging / "parity.png",
+                    settings["reference_energies"])
+        write_json(staging / "metrics.json", metrics)
     emit(log, f"pacemaker committee of {len(potentials)} collected in {out_dir}")
     return metrics

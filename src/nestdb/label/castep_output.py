@@ -159,9 +159,25 @@ def read_castep_output(path: str | Path) -> tuple[Atoms, ScfReport]:
         force_consistent=True)`` is the ``Final free energy (E-TS)`` at the full
         cut-off, ``get_stress()`` CASTEP's printed stress (ASE sign: negative
         under compression). ``report`` says whether the SCF converged.
+
+    Raises
+    ------
+    nestdb.errors.DataError
+        A result CASTEP printed as NaN/inf (or misshapen forces), naming the file and the quantity.
     """
+    import numpy as np
     from ase.io import read
+
+    from nestdb.errors import DataError
 
     path = Path(path)
     atoms = read(path, format="castep-castep")
+    results = atoms.calc.results if atoms.calc is not None else {}
+    for key, value in results.items():
+        value = np.asarray(value)
+        if value.dtype.kind in "fiuc" and not np.all(np.isfinite(value)):
+            raise DataError(f"{path}: CASTEP's {key} is not finite ({value.reshape(-1)[:9].tolist()}); "
+                            "this output cannot be a label")
+    if "forces" in results and np.shape(results["forces"]) != (len(atoms), 3):
+        raise DataError(f"{path}: CASTEP's forces have shape {np.shape(results['forces'])}, expected ({len(atoms)}, 3)")
     return atoms, scf_report(path.read_text(errors="replace"))

@@ -64,6 +64,80 @@ STATUS_KEYS = (
     "label_cached",
 )
 
+#: Info keys of a successful record holding 9 numbers (3x3, row-major), with their units.
+NINE_NUMBER_KEYS = {"dft_stress": "GPa", "dft_virial": "eV"}
+
+
+def record_name(atoms: Atoms, source: str | Path | None = None, index: int | None = None) -> str:
+    """``"<file>, configuration <index> (config_id <id>)"``: how messages name a configuration."""
+    parts = [str(source)] if source is not None else []
+    if index is not None:
+        parts.append(f"configuration {index}")
+    config_id = atoms.info.get("config_id")
+    name = ", ".join(parts) or "configuration"
+    return f"{name} (config_id {config_id})" if config_id is not None else name
+
+
+def check_label_values(atoms: Atoms, where: str, fix: str = "relabel it (delete its labelled file and rerun) "
+                       "or set label_status='failed' to leave it out") -> None:
+    """Refuse a successful record whose DFT fields are missing, not numbers, misshapen or not finite.
+
+    Checked: ``dft_energy`` (required) and ``dft_free_energy`` (optional)
+    are finite numbers; ``arrays["dft_forces"]`` (required) is finite with
+    shape ``(n_atoms, 3)``; ``dft_stress`` and ``dft_virial`` (optional)
+    are 9 finite numbers.
+
+    Parameters
+    ----------
+    atoms
+        The record.
+    where
+        How the message names it (e.g. from :func:`record_name`).
+    fix
+        What the user should do, appended to the message.
+
+    Raises
+    ------
+    nestdb.errors.DataError
+        Naming ``where`` and the key.
+    """
+    from nestdb.errors import DataError
+
+    def refuse(problem: str) -> None:
+        raise DataError(f"{where}: {problem}; {fix}")
+
+    for key, required in (("dft_energy", True), ("dft_free_energy", False)):
+        if key not in atoms.info:
+            if required:
+                refuse(f"info key '{key}' (total DFT energy, eV) is missing")
+            continue
+        try:
+            value = float(atoms.info[key])
+        except (TypeError, ValueError):
+            refuse(f"info '{key}'={atoms.info[key]!r} is not a number")
+        if not np.isfinite(value):
+            refuse(f"info '{key}' is {value} (not finite)")
+    if "dft_forces" not in atoms.arrays:
+        refuse("per-atom array 'dft_forces' (eV/Angstrom) is missing")
+    forces = np.asarray(atoms.arrays["dft_forces"])
+    if forces.shape != (len(atoms), 3) or not np.issubdtype(forces.dtype, np.number):
+        refuse(f"array 'dft_forces' has shape {forces.shape}, expected ({len(atoms)}, 3)")
+    if not np.all(np.isfinite(forces)):
+        atom = int(np.flatnonzero(~np.isfinite(forces).all(axis=1))[0])
+        refuse(f"array 'dft_forces' contains NaN/inf (atom {atom})")
+    for key, unit in NINE_NUMBER_KEYS.items():
+        if key not in atoms.info:
+            continue
+        try:
+            values = np.asarray(atoms.info[key], dtype=float)
+        except (TypeError, ValueError):
+            refuse(f"info '{key}'={atoms.info[key]!r} is not numeric")
+        if values.size != 9:
+            refuse(f"info '{key}' has {values.size} number(s), expected 9 (3x3 row-major, {unit})")
+        if not np.all(np.isfinite(values)):
+            refuse(f"info '{key}' contains NaN/inf: {values.reshape(-1).tolist()}")
+
+
 #: Failure kinds recorded in ``label_failure_kind`` (and the failures table).
 FAILURE_KINDS = ("rejected", "scf", "timeout", "unphysical", "crash")
 
@@ -294,11 +368,14 @@ def _calculate(atoms: Atoms, calc, labeller: Labeller) -> dict[str, np.ndarray |
         if stress.shape == (6,):
             stress = voigt_6_to_full_3x3_stress(stress)
         results["stress"] = stress
-    for key, value in results.items():
-        if not np.all(np.isfinite(value)):
-            raise LabellingFailure(f"calculator returned non-finite {key}", kind="unphysical")
+    name = record_name(atoms)
     if results["forces"].shape != (len(atoms), 3):
-        raise LabellingFailure(f"forces have shape {results['forces'].shape}, expected ({len(atoms)}, 3)")
+        raise LabellingFailure(f"{name}: forces have shape {results['forces'].shape}, expected ({len(atoms)}, 3)")
+    if "stress" in results and results["stress"].shape != (3, 3):
+        raise LabellingFailure(f"{name}: stress has shape {results['stress'].shape}, expected (3, 3) or 6 Voigt")
+    for key, value in [*results.items(), *extra.items()]:
+        if np.asarray(value).dtype.kind in "fiuc" and not np.all(np.isfinite(value)):
+            raise LabellingFailure(f"{name}: the calculator returned a non-finite {key}", kind="unphysical")
     results["extra_info"] = extra
     return results
 

@@ -246,9 +246,17 @@ def gather_labels(paths: list[str | Path], database_path: str | Path, table_path
     ------
     DataError
         When more than ``max_failed_fraction`` of the configurations failed:
-        the labelled files stay in place, so nothing computed is lost.
+        the labelled files stay in place, so nothing computed is lost; or when
+        a successful record has a missing, misshapen or non-finite DFT field
+        (the message names the file, the configuration and the key).
     """
+    from nestdb.label.core import check_label_values, record_name
+
     frames = [read(p, format="extxyz") for p in paths]
+    for frame, path in zip(frames, paths, strict=True):
+        if frame.info.get("label_status") == "ok":
+            check_label_values(frame, record_name(frame, path),
+                               fix=f"delete {path} and rerun the workflow to label it again")
     ok = [f for f in frames if f.info.get("label_status") == "ok"]
     failed = [f for f in frames if f.info.get("label_status") != "ok"]
     with open(table_path, "w", newline="") as handle:
