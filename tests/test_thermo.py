@@ -445,3 +445,15 @@ def test_binary_energies_file_is_a_clear_error(tmp_path, capsys):
     result = subprocess.run([sys.executable, "-m", "nestdb.cli", "analyse", str(path), "-M", "100", "-D", "10",
                              "-n", "3"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "is not a text file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_count_samples_of_header_only_and_binary_files(tmp_path):
+    from nestdb.thermo.energies import count_samples
+
+    path, lines = _decreasing_run(tmp_path, n=7)
+    assert count_samples(path) == 7
+    path.write_text(lines[0] + "\n")
+    assert count_samples(path) == 0
+    path.write_bytes(b"10 1 0 False 2\n0 1.0 5.0\n\xff\xfe\n")
+    with pytest.raises(DataError, match="not a text file"):
+        count_samples(path)

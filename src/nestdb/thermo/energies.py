@@ -9,7 +9,7 @@ import numpy as np
 
 from nestdb.errors import DataError
 
-__all__ = ["NSEnergies", "read_energies", "ENTHALPY_RTOL"]
+__all__ = ["NSEnergies", "read_energies", "count_samples", "ENTHALPY_RTOL"]
 
 #: Largest relative rise of the enthalpy from one sample line to the next that
 #: is taken as round-off. NS culls walkers in order of decreasing enthalpy
@@ -116,6 +116,15 @@ def _read_text(path: Path) -> str:
         raise DataError(f"{path} is not a text file (binary data at byte {binary_at}); expected a pymatnest/nestdb "
                         "'.energies' file: a header line and one 'iter H V' line per culled walker")
     return text
+
+
+def count_samples(path: str | Path) -> int:
+    """Number of non-empty lines after the header (0 for a header-only file of a run stopped at once).
+
+    Raises :class:`DataError` for a missing or binary file, like :func:`read_energies`.
+    """
+    lines = _read_text(Path(path)).splitlines()
+    return max(sum(1 for line in lines if line.strip()) - 1, 0)
 
 
 def read_energies(path: str | Path) -> NSEnergies:
