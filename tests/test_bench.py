@@ -18,6 +18,7 @@ from nestdb.bench import (
 )
 from nestdb.errors import ConfigError, DataError
 from nestdb.units import GPA
+from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 EAM_FILE = SHARED / "data" / "mg" / "Mg1.eam.fs"
@@ -25,8 +26,7 @@ EAM_FILE = SHARED / "data" / "mg" / "Mg1.eam.fs"
 
 @pytest.fixture(scope="module")
 def eam():
-    if not EAM_FILE.exists():
-        pytest.skip(f"Mg EAM not found at {EAM_FILE}")
+    require_shared(EAM_FILE)
     from matscipy.calculators.eam import EAM
 
     return EAM(str(EAM_FILE), kind="eam/fs")

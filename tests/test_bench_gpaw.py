@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import require_shared
 
 pytest.importorskip("gpaw")
 
@@ -17,8 +18,7 @@ GPAW_SPEC = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 300}, "kpts
 
 @pytest.mark.gpaw
 def test_gpaw_reference_enthalpies_hcp_lowest_and_eam_model(tmp_path):
-    if not (MG / "Mg1.eam.fs").exists():
-        pytest.skip(f"Mg EAM not found at {MG}")
+    require_shared(MG / "Mg1.eam.fs")
     from nestdb.bench.workflow import bench_property_reference, compare_property
     from nestdb.calculators import make_calculator
 

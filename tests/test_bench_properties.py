@@ -17,6 +17,7 @@ from nestdb.bench.phonons import frequency_rmse, phonon_dispersion
 from nestdb.bench.reference_files import enthalpy_from_ev, read_reference_ev
 from nestdb.bench.xrd import patterns_by_temperature, powder_pattern
 from nestdb.errors import ConfigError, DataError
+from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MG = SHARED / "data" / "mg"
@@ -25,8 +26,7 @@ NS_RUN = MG / "pymatnest" / "samples" / "mg16_1GPa_fasteam"
 
 @pytest.fixture(scope="module")
 def eam():
-    if not (MG / "Mg1.eam.fs").exists():
-        pytest.skip(f"Mg EAM not found at {MG}")
+    require_shared(MG / "Mg1.eam.fs")
     from nestdb.calculators import make_calculator
 
     return make_calculator({"type": "eam", "file": str(MG / "Mg1.eam.fs"), "kind": "eam/fs"})
@@ -151,8 +151,7 @@ def test_xrd_bragg_peaks_of_fcc():
 
 
 def test_xrd_of_real_ns_run_by_temperature(tmp_path):
-    if not NS_RUN.is_dir():
-        pytest.skip(f"pymatnest sample run not found at {NS_RUN}")
+    require_shared(NS_RUN)
     from nestdb.bench.sampling import bench_xrd
     from nestdb.stages import analyse_run
 
@@ -173,8 +172,7 @@ def test_xrd_of_real_ns_run_by_temperature(tmp_path):
 
 def test_reference_files_real_castep_and_errors(tmp_path):
     castep = MG / "castep_single_points"
-    if not castep.is_dir():
-        pytest.skip(f"CASTEP outputs not found at {castep}")
+    require_shared(castep)
     ev = read_reference_ev({"hcp": str(castep / "mg_000[0-3].castep")})
     assert len(ev) == 4 and set(ev.structure) == {"hcp"}
     assert np.all((-1690 < ev.energy_per_atom) & (ev.energy_per_atom < -1688))  # CASTEP Mg, eV/atom
@@ -244,8 +242,7 @@ def test_property_stages_model_against_reference(eam, tmp_path):
 
 
 def test_melting_line_from_real_ns_run(tmp_path):
-    if not NS_RUN.is_dir():
-        pytest.skip(f"pymatnest sample run not found at {NS_RUN}")
+    require_shared(NS_RUN)
     from nestdb.bench.sampling import melting_line
     from nestdb.thermo import analyse, read_energies
 

@@ -107,7 +107,7 @@ def test_emt_works():
     assert np.isfinite(atoms.get_potential_energy())
 
 
-@pytest.mark.skipif(not EAM_FILE.exists(), reason=f"shared data not found at {EAM_FILE}")
+@pytest.mark.needs_shared(EAM_FILE)
 def test_eam_matches_ase_eam_on_hcp_mg(tmp_path):
     from ase.calculators.eam import EAM as AseEAM
 

@@ -19,6 +19,7 @@ from nestdb.errors import ConfigError, DataError  # noqa: E402
 from nestdb.fit import (CommitteeACECalculator, fit_linear_ace, load_committee,  # noqa: E402
                         load_training_frames, predict_frames, read_training_set, split_train_test,
                         validate_fit_settings)
+from conftest import require_shared  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MG_CYCLE0 = SHARED / "data" / "mg" / "cycle_0.edb.extxyz"
@@ -313,8 +314,7 @@ def test_calculator_rejects_unfitted_element(emt_model):
 # ---------------------------------------------------------------- real Mg data
 
 def test_fit_real_magnesium_subset(tmp_path):
-    if not MG_CYCLE0.is_file():
-        pytest.skip(f"shared Mg data not found at {MG_CYCLE0}")
+    require_shared(MG_CYCLE0)
     frames = load_training_frames([MG_CYCLE0], log=lambda message: None)
     rng = np.random.default_rng(0)
     subset = [frames[i] for i in rng.choice(len(frames), 40, replace=False)]
@@ -470,8 +470,7 @@ def test_stratified_split_on_real_magnesium_files():
     from nestdb.fit.dataset import frame_groups
 
     files = [MG_CYCLE0, MG_CYCLE0.with_name("cycle_1.edb.extxyz")]
-    if not all(f.is_file() for f in files):
-        pytest.skip(f"shared Mg data not found at {MG_CYCLE0.parent}")
+    require_shared(*files)
     frames = load_training_frames(files, log=lambda message: None)
     train, test = stratified_split(frames, 0.2, seed=0)
     assert len(frames) == 1139 and len(test) == round(0.2 * 1139)

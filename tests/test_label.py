@@ -13,6 +13,7 @@ from nestdb.errors import ConfigError
 from nestdb.label import KNOWN_LABELLERS, label_configuration, make_labeller
 from nestdb.label.potential import PotentialLabeller
 from nestdb.units import GPA
+from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 EAM_FILE = SHARED / "data" / "mg" / "Mg1.eam.fs"
@@ -86,8 +87,7 @@ def test_compressed_cell_has_negative_stress_positive_virial(tmp_path):
 
 
 def test_sign_convention_matches_study_database():
-    if not STUDY_DB.exists():
-        pytest.skip(f"study database not found at {STUDY_DB}")
+    require_shared(STUDY_DB)
     for atoms in ase.io.read(STUDY_DB, index="::200"):
         expected = -np.asarray(atoms.info["dft_stress"]) * atoms.get_volume() * GPA
         np.testing.assert_allclose(atoms.info["dft_virial"], expected, atol=1e-9)
@@ -169,8 +169,7 @@ def test_gpaw_volume_guard_records_failure_without_calculating(tmp_path):
 
 
 def test_real_eam_labels_study_configuration(tmp_path):
-    if not (EAM_FILE.exists() and STUDY_DB.exists()):
-        pytest.skip(f"study data not found under {SHARED / 'data' / 'mg'}")
+    require_shared(EAM_FILE, STUDY_DB)
     from matscipy.calculators.eam import EAM
 
     atoms = ase.io.read(STUDY_DB, index=150)  # a dense 1 GPa sample

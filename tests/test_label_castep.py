@@ -17,7 +17,7 @@ POINTS = SHARED / "data" / "mg" / "castep_single_points"
 STUDY_CONFIG = ROOT / "config" / "mg-study.yaml"
 OTFG_MG = "3|1.8|7|8|9|20U:30:21:32"
 
-needs_shared = pytest.mark.skipif(not POINTS.is_dir(), reason="shared CASTEP study data not present")
+needs_shared = pytest.mark.needs_shared(POINTS)
 
 
 def study_spec():

@@ -118,7 +118,7 @@ def fake_program(path: Path, body: str) -> None:
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
 
 
-@pytest.mark.skipif(not POINTS.is_dir(), reason="shared CASTEP study data not present")
+@pytest.mark.needs_shared(POINTS)
 def test_castep_mpi_job_runs_srun_n_tasks_castep_seed(tmp_path, monkeypatch):
     """The label command of an MPI job (what the rule runs) starts `srun -n 16 castep.mpi castep`."""
     bin_dir = tmp_path / "bin"
@@ -142,7 +142,7 @@ def test_castep_mpi_job_runs_srun_n_tasks_castep_seed(tmp_path, monkeypatch):
     assert labelled.info["dft_energy"] == pytest.approx(-27023.21818, abs=1e-6)
 
 
-@pytest.mark.skipif(not POINTS.is_dir(), reason="shared CASTEP study data not present")
+@pytest.mark.needs_shared(POINTS)
 def test_castep_command_is_not_a_shell(tmp_path, monkeypatch):
     from nestdb.label import label_configuration
 

@@ -172,7 +172,7 @@ def test_timeout_of_a_python_calculation(tmp_path):
     assert "label.timeout_s=0.3" in record.info["label_error"]
 
 
-@pytest.mark.skipif(not POINTS.is_dir(), reason="shared CASTEP study data not present")
+@pytest.mark.needs_shared(POINTS)
 def test_timeout_kills_an_external_code(tmp_path, monkeypatch):
     monkeypatch.setenv("CASTEP_COMMAND", "sh -c 'sleep 60'")
     atoms = read(POINTS / "mg_0000.cell", format="castep-cell", calculator_args={"keyword_tolerance": 3})
@@ -197,7 +197,7 @@ def test_unphysical_forces_are_failures(tmp_path):
         LabelPolicy.from_config({"code": "gpaw", "limits": {"max_forces": 1}})
 
 
-@pytest.mark.skipif(not POINTS.is_dir(), reason="shared CASTEP study data not present")
+@pytest.mark.needs_shared(POINTS)
 def test_retry_with_safer_castep_settings(tmp_path, monkeypatch):
     good = POINTS / "mg_0000.castep"
     text = good.read_text()

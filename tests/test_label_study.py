@@ -17,8 +17,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 POINTS = SHARED / "data" / "mg" / "castep_single_points"
 STUDY_DB = SHARED / "data" / "mg" / "cycle_0.edb.extxyz"
 
-pytestmark = pytest.mark.skipif(not (POINTS.is_dir() and STUDY_DB.is_file()),
-                                reason=f"study CASTEP data not found under {POINTS.parent}")
+pytestmark = pytest.mark.needs_shared(POINTS, STUDY_DB)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from ase.io import read
 
 from nestdb.errors import ConfigError, DataError
 from nestdb.order import classify_phase, order_parameters, rdf_first_minimum, steinhardt, wigner_3j
+from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SNAPSHOT = SHARED / "data" / "mg" / "pymatnest" / "samples" / "mg16_1GPa_fasteam" / \
@@ -112,8 +113,7 @@ def test_bad_arguments():
 
 
 def test_real_ns_final_walkers_are_hcp():
-    if not SNAPSHOT.is_file():
-        pytest.skip(f"pymatnest sample not found at {SNAPSHOT}")
+    require_shared(SNAPSHOT)
     walkers = sorted(read(SNAPSHOT, index=":"), key=lambda a: a.info["ns_energy"])[:5]
     # pymatnest-format.md §6: the lowest walkers of this run quench to ideal hcp.
     for atoms in walkers:
@@ -123,8 +123,7 @@ def test_real_ns_final_walkers_are_hcp():
 
 def test_study_cycle0_database_cold_hcp_hot_liquid():
     database = SHARED / "data" / "mg" / "cycle_0.edb.extxyz"
-    if not database.is_file():
-        pytest.skip(f"study database not found at {database}")
+    require_shared(database)
     frames = [a for a in read(database, index=":") if a.info["config_type"] == "mg16_0GPa_EAM"]
     cold = [order_parameters(a)["phase"] for a in frames if a.info["temp"] < 500]
     hot = [order_parameters(a)["phase"] for a in frames if a.info["temp"] > 2000]

@@ -19,7 +19,7 @@ from nestdb.potentials import neighbours
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MG_EAM = SHARED / "data" / "mg" / "Mg1.eam.fs"
-needs_mg_eam = pytest.mark.skipif(not MG_EAM.exists(), reason=f"shared data not found at {MG_EAM}")
+needs_mg_eam = pytest.mark.needs_shared(MG_EAM)
 
 
 def random_cell_atoms(symbols: str, volume_per_atom: float, seed: int) -> Atoms:

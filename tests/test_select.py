@@ -18,6 +18,7 @@ from nestdb.select import (KNOWN_RULES, frame_temperatures, merge_databases, pre
                            validate_rule)
 from nestdb.thermo import read_energies, sample_temperatures
 from nestdb.units import gpa_to_ev_per_a3
+from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SAMPLES = SHARED / "data" / "mg" / "pymatnest" / "samples"
@@ -25,8 +26,7 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 def _need_samples() -> None:
-    if not SAMPLES.is_dir():
-        pytest.skip(f"shared pymatnest samples not found at {SAMPLES}")
+    require_shared(SAMPLES)
 
 
 def _synthetic_run(n_frames: int = 200, interval: int = 10, pressure_gpa: float = 10.0, n_atoms: int = 8):

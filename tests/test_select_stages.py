@@ -13,14 +13,14 @@ from ase.io import read
 from nestdb.calculators import FastLennardJones
 from nestdb.ns import NSSettings, run_nested_sampling
 from nestdb.stages import analyse_run, select_run
+from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MG_1GPA = SHARED / "data" / "mg" / "pymatnest" / "samples" / "mg16_1GPa_fasteam" / "mg16_1GPa_fasteam.energies"
 
 
 def test_analyse_run_writes_transitions_and_error_bars(tmp_path):
-    if not MG_1GPA.is_file():
-        pytest.skip(f"pymatnest sample not found at {MG_1GPA}")
+    require_shared(MG_1GPA)
     out = {k: tmp_path / k for k in ("thermo.csv", "temps.csv", "thermo.png", "transitions.csv")}
     grid = {"t_min": 300, "t_max": 2500, "t_step": 20, "bootstrap": 3}
     analyse_run(MG_1GPA, out["thermo.csv"], out["temps.csv"], out["thermo.png"], grid, title="Mg 1 GPa",

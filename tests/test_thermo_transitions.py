@@ -15,6 +15,7 @@ from nestdb.errors import ConfigError, DataError
 from nestdb.thermo import (NSEnergies, Transition, analyse, bootstrap, combine_runs, detect_transitions,
                            melting_transition, read_energies, sample_temperatures)
 from nestdb.units import KB_EV_PER_K
+from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SAMPLES = SHARED / "data" / "mg" / "pymatnest" / "samples"
@@ -22,8 +23,7 @@ MG_1GPA = SAMPLES / "mg16_1GPa_fasteam" / "mg16_1GPa_fasteam.energies"
 
 
 def _need_samples() -> None:
-    if not SAMPLES.is_dir():
-        pytest.skip(f"shared pymatnest samples not found at {SAMPLES}")
+    require_shared(SAMPLES)
 
 
 def _table(temps: np.ndarray, cp_per_atom: np.ndarray, v_per_atom: np.ndarray, n_atoms: int = 16) -> pd.DataFrame:
