@@ -57,3 +57,15 @@ def test_select_run_adds_order_parameters_and_rescaled_weights(tmp_path):
     temps = [float(r["temp"]) for r in csv.DictReader(open(out["temps.csv"]))]
     assert [a.info["temp"] for a in chosen] == pytest.approx(temps[-5:])
     assert (tmp_path / "order.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_analyse_run_refuses_a_binary_energies_file_by_name(tmp_path):
+    # the stage counted lines as text before the reader's checks, which gave a
+    # UnicodeDecodeError traceback instead of the reader's message
+    from nestdb.errors import DataError
+
+    energies = tmp_path / "ns.energies"
+    energies.write_bytes(b"\x00\xff\xfe\x81 not a text file")
+    with pytest.raises(DataError, match="ns.energies is not a text file"):
+        analyse_run(energies, tmp_path / "t.csv", tmp_path / "s.csv", tmp_path / "p.png",
+                    {"t_min": 100.0, "t_max": 200.0, "t_step": 50.0})

@@ -133,12 +133,6 @@ def explore(block: dict, pressure_gpa: float, cycle: int, out_prefix: str | Path
 
 
 # --------------------------------------------------------------------------- analyse
-def _count_samples(energies_path: str | Path) -> int:
-    """Number of sample lines after the header of a ``.energies`` file."""
-    with open(energies_path) as handle:
-        return max(sum(1 for line in handle if line.strip()) - 1, 0)
-
-
 def analyse_run(energies_path: str | Path, table_path: str | Path, temperatures_path: str | Path,
                 plot_path: str | Path, grid: dict, title: str = "",
                 transitions_path: str | Path | None = None) -> None:
@@ -158,11 +152,12 @@ def analyse_run(energies_path: str | Path, table_path: str | Path, temperatures_
 
     from nestdb.thermo import (TABLE_COLUMNS, Transition, analyse, bootstrap, detect_transitions, plot_analysis,
                                read_energies, sample_temperatures)
+    from nestdb.thermo.energies import count_samples
 
     transition_columns = [f.name for f in dataclasses.fields(Transition)]
 
     header = ["line", "iter", "enthalpy", "volume", "temp"]
-    if _count_samples(energies_path) == 0:
+    if count_samples(energies_path) == 0:
         log.warning("%s has no samples (run stopped before its first iteration)", energies_path)
         pd.DataFrame(columns=list(TABLE_COLUMNS)).to_csv(table_path, index=False)
         if transitions_path:
@@ -221,7 +216,7 @@ def select_run(traj_path: str | Path, summary_path: str | Path, temperatures_pat
                rule: dict, cycle: int, pressure_gpa: float, weight_alpha: float,
                candidates_path: str | Path, configs_dir: str | Path, plot_path: str | Path,
                final_path: str | Path | None = None, weight_rescale: str = "none",
-               order_plot_path: str | Path | None = None) -> list[Atoms]:
+               order_plot_path: str | Path | None = None, model_dir: str | Path | None = None) -> list[Atoms]:
     """Apply the cycle's selection rule to one run; one file per chosen configuration.
 
     Every chosen configuration gets the info keys ``q4``, ``q6``, ``w6``
@@ -231,6 +226,10 @@ def select_run(traj_path: str | Path, summary_path: str | Path, temperatures_pat
     A run the committee stopped before its first cull has no culled samples;
     its final configuration is then the lowest-enthalpy walker of the final
     live set (``final_path``), for rules that ask for the final configuration.
+
+    ``model_dir`` (the previous cycle's committee) scores the samples that
+    carry no ``committee_std`` for a ``trust_window`` rule
+    (:func:`nestdb.explore.stage.score_committee_std`).
     """
     from nestdb.order import order_parameters
     from nestdb.select import frame_temperatures, select_configurations
@@ -257,6 +256,10 @@ def select_run(traj_path: str | Path, summary_path: str | Path, temperatures_pat
             f"{summary.get('n_iter')} iterations), so rule {rule['kind']!r} has nothing to choose from; "
             "use `select: {kind: final}` for such runs or loosen the committee limits."
         )
+    if rule["kind"] == "trust_window" and model_dir is not None:
+        from nestdb.explore.stage import score_committee_std
+
+        score_committee_std(frames, model_dir)
     chosen = select_configurations(frames, frame_t, rule, stopped_early=stopped_early, cycle=cycle,
                                    pressure_gpa=pressure_gpa, weight_alpha=weight_alpha,
                                    weight_rescale=weight_rescale, source=str(traj_path))
