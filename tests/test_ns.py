@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+from ase import Atoms
 from ase.io import read
 
 from nestdb.calculators import FastLennardJones
@@ -277,3 +278,64 @@ def test_initial_walkers_respect_the_committee_limit():
     impossible = Sampler(np.array([12] * 4), VolumeCommittee(), small_settings(n_walkers=2, committee_std_max=1e-6))
     impossible.initialise()
     assert impossible.n_init_above_committee_limit == impossible.settings.n_walkers
+
+
+# ------------------------------------------- what each call asks of the model (energy-only moves)
+class RecordingLJ(FastLennardJones):
+    """Lennard-Jones that records the properties of every call."""
+
+    def __init__(self, always_forces: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.always_forces = always_forces
+        self.asked: list[tuple[str, ...]] = []
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=None):
+        self.asked.append(tuple(properties))
+        if self.always_forces:
+            properties = list(properties) + ["forces"]
+        super().calculate(atoms, properties, system_changes or ["positions", "cell"])
+
+
+def test_cell_moves_ask_for_the_energy_alone_and_md_for_forces(tmp_path):
+    calc = RecordingLJ()
+    summary = run_nested_sampling({"Mg": 4}, calc, small_settings(max_iter=60), tmp_path / "rec")
+    assert len(calc.asked) == summary["n_calls"]
+    with_forces = sum("forces" in asked for asked in calc.asked)
+    # MD steps (and the start of an MD move after energy-only moves) need forces; cell moves do not
+    assert 0 < with_forces < len(calc.asked)
+    n_md_steps = summary["attempts"]["md"] * 3  # md_traj_len=3 (rejected trajectories may stop early)
+    assert with_forces <= n_md_steps + summary["attempts"]["md"]
+    n_cell_calls = sum(summary["attempts"].get(m, 0) for m in ("volume", "shear", "stretch"))
+    assert len(calc.asked) - with_forces >= 0.5 * n_cell_calls  # most cell proposals reach the model
+
+
+def test_the_chain_does_not_depend_on_which_calls_computed_forces(tmp_path):
+    # the same run with a model that always returns forces (as pyace does) makes
+    # no extra calls at the start of MD moves, but draws and accepts the same
+    lazy = run_nested_sampling({"Mg": 4}, RecordingLJ(), small_settings(max_iter=80, traj_interval=2),
+                               tmp_path / "lazy")
+    eager = run_nested_sampling({"Mg": 4}, RecordingLJ(always_forces=True),
+                                small_settings(max_iter=80, traj_interval=2), tmp_path / "eager")
+    for kind in ("energies", "traj", "final"):
+        assert output_paths(tmp_path / "lazy")[kind].read_bytes() == output_paths(tmp_path / "eager")[kind].read_bytes()
+    assert eager["n_calls"] < lazy["n_calls"]
+    assert eager["attempts"] == lazy["attempts"]
+
+
+def test_walker_forces_are_those_of_its_configuration_or_marked_unknown():
+    calc = FastLennardJones()
+    sampler = Sampler(np.array([12] * 4), calc, small_settings(n_walkers=6))
+    sampler.initialise()
+    for _ in range(30):
+        sampler.walk(int(sampler.rng.integers(6)), float(sampler.walkers.enthalpy.max()))
+    w = sampler.walkers
+    known = 0
+    for index in range(6):
+        atoms = Atoms("Mg4", positions=w.positions[index], cell=w.cells[index], pbc=True)
+        atoms.calc = FastLennardJones()
+        assert atoms.get_potential_energy() == pytest.approx(w.potential[index], abs=1e-12)
+        if np.isnan(w.forces[index]).all():
+            continue
+        known += 1
+        np.testing.assert_allclose(w.forces[index], atoms.get_forces(), atol=1e-12)
+    assert known > 0  # walks end with an MD move often enough

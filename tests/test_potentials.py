@@ -14,7 +14,7 @@ from ase.calculators.eam import EAM as AseEAM
 
 from nestdb.calculators import make_calculator
 from nestdb.errors import ConfigError, DataError
-from nestdb.potentials import FastEAM, read_eam_file
+from nestdb.potentials import FastEAM, FastLennardJones, read_eam_file
 from nestdb.potentials import neighbours
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -313,3 +313,49 @@ def test_lj_matches_ase_in_small_and_skewed_cells(n_atoms, volume_per_atom):
     ours = evaluate(atoms, FastLennardJones(cutoff=7.3, **params))
     reference = evaluate(atoms, LennardJones(rc=7.3, smooth=False, **params))
     assert_same(ours, reference, energy_tol=1e-10, force_tol=1e-10, stress_tol=1e-12)
+
+
+# ------------------------------------------------- energy-only calls (nested sampling's cell moves)
+def _fast_models():
+    models = [("lj", FastLennardJones())]
+    if MG_EAM.is_file():
+        models += [("eam numba", FastEAM(MG_EAM, compiled=True)), ("eam numpy", FastEAM(MG_EAM, compiled=False))]
+    return models
+
+
+@pytest.mark.parametrize("n_atoms, volume_per_atom, seed", [(16, 23.0, 4), (3, 30.0, 5)])
+def test_energy_only_calls_skip_forces_and_give_the_same_energy(n_atoms, volume_per_atom, seed):
+    atoms = random_cell_atoms("Mg" * n_atoms, volume_per_atom, seed)
+    for name, calc in _fast_models():
+        calc.reset()
+        calc.calculate(atoms, ["energy", "forces"], all_changes)
+        full = dict(calc.results)
+        calc.reset()
+        calc.calculate(atoms, ["energy"], all_changes)
+        assert "forces" not in calc.results and "stress" not in calc.results, name
+        # the same arithmetic: bit for bit (nested sampling mixes both kinds of call in one chain)
+        assert calc.results["energy"] == full["energy"], name
+        # ASE's getters: energy first, then forces of the same configuration
+        copy = atoms.copy()
+        copy.calc = calc
+        assert copy.get_potential_energy() == full["energy"], name
+        np.testing.assert_array_equal(copy.get_forces(), full["forces"], err_msg=name)
+        np.testing.assert_array_equal(copy.get_stress(), full["stress"], err_msg=name)
+
+
+def test_energy_only_call_removes_forces_of_an_earlier_call():
+    calc = FastLennardJones()
+    atoms = random_cell_atoms("Mg" * 4, 25.0, 6)
+    calc.calculate(atoms, ["energy", "forces"], all_changes)
+    calc.calculate(atoms, ["energy"], all_changes)  # no reset(): stale forces must not survive
+    assert "forces" not in calc.results
+
+
+@needs_mg_eam
+@pytest.mark.parametrize("forces", [True, False])
+def test_coinciding_atoms_without_forces_give_infinite_energy(forces):
+    atoms = Atoms("Mg3", positions=[[0, 0, 0], [0, 0, 0], [1.5, 1.5, 1.5]], cell=np.eye(3) * 6, pbc=True)
+    calc = FastEAM(MG_EAM)
+    calc.calculate(atoms, ["energy", "forces"] if forces else ["energy"], all_changes)
+    assert calc.results["energy"] == np.inf
+    assert ("forces" in calc.results) == forces

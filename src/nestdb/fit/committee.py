@@ -1,9 +1,8 @@
 """The fitted committee as an ASE calculator, and batch prediction.
 
-One pyace basis evaluation per configuration gives the mean-model energy,
-forces and stress *and* the per-atom basis values (projections); the
-committee energies are then a matrix product, so a committee of any size
-costs about as much as the mean model alone.
+One pyace evaluation per configuration gives the mean-model energy, forces
+and stress *and* the committee energies (see :class:`CommitteeACECalculator`),
+so a committee costs little more than the mean model alone.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
+from ase.data import chemical_symbols
 from ase.stress import voigt_6_to_full_3x3_stress
 
 from nestdb.errors import DataError
@@ -104,54 +104,180 @@ class CommitteeACECalculator(Calculator):
     * ``energy_std``: their standard deviation (eV, total; ddof=1 like Julia's ``std``),
     * ``energy_std_per_atom``: ``energy_std / n_atoms`` (eV/atom).
 
+    How it is evaluated (benchmarks/ace_ns_cost.py measures it): pyace's
+    recursive C-tilde evaluator gives the mean model's energy and forces in
+    ~40-60 % of the time of the B-basis evaluator with projections. The
+    committee of a one-element model comes from the same pass: the members'
+    coefficient deviations from the mean are extra densities of the basis
+    (with zero weight in the embedding, so energy and forces stay the mean
+    model's), and the per-atom densities summed over the atoms are the
+    members' energy deviations. Several elements: the B-basis evaluator's
+    per-atom projections times the coefficients (one pass, any committee size).
+
     Parameters
     ----------
     model_dir
         Folder with ``potential.yaml`` and ``committee.npz``.
     **kwargs
         Passed to :class:`ase.calculators.calculator.Calculator`.
+
+    Attributes
+    ----------
+    std_on_request : bool
+        False (default): every call evaluates the committee. True: only calls
+        whose ``properties`` list ``energy_std_per_atom``, ``energy_std`` or
+        ``energy_committee`` do; the others give energy, forces and stress
+        alone, at the recursive evaluator's cost (nested sampling sets this
+        and asks for the STD only where a move needs it).
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies", "energy_committee",
+                              "energy_std", "energy_std_per_atom"]
+    _COMMITTEE_PROPERTIES = ("energy_std_per_atom", "energy_std", "energy_committee")
 
     def __init__(self, model_dir: str | Path, **kwargs):
-        from pyace import PyACECalculator
-
         Calculator.__init__(self, **kwargs)
         self.committee = load_committee(model_dir)
         self.model_dir = Path(model_dir)
-        self._ace = PyACECalculator(str(self.committee.potential_path))
+        self.std_on_request = False
+        self._models = _PyaceModels(self.committee)
+        self._species_key: bytes | None = None
 
-    def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes):
-        Calculator.calculate(self, atoms, properties, system_changes)
-        atoms = self.atoms
+    @property
+    def _ace(self):
+        """pyace's B-basis calculator evaluated at the last configuration, for its per-atom
+        ``projections`` (computed on access: the recursive route has none)."""
+        if self.atoms is None:
+            raise RuntimeError("no configuration evaluated yet")
+        return self._models.projected(self.atoms)
+
+    def _species(self, atoms: Atoms) -> None:
+        """Element indices, E0 per atom and element counts of ``atoms`` (cached: NS keeps its atoms)."""
+        key = atoms.numbers.tobytes()
+        if key == self._species_key:
+            return
         symbols = atoms.get_chemical_symbols()
         unknown = set(symbols) - set(self.committee.elements)
         if unknown:
             raise DataError(f"configuration contains {sorted(unknown)} but the model in {self.model_dir} "
                             f"was fitted for {self.committee.elements}")
-        # pyace computes energy, forces, stress and projections in one pass whatever is asked
-        self._ace.calculate(atoms, properties=("energy", "forces"), system_changes=all_changes)
-        ace = self._ace.results
-        e0_atoms = self.committee.reference_energy(symbols)
-        e0_total = float(e0_atoms.sum())
-        phi = self.committee.summed_projections(self._ace.projections, symbols)
+        self._symbols = symbols
+        self._e0_atoms = self.committee.reference_energy(symbols)
+        self._e0_total = float(self._e0_atoms.sum())
         counts = np.array([symbols.count(e) for e in self.committee.elements], dtype=float)
-        committee_energies = self.committee.coefficients @ phi + e0_total + self.committee.onebody_deviation @ counts
-        ddof = 1 if committee_energies.size > 1 else 0
-        energy_std = float(np.std(committee_energies, ddof=ddof))
-        energy = float(ace["energy"]) + e0_total
+        self._onebody = self.committee.onebody_deviation @ counts
+        self._species_key = key
+
+    def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes):
+        Calculator.calculate(self, atoms, properties, system_changes)
+        atoms = self.atoms
+        self._species(atoms)
+        with_committee = not self.std_on_request or any(p in properties for p in self._COMMITTEE_PROPERTIES)
+        models = self._models
+        calc, deviations = models.compute(atoms, with_committee, self._symbols)
+        energy = float(calc.energy) + self._e0_total
         self.results = {
             "energy": energy,
             "free_energy": energy,
-            "forces": np.array(ace["forces"], dtype=float),
-            "energies": np.asarray(ace["energies"], dtype=float) + e0_atoms,
-            "energy_committee": committee_energies,
-            "energy_std": energy_std,
-            "energy_std_per_atom": energy_std / len(atoms),
+            "forces": np.array(calc.forces, dtype=float),
+            "energies": np.array(calc.energies, dtype=float) + self._e0_atoms,
         }
-        if "stress" in ace:
-            self.results["stress"] = np.array(ace["stress"], dtype=float)
+        if deviations is not None:
+            committee_energies = energy + deviations + self._onebody
+            ddof = 1 if committee_energies.size > 1 else 0
+            energy_std = float(np.std(committee_energies, ddof=ddof))
+            self.results.update(energy_committee=committee_energies, energy_std=energy_std,
+                                energy_std_per_atom=energy_std / len(atoms))
+        if atoms.cell.rank == 3:
+            # pyace's virial order xx, yy, zz, xy, xz, yz -> ASE Voigt xx, yy, zz, yz, xz, xy
+            virial = np.array(calc.virial, dtype=float)
+            self.results["stress"] = virial[[0, 1, 2, 5, 4, 3]] / atoms.get_volume()
+
+
+class _PyaceModels:
+    """The pyace evaluators of one committee (each pyace calculator keeps raw
+    pointers to its evaluator and basis: they are held here)."""
+
+    def __init__(self, committee: Committee) -> None:
+        from pyace.basis import ACEBBasisSet, BBasisConfiguration
+        from pyace.calculator import ACECalculator
+        from pyace.evaluator import ACEBEvaluator
+
+        self.committee = committee
+        config = BBasisConfiguration(str(committee.potential_path))
+        self.b_basis = ACEBBasisSet(config)
+        self.cutoff = float(self.b_basis.cutoffmax)
+        self.element_index = {e: i for i, e in enumerate(self.b_basis.elements_name)}
+        self.fast, self._fast_parts = self._recursive(self.b_basis)
+        self._b_evaluator = ACEBEvaluator(self.b_basis)
+        self.projections = ACECalculator(self._b_evaluator)
+        blocks = config.funcspecs_blocks
+        self.multi = None
+        if len(blocks) == 1 and blocks[0].ndensityi == 1 and len(committee.elements) == 1 \
+                and np.array_equal(np.array(config.get_func_coeffs()), committee.mean_coefficients):
+            self.multi, self._multi_parts = self._recursive(ACEBBasisSet(self._committee_config(config)))
+
+    @staticmethod
+    def _recursive(basis):
+        from pyace.calculator import ACECalculator
+        from pyace.evaluator import ACERecursiveEvaluator
+
+        ctilde = basis.to_ACECTildeBasisSet()
+        evaluator = ACERecursiveEvaluator(ctilde)
+        evaluator.set_recursive(True)
+        return ACECalculator(evaluator), (basis, ctilde, evaluator)
+
+    def _committee_config(self, config):
+        """The basis with density 0 = the mean model and density k = member k's
+        coefficients minus the mean's, the extra densities weighted 0 in the
+        (linear) embedding."""
+        deviations = self.committee.coefficients - self.committee.mean_coefficients
+        n_density = 1 + deviations.shape[0]
+        block = config.funcspecs_blocks[0]
+        functions = block.funcspecs
+        for k, function in enumerate(functions):
+            function.coeffs = [float(function.coeffs[0])] + deviations[:, k].tolist()
+        block.funcspecs = functions
+        block.ndensityi = n_density
+        block.fs_parameters = list(block.fs_parameters[:2]) + [0.0, 1.0] * (n_density - 1)
+        config.funcspecs_blocks = [block]
+        return config
+
+    def environment(self, atoms: Atoms):
+        from pyace.catomicenvironment import build_atomic_env
+
+        pbc = atoms.pbc
+        if pbc.all() != pbc.any():
+            raise DataError("the ACE committee supports fully periodic or non-periodic cells only")
+        env = build_atomic_env(np.array(atoms.positions, dtype=float), np.array(atoms.cell.array, dtype=float),
+                               atoms.numbers, bool(pbc.all()), self.cutoff)
+        index = self.element_index
+        symbols = chemical_symbols
+        env.species_type = [index[symbols[z]] for z in env.species_type]
+        return env
+
+    def projected(self, atoms: Atoms):
+        """The B-basis calculator after evaluating ``atoms`` with per-atom projections."""
+        self.projections.compute(self.environment(atoms), compute_projections=True)
+        return self.projections
+
+    def compute(self, atoms: Atoms, with_committee: bool, symbols: list[str]):
+        """Evaluate ``atoms``; returns the pyace calculator that holds energy,
+        forces, energies and virial, and the members' energy deviations from
+        the mean (None without ``with_committee``)."""
+        env = self.environment(atoms)
+        if not with_committee:
+            self.fast.compute(env, compute_projections=False)
+            return self.fast, None
+        if self.multi is not None:
+            # (pyace fills the per-atom densities only along with its projections)
+            self.multi.compute(env, compute_projections=True)
+            rhos = np.asarray(self.multi.rhos, dtype=float)
+            return self.multi, rhos[:, 1:].sum(axis=0)
+        self.projections.compute(env, compute_projections=True)
+        phi = self.committee.summed_projections(self.projections.projections, symbols)
+        deviations = (self.committee.coefficients - self.committee.mean_coefficients) @ phi
+        return self.projections, deviations
 
 
 def predict_frames(model_dir: str | Path | Calculator, frames: list[Atoms]) -> dict:

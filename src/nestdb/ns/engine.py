@@ -10,6 +10,7 @@ cost). The :class:`Sampler` holds the live set and walks single walkers;
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
@@ -20,7 +21,8 @@ from nestdb.errors import ConfigError
 from nestdb.ns import moves
 from nestdb.ns.output import walker_frame
 from nestdb.ns.settings import MOVE_TYPES, NSSettings
-from nestdb.ns.walkers import Evaluator, WalkerSet
+from nestdb.ns.walkers import Evaluator, WalkerSet, forces_known
+from nestdb.potentials.neighbours import inverse_and_volume
 from nestdb.units import KB_EV_PER_K, gpa_to_ev_per_a3
 
 #: Acceptance windows of the step-size adaptation (method.md section 1).
@@ -87,6 +89,9 @@ class Sampler:
         self.rng = np.random.default_rng(settings.seed)
         need_std = settings.committee_std_max is not None or settings.committee_stop_std is not None
         self.evaluate = Evaluator(numbers, calculator, need_std=need_std)
+        # A proposal needs the committee STD only under committee_std_max; else
+        # the STD of a walk's end point is filled in by one call (complete_std)
+        self.std_per_move = settings.committee_std_max is not None
         n_atoms = self.n_atoms
         vmax = settings.max_volume_per_atom
         if settings.kemax_max_T is not None:
@@ -101,6 +106,7 @@ class Sampler:
             raise ConfigError("move_fractions.swap > 0 needs at least two species in the composition; "
                               "set swap to 0 for a one-element system")
         self.move_cumulative = np.cumsum([fractions[m] for m in self.move_names])
+        self._cumulative = self.move_cumulative.tolist()  # bisect on a list: same as searchsorted, faster
         # Initial steps: MD dt in ASE time units scaled by sqrt(mass) (pymatnest's
         # 0.1 is for 1 amu); volume per atom as pymatnest; shear/stretch dimensionless.
         mass_scale = math.sqrt(float(self.masses.mean()))
@@ -159,7 +165,8 @@ class Sampler:
                     continue
                 cell = self._random_cell(volume)
                 trial_positions = self.rng.random((n_atoms, 3)) @ cell
-                trial = self.evaluate(trial_positions, cell)
+                # most draws lie above the ceiling: forces only when an MD move needs them
+                trial = self.evaluate(trial_positions, cell, forces=False)  # with the STD
                 if self.evaluate.n_failed == self.evaluate.n_calls >= MAX_FAILED_FIRST_CALLS:
                     raise ConfigError(f"the model failed on all of its first {MAX_FAILED_FIRST_CALLS} calls "
                                       f"(last: {self.evaluate.last_error}); check the calculator settings")
@@ -189,7 +196,7 @@ class Sampler:
                 w.velocities[index] = 0.0
             w.positions[index] = positions
             w.cells[index] = cell
-            w.forces[index] = result.forces
+            w.forces[index] = np.nan if result.forces is None else result.forces  # see forces_known
             w.potential[index] = result.energy
             w.kinetic[index] = kinetic
             w.volume[index] = volume
@@ -199,29 +206,44 @@ class Sampler:
     # ------------------------------------------------------------------ moves
     def md_move(self, index: int, h_lim: float) -> None:
         """Total-enthalpy HMC: NVE velocity Verlet, accept iff H' < H_lim and
-        KE' < KEmax; then a rejection-free velocity redraw below H_lim."""
+        KE' < KEmax; then a rejection-free velocity redraw below H_lim.
+
+        Starting from a configuration whose forces are not known (the walker's
+        last accepted move was energy-only) costs one more model call; it is
+        counted in ``n_calls`` but not in the walk's budget, so the moves and
+        random draws of a walk do not depend on which calls computed forces.
+        """
         w, masses, dt = self.walkers, self.masses, self.step["md"]
         cell = w.cells[index]
-        positions = w.positions[index].copy()
-        velocities = w.velocities[index].copy()
         forces = w.forces[index]
-        result = None
         finite = True
-        for _ in range(self.settings.md_traj_len):
-            velocities = moves.verlet_half_kick(velocities, forces, masses, dt)
-            # wrapping every step changes nothing physically but keeps atoms
-            # near the cell, which the neighbour lists need to stay fast
-            positions = moves.wrap_positions(positions + dt * velocities, cell)
-            result = self.evaluate(positions, cell)
-            forces = result.forces
-            if not result.ok:
-                finite = False  # overlapping atoms: the trajectory is lost, reject
-                break
-            velocities = moves.verlet_half_kick(velocities, forces, masses, dt)
+        if not forces_known(forces):
+            start = self.evaluate(w.positions[index], cell, std=False)  # the STD is known
+            finite = start.ok
+            if finite:
+                w.forces[index] = forces = start.forces
+        velocities = w.velocities[index]
+        result = None
+        if finite:
+            inverse = inverse_and_volume(cell)[0]
+            positions = w.positions[index]
+            n_steps = self.settings.md_traj_len
+            for step in range(n_steps):
+                velocities = moves.verlet_half_kick(velocities, forces, masses, dt)
+                # wrapping every step changes nothing physically but keeps atoms
+                # near the cell, which the neighbour lists need to stay fast
+                positions = moves.wrap_positions(positions + dt * velocities, cell, inverse)
+                # the committee STD matters only where the move ends
+                result = self.evaluate(positions, cell, std=self.std_per_move and step == n_steps - 1)
+                forces = result.forces
+                if not result.ok:
+                    finite = False  # overlapping atoms: the trajectory is lost, reject
+                    break
+                velocities = moves.verlet_half_kick(velocities, forces, masses, dt)
         kinetic = moves.kinetic_energy(velocities, masses)
         pv = self.pressure * w.volume[index]
-        enthalpy = result.energy + pv + kinetic
-        accepted = finite and enthalpy < h_lim and kinetic < self.kemax and self._std_allowed(result.std_per_atom)
+        accepted = finite and result.energy + pv + kinetic < h_lim and kinetic < self.kemax \
+            and self._std_allowed(result.std_per_atom)
         self._record("md", accepted)
         if accepted:
             w.positions[index] = positions
@@ -258,15 +280,15 @@ class Sampler:
                 moves.min_aspect_ratio(new_cell) < self.settings.min_aspect_ratio:
             self._record(move, False)
             return
-        new_positions = np.linalg.solve(cell.T, w.positions[index].T).T @ new_cell
-        result = self.evaluate(new_positions, new_cell)
+        new_positions = moves.transform_positions(w.positions[index], cell, new_cell)
+        result = self.evaluate(new_positions, new_cell, forces=False, std=self.std_per_move)
         enthalpy = result.energy + self.pressure * new_volume + w.kinetic[index]
         accepted = result.ok and enthalpy < h_lim and self._std_allowed(result.std_per_atom)
         self._record(move, accepted)
         if accepted:
             w.positions[index] = new_positions
             w.cells[index] = new_cell
-            w.forces[index] = result.forces
+            w.forces[index] = np.nan if result.forces is None else result.forces  # see forces_known
             w.potential[index] = result.energy
             w.volume[index] = new_volume
             w.enthalpy[index] = enthalpy
@@ -276,13 +298,13 @@ class Sampler:
         """Evaluate new positions at fixed cell and kinetic energy; keep them iff
         H' < H_lim and the committee allows them (shared by atom and swap moves)."""
         w = self.walkers
-        result = self.evaluate(positions, w.cells[index])
+        result = self.evaluate(positions, w.cells[index], forces=False, std=self.std_per_move)
         enthalpy = result.energy + self.pressure * w.volume[index] + w.kinetic[index]
         accepted = result.ok and enthalpy < h_lim and self._std_allowed(result.std_per_atom)
         self._record(move, accepted)
         if accepted:
             w.positions[index] = positions
-            w.forces[index] = result.forces
+            w.forces[index] = np.nan if result.forces is None else result.forces  # see forces_known
             w.potential[index] = result.energy
             w.enthalpy[index] = enthalpy
             w.committee_std[index] = result.std_per_atom
@@ -319,9 +341,9 @@ class Sampler:
     def walk(self, index: int, h_lim: float) -> None:
         """Walk one walker for ``walk_length`` model calls below ``h_lim``."""
         used, budget, traj_len = 0, self.settings.walk_length, self.settings.md_traj_len
+        names, cumulative, several = self.move_names, self._cumulative, len(self.move_names) > 1
         while used < budget:
-            move = self.move_names[int(np.searchsorted(self.move_cumulative, self.rng.random(), side="right"))
-                                   if len(self.move_names) > 1 else 0]
+            move = names[bisect.bisect_right(cumulative, self.rng.random()) if several else 0]
             if move == "md":
                 self.md_move(index, h_lim)
                 used += traj_len
@@ -334,6 +356,21 @@ class Sampler:
             else:
                 self.cell_move(index, h_lim, move)
                 used += 1
+        self.complete_std(index)
+
+    def complete_std(self, index: int) -> None:
+        """Give walker ``index`` its committee STD where its last accepted move
+        skipped it (a committee calculator with ``std_on_request``): one call,
+        which also gives the forces if they are unknown. The walker's energy
+        stays that of its move, so the chain does not depend on this call."""
+        w = self.walkers
+        std = w.committee_std[index]
+        if std == std or not self.evaluate.std_on_request:
+            return
+        result = self.evaluate(w.positions[index], w.cells[index], forces=not forces_known(w.forces[index]))
+        w.committee_std[index] = result.std_per_atom
+        if result.forces is not None and result.ok:
+            w.forces[index] = result.forces
 
     def adapt_steps(self) -> list[str]:
         """Rescale each step size by 1.5 when its acceptance since the last call

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,9 +22,10 @@ class WalkerSet:
     """The live set: K walkers of N atoms, one row per walker.
 
     ``enthalpy`` = ``potential`` + P ``volume`` + ``kinetic`` (the NS energy);
-    ``forces`` are those of the current configuration so that an MD move
-    needs no extra model call; ``committee_std`` is in eV/atom (NaN when the
-    model has none).
+    ``forces`` are those of the current configuration, or NaN when its last
+    accepted move was evaluated without forces (an MD move then computes
+    them first; see :func:`forces_known`); ``committee_std`` is in eV/atom
+    (NaN when the model has none).
     """
 
     positions: np.ndarray      # (K, N, 3) A, wrapped into the cell
@@ -67,22 +69,44 @@ class WalkerSet:
             getattr(self, name)[index] = state[name]
 
 
-@dataclass
+def forces_known(forces: np.ndarray) -> bool:
+    """False for a walker's forces marked unknown (NaN) after an energy-only move."""
+    first = forces.flat[0]
+    return bool(first == first)
+
+
 class Evaluation:
-    """Result of one model call."""
+    """Result of one model call: ``energy`` (eV), ``forces`` ((N, 3) eV/A, or
+    None after an energy-only call the model answered without them), ``std_per_atom`` (eV/atom, NaN when the model
+    gives none or was not asked) and ``ok`` (False when the model failed or gave
+    a non-finite energy or force: the move must be rejected)."""
 
-    energy: float
-    forces: np.ndarray
-    std_per_atom: float  # eV/atom, NaN when the model gives none
+    __slots__ = ("energy", "forces", "std_per_atom", "ok")
 
-    @property
-    def ok(self) -> bool:
-        """False when the model failed or gave a non-finite energy or force."""
-        return bool(np.isfinite(self.energy) and np.isfinite(self.forces).all())
+    def __init__(self, energy: float, forces: np.ndarray | None, std_per_atom: float, ok: bool) -> None:
+        self.energy = energy
+        self.forces = forces
+        self.std_per_atom = std_per_atom
+        self.ok = ok
+
+
+#: Properties asked of the calculator, by (forces, committee STD) needed.
+_PROPERTIES = {(True, True): ["energy", "forces", "energy_std_per_atom"],
+               (True, False): ["energy", "forces"],
+               (False, True): ["energy", "energy_std_per_atom"],
+               (False, False): ["energy"]}
 
 
 class Evaluator:
     """Evaluates configurations with one calculator and one reused Atoms object.
+
+    Each call asks the calculator only for what the move needs: cell moves,
+    single-atom and swap moves ask for the energy alone (``forces=False``:
+    ``calculate(atoms, ["energy"])``; calculators that compute forces only on
+    request, such as nestdb's EAM and Lennard-Jones and ASE's EAM, then skip
+    them); MD steps ask for forces too. ``"energy_std_per_atom"`` is listed in
+    the properties where the committee STD is used; committee calculators
+    with ``std_on_request`` (set here) skip the committee elsewhere.
 
     Counts the model calls (``n_calls``) and reads the committee STD from
     ``calculator.results["energy_std_per_atom"]`` when present. A calculator
@@ -104,42 +128,58 @@ class Evaluator:
         self.atoms = Atoms(numbers=numbers, cell=np.eye(3), pbc=True)
         self.atoms.calc = calculator
         self.calculator = calculator
+        #: True for committee calculators that skip the committee unless asked
+        self.std_on_request = hasattr(calculator, "std_on_request")
+        if self.std_on_request:
+            calculator.std_on_request = True
         self.need_std = need_std
         self.n_calls = 0
         self.n_failed = 0
         self.last_error = ""
+        # written in place: Atoms.set_cell/set_positions cost ~10 us per call
+        self._positions = self.atoms.arrays["positions"]
+        self._cell = self.atoms.cell.array
 
-    def __call__(self, positions: np.ndarray, cell: np.ndarray) -> Evaluation:
+    def __call__(self, positions: np.ndarray, cell: np.ndarray, forces: bool = True, std: bool = True
+                 ) -> Evaluation:
+        """Energy (and forces unless ``forces`` is False) of one configuration;
+        ``std`` False says that the committee STD is not needed."""
         atoms, calc = self.atoms, self.calculator
-        atoms.set_cell(cell, scale_atoms=False)
-        atoms.set_positions(positions)
+        self._positions[...] = positions
+        self._cell[...] = cell
         # Every call is a new configuration, so go straight to calculate():
         # ASE's get_property() would compare the atoms with the last ones
         # (np.allclose twice per call), which costs ~40% of a small LJ call.
         self.n_calls += 1
         try:
             calc.reset()
-            calc.calculate(atoms, ["energy", "forces"], all_changes)
+            calc.calculate(atoms, _PROPERTIES[forces, std], all_changes)
             results = calc.results
             energy = float(results["energy"]) if "energy" in results else float(atoms.get_potential_energy())
-            forces = np.array(results["forces"], dtype=float) if "forces" in results \
-                else np.array(atoms.get_forces(), dtype=float)
-            if forces.shape != positions.shape:
-                raise ValueError(f"forces of shape {forces.shape}, expected {positions.shape}")
+            # forces a calculator gives unasked (pyace, EMT) are kept: an MD move can start from them
+            result_forces = results.get("forces")
+            if result_forces is None and forces:
+                result_forces = atoms.get_forces()
+            if result_forces is not None:
+                result_forces = np.array(result_forces, dtype=float)
+                if result_forces.shape != positions.shape:
+                    raise ValueError(f"forces of shape {result_forces.shape}, expected {positions.shape}")
         except Exception as err:  # noqa: BLE001 - any model failure only rejects this move
             self.n_failed += 1
             self.last_error = f"{type(err).__name__}: {err}"
-            return Evaluation(np.nan, np.full(positions.shape, np.nan), np.nan)
-        if not (np.isfinite(energy) and np.isfinite(forces).all()):
+            return Evaluation(math.nan, np.full(positions.shape, np.nan) if forces else None, math.nan, False)
+        # a sum is finite only if every term is (inf - inf and NaN propagate)
+        ok = math.isfinite(energy) and (result_forces is None or math.isfinite(result_forces.sum()))
+        if not ok:
             self.n_failed += 1
             self.last_error = "non-finite energy or forces"
-        std = results.get("energy_std_per_atom")
-        if std is None:
-            if self.need_std:
+        std_value = results.get("energy_std_per_atom")
+        if std_value is None:
+            if self.need_std and std:
                 raise ConfigError(
                     "committee_std_max / committee_stop_std are set but the calculator "
                     f"{type(self.calculator).__name__} does not report results['energy_std_per_atom']; "
                     "use an 'ace_committee' model or unset these keys"
                 )
-            std = np.nan
-        return Evaluation(energy, forces, float(std))
+            std_value = math.nan
+        return Evaluation(energy, result_forces, float(std_value), ok)

@@ -32,7 +32,7 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from nestdb.errors import DataError
 from nestdb.potentials import eam_kernel, neighbours, splines
-from nestdb.potentials.neighbours import half_neighbour_list, inverse_and_volume, lattice_translations
+from nestdb.potentials.neighbours import half_neighbour_list, inverse_and_volume
 from nestdb.potentials.results import remember_atoms, store_results
 
 EAM_KINDS: tuple[str, ...] = ("eam", "eam/alloy", "eam/fs")
@@ -180,6 +180,10 @@ def _read_funcfl(path: Path, lines: list[str]) -> EAMTables:
 class FastEAM(Calculator):
     """Fast EAM calculator (compiled kernel or numpy): energy, per-atom energies, forces, stress.
 
+    Forces and stress are computed only when asked for (``calculate`` with
+    "forces" or "stress" in ``properties``, as ASE's getters do), so an
+    energy-only call costs about half as much.
+
     Any periodic cell shape and size (the cutoff may exceed half the cell:
     all images are counted), several elements, non-periodic systems too.
 
@@ -232,7 +236,8 @@ class FastEAM(Calculator):
             splines.interval_coefficients(0.0, tables.drho, tables.embedding[a], self._n_rho_int)
             for a in range(n_el)])
         self._index_of = {symbol: k for k, symbol in enumerate(self.elements)}
-        self._first_number = atomic_numbers[self.elements[0]]
+        self._types_key: bytes | None = None  # atomic numbers of the last call, and their types
+        self._types = np.zeros(0, dtype=np.int64)
 
     def element_indices(self, symbols: list[str]) -> np.ndarray:
         """Index into :attr:`elements` of each symbol; DataError for elements the file lacks."""
@@ -241,8 +246,8 @@ class FastEAM(Calculator):
             raise DataError(f"EAM potential has elements {self.elements}; no parameters for {missing}")
         return np.array([self._index_of[s] for s in symbols], dtype=np.intp)
 
-    def compute(self, positions: np.ndarray, cell: np.ndarray, pbc, types: np.ndarray, per_atom: bool = True
-                ) -> tuple[float, np.ndarray | None, np.ndarray, np.ndarray | None]:
+    def compute(self, positions: np.ndarray, cell: np.ndarray, pbc, types: np.ndarray, per_atom: bool = True,
+                forces: bool = True) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """Energy, per-atom energies, forces and the stress (3x3, ASE sign) from plain arrays.
 
         Parameters
@@ -254,26 +259,31 @@ class FastEAM(Calculator):
             Indices into :attr:`elements` (see :meth:`element_indices`).
         per_atom : bool
             False skips the per-atom energies (returned as None).
+        forces : bool
+            False skips forces and stress (returned as None): about half the
+            cost of a small cell with the compiled kernel.
 
         Coinciding atoms give an infinite energy and NaN forces (a move there
         must be rejected); a cell of zero volume gives stress None.
         """
         n_atoms = len(positions)
         cell = np.asarray(cell, dtype=float)
+        if self.compiled and all(pbc):
+            status, energy, energies, force_array, virial, volume = eam_kernel.eam_kernel(
+                np.ascontiguousarray(positions, dtype=float), cell, types.astype(np.int64, copy=False),
+                len(self.elements), self._symmetric, self.cutoff, self._pair_table, self._n_r_int, self._dr,
+                self._embed_table, self._n_rho_int, self._drho, self._rho_max, forces,
+                neighbours.MAX_DENSE_CANDIDATES)
+            if status == eam_kernel.COINCIDING:
+                return self._coinciding(n_atoms, forces)
+            if status == eam_kernel.OK:
+                if not forces:
+                    return energy, energies if per_atom else None, None, None
+                return energy, energies if per_atom else None, force_array, virial / volume
         inverse, volume = inverse_and_volume(cell)
-        if self.compiled and volume > 0.0 and all(pbc):
-            shifts, half_shifts = lattice_translations(cell, inverse, self.cutoff)
-            if n_atoms * (n_atoms - 1) // 2 * len(shifts) <= neighbours.MAX_DENSE_CANDIDATES:
-                ok, energy, energies, forces, virial = eam_kernel.eam_kernel(
-                    np.ascontiguousarray(positions, dtype=float), cell, inverse, types.astype(np.int64, copy=False),
-                    len(self.elements), self._symmetric, self.cutoff, self._pair_table, self._n_r_int, self._dr,
-                    self._embed_table, self._n_rho_int, self._drho, self._rho_max, shifts, half_shifts)
-                if not ok:
-                    return np.inf, np.full(n_atoms, np.inf), np.full((n_atoms, 3), np.nan), np.full((3, 3), np.nan)
-                return float(energy), energies, forces, virial / volume
         first, second, vectors, distances = half_neighbour_list(positions, cell, pbc, self.cutoff, inverse)
         if len(distances) and distances.min() <= 0.0:
-            return np.inf, np.full(n_atoms, np.inf), np.full((n_atoms, 3), np.nan), np.full((3, 3), np.nan)
+            return self._coinciding(n_atoms, forces)
         interval = (distances * (1.0 / self._dr)).astype(np.intp)
         np.minimum(interval, self._n_r_int - 1, out=interval)
         offset = distances - interval * self._dr
@@ -291,15 +301,23 @@ class FastEAM(Calculator):
             pair_half = 0.5 * value[:, -1]
             energies = embed + np.bincount(first, weights=pair_half, minlength=n_atoms) \
                 + np.bincount(second, weights=pair_half, minlength=n_atoms)
+        if not forces:
+            return energy, energies, None, None
         # dE/dr of each pair: the pair term and both atoms' embedding terms
         de_dr = slope[:, -1] + embed_slope.take(first) * slope[:, 0] + embed_slope.take(second) * slope[:, at_second]
         pair_forces = (de_dr / distances)[:, None] * vectors  # force on `first`; minus it on `second`
-        forces = np.empty((n_atoms, 3))
+        force_array = np.empty((n_atoms, 3))
         for axis in range(3):
-            forces[:, axis] = (np.bincount(first, weights=pair_forces[:, axis], minlength=n_atoms)
-                               - np.bincount(second, weights=pair_forces[:, axis], minlength=n_atoms))
+            force_array[:, axis] = (np.bincount(first, weights=pair_forces[:, axis], minlength=n_atoms)
+                                    - np.bincount(second, weights=pair_forces[:, axis], minlength=n_atoms))
         stress = pair_forces.T @ vectors / volume if volume > 0 else None
-        return energy, energies, forces, stress
+        return energy, energies, force_array, stress
+
+    @staticmethod
+    def _coinciding(n_atoms: int, forces: bool):
+        if not forces:
+            return np.inf, np.full(n_atoms, np.inf), None, None
+        return np.inf, np.full(n_atoms, np.inf), np.full((n_atoms, 3), np.nan), np.full((3, 3), np.nan)
 
     def _embedding(self, density: np.ndarray, types: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         clipped = np.minimum(density, self._rho_max)
@@ -314,11 +332,15 @@ class FastEAM(Calculator):
         return value + slope * (density - clipped), slope
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        """ASE calculate(): forces and stress only when ``properties`` asks for
+        either (``get_potential_energy()`` alone skips them)."""
         atoms = remember_atoms(self, atoms)
-        if len(self.elements) > 1 or (atoms.numbers != self._first_number).any():
-            types = self.element_indices(atoms.get_chemical_symbols())
-        else:
-            types = np.zeros(len(atoms), dtype=np.intp)
-        energy, energies, forces, stress = self.compute(atoms.positions, atoms.cell.array, atoms.pbc, types,
-                                                        per_atom="energies" in properties)
+        numbers = atoms.numbers
+        key = numbers.tobytes()
+        if key != self._types_key:  # the same atoms call after call in nested sampling
+            self._types = self.element_indices(atoms.get_chemical_symbols()).astype(np.int64)
+            self._types_key = key
+        with_forces = "forces" in properties or "stress" in properties
+        energy, energies, forces, stress = self.compute(atoms.positions, atoms.cell.array, atoms.pbc, self._types,
+                                                        per_atom="energies" in properties, forces=with_forces)
         store_results(self, energy, energies, forces, stress)

@@ -25,7 +25,8 @@ class FastLennardJones(Calculator):
     E = sum_{i<j, r<rc} 4 eps [(s/r)^12 - (s/r)^6] - e_shift, with per-atom
     energies, forces and the (Voigt, ASE sign convention) stress; periodic
     images are all counted, also when the cutoff exceeds half the cell.
-    Same energies as ASE's ``LennardJones(smooth=False)``.
+    Same energies as ASE's ``LennardJones(smooth=False)``. Forces and stress
+    are computed only when asked for.
 
     Parameters
     ----------
@@ -52,10 +53,11 @@ class FastLennardJones(Calculator):
         sr6 = (self.sigma / self.cutoff) ** 6
         self.energy_shift = 4.0 * self.epsilon * (sr6 * sr6 - sr6)
 
-    def compute(self, positions: np.ndarray, cell: np.ndarray, pbc, per_atom: bool = True
-                ) -> tuple[float, np.ndarray | None, np.ndarray, np.ndarray | None]:
+    def compute(self, positions: np.ndarray, cell: np.ndarray, pbc, per_atom: bool = True, forces: bool = True
+                ) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """Energy, per-atom energies (None unless ``per_atom``), forces and the
-        3x3 stress (ASE sign) from plain arrays.
+        3x3 stress (ASE sign) from plain arrays; ``forces`` False skips forces
+        and stress (returned as None).
 
         Coinciding atoms give an infinite energy and NaN forces; a cell of zero
         volume gives stress None.
@@ -64,6 +66,8 @@ class FastLennardJones(Calculator):
         inverse, volume = inverse_and_volume(np.asarray(cell, dtype=float))
         first, second, vectors, distances = half_neighbour_list(positions, cell, pbc, self.cutoff, inverse)
         if len(distances) and distances.min() <= 0.0:
+            if not forces:
+                return np.inf, np.full(n_atoms, np.inf), None, None
             return np.inf, np.full(n_atoms, np.inf), np.full((n_atoms, 3), np.nan), np.full((3, 3), np.nan)
         inv_r2 = 1.0 / (distances * distances)
         sr6 = (self.sigma * self.sigma * inv_r2) ** 3
@@ -72,18 +76,22 @@ class FastLennardJones(Calculator):
         if per_atom:
             energies = (np.bincount(first, weights=0.5 * pair, minlength=n_atoms)
                         + np.bincount(second, weights=0.5 * pair, minlength=n_atoms))
+        if not forces:
+            return float(pair.sum()), energies, None, None
         # (dE/dr) / r; the force on `first` is this times the vector to `second`
         de_dr_over_r = 4.0 * self.epsilon * (6.0 * sr6 - 12.0 * sr6 * sr6) * inv_r2
         pair_forces = de_dr_over_r[:, None] * vectors
-        forces = np.empty((n_atoms, 3))
+        force_array = np.empty((n_atoms, 3))
         for axis in range(3):
-            forces[:, axis] = (np.bincount(first, weights=pair_forces[:, axis], minlength=n_atoms)
-                               - np.bincount(second, weights=pair_forces[:, axis], minlength=n_atoms))
+            force_array[:, axis] = (np.bincount(first, weights=pair_forces[:, axis], minlength=n_atoms)
+                                    - np.bincount(second, weights=pair_forces[:, axis], minlength=n_atoms))
         stress = pair_forces.T @ vectors / volume if volume > 0 else None
-        return float(pair.sum()), energies, forces, stress
+        return float(pair.sum()), energies, force_array, stress
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        """ASE calculate(): forces and stress only when ``properties`` asks for either."""
         atoms = remember_atoms(self, atoms)
-        energy, energies, forces, stress = self.compute(atoms.positions, atoms.cell.array, atoms.pbc,
-                                                        per_atom="energies" in properties)
+        energy, energies, forces, stress = self.compute(
+            atoms.positions, atoms.cell.array, atoms.pbc, per_atom="energies" in properties,
+            forces="forces" in properties or "stress" in properties)
         store_results(self, energy, energies, forces, stress)

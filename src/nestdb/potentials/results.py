@@ -34,14 +34,17 @@ def remember_atoms(calc: Calculator, atoms: Atoms | None) -> Atoms:
     return kept
 
 
-def store_results(calc: Calculator, energy: float, energies: np.ndarray | None, forces: np.ndarray,
+def store_results(calc: Calculator, energy: float, energies: np.ndarray | None, forces: np.ndarray | None,
                   stress: np.ndarray | None) -> None:
-    """Fill ``calc.results`` (stress as Voigt 6-vector; None for a cell without volume)."""
+    """Fill ``calc.results`` (stress as Voigt 6-vector; None for a cell without
+    volume or an energy-only call; forces None for an energy-only call).
+    Results a call did not compute are removed, never left from an earlier one."""
     results = calc.results
     results["energy"] = energy
     results["free_energy"] = energy
-    if energies is not None:
-        results["energies"] = energies
-    results["forces"] = forces
-    if stress is not None:
-        results["stress"] = stress.flat[_VOIGT]
+    for key, value in (("energies", energies), ("forces", forces),
+                       ("stress", None if stress is None else stress.flat[_VOIGT])):
+        if value is None:
+            results.pop(key, None)
+        else:
+            results[key] = value
