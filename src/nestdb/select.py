@@ -30,16 +30,23 @@ __all__ = [
     "frame_temperatures",
     "pressure_tag",
     "merge_databases",
+    "select_pool",
+    "committee_stds",
+    "POOL_RULES",
     "IF_FEWER_CHOICES",
     "WEIGHT_RESCALE_CHOICES",
 ]
 
-KNOWN_RULES = ("temperature_window", "last", "final")
+KNOWN_RULES = ("temperature_window", "last", "final", "trust_window", "random")
+#: Rules that need no NS thermodynamics, so they also select from exploration pools (MD, random crystals).
+POOL_RULES = ("trust_window", "random")
 
 _RULE_KEYS = {
     "temperature_window": {"required": ("t_min", "t_max", "count"), "optional": ("if_stopped_early", "if_fewer")},
     "last": {"required": ("count",), "optional": ("if_fewer",)},
     "final": {"required": (), "optional": ()},
+    "trust_window": {"required": ("sigma_lo", "sigma_hi", "count"), "optional": ("if_fewer",)},
+    "random": {"required": ("count",), "optional": ("seed", "if_fewer")},
 }
 _STOPPED_EARLY_CHOICES = ("final", "window")
 #: What to do when a rule finds fewer configurations than its count: take them all, or stop.
@@ -59,7 +66,10 @@ def validate_rule(rule: dict, where: str) -> None:
     rule : dict
         E.g. ``{"kind": "temperature_window", "t_min": 200, "t_max": 3000,
         "count": 100, "if_stopped_early": "final", "if_fewer": "min"}``,
-        ``{"kind": "last", "count": 100}`` or ``{"kind": "final"}``.
+        ``{"kind": "last", "count": 100}``, ``{"kind": "final"}``,
+        ``{"kind": "trust_window", "sigma_lo": 20, "sigma_hi": 100, "count": 10}``
+        (committee energy STD in meV/atom, ``sigma_lo < sigma_hi``) or
+        ``{"kind": "random", "count": 10, "seed": 0}``.
         ``if_fewer`` (``min``, default, or ``fail``) says what happens when
         fewer configurations than ``count`` qualify.
     where : str
@@ -102,6 +112,21 @@ def validate_rule(rule: dict, where: str) -> None:
         if choice not in _STOPPED_EARLY_CHOICES:
             raise ConfigError(f"{where}.if_stopped_early: must be one of {', '.join(_STOPPED_EARLY_CHOICES)}, "
                               f"got {choice!r}")
+    if kind == "trust_window":
+        for key in ("sigma_lo", "sigma_hi"):
+            value = rule[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                    or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{where}.{key}: must be a committee energy STD in meV/atom (number >= 0), "
+                                  f"got {value!r}")
+        if rule["sigma_lo"] >= rule["sigma_hi"]:
+            raise ConfigError(f"{where}: trust window sigma_lo ({rule['sigma_lo']} meV/atom) must be below "
+                              f"sigma_hi ({rule['sigma_hi']} meV/atom); the window sigma_lo <= sigma < sigma_hi "
+                              "is empty otherwise")
+    if kind == "random" and "seed" in rule:
+        seed = rule["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"{where}.seed: must be an integer >= 0, got {seed!r}")
 
 
 # --------------------------------------------------------------------------- provenance helpers
@@ -234,6 +259,10 @@ def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: d
           frame instead when the run stopped early.
         * ``last``: the last ``count`` frames.
         * ``final``: the last frame only.
+        * ``trust_window``: ``count`` frames equally spaced in iteration among
+          those with ``sigma_lo <= committee_std < sigma_hi`` (meV/atom; info
+          ``committee_std`` in eV/atom); an empty window selects nothing.
+        * ``random``: ``count`` frames drawn without replacement (``seed``).
 
         When fewer than ``count`` frames qualify, ``if_fewer: min`` (default)
         takes all of them with a warning that says how many were found,
@@ -301,6 +330,8 @@ def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: d
         if rule["count"] > len(frames):
             _shortfall(rule, name, f"rule 'last' asks for {rule['count']} frames but the run has {len(frames)}")
         chosen = order[-rule["count"]:]
+    elif kind in POOL_RULES:
+        chosen = order[_pool_choice([frames[j] for j in order], rule, name)]
     else:
         t_lo, t_hi = float(rule["t_min"]), float(rule["t_max"])
         eligible = order[(temps[order] >= t_lo) & (temps[order] <= t_hi)]
@@ -331,6 +362,88 @@ def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: d
                                          pressure_gpa=pressure_gpa, source=source, index=int(j)))
     _make_ids_unique(selected)
     return selected
+
+
+def committee_stds(frames: Sequence[Atoms], source: str = "") -> np.ndarray:
+    """Committee energy STD (meV/atom) of every frame, from its ``committee_std`` info key (eV/atom).
+
+    Raises
+    ------
+    DataError
+        A frame has no ``committee_std``: it was explored without a committee
+        (cycle 0's classical potential) and was not scored by one.
+    """
+    out = np.empty(len(frames))
+    for j, atoms in enumerate(frames):
+        value = atoms.info.get("committee_std")
+        if value is None or not math.isfinite(float(value)):
+            raise DataError(f"{source or 'exploration'}: frame {j} has no committee STD (info 'committee_std'); "
+                            "the trust window needs configurations scored by the previous cycle's committee, "
+                            "which cycle 0 does not have")
+        out[j] = 1000.0 * float(value)
+    return out
+
+
+def _pool_choice(frames: Sequence[Atoms], rule: dict, name: str) -> np.ndarray:
+    """Positions in ``frames`` chosen by a pool rule (``trust_window`` or ``random``), in pool order.
+
+    The trust window keeps ``sigma_lo <= sigma < sigma_hi`` (meV/atom) and
+    takes ``count`` of them equally spaced in pool order (the MD time or NS
+    iteration order), so every temperature and structure of the pool is
+    represented; ``random`` draws ``count`` without replacement with ``seed``.
+    """
+    count = int(rule["count"])
+    if rule["kind"] == "random":
+        if count > len(frames):
+            _shortfall(rule, name, f"rule 'random' asks for {count} configurations but the pool has {len(frames)}")
+        rng = np.random.default_rng(int(rule.get("seed", 0)))
+        return np.sort(rng.choice(len(frames), size=min(count, len(frames)), replace=False))
+    stds = committee_stds(frames, name)
+    lo, hi = float(rule["sigma_lo"]), float(rule["sigma_hi"])
+    eligible = np.flatnonzero((stds >= lo) & (stds < hi))
+    if eligible.size < count:
+        below, above = int(np.sum(stds < lo)), int(np.sum(stds >= hi))
+        _shortfall(rule, name, f"{eligible.size} of {len(frames)} configurations have a committee STD in "
+                               f"[{lo:g}, {hi:g}) meV/atom ({below} below: already accurate, {above} above: "
+                               f"untrusted), fewer than the {count} requested")
+    return _evenly_spaced(eligible, count)
+
+
+def select_pool(frames: list[Atoms], rule: dict, *, source: str = "") -> list[Atoms]:
+    """Select from an exploration pool (:mod:`nestdb.explore`) by a pool rule.
+
+    Parameters
+    ----------
+    frames : list of Atoms
+        Explored configurations in pool order, with their provenance info
+        (``config_id``, ``cycle``, ``pressure``, ...) and, for the trust
+        window, ``committee_std`` (eV/atom).
+    rule : dict
+        ``{"kind": "trust_window", "sigma_lo", "sigma_hi", "count"}`` or
+        ``{"kind": "random", "count", "seed"}`` (:func:`validate_rule`).
+    source : str
+        Name of the pool for messages.
+
+    Returns
+    -------
+    list of Atoms
+        Copies of the chosen frames. A trust window with no candidate returns
+        an empty list (DP-GEN's sign of convergence) unless ``if_fewer: fail``.
+
+    Raises
+    ------
+    ConfigError
+        A rule that needs NS thermodynamics (``temperature_window``, ``last``, ``final``).
+    DataError
+        Frames without committee STD for the trust window, or too few under ``if_fewer: fail``.
+    """
+    validate_rule(rule, f"selection rule for {source or 'pool'}")
+    if rule["kind"] not in POOL_RULES:
+        raise ConfigError(f"selection rule {rule['kind']!r} needs nested-sampling thermodynamics; an exploration "
+                          f"pool ({source or 'pool'}) is selected with one of {', '.join(POOL_RULES)}")
+    if not frames:
+        return []
+    return [frames[j].copy() for j in _pool_choice(frames, rule, source or "pool")]
 
 
 def _shortfall(rule: dict, name: str, message: str) -> None:
