@@ -86,6 +86,18 @@ def select_rule(config: dict, cycle: int) -> dict:
     return dict(config["cycles"][cycle]["select"])
 
 
+def explore_block(config: dict, cycle: int) -> dict[str, Any]:
+    """The exploration of ``cycle`` (``cycles[i].explore``) with its kind's defaults; ``{kind: ns}`` if absent."""
+    from nestdb.explore.settings import explore_settings
+
+    return explore_settings(config["cycles"][cycle].get("explore"), f"cycles[{cycle}].explore")
+
+
+def explore_kind(config: dict, cycle: int) -> str:
+    """``ns``, ``random_crystals`` or ``md``: how ``cycle`` explores."""
+    return str((config["cycles"][cycle].get("explore") or {}).get("kind", "ns"))
+
+
 def labeller_spec(config: dict) -> dict:
     """The labeller spec (``{"code": ..., <code>: settings}``) of ``label``."""
     label = config["label"]
@@ -104,6 +116,28 @@ def bench_reference_spec(config: dict) -> dict:
     if "code" not in reference:
         raise ConfigError("bench.reference needs a `code` key (gpaw or potential), like `label`.")
     return dict(reference)
+
+
+def oracle_spec(config: dict) -> dict:
+    """The calculator spec of the campaign's oracle for ``bench.learning_curve``.
+
+    The benchmark reference when it is a potential (``bench.reference: {code:
+    potential, potential: ...}``), else the labeller when ``label.code`` is
+    ``potential``.
+
+    Raises
+    ------
+    ConfigError
+        Neither is a potential: the test set needs a ground truth cheap enough to sample.
+    """
+    reference = bench_reference_spec(config)
+    if reference.get("code") == "potential" and isinstance(reference.get("potential"), dict):
+        return dict(reference["potential"])
+    raise ConfigError(
+        "bench.learning_curve needs an oracle that nested sampling can run: `label: {code: potential, potential: "
+        "{type: eam, file: ...}}` or `bench.reference: {code: potential, potential: ...}`; "
+        f"the reference here is {reference.get('code')!r}."
+    )
 
 
 def check_config(config: dict, base_dir: str | Path = ".") -> None:
@@ -142,15 +176,85 @@ def check_config(config: dict, base_dir: str | Path = ".") -> None:
                 )
         if rule["kind"] == "last" and "count" not in rule:
             raise ConfigError(f"{where}.select: kind last needs `count`.")
+        _check_exploration(config, cycle, block, rule, where)
     missing = elements - set(config["fit"]["reference_energies"])
     if missing:
         raise ConfigError(
             f"fit.reference_energies has no entry for {sorted(missing)}: give the isolated-atom "
             "energy (eV) of every element, e.g. `reference_energies: {Mg: 0.0}` for GPAW energies."
         )
+    _check_learning_curve(config)
     spec = labeller_spec(config)
     if spec["code"] == "potential":
         _check_calculator_files(spec["potential"], "label.potential", base_dir)
+        explorer = ns_block(config, 0)["calculator"]  # the oracle must not be the cycle-0 explorer
+        if same_model(spec["potential"], explorer, base_dir):
+            raise ConfigError(
+                f"label.potential {spec['potential']} (the oracle that labels) is the same model as "
+                f"cycles[0].ns.calculator {explorer} (the cycle-0 explorer): the loop would start on the ground "
+                "truth's own configurations and the campaign would measure nothing. Explore cycle 0 with a "
+                "different cheap model, e.g. `calculator: {type: lj}`."
+            )
+
+
+def _check_learning_curve(config: dict) -> None:
+    """``bench.learning_curve`` needs an oracle it can sample."""
+    learning_curve = (config.get("bench") or {}).get("learning_curve") or {}
+    if learning_curve.get("enabled"):
+        oracle_spec(config)
+        from nestdb.campaign.testset import DEFAULT_TEST_SET
+
+        unknown = sorted(set(learning_curve.get("test_set") or {}) - set(DEFAULT_TEST_SET))
+        if unknown:
+            raise ConfigError(f"bench.learning_curve.test_set: unknown key(s) {', '.join(unknown)}; "
+                              f"allowed: {', '.join(DEFAULT_TEST_SET)}")
+
+
+def _check_exploration(config: dict, cycle: int, block: dict, rule: dict, where: str) -> None:
+    """The cycle's exploration kind and its selection rule fit together."""
+    from nestdb.explore.settings import check_composition
+    from nestdb.select import POOL_RULES, validate_rule
+
+    validate_rule(rule, f"{where}.select")
+    explore = explore_block(config, cycle)
+    check_composition(explore, block["composition"], f"{where}.explore")
+    if explore["kind"] != "ns" and rule["kind"] not in POOL_RULES:
+        raise ConfigError(
+            f"{where}.select: rule {rule['kind']!r} needs nested-sampling thermodynamics, but the cycle explores "
+            f"with {explore['kind']!r}; select its pool with one of {', '.join(POOL_RULES)}."
+        )
+    committee = block["calculator"]["type"] in ("ace_committee", "pacemaker_committee")
+    if rule["kind"] == "trust_window" and not committee:
+        raise ConfigError(
+            f"{where}.select: the trust window selects by the committee's energy STD, but this cycle explores "
+            f"with {block['calculator']['type']!r}, which has no committee (cycle 0 uses a classical potential); "
+            "use `select: {kind: random, count: ...}` or a temperature window here."
+        )
+
+
+def same_model(a: dict, b: dict, base_dir: str | Path = ".") -> bool:
+    """Whether two calculator specs name the same model (same type, same file, same parameters).
+
+    Files are compared by content, so two paths to one EAM file are the same
+    model; keys that only pick an implementation (``implementation``) or a
+    format (``kind``) do not make another model.
+    """
+    if a.get("type") != b.get("type"):
+        return False
+    if a["type"] == "lj":
+        from nestdb.potentials.lj import LJ_DEFAULTS
+
+        return all(float(a.get(k, v)) == float(b.get(k, v)) for k, v in LJ_DEFAULTS.items())
+    if "file" in a or "file" in b:
+        paths = []
+        for spec in (a, b):
+            path = Path(spec.get("file", ""))
+            paths.append(path if path.is_absolute() else Path(base_dir) / path)
+        if not all(p.is_file() for p in paths):
+            return str(paths[0]) == str(paths[1])
+        return paths[0].read_bytes() == paths[1].read_bytes()
+    ignored = {"implementation", "kind"}
+    return {k: v for k, v in a.items() if k not in ignored} == {k: v for k, v in b.items() if k not in ignored}
 
 
 def _check_calculator_files(spec: dict, where: str, base_dir: Path) -> None:

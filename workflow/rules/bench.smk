@@ -4,7 +4,7 @@
 # phonons; XRD of every NS run by temperature; the NS phase diagram of the
 # final model (off by default). Costs are in the docstrings of nestdb.bench.
 from nestdb.bench.sampling import phase_diagram_block
-from nestdb.config import format_pressure
+from nestdb.config import format_pressure, oracle_spec
 
 BENCH = config["bench"]
 PHASE_DIAGRAM_PRESSURES = [format_pressure(p) for p in BENCH["phase_diagram"]["pressures"]]
@@ -247,3 +247,65 @@ rule bench_phase_diagram:
         "../../envs/ns.yaml"
     script:
         "../../scripts/bench_phase_diagram.py"
+
+
+# Learning curve against an oracle (bench.learning_curve, issue 16): an independent
+# test set made by the oracle (label.code potential, or bench.reference), never
+# trained on, and every cycle's model on it by phase, pressure and temperature.
+LEARNING_CURVE = BENCH.get("learning_curve", {})
+
+
+rule bench_test_set:
+    output:
+        frames="results/bench/learning_curve/test_set.extxyz",
+        summary="results/bench/learning_curve/test_set.json",
+    params:
+        oracle=lambda wc: oracle_spec(config),
+        composition=ns_block(config, 0)["composition"],
+        settings=LEARNING_CURVE.get("test_set", {}),
+        ns=lambda wc: {k: v for k, v in config["ns"].items() if k not in ("calculator", "composition")},
+    log:
+        "logs/bench/test_set.log",
+    benchmark:
+        "results/benchmarks/bench_test_set.tsv"
+    resources:
+        runtime=120,
+    conda:
+        "../../envs/ns.yaml"
+    script:
+        "../../scripts/bench_test_set.py"
+
+
+rule bench_learning_curve:
+    input:
+        test_set=LEARNING_CURVE.get("test_set_file") or rules.bench_test_set.output.frames,
+        committees=expand(f"{model_dir('{c}')}/committee.npz", c=CYCLES),
+        labels=expand("results/label/cycle{c}/labelled.extxyz", c=CYCLES),
+        bench=expand("results/bench/cycle{c}/summary.json", c=CYCLES),
+    output:
+        table=report(
+            "results/bench/learning_curve/learning_curve.csv",
+            caption="../report/learning_curve.rst",
+            category="Benchmarks",
+            subcategory="learning curve",
+            labels={"item": "table"},
+        ),
+        json="results/bench/learning_curve/learning_curve.json",
+        plot=report(
+            "results/bench/learning_curve/learning_curve.png",
+            caption="../report/learning_curve.rst",
+            category="Benchmarks",
+            subcategory="learning curve",
+            labels={"item": "plot"},
+        ),
+    params:
+        n_cycles=len(CYCLES),
+        name=LEARNING_CURVE.get("name", "nestdb"),
+    log:
+        "logs/bench/learning_curve.log",
+    benchmark:
+        "results/benchmarks/bench_learning_curve.tsv"
+    conda:
+        "../../envs/fit.yaml"
+    script:
+        "../../scripts/bench_learning_curve.py"

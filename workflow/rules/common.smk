@@ -9,6 +9,8 @@ from nestdb.config import (
     bench_reference_spec,
     check_config,
     cycle_pressures,
+    explore_block,
+    explore_kind,
     labeller_spec,
     n_cycles,
     ns_block,
@@ -120,7 +122,8 @@ def all_targets():
     targets = []
     for cycle in CYCLES:
         for pressure in cycle_pressures(config, cycle):
-            targets.append(f"results/analyse/cycle{cycle}/P{pressure}GPa/thermo.csv")
+            if explore_kind(config, cycle) == "ns":  # random_crystals/md cycles have no NS run to analyse
+                targets.append(f"results/analyse/cycle{cycle}/P{pressure}GPa/thermo.csv")
         targets.append(f"{model_dir(cycle)}/metrics.json")
         if config["fit"].get("pacemaker", {}).get("enabled", False):  # optional nonlinear route
             targets.append(f"{model_dir(cycle)}/pacemaker/metrics.json")

@@ -66,3 +66,28 @@ rule analyse:
         "../../envs/ns.yaml"
     script:
         "../../scripts/analyse.py"
+
+
+# Explore without NS (cycles[i].explore: random_crystals or md): a pool of
+# configurations at one pressure with the cycle's model (cycle 0: the classical
+# potential; later: the previous cycle's committee), selected by a pool rule
+# (select: trust_window or random) in the `select` checkpoint.
+rule explore:
+    input:
+        unpack(ns_model_input),
+    output:
+        pool="results/explore/cycle{cycle}/P{pressure}GPa/pool.extxyz",
+        summary="results/explore/cycle{cycle}/P{pressure}GPa/summary.json",
+    params:
+        block=lambda wc: ns_block(config, int(wc.cycle)),
+        explore=lambda wc: explore_block(config, int(wc.cycle)),
+    log:
+        "logs/explore/cycle{cycle}_P{pressure}GPa.log",
+    benchmark:
+        "results/benchmarks/explore/cycle{cycle}_P{pressure}GPa.tsv"
+    resources:
+        runtime=240,
+    conda:
+        "../../envs/ns.yaml"
+    script:
+        "../../scripts/explore.py"

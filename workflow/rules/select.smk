@@ -1,14 +1,30 @@
-# Select: the cycle's rule picks configurations from each run's culled samples.
-# A checkpoint, because how many configurations (and so label jobs) there are
-# is known only after the run.
+# Select: the cycle's rule picks configurations from each run's culled samples
+# (or, for cycles exploring with random_crystals or md, from the pool of rule
+# `explore`). A checkpoint, because how many configurations (and so label jobs)
+# there are is known only after the run.
+
+
+def select_inputs(wildcards):
+    """NS outputs or the exploration pool; the previous committee for a trust window on NS samples."""
+    cycle = int(wildcards.cycle)
+    if explore_kind(config, cycle) != "ns":
+        return {"pool": f"results/explore/cycle{cycle}/P{wildcards.pressure}GPa/pool.extxyz"}
+    prefix = ns_prefix(cycle, wildcards.pressure)
+    files = {
+        "traj": f"{prefix}.traj.extxyz",
+        "summary": f"{prefix}.summary.json",
+        "final": f"{prefix}.final.extxyz",
+        "temperatures": f"results/analyse/cycle{cycle}/P{wildcards.pressure}GPa/sample_temperatures.csv",
+    }
+    # NS samples carry the committee STD only where the run asked for it; the rest are scored here
+    if select_rule(config, cycle)["kind"] == "trust_window":
+        files["model"] = f"{model_dir(cycle - 1)}/committee.npz"
+    return files
 
 
 checkpoint select:
     input:
-        traj=rules.ns.output.traj,
-        summary=rules.ns.output.summary,
-        final=rules.ns.output.final,
-        temperatures=rules.analyse.output.temperatures,
+        unpack(select_inputs),
     output:
         candidates="results/select/cycle{cycle}/P{pressure}GPa/candidates.extxyz",
         configs=directory("results/select/cycle{cycle}/P{pressure}GPa/configs"),

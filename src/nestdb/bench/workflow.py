@@ -58,17 +58,19 @@ def elastic_structures(bench: dict) -> list[str]:
 
 def bench_targets(config: dict, cycles: list[int]) -> list[str]:
     """Workflow targets of the enabled properties, XRD and the phase diagram (``rule all``)."""
-    from nestdb.config import cycle_pressures
+    from nestdb.config import cycle_pressures, explore_kind
 
     bench = config["bench"]
     targets = []
     for cycle in cycles:
         targets += [f"results/bench/cycle{cycle}/{kind}.json" for kind in PROPERTIES if bench[kind]["enabled"]]
-        if bench["xrd"]["enabled"]:
+        if bench["xrd"]["enabled"] and explore_kind(config, cycle) == "ns":  # XRD of NS samples only
             targets += [f"results/bench/cycle{cycle}/xrd/P{pressure}GPa/xrd.csv"
                         for pressure in cycle_pressures(config, cycle)]
     if bench["phase_diagram"]["enabled"]:
         targets.append("results/bench/phase_diagram/melting.csv")
+    if (bench.get("learning_curve") or {}).get("enabled"):
+        targets.append("results/bench/learning_curve/learning_curve.csv")
     return targets
 
 
