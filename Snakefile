@@ -19,6 +19,8 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     cycle=r"\d+",
+    # "" (one composition per cycle) or "<tag>/" (several: results/ns/cycle0/Cu3Au1/P0GPa/)
+    comp=r"([A-Z][A-Za-z0-9]*/)?",
     pressure=r"\d+(\.\d+)?",
     config_id=r"[A-Za-z0-9_\-]+",
 

@@ -5,8 +5,9 @@ from nestdb.stages import fit_cycle, main_guard
 
 main_guard(
     fit_cycle,
-    list(snakemake.input),
+    list(snakemake.input.training),
     dict(snakemake.params.settings, n_jobs=snakemake.threads),
     str(Path(snakemake.output.committee).parent),
+    e0_paths=list(snakemake.input.e0),
     log_path=snakemake.log[0],
 )

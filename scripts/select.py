@@ -36,5 +36,6 @@ else:
         weight_rescale=snakemake.params.weight_rescale,
         order_plot_path=snakemake.output.order_plot,
         model_dir=str(Path(model).parent) if model else None,
+        id_tag=getattr(snakemake.wildcards, "comp", ""),  # several compositions per pressure: unique ids
         log_path=snakemake.log[0],
     )

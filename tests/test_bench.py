@@ -34,12 +34,12 @@ def eam():
 
 @pytest.fixture(scope="module")
 def eam_curves(eam):
-    return {name: ev_curve(build_structure(name), eam) for name in ("hcp", "bcc", "fcc", "dhcp")}
+    return {name: ev_curve(build_structure(name, "Mg"), eam) for name in ("hcp", "bcc", "fcc", "dhcp")}
 
 
 @pytest.mark.parametrize("name, natoms", [("hcp", 2), ("bcc", 1), ("fcc", 1), ("dhcp", 4)])
 def test_build_structure_volume_and_shape(name, natoms):
-    atoms = build_structure(name, volume_per_atom=20.0)
+    atoms = build_structure(name, "Mg", volume_per_atom=20.0)
     assert len(atoms) == natoms and atoms.pbc.all()
     assert atoms.get_volume() / natoms == pytest.approx(20.0)
     distances = atoms.repeat(2).get_all_distances(mic=True)
@@ -51,7 +51,7 @@ def test_build_structure_volume_and_shape(name, natoms):
 
 def test_build_structure_unknown_lists_known():
     with pytest.raises(ConfigError) as excinfo:
-        build_structure("hpc")
+        build_structure("hpc", "Mg")
     for name in KNOWN_STRUCTURES:
         assert name in str(excinfo.value)
 
@@ -105,7 +105,7 @@ def test_eam_fcc_below_hcp_under_pressure(eam):
     # method.md: this EAM wrongly predicts fcc at low pressure (DFT: hcp up to ~53 GPa).
     # Measured here: the relaxed 0 K enthalpies of hcp and fcc cross near 5 GPa.
     def enthalpy(name, pressure_gpa):
-        _, info = relax_cell(build_structure(name), eam, pressure_gpa=pressure_gpa, fmax=5e-3)
+        _, info = relax_cell(build_structure(name, "Mg"), eam, pressure_gpa=pressure_gpa, fmax=5e-3)
         assert info["converged"]
         return info["energy_per_atom"] + pressure_gpa * GPA * info["volume_per_atom"]
 
@@ -114,7 +114,7 @@ def test_eam_fcc_below_hcp_under_pressure(eam):
 
 
 def test_relax_cell_reaches_zero_pressure_and_keeps_hexagonal(eam):
-    start = build_structure("hcp", volume_per_atom=21.0, c_over_a=1.58)
+    start = build_structure("hcp", "Mg", volume_per_atom=21.0, c_over_a=1.58)
     relaxed, info = relax_cell(start, eam, fmax=1e-3)
     assert info["converged"] and info["steps"] > 0 and info["final_fmax"] < 1e-3
     a, b, c, alpha, beta, gamma = relaxed.cell.cellpar()
@@ -130,13 +130,13 @@ def test_relax_cell_reaches_zero_pressure_and_keeps_hexagonal(eam):
 
 
 def test_relax_cell_reports_non_convergence(eam):
-    start = build_structure("hcp", volume_per_atom=19.0, c_over_a=1.5)
+    start = build_structure("hcp", "Mg", volume_per_atom=19.0, c_over_a=1.5)
     _, info = relax_cell(start, eam, fmax=1e-6, max_steps=2)
     assert info["converged"] is False and info["steps"] == 2
 
 
 def test_eam_hcp_elastic_constants(eam):
-    hexagonal = elastic_constants(build_structure("hcp"), eam, symmetry="hexagonal")
+    hexagonal = elastic_constants(build_structure("hcp", "Mg"), eam, symmetry="hexagonal")
     assert hexagonal["relaxation"]["converged"]
     assert hexagonal["internal_relaxation"]["count"] == 20
     assert hexagonal["internal_relaxation"]["all_converged"]
@@ -144,14 +144,14 @@ def test_eam_hcp_elastic_constants(eam):
     for name in ("C11", "C12", "C13", "C33", "C44"):
         assert 5.0 < hexagonal[name] < 150.0, (name, hexagonal[name])
     # A fit without assumed symmetry must find the hexagonal relations itself.
-    full = np.array(elastic_constants(build_structure("hcp"), eam, symmetry="triclinic")["C_gpa"])
+    full = np.array(elastic_constants(build_structure("hcp", "Mg"), eam, symmetry="triclinic")["C_gpa"])
     assert full[0, 0] == pytest.approx(full[1, 1], rel=0.02)  # C11 = C22
     assert full[3, 3] == pytest.approx(full[4, 4], rel=0.02)  # C44 = C55
     assert full[5, 5] == pytest.approx((full[0, 0] - full[0, 1]) / 2, rel=0.05)  # C66
     assert full[0, 0] == pytest.approx(hexagonal["C11"], rel=0.02)
     assert full[2, 2] == pytest.approx(hexagonal["C33"], rel=0.05)
     # Voigt bulk modulus agrees with the E-V curvature of the relaxed cell.
-    fit = fit_eos(ev_curve(build_structure("hcp", volume_per_atom=hexagonal["volume_per_atom"]), eam,
+    fit = fit_eos(ev_curve(build_structure("hcp", "Mg", volume_per_atom=hexagonal["volume_per_atom"]), eam,
                            volume_scales=np.linspace(0.98, 1.02, 5)))
     assert hexagonal["bulk_modulus_voigt_gpa"] == pytest.approx(fit["B0"], rel=0.1)
 
@@ -167,7 +167,7 @@ def test_emt_cubic_elastic_constants():
 
 def test_elastic_unknown_symmetry():
     with pytest.raises(ConfigError, match="hexagonal"):
-        elastic_constants(build_structure("hcp"), EMT(), symmetry="hexagnal")
+        elastic_constants(build_structure("hcp", "Mg"), EMT(), symmetry="hexagnal")
 
 
 def test_plot_ev_writes_file(tmp_path, eam_curves):
@@ -187,7 +187,7 @@ def test_collapsing_relaxation_is_abandoned_and_reported():
 
     # sigma far below the Mg bond length: the cell wants to shrink a lot.
     calc = FastLennardJones(epsilon=0.5, sigma=1.2, cutoff=4.0)
-    start = build_structure("fcc")
+    start = build_structure("fcc", "Mg")
     relaxed, info = relax_cell(start, calc, fmax=1e-3, max_steps=200)
     assert not info["converged"]
     assert "volume changed" in info["abandoned"]

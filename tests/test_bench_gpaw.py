@@ -13,7 +13,8 @@ pytest.importorskip("gpaw")
 MG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mg"
 #: 300 eV with k-point density 4/Å orders the Mg phases as converged PBE does
 #: (density 2.5 puts bcc below hcp: k-point error larger than the 20 meV differences).
-GPAW_SPEC = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 300}, "kpts": {"density": 4, "gamma": True}}}
+GPAW_SPEC = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 300}, "kpts": {"density": 4, "gamma": True},
+                                     "setups": {"Mg": "2"}}}
 
 
 @pytest.mark.gpaw
@@ -47,8 +48,9 @@ def test_gpaw_phonons_acoustic_modes_vanish_at_gamma(tmp_path):
     from nestdb.bench.workflow import reference_calculators
 
     # The sum rule does not need converged settings: the cheapest grid that is still a metal's.
-    cheap = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 250}, "kpts": {"size": [3, 3, 3], "gamma": True}}}
-    result = phonon_dispersion("fcc", reference_calculators(cheap, tmp_path), supercell=(2, 2, 2),
+    cheap = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 250}, "kpts": {"size": [3, 3, 3], "gamma": True},
+                                 "setups": {"Mg": "2"}}}
+    result = phonon_dispersion("fcc", reference_calculators(cheap, tmp_path), "Mg", supercell=(2, 2, 2),
                                relax=False, npoints=20)
     assert result["n_displacements"] == 1 and result["n_atoms_supercell"] == 8
     frequencies = np.array(result["frequencies_thz"])

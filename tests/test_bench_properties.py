@@ -40,7 +40,7 @@ def eam_enthalpies(eam):
         calls.append(label)
         return eam
 
-    table = pd.concat([enthalpy_curve(name, calculator_for, [0, 5, 10]) for name in ("hcp", "fcc", "bcc", "dhcp")],
+    table = pd.concat([enthalpy_curve(name, calculator_for, [0, 5, 10], "Mg") for name in ("hcp", "fcc", "bcc", "dhcp")],
                       ignore_index=True)
     return table, calls
 
@@ -57,7 +57,7 @@ def test_enthalpy_curves_eam(eam_enthalpies, eam):
     dh_dp = (hcp.enthalpy_per_atom.iloc[1] - hcp.enthalpy_per_atom.iloc[0]) / (5 * 0.006241509)
     assert hcp.volume_per_atom.iloc[1] < dh_dp < hcp.volume_per_atom.iloc[0]
     # Relaxed at the right pressure: the stress of the relaxed cell is -P.
-    atoms = build_structure("hcp", volume_per_atom=hcp.volume_per_atom.iloc[2])
+    atoms = build_structure("hcp", "Mg", volume_per_atom=hcp.volume_per_atom.iloc[2])
     atoms.calc = eam
     assert -atoms.get_stress()[:3].mean() / 0.006241509 == pytest.approx(10.0, abs=0.1)
 
@@ -90,23 +90,23 @@ def test_transition_pressure_is_the_crossing_of_straight_lines():
 
 
 def test_relaxed_c_over_a_keeps_hexagonal_symmetry(eam):
-    table = enthalpy_curve("hcp", lambda label, atoms: eam, [0.0, 10.0], relax_c_over_a=True)
+    table = enthalpy_curve("hcp", lambda label, atoms: eam, [0.0, 10.0], "Mg", relax_c_over_a=True)
     assert table.converged.all()
     assert not np.allclose(table.c_over_a, 1.624, atol=1e-3)  # c/a relaxed
     assert 1.5 < table.c_over_a.min() and table.c_over_a.max() < 1.75
 
 
 def test_unconverged_relaxation_is_reported_not_dropped(eam):
-    table = enthalpy_curve("bcc", lambda label, atoms: eam, [0.0, 20.0], fmax=1e-9, max_steps=1)
+    table = enthalpy_curve("bcc", lambda label, atoms: eam, [0.0, 20.0], "Mg", fmax=1e-9, max_steps=1)
     assert len(table) == 2 and not table.converged.any()
     with pytest.raises(ConfigError, match="hcp, bcc, fcc, dhcp"):
-        enthalpy_curve("bct", lambda label, atoms: eam, [0.0])
+        enthalpy_curve("bct", lambda label, atoms: eam, [0.0], "Mg")
 
 
 def test_bain_path_ends_are_bcc_and_fcc(eam, eam_enthalpies):
-    cell = bct_cell(np.sqrt(2.0), 20.0)
+    cell = bct_cell(np.sqrt(2.0), 20.0, "Mg")
     assert cell.get_volume() == pytest.approx(20.0)
-    path = bain_path(lambda label, atoms: eam, [0.0, 10.0], n_points=3)
+    path = bain_path(lambda label, atoms: eam, [0.0, 10.0], "Mg", n_points=3)
     assert len(path) == 6 and path.converged.all()
     assert path.c_over_a.iloc[0] == pytest.approx(1.0) and path.c_over_a.iloc[2] == pytest.approx(np.sqrt(2))
     table, _ = eam_enthalpies
@@ -118,7 +118,7 @@ def test_bain_path_ends_are_bcc_and_fcc(eam, eam_enthalpies):
 
 
 def test_phonons_eam_hcp(eam):
-    result = phonon_dispersion("hcp", lambda label, atoms: eam, supercell=(3, 3, 2), npoints=40)
+    result = phonon_dispersion("hcp", lambda label, atoms: eam, "Mg", supercell=(3, 3, 2), npoints=40)
     frequencies = np.array(result["frequencies_thz"])
     assert frequencies.shape == (len(result["qpoints"]), 6)  # 2 atoms: 6 branches
     assert result["path"].startswith("G") and result["special_labels"][0] == "G"
@@ -133,7 +133,7 @@ def test_phonons_eam_hcp(eam):
 
 def test_xrd_bragg_peaks_of_fcc():
     two_theta = np.linspace(5, 30, 2501)
-    fcc = build_structure("fcc", volume_per_atom=23.0)
+    fcc = build_structure("fcc", "Mg", volume_per_atom=23.0)
     pattern = powder_pattern(fcc, two_theta, wavelength=0.62, fwhm=0.1)
     a = (4 * 23.0) ** (1 / 3)
     # Strongest low-angle peak: (111) at 2 theta = 2 asin(lambda / 2d), d = a / sqrt(3).
@@ -161,7 +161,7 @@ def test_xrd_of_real_ns_run_by_temperature(tmp_path):
                 {"t_min": 100, "t_max": 3000, "t_step": 20})
     cfg = {"wavelength": 0.62, "two_theta_range": [5.0, 25.0], "two_theta_step": 0.05, "fwhm": 0.3,
            "temperature_bins": [0, 600, 1200, 5000], "max_per_bin": 5}
-    summary = bench_xrd(traj, tmp_path / "temps.csv", cfg, tmp_path / "xrd.csv", tmp_path / "xrd.png", "1 GPa")
+    summary = bench_xrd(traj, tmp_path / "temps.csv", cfg, tmp_path / "xrd.csv", tmp_path / "xrd.png", "1 GPa", element="Mg")
     table = pd.read_csv(tmp_path / "xrd.csv")
     assert len(summary["bins"]) >= 2 and table.shape[1] == 1 + len(summary["bins"])
     assert (tmp_path / "xrd.png").stat().st_size > 10_000
@@ -194,7 +194,7 @@ def test_enthalpy_from_files_matches_relaxation(eam, tmp_path, eam_enthalpies):
     # Reference "outputs" written by ASE at fixed-ratio volumes; H(P) from their EOS
     # must equal the relaxed enthalpies.
     for k, scale in enumerate(np.linspace(0.78, 1.04, 8)):
-        atoms = build_structure("hcp", volume_per_atom=23.0 * scale)
+        atoms = build_structure("hcp", "Mg", volume_per_atom=23.0 * scale)
         atoms.calc = eam
         energy = atoms.get_potential_energy()
         atoms.calc = SinglePointCalculator(atoms, energy=energy)
@@ -266,7 +266,7 @@ def test_ev_elastic_stages_with_reference_files(eam, tmp_path):
     from nestdb.bench.workflow import bench_reference, compare_ev_elastic
 
     for k, scale in enumerate((0.9, 0.95, 1.0, 1.05, 1.1)):
-        atoms = build_structure("fcc", volume_per_atom=23.0 * scale)
+        atoms = build_structure("fcc", "Mg", volume_per_atom=23.0 * scale)
         atoms.calc = eam
         atoms.calc = SinglePointCalculator(atoms, energy=atoms.get_potential_energy())
         write(tmp_path / f"fcc_{k}.extxyz", atoms)

@@ -190,8 +190,8 @@ def test_gpaw_fcc_primitive_cell(tmp_path):
     from nestdb.bench import build_structure
 
     # One-atom fcc cell with the fast default settings: ~5 s unloaded.
-    labeller = make_labeller({"code": "gpaw", "gpaw": {}})
-    atoms = build_structure("fcc", volume_per_atom=22.0)
+    labeller = make_labeller({"code": "gpaw", "gpaw": {"setups": {"Mg": "2"}}})  # the cheap 2-electron Mg setup
+    atoms = build_structure("fcc", "Mg", volume_per_atom=22.0)
     atoms.info["config_type"] = "fcc_gpaw_test"
     labelled = label_configuration(atoms, labeller, tmp_path)
     assert labelled.info["label_status"] == "ok", labelled.info.get("label_error")
@@ -213,8 +213,8 @@ def test_gpaw_unconverged_scf_is_a_failed_record(tmp_path):
     pytest.importorskip("gpaw")
     from nestdb.bench import build_structure
 
-    labeller = make_labeller({"code": "gpaw", "gpaw": {"maxiter": 2}})
-    labelled = label_configuration(build_structure("fcc"), labeller, tmp_path)
+    labeller = make_labeller({"code": "gpaw", "gpaw": {"maxiter": 2, "setups": {"Mg": "2"}}})
+    labelled = label_configuration(build_structure("fcc", "Mg"), labeller, tmp_path)
     assert labelled.info["label_status"] == "failed"
     assert labelled.info["label_error"].startswith("KohnShamConvergenceError: SCF not converged")
     assert "dft_energy" not in labelled.info
@@ -226,7 +226,7 @@ def test_gpaw_labels_an_mg_cell_once_through_the_cache(tmp_path):
     from nestdb.label.driver import LabelPolicy, label_with_policy
 
     # Two-atom hcp cell, rattled; coarse k-points (the cache is under test, not convergence).
-    labeller = make_labeller({"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 250},
+    labeller = make_labeller({"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 250}, "setups": {"Mg": "2"},
                                                        "kpts": {"density": 1.0, "gamma": True}}})
     policy = LabelPolicy(cache_dir=str(tmp_path / "cache"))
     atoms = bulk("Mg", "hcp", a=3.2, c=5.2)
@@ -251,7 +251,7 @@ def test_gpaw_isolated_mg_atom_energy(tmp_path):
     from nestdb.stages import isolated_atom_energy
 
     # 8 A box, 250 eV: ~4 CPU-s. GPAW energies are relative to its reference atoms: E0 of Mg is ~0.
-    spec = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 250}}}
+    spec = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 250}, "setups": {"Mg": "2"}}}
     result = isolated_atom_energy("Mg", spec, tmp_path / "Mg.json", tmp_path / "raw", box=8.0)
     assert json.loads((tmp_path / "Mg.json").read_text()) == result
     assert abs(result["energy"]) < 0.2

@@ -47,13 +47,19 @@ def cycle_pressures(config: dict, cycle: int) -> list[str]:
     return [format_pressure(p) for p in pressures]
 
 
-def ns_block(config: dict, cycle: int) -> dict[str, Any]:
-    """Top-level ``ns`` defaults merged with ``cycles[cycle].ns`` overrides.
+def ns_block(config: dict, cycle: int, composition: str | dict | None = None) -> dict[str, Any]:
+    """Top-level ``ns`` defaults merged with ``cycles[cycle].ns`` overrides, for one composition.
 
     Later cycles without their own ``calculator`` sample with the previous
     cycle's committee (``{"type": "ace_committee"}``, or
     ``{"type": "pacemaker_committee"}`` with ``fit.pacemaker.feeds_ns``; the
     workflow fills in the model path).
+
+    ``composition`` picks one of the cycle's compositions (``ns.composition``
+    may list several, :func:`run_compositions`): its run tag (the ``{comp}``
+    wildcard, ``""`` or ``"Cu3Au1/"``) or the mapping itself; ``None`` gives
+    the first. A composition with two or more elements gets swap moves
+    (:data:`DEFAULT_SWAP_FRACTION`) unless ``move_fractions`` names ``swap``.
     """
     merged = copy.deepcopy(config.get("ns", {}))
     if cycle > 0:
@@ -61,6 +67,7 @@ def ns_block(config: dict, cycle: int) -> dict[str, Any]:
         merged.pop("calculator", None)
     overrides = config["cycles"][cycle].get("ns") or {}
     merged.update(copy.deepcopy(overrides))
+    _resolve_composition(config, cycle, merged, composition)
     if "calculator" not in merged:
         if cycle == 0:
             raise ConfigError(
@@ -72,6 +79,118 @@ def ns_block(config: dict, cycle: int) -> dict[str, Any]:
         feeds_ns = pacemaker.get("enabled", False) and pacemaker.get("feeds_ns", False)
         merged["calculator"] = {"type": "pacemaker_committee" if feeds_ns else "ace_committee"}
     return merged
+
+
+# --------------------------------------------------------------------------- compositions (issue 15)
+#: Share of swap moves (before normalisation, the other moves summing to 1) that
+#: a composition with several elements gets when ``move_fractions`` has no ``swap``.
+DEFAULT_SWAP_FRACTION = 0.1
+
+
+def _compositions(block: dict) -> list[dict[str, int]]:
+    value = block.get("composition")
+    if value is None:
+        return []
+    return [dict(c) for c in value] if isinstance(value, list) else [dict(value)]
+
+
+def run_compositions(config: dict, cycle: int) -> list[dict[str, int]]:
+    """The compositions of ``cycle``'s runs: ``ns.composition`` (one mapping or a list), cycle overrides applied."""
+    block = dict(config.get("ns", {}), **(config["cycles"][cycle].get("ns") or {}))
+    return _compositions(block)
+
+
+def composition_tag(composition: dict[str, int], elements: list[str] | None = None) -> str:
+    """Name of a composition in paths and ids: ``Cu3Au1``, elements in ``elements`` order (else as given)."""
+    order = [e for e in (elements or []) if e in composition] + [e for e in composition if e not in (elements or [])]
+    return "".join(f"{element}{int(composition[element])}" for element in order)
+
+
+def composition_dirs(config: dict, cycle: int) -> list[str]:
+    """The ``{comp}`` wildcard of each run of ``cycle``: ``""`` for one composition, else ``"<tag>/"`` each.
+
+    One composition keeps the single-element paths (``results/ns/cycle0/P0GPa/``);
+    several put each in its own folder (``results/ns/cycle0/Cu3Au1/P0GPa/``).
+    """
+    compositions = run_compositions(config, cycle)
+    if len(compositions) <= 1:
+        return [""]
+    return [composition_tag(c, config.get("elements")) + "/" for c in compositions]
+
+
+def cycle_runs(config: dict, cycle: int) -> list[tuple[str, str]]:
+    """``(comp, pressure)`` wildcards of every NS run of ``cycle`` (compositions x pressures)."""
+    return [(comp, pressure) for comp in composition_dirs(config, cycle) for pressure in cycle_pressures(config, cycle)]
+
+
+def _resolve_composition(config: dict, cycle: int, block: dict, composition: str | dict | None) -> None:
+    """Replace ``block["composition"]`` by the chosen single composition; default swap moves for alloys."""
+    compositions = _compositions(block)
+    if not compositions:
+        return
+    chosen = compositions[0]
+    if isinstance(composition, dict):
+        chosen = dict(composition)
+    elif composition:
+        by_tag = {composition_tag(c, config.get("elements")): c for c in compositions}
+        tag = composition.rstrip("/")
+        if tag not in by_tag:
+            raise ConfigError(f"cycles[{cycle}]: no composition {tag!r} in ns.composition "
+                              f"(tags: {', '.join(by_tag)})")
+        chosen = by_tag[tag]
+    block["composition"] = chosen
+    fractions = block.get("move_fractions")
+    if sum(1 for n in chosen.values() if n > 0) >= 2 and isinstance(fractions, dict) and "swap" not in fractions:
+        block["move_fractions"] = dict(fractions, swap=DEFAULT_SWAP_FRACTION)
+
+
+def _check_compositions(config: dict) -> None:
+    """Every composition of every cycle uses only listed elements, and every element appears in one.
+
+    Also: swap moves need two species; the same composition twice would give two runs the same folder.
+    """
+    elements = list(config["elements"])
+    used: set[str] = set()
+    for cycle in range(n_cycles(config)):
+        where = f"cycles[{cycle}].ns.composition"
+        compositions = run_compositions(config, cycle)
+        if not compositions:
+            raise ConfigError(f"{where} is missing: give the atoms per NS cell, e.g. `composition: {{Cu: 4}}` or "
+                              "a list of such mappings, one NS run per composition and pressure.")
+        tags = [composition_tag(c, elements) for c in compositions]
+        if len(set(tags)) < len(tags):
+            raise ConfigError(f"{where} lists the same composition twice ({', '.join(tags)}); remove the repeat.")
+        for composition in compositions:
+            unknown = sorted(set(composition) - set(elements))
+            if unknown:
+                raise ConfigError(f"{where}: {composition_tag(composition)} has element(s) {unknown} not listed in "
+                                  f"`elements` {elements}; add them to `elements` (with their fit.reference_energies "
+                                  "and labelling settings) or remove them from the composition.")
+            used.update(e for e, n in composition.items() if n > 0)
+            fractions = ns_block(config, cycle, composition).get("move_fractions") or {}
+            if fractions.get("swap", 0) > 0 and len([n for n in composition.values() if n > 0]) < 2:
+                raise ConfigError(f"cycles[{cycle}].ns.move_fractions.swap is {fractions['swap']} but composition "
+                                  f"{composition_tag(composition)} has one element: swaps need two species; set "
+                                  "swap to 0 for one-element runs.")
+    unused = [e for e in elements if e not in used]
+    if unused:
+        raise ConfigError(f"`elements` lists {unused}, which no ns.composition of any cycle contains; remove them "
+                          "from `elements` or add a composition with them (an element never sampled cannot be "
+                          "fitted).")
+
+
+def _check_element_data(config: dict) -> None:
+    """Labellers (setups, pseudopotentials) and classical potentials cover every element they meet."""
+    from nestdb.label.elements import check_calculator_elements, check_label_elements
+
+    elements = list(config["elements"])
+    check_label_elements(labeller_spec(config), elements, "label")
+    reference = (config.get("bench") or {}).get("reference")
+    if isinstance(reference, dict) and "code" in reference:
+        check_label_elements(reference, elements, "bench.reference")
+    for cycle in range(n_cycles(config)):
+        present = sorted({e for c in run_compositions(config, cycle) for e in c})
+        check_calculator_elements(ns_block(config, cycle)["calculator"], present, f"cycles[{cycle}].ns.calculator")
 
 
 def ns_engine_settings(block: dict, pressure_gpa: float) -> dict[str, Any]:
@@ -184,6 +303,8 @@ def check_config(config: dict, base_dir: str | Path = ".") -> None:
             "energy (eV) of every element, e.g. `reference_energies: {Mg: 0.0}` for GPAW energies."
         )
     _check_learning_curve(config)
+    _check_compositions(config)
+    _check_element_data(config)
     spec = labeller_spec(config)
     if spec["code"] == "potential":
         _check_calculator_files(spec["potential"], "label.potential", base_dir)

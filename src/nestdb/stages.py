@@ -216,7 +216,8 @@ def select_run(traj_path: str | Path, summary_path: str | Path, temperatures_pat
                rule: dict, cycle: int, pressure_gpa: float, weight_alpha: float,
                candidates_path: str | Path, configs_dir: str | Path, plot_path: str | Path,
                final_path: str | Path | None = None, weight_rescale: str = "none",
-               order_plot_path: str | Path | None = None, model_dir: str | Path | None = None) -> list[Atoms]:
+               order_plot_path: str | Path | None = None, model_dir: str | Path | None = None,
+               id_tag: str = "") -> list[Atoms]:
     """Apply the cycle's selection rule to one run; one file per chosen configuration.
 
     Every chosen configuration gets the info keys ``q4``, ``q6``, ``w6``
@@ -230,6 +231,10 @@ def select_run(traj_path: str | Path, summary_path: str | Path, temperatures_pat
     ``model_dir`` (the previous cycle's committee) scores the samples that
     carry no ``committee_std`` for a ``trust_window`` rule
     (:func:`nestdb.explore.stage.score_committee_std`).
+
+    ``id_tag`` (the composition tag of a cycle with several compositions,
+    e.g. ``Cu3Au1``) prefixes every ``config_id``: runs of two compositions
+    at one pressure would otherwise give the same ids.
     """
     from nestdb.order import order_parameters
     from nestdb.select import frame_temperatures, select_configurations
@@ -265,6 +270,8 @@ def select_run(traj_path: str | Path, summary_path: str | Path, temperatures_pat
                                    weight_rescale=weight_rescale, source=str(traj_path))
     for atoms in chosen:
         atoms.info.update(order_parameters(atoms))
+        if id_tag:
+            atoms.info["config_id"] = f"{id_tag.rstrip('/')}_{atoms.info['config_id']}"
     if order_plot_path:
         plot_order_parameters([a.info["q6"] for a in chosen], [a.info["w6"] for a in chosen],
                               [a.info["temp"] for a in chosen], order_plot_path,
@@ -304,16 +311,21 @@ from nestdb.label.workflow import (FAILURE_COLUMNS, gather_labels, isolated_atom
 
 # --------------------------------------------------------------------------- fit
 def fit_cycle(training_paths: list[str | Path], settings: dict, out_dir: str | Path,
-              step: str = "linear") -> dict:
+              step: str = "linear", e0_paths: list[str | Path] | None = None) -> dict:
     """Fit the committee of one cycle to all labels so far.
 
     ``step``: ``linear`` (the linear-ACE committee), ``pacemaker_prepare``
     (write the pacemaker members' inputs) or ``pacemaker_collect`` (export
-    and score the pacemaker members after their jobs ran).
+    and score the pacemaker members after their jobs ran). ``e0_paths``: the
+    isolated-atom energies of the elements whose ``reference_energies`` are
+    ``isolated_atom`` (:func:`nestdb.fit.settings.resolve_reference_energies`).
     """
     from nestdb.fit import fit_linear_ace, load_training_frames
     from nestdb.fit.pacemaker import collect_committee, prepare_committee
+    from nestdb.fit.settings import isolated_atom_elements, resolve_reference_energies
 
+    if e0_paths or isolated_atom_elements(settings.get("reference_energies") or {}):
+        settings = resolve_reference_energies(settings, list(e0_paths or []))
     frames = load_training_frames(training_paths)
     if step == "linear":
         return fit_linear_ace(frames, settings, out_dir, log=log)

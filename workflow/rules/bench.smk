@@ -4,7 +4,7 @@
 # phonons; XRD of every NS run by temperature; the NS phase diagram of the
 # final model (off by default). Costs are in the docstrings of nestdb.bench.
 from nestdb.bench.sampling import phase_diagram_block
-from nestdb.config import format_pressure, oracle_spec
+from nestdb.config import format_pressure, oracle_spec, run_compositions
 
 BENCH = config["bench"]
 PHASE_DIAGRAM_PRESSURES = [format_pressure(p) for p in BENCH["phase_diagram"]["pressures"]]
@@ -79,9 +79,9 @@ rule bench_property_reference:
     params:
         spec=bench_reference_spec(config),
         bench=BENCH,
-        element=config["elements"][0],
+        element=config["elements"],  # single-element properties use the first, alloy all
     wildcard_constraints:
-        kind="enthalpy|bain|phonons",
+        kind="enthalpy|bain|phonons|alloy",
     log:
         "logs/bench/reference_{kind}.log",
     benchmark:
@@ -116,11 +116,11 @@ rule bench_property:
         ),
     params:
         bench=BENCH,
-        element=config["elements"][0],
+        element=config["elements"],  # single-element properties use the first, alloy all
         model_dir=lambda wc: model_dir(wc.cycle),
         title=lambda wc: f"cycle {wc.cycle}: model (solid) vs reference (dashed)",
     wildcard_constraints:
-        kind="enthalpy|bain|phonons",
+        kind="enthalpy|bain|phonons|alloy",
     log:
         "logs/bench/cycle{cycle}_{kind}.log",
     benchmark:
@@ -138,28 +138,88 @@ rule bench_xrd:
         traj=rules.ns.output.traj,
         temperatures=rules.analyse.output.temperatures,
     output:
-        table="results/bench/cycle{cycle}/xrd/P{pressure}GPa/xrd.csv",
+        table="results/bench/cycle{cycle}/xrd/{comp}P{pressure}GPa/xrd.csv",
         plot=report(
-            "results/bench/cycle{cycle}/xrd/P{pressure}GPa/xrd.png",
+            "results/bench/cycle{cycle}/xrd/{comp}P{pressure}GPa/xrd.png",
             caption="../report/xrd.rst",
             category="Benchmarks",
             subcategory="cycle {cycle}",
-            labels={"item": "XRD", "pressure (GPa)": "{pressure}"},
+            labels={"item": "XRD", "composition": "{comp}", "pressure (GPa)": "{pressure}"},
         ),
     params:
         xrd=BENCH["xrd"],
         element=config["elements"][0],
-        title=lambda wc: f"cycle {wc.cycle}, {wc.pressure} GPa",
+        title=lambda wc: f"cycle {wc.cycle}, {wc.comp}{wc.pressure} GPa",
     log:
-        "logs/bench/cycle{cycle}_P{pressure}GPa_xrd.log",
+        "logs/bench/cycle{cycle}_{comp}P{pressure}GPa_xrd.log",
     benchmark:
-        "results/benchmarks/bench_xrd/cycle{cycle}_P{pressure}GPa.tsv"
+        "results/benchmarks/bench_xrd/cycle{cycle}_{comp}P{pressure}GPa.tsv"
     resources:
         runtime=30,
     conda:
         "../../envs/ns.yaml"
     script:
         "../../scripts/bench_xrd.py"
+
+
+# Alloys (issue 15): first-shell Warren-Cowley order of each run's samples against
+# temperature (runs with two or more elements), and the mixing enthalpy of the
+# runs of all compositions at one pressure (needs a pure run of every element).
+rule bench_sro:
+    input:
+        traj=rules.ns.output.traj,
+        energies=rules.ns.output.energies,
+    output:
+        table="results/bench/cycle{cycle}/sro/{comp}P{pressure}GPa/sro.csv",
+        plot=report(
+            "results/bench/cycle{cycle}/sro/{comp}P{pressure}GPa/sro.png",
+            caption="../report/sro.rst",
+            category="Benchmarks",
+            subcategory="cycle {cycle}",
+            labels={"item": "short-range order", "composition": "{comp}", "pressure (GPa)": "{pressure}"},
+        ),
+    params:
+        elements=config["elements"],
+        grid=config["analyse"],
+        title=lambda wc: f"cycle {wc.cycle}, {wc.comp}{wc.pressure} GPa: Warren-Cowley order of the NS samples",
+    log:
+        "logs/bench/cycle{cycle}_{comp}P{pressure}GPa_sro.log",
+    resources:
+        runtime=30,
+    conda:
+        "../../envs/ns.yaml"
+    script:
+        "../../scripts/bench_sro.py"
+
+
+rule bench_mixing:
+    input:
+        tables=lambda wc: [
+            f"results/analyse/cycle{wc.cycle}/{comp}P{wc.pressure}GPa/thermo.csv"
+            for comp in composition_dirs(config, int(wc.cycle))
+        ],
+    output:
+        table="results/bench/cycle{cycle}/mixing/P{pressure}GPa/mixing.csv",
+        plot=report(
+            "results/bench/cycle{cycle}/mixing/P{pressure}GPa/mixing.png",
+            caption="../report/mixing.rst",
+            category="Benchmarks",
+            subcategory="cycle {cycle}",
+            labels={"item": "mixing enthalpy", "pressure (GPa)": "{pressure}"},
+        ),
+    params:
+        tags=lambda wc: [c.rstrip("/") for c in composition_dirs(config, int(wc.cycle))],
+        compositions=lambda wc: run_compositions(config, int(wc.cycle)),
+        elements=config["elements"],
+        title=lambda wc: f"cycle {wc.cycle}, {wc.pressure} GPa: mixing enthalpy of the NS runs",
+    log:
+        "logs/bench/cycle{cycle}_P{pressure}GPa_mixing.log",
+    resources:
+        runtime=10,
+    conda:
+        "../../envs/ns.yaml"
+    script:
+        "../../scripts/bench_mixing.py"
 
 
 # Phase diagram: NS with the final cycle's committee at bench.phase_diagram

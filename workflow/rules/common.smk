@@ -8,7 +8,9 @@ from nestdb.bench.workflow import bench_targets
 from nestdb.config import (
     bench_reference_spec,
     check_config,
+    composition_dirs,
     cycle_pressures,
+    cycle_runs,
     explore_block,
     explore_kind,
     labeller_spec,
@@ -45,9 +47,9 @@ def python_for_shell():
 PYTHON = python_for_shell()
 
 
-def ns_prefix(cycle, pressure):
-    """Path prefix of one NS run's pymatnest-format files."""
-    return f"results/ns/cycle{cycle}/P{pressure}GPa/ns"
+def ns_prefix(cycle, pressure, comp=""):
+    """Path prefix of one NS run's pymatnest-format files (``comp``: "" or "<composition tag>/")."""
+    return f"results/ns/cycle{cycle}/{comp}P{pressure}GPa/ns"
 
 
 def model_dir(cycle):
@@ -102,11 +104,11 @@ def labelled_configs(wildcards):
     """
     cycle = int(wildcards.cycle)
     files = []
-    for pressure in cycle_pressures(config, cycle):
-        selected = checkpoints.select.get(cycle=cycle, pressure=pressure).output.configs
+    for comp, pressure in cycle_runs(config, cycle):
+        selected = checkpoints.select.get(cycle=cycle, comp=comp, pressure=pressure).output.configs
         ids = glob_wildcards(os.path.join(selected, "{config_id}.extxyz")).config_id
         files += [
-            f"results/label/cycle{cycle}/P{pressure}GPa/{config_id}.extxyz"
+            f"results/label/cycle{cycle}/{comp}P{pressure}GPa/{config_id}.extxyz"
             for config_id in sorted(ids)
         ]
     return files
@@ -121,9 +123,9 @@ def training_sets(wildcards):
 def all_targets():
     targets = []
     for cycle in CYCLES:
-        for pressure in cycle_pressures(config, cycle):
+        for comp, pressure in cycle_runs(config, cycle):
             if explore_kind(config, cycle) == "ns":  # random_crystals/md cycles have no NS run to analyse
-                targets.append(f"results/analyse/cycle{cycle}/P{pressure}GPa/thermo.csv")
+                targets.append(f"results/analyse/cycle{cycle}/{comp}P{pressure}GPa/thermo.csv")
         targets.append(f"{model_dir(cycle)}/metrics.json")
         if config["fit"].get("pacemaker", {}).get("enabled", False):  # optional nonlinear route
             targets.append(f"{model_dir(cycle)}/pacemaker/metrics.json")

@@ -1,9 +1,14 @@
 # Fit: a linear-ACE model with a calibrated Bayesian committee to all labels up to this cycle.
+# Elements with `reference_energies: {X: isolated_atom}` take E0 from rule label_isolated_atom.
+from nestdb.fit.settings import isolated_atom_elements
+
+E0_FILES = [f"results/label/e0/{e}.json" for e in isolated_atom_elements(config["fit"]["reference_energies"])]
 
 
 rule fit:
     input:
-        training_sets,
+        training=training_sets,
+        e0=E0_FILES,
     output:
         potential=f"{model_dir('{cycle}')}/potential.yaml",
         yace=f"{model_dir('{cycle}')}/potential.yace",
@@ -59,7 +64,8 @@ PACEMAKER_MEMBERS = range(int(PACEMAKER.get("committee_size", 3)))
 
 rule fit_pacemaker_prepare:
     input:
-        training_sets,
+        training=training_sets,
+        e0=E0_FILES,
     output:
         split=f"{model_dir('{cycle}')}/pacemaker/split.json",
         inputs=[
@@ -102,6 +108,7 @@ rule fit_pacemaker_member:
 rule fit_pacemaker:
     input:
         training=training_sets,
+        e0=E0_FILES,
         potentials=[
             f"{model_dir('{cycle}')}/pacemaker/member_{k}/output_potential.yaml"
             for k in PACEMAKER_MEMBERS

@@ -10,10 +10,10 @@ from nestdb.label.driver import LabelPolicy
 
 rule label:
     input:
-        config="results/select/cycle{cycle}/P{pressure}GPa/configs/{config_id}.extxyz",
+        config="results/select/cycle{cycle}/{comp}P{pressure}GPa/configs/{config_id}.extxyz",
     output:
-        labelled="results/label/cycle{cycle}/P{pressure}GPa/{config_id}.extxyz",
-        raw=directory("results/label/cycle{cycle}/P{pressure}GPa/raw/{config_id}"),
+        labelled="results/label/cycle{cycle}/{comp}P{pressure}GPa/{config_id}.extxyz",
+        raw=directory("results/label/cycle{cycle}/{comp}P{pressure}GPa/raw/{config_id}"),
     params:
         spec=json.dumps(labeller_spec(config)),
         policy=LabelPolicy.from_config(config["label"]).to_json(),
@@ -21,9 +21,9 @@ rule label:
         external=external_launch,
         python=PYTHON,
     log:
-        "logs/label/cycle{cycle}_P{pressure}GPa/{config_id}.log",
+        "logs/label/cycle{cycle}_{comp}P{pressure}GPa/{config_id}.log",
     benchmark:
-        "results/benchmarks/label/cycle{cycle}_P{pressure}GPa/{config_id}.tsv"
+        "results/benchmarks/label/cycle{cycle}_{comp}P{pressure}GPa/{config_id}.tsv"
     group:
         "label"
     threads: 1
@@ -37,8 +37,8 @@ rule label:
 
 
 rule label_isolated_atom:
-    # E0 of one element with the labelling settings (target it explicitly:
-    # `snakemake results/label/e0/Mg.json`); fitting reads it when present.
+    # E0 of one element with the labelling settings; the fit uses it for elements
+    # with `fit.reference_energies: {X: isolated_atom}` (or target it: results/label/e0/Cu.json).
     output:
         energy="results/label/e0/{element}.json",
         raw=directory("results/label/e0/raw/{element}"),
@@ -64,8 +64,8 @@ rule gather_labels:
     input:
         # Listing every run's candidates shows all selections in a dry run.
         candidates=lambda wc: [
-            f"results/select/cycle{wc.cycle}/P{p}GPa/candidates.extxyz"
-            for p in cycle_pressures(config, int(wc.cycle))
+            f"results/select/cycle{wc.cycle}/{comp}P{p}GPa/candidates.extxyz"
+            for comp, p in cycle_runs(config, int(wc.cycle))
         ],
         labelled=labelled_configs,
     output:

@@ -9,18 +9,18 @@ rule ns:
     input:
         unpack(ns_model_input),
     output:
-        energies=f"{ns_prefix('{cycle}', '{pressure}')}.energies",
-        traj=f"{ns_prefix('{cycle}', '{pressure}')}.traj.extxyz",
-        final=f"{ns_prefix('{cycle}', '{pressure}')}.final.extxyz",
-        summary=f"{ns_prefix('{cycle}', '{pressure}')}.summary.json",
+        energies=f"{ns_prefix('{cycle}', '{pressure}', '{comp}')}.energies",
+        traj=f"{ns_prefix('{cycle}', '{pressure}', '{comp}')}.traj.extxyz",
+        final=f"{ns_prefix('{cycle}', '{pressure}', '{comp}')}.final.extxyz",
+        summary=f"{ns_prefix('{cycle}', '{pressure}', '{comp}')}.summary.json",
     params:
-        block=lambda wc: ns_block(config, int(wc.cycle)),
-        prefix=lambda wc: ns_prefix(wc.cycle, wc.pressure),
+        block=lambda wc: ns_block(config, int(wc.cycle), wc.comp),
+        prefix=lambda wc: ns_prefix(wc.cycle, wc.pressure, wc.comp),
     log:
-        "logs/ns/cycle{cycle}_P{pressure}GPa.log",
+        "logs/ns/cycle{cycle}_{comp}P{pressure}GPa.log",
     benchmark:
-        "results/benchmarks/ns/cycle{cycle}_P{pressure}GPa.tsv"
-    threads: lambda wc: int(ns_block(config, int(wc.cycle)).get("n_procs", 1))
+        "results/benchmarks/ns/cycle{cycle}_{comp}P{pressure}GPa.tsv"
+    threads: lambda wc: int(ns_block(config, int(wc.cycle), wc.comp).get("n_procs", 1))
     resources:
         runtime=720,
     conda:
@@ -34,32 +34,32 @@ rule analyse:
         energies=rules.ns.output.energies,
     output:
         table=report(
-            "results/analyse/cycle{cycle}/P{pressure}GPa/thermo.csv",
+            "results/analyse/cycle{cycle}/{comp}P{pressure}GPa/thermo.csv",
             category="Thermodynamics",
             subcategory="cycle {cycle}",
-            labels={"pressure (GPa)": "{pressure}", "item": "table"},
+            labels={"composition": "{comp}", "pressure (GPa)": "{pressure}", "item": "table"},
         ),
-        temperatures="results/analyse/cycle{cycle}/P{pressure}GPa/sample_temperatures.csv",
+        temperatures="results/analyse/cycle{cycle}/{comp}P{pressure}GPa/sample_temperatures.csv",
         transitions=report(
-            "results/analyse/cycle{cycle}/P{pressure}GPa/transitions.csv",
+            "results/analyse/cycle{cycle}/{comp}P{pressure}GPa/transitions.csv",
             category="Thermodynamics",
             subcategory="cycle {cycle}",
-            labels={"pressure (GPa)": "{pressure}", "item": "C_p peaks"},
+            labels={"composition": "{comp}", "pressure (GPa)": "{pressure}", "item": "C_p peaks"},
         ),
         plot=report(
-            "results/analyse/cycle{cycle}/P{pressure}GPa/thermo.png",
+            "results/analyse/cycle{cycle}/{comp}P{pressure}GPa/thermo.png",
             caption="../report/thermo.rst",
             category="Thermodynamics",
             subcategory="cycle {cycle}",
-            labels={"pressure (GPa)": "{pressure}", "item": "C_p and volume"},
+            labels={"composition": "{comp}", "pressure (GPa)": "{pressure}", "item": "C_p and volume"},
         ),
     params:
         grid=config["analyse"],
-        title=lambda wc: f"cycle {wc.cycle}, {wc.pressure} GPa",
+        title=lambda wc: f"cycle {wc.cycle}, {wc.comp}{wc.pressure} GPa",
     log:
-        "logs/analyse/cycle{cycle}_P{pressure}GPa.log",
+        "logs/analyse/cycle{cycle}_{comp}P{pressure}GPa.log",
     benchmark:
-        "results/benchmarks/analyse/cycle{cycle}_P{pressure}GPa.tsv"
+        "results/benchmarks/analyse/cycle{cycle}_{comp}P{pressure}GPa.tsv"
     resources:
         runtime=30,
     conda:
@@ -76,15 +76,15 @@ rule explore:
     input:
         unpack(ns_model_input),
     output:
-        pool="results/explore/cycle{cycle}/P{pressure}GPa/pool.extxyz",
-        summary="results/explore/cycle{cycle}/P{pressure}GPa/summary.json",
+        pool="results/explore/cycle{cycle}/{comp}P{pressure}GPa/pool.extxyz",
+        summary="results/explore/cycle{cycle}/{comp}P{pressure}GPa/summary.json",
     params:
-        block=lambda wc: ns_block(config, int(wc.cycle)),
+        block=lambda wc: ns_block(config, int(wc.cycle), wc.comp),
         explore=lambda wc: explore_block(config, int(wc.cycle)),
     log:
-        "logs/explore/cycle{cycle}_P{pressure}GPa.log",
+        "logs/explore/cycle{cycle}_{comp}P{pressure}GPa.log",
     benchmark:
-        "results/benchmarks/explore/cycle{cycle}_P{pressure}GPa.tsv"
+        "results/benchmarks/explore/cycle{cycle}_{comp}P{pressure}GPa.tsv"
     resources:
         runtime=240,
     conda:

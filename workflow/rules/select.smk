@@ -8,13 +8,13 @@ def select_inputs(wildcards):
     """NS outputs or the exploration pool; the previous committee for a trust window on NS samples."""
     cycle = int(wildcards.cycle)
     if explore_kind(config, cycle) != "ns":
-        return {"pool": f"results/explore/cycle{cycle}/P{wildcards.pressure}GPa/pool.extxyz"}
-    prefix = ns_prefix(cycle, wildcards.pressure)
+        return {"pool": f"results/explore/cycle{cycle}/{wildcards.comp}P{wildcards.pressure}GPa/pool.extxyz"}
+    prefix = ns_prefix(cycle, wildcards.pressure, wildcards.comp)
     files = {
         "traj": f"{prefix}.traj.extxyz",
         "summary": f"{prefix}.summary.json",
         "final": f"{prefix}.final.extxyz",
-        "temperatures": f"results/analyse/cycle{cycle}/P{wildcards.pressure}GPa/sample_temperatures.csv",
+        "temperatures": f"results/analyse/cycle{cycle}/{wildcards.comp}P{wildcards.pressure}GPa/sample_temperatures.csv",
     }
     # NS samples carry the committee STD only where the run asked for it; the rest are scored here
     if select_rule(config, cycle)["kind"] == "trust_window":
@@ -26,30 +26,30 @@ checkpoint select:
     input:
         unpack(select_inputs),
     output:
-        candidates="results/select/cycle{cycle}/P{pressure}GPa/candidates.extxyz",
-        configs=directory("results/select/cycle{cycle}/P{pressure}GPa/configs"),
+        candidates="results/select/cycle{cycle}/{comp}P{pressure}GPa/candidates.extxyz",
+        configs=directory("results/select/cycle{cycle}/{comp}P{pressure}GPa/configs"),
         plot=report(
-            "results/select/cycle{cycle}/P{pressure}GPa/selection.png",
+            "results/select/cycle{cycle}/{comp}P{pressure}GPa/selection.png",
             caption="../report/selection.rst",
             category="Selection",
             subcategory="cycle {cycle}",
-            labels={"pressure (GPa)": "{pressure}", "item": "enthalpy"},
+            labels={"composition": "{comp}", "pressure (GPa)": "{pressure}", "item": "enthalpy"},
         ),
         order_plot=report(
-            "results/select/cycle{cycle}/P{pressure}GPa/order_q6_w6.png",
+            "results/select/cycle{cycle}/{comp}P{pressure}GPa/order_q6_w6.png",
             caption="../report/order.rst",
             category="Selection",
             subcategory="cycle {cycle}",
-            labels={"pressure (GPa)": "{pressure}", "item": "Q6-W6"},
+            labels={"composition": "{comp}", "pressure (GPa)": "{pressure}", "item": "Q6-W6"},
         ),
     params:
         rule=lambda wc: select_rule(config, int(wc.cycle)),
         weight_alpha=config["select"]["weight_alpha"],
         weight_rescale=config["select"]["weight_rescale"],
     log:
-        "logs/select/cycle{cycle}_P{pressure}GPa.log",
+        "logs/select/cycle{cycle}_{comp}P{pressure}GPa.log",
     benchmark:
-        "results/benchmarks/select/cycle{cycle}_P{pressure}GPa.tsv"
+        "results/benchmarks/select/cycle{cycle}_{comp}P{pressure}GPa.tsv"
     resources:
         runtime=30,
     conda:

@@ -16,7 +16,7 @@ BAIN_COLUMNS = ("pressure_gpa", "c_over_a", "enthalpy_per_atom", "energy_per_ato
                 "converged", "steps", "abandoned")
 
 
-def bct_cell(c_over_a: float, volume_per_atom: float, element: str = "Mg") -> Atoms:
+def bct_cell(c_over_a: float, volume_per_atom: float, element: str) -> Atoms:
     """One-atom primitive body-centred tetragonal cell.
 
     The conventional bct cell has edges a, a, c and two atoms; c/a = 1 is
@@ -44,9 +44,9 @@ def bct_cell(c_over_a: float, volume_per_atom: float, element: str = "Mg") -> At
 def bain_path(
     calculator_for: Callable[[str, Atoms], object],
     pressures_gpa,
+    element: str,
     n_points: int = 10,
-    element: str = "Mg",
-    volume_per_atom: float = 23.0,
+    volume_per_atom: float | None = None,
     fmax: float = 5e-3,
     max_steps: int = 40,
 ) -> pd.DataFrame:
@@ -72,7 +72,8 @@ def bain_path(
     element
         Chemical symbol.
     volume_per_atom
-        Starting volume at the lowest pressure (Å³/atom).
+        Starting volume at the lowest pressure (Å³/atom); default the
+        element's reference volume (:func:`~nestdb.bench.structures.reference_volume_per_atom`).
     fmax, max_steps
         Convergence threshold (eV/Å) and step limit of each relaxation.
 
@@ -85,6 +86,10 @@ def bain_path(
         raise ConfigError(f"bench.bain.n_points must be at least 2, got {n_points!r}")
     ratios = np.linspace(1.0, np.sqrt(2.0), int(n_points))
     rows = []
+    if volume_per_atom is None:
+        from nestdb.bench.structures import reference_volume_per_atom
+
+        volume_per_atom = reference_volume_per_atom(element)
     start_volume = float(volume_per_atom)
     for pressure in np.sort(np.asarray(pressures_gpa, dtype=float)):
         volume = start_volume

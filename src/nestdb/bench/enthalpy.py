@@ -33,7 +33,7 @@ def enthalpy_curve(
     name: str,
     calculator_for: Callable[[str, Atoms], object],
     pressures_gpa,
-    element: str = "Mg",
+    element: str,
     relax_c_over_a: bool = False,
     fmax: float = 5e-3,
     max_steps: int = 40,
@@ -45,7 +45,7 @@ def enthalpy_curve(
     pressure (``FixSymmetry`` and ASE's Fréchet cell filter with
     ``scalar_pressure``). With ``relax_c_over_a=False`` (the study's choice)
     only the volume changes: angles and cell ratios stay those of the ideal
-    structure (c/a = 1.624 for hcp/dhcp), a 1-D minimisation of H = E + PV.
+    structure (the element's reference c/a for hcp/dhcp), a 1-D minimisation of H = E + PV.
     With ``relax_c_over_a=True`` the cell shape relaxes within the space
     group (c/a of hcp/dhcp free, cubic cells stay cubic). Pressures are done
     in increasing order, each starting from the previous volume scaled by a

@@ -31,7 +31,7 @@ def _to_ase(cell) -> Atoms:
 def phonon_dispersion(
     name: str,
     calculator_for: Callable[[str, Atoms], object],
-    element: str = "Mg",
+    element: str,
     supercell=None,
     displacement: float = 0.05,
     npoints: int = 60,

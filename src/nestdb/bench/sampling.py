@@ -25,7 +25,7 @@ def _two_theta(cfg: dict) -> np.ndarray:
 
 
 def bench_xrd(traj_path: str | Path, temperatures_path: str | Path, cfg: dict, csv_path: str | Path,
-              plot_path: str | Path, title: str = "", element: str = "Mg") -> dict:
+              plot_path: str | Path, title: str = "", *, element: str) -> dict:
     """Powder XRD of one NS run's culled samples, averaged in temperature bins.
 
     Cost: no calculator calls; ``max_per_bin`` patterns per bin (seconds for

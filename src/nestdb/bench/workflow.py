@@ -26,8 +26,8 @@ log = logging.getLogger("nestdb")
 
 #: matscipy symmetry of each structure's elastic tensor.
 ELASTIC_SYMMETRY = {"hcp": "hexagonal", "dhcp": "hexagonal", "bcc": "cubic", "fcc": "cubic"}
-#: Properties with a reference and a model side (one rule pair each).
-PROPERTIES = ("enthalpy", "bain", "phonons")
+#: Properties with a reference and a model side (one rule pair each); ``alloy``: formation energies and hull.
+PROPERTIES = ("enthalpy", "bain", "phonons", "alloy")
 
 CalculatorFor = Callable[[str, Atoms], object]
 
@@ -56,17 +56,29 @@ def elastic_structures(bench: dict) -> list[str]:
     return [names] if isinstance(names, str) else list(names)
 
 
+def property_enabled(config: dict, kind: str) -> bool:
+    """Whether a property runs: its ``enabled`` key; ``bench.alloy.enabled: null`` is on with two or more elements."""
+    enabled = (config["bench"].get(kind) or {}).get("enabled")
+    if kind == "alloy" and enabled is None:
+        return len(config["elements"]) >= 2
+    return bool(enabled)
+
+
 def bench_targets(config: dict, cycles: list[int]) -> list[str]:
     """Workflow targets of the enabled properties, XRD and the phase diagram (``rule all``)."""
-    from nestdb.config import cycle_pressures, explore_kind
+    from nestdb.config import cycle_runs, explore_kind
 
     bench = config["bench"]
     targets = []
     for cycle in cycles:
-        targets += [f"results/bench/cycle{cycle}/{kind}.json" for kind in PROPERTIES if bench[kind]["enabled"]]
+        targets += [f"results/bench/cycle{cycle}/{kind}.json" for kind in PROPERTIES if property_enabled(config, kind)]
         if bench["xrd"]["enabled"] and explore_kind(config, cycle) == "ns":  # XRD of NS samples only
-            targets += [f"results/bench/cycle{cycle}/xrd/P{pressure}GPa/xrd.csv"
-                        for pressure in cycle_pressures(config, cycle)]
+            targets += [f"results/bench/cycle{cycle}/xrd/{comp}P{pressure}GPa/xrd.csv"
+                        for comp, pressure in cycle_runs(config, cycle)]
+        if explore_kind(config, cycle) == "ns":
+            from nestdb.bench.alloy_samples import sample_targets
+
+            targets += sample_targets(config, cycle)
     if bench["phase_diagram"]["enabled"]:
         targets.append("results/bench/phase_diagram/melting.csv")
     if (bench.get("learning_curve") or {}).get("enabled"):
@@ -111,7 +123,6 @@ def run_benchmarks(calculator_for: CalculatorFor, bench: dict, element: str,
         ``energy_per_atom``) and ``{structure: elastic result}``.
     """
     from nestdb.bench import build_structure, elastic_constants, ev_curve
-    from nestdb.bench.structures import DEFAULT_VOLUME_PER_ATOM
 
     rows = []
     for name in bench["structures"]:
@@ -119,8 +130,8 @@ def run_benchmarks(calculator_for: CalculatorFor, bench: dict, element: str,
             continue
         atoms = build_structure(name, element=element)
         scales = _ev_scales(bench)
-        if ev_volumes and name in ev_volumes:
-            scales = np.asarray(ev_volumes[name], dtype=float) / DEFAULT_VOLUME_PER_ATOM
+        if ev_volumes and name in ev_volumes:  # scales of the element's starting volume
+            scales = np.asarray(ev_volumes[name], dtype=float) / (atoms.get_volume() / len(atoms))
         curve = ev_curve(atoms, calculator_for(name, atoms), volume_scales=scales)
         rows += [{"structure": name, **row} for row in curve.to_dict("records")]
     elastic_cfg = bench["elastic"]
@@ -258,8 +269,16 @@ def bench_model(model_dir: str | Path, bench: dict, element: str, reference_ev_p
 
 
 # --------------------------------------------------------------------------- enthalpy, Bain, phonons
-def compute_property(kind: str, calculator_for: CalculatorFor, bench: dict, element: str) -> dict:
+def _elements(element: str | list[str]) -> list[str]:
+    """The campaign's elements from ``element`` (one symbol or the list); single-element properties use the first."""
+    return [element] if isinstance(element, str) else list(element)
+
+
+def compute_property(kind: str, calculator_for: CalculatorFor, bench: dict, element: str | list[str]) -> dict:
     """One benchmark property with one calculator factory.
+
+    ``element``: a symbol or the campaign's ``elements``; enthalpy, Bain
+    path and phonons use the first, ``alloy`` all of them.
 
     Cost: ``enthalpy`` about ``n_structures * n_pressures * 4`` calls,
     ``bain`` about ``n_pressures * n_points * 3`` one-atom calls,
@@ -270,8 +289,14 @@ def compute_property(kind: str, calculator_for: CalculatorFor, bench: dict, elem
     -------
     dict
         ``enthalpy``: ``{"table": rows, "transitions": [...]}``; ``bain``:
-        ``{"table": rows}``; ``phonons``: ``{structure: dispersion}``.
+        ``{"table": rows}``; ``phonons``: ``{structure: dispersion}``;
+        ``alloy``: see :func:`nestdb.bench.alloy.compute_alloy`.
     """
+    if kind == "alloy":
+        from nestdb.bench.alloy import compute_alloy
+
+        return compute_alloy(calculator_for, bench, _elements(element))
+    element = _elements(element)[0]
     if kind == "enthalpy":
         from nestdb.bench.enthalpy import enthalpy_curve, transition_pressures
 
@@ -301,7 +326,7 @@ def compute_property(kind: str, calculator_for: CalculatorFor, bench: dict, elem
     raise ConfigError(f"unknown benchmark property {kind!r}; choose from {', '.join(PROPERTIES)}")
 
 
-def bench_property_reference(kind: str, spec: dict, bench: dict, element: str, json_path: str | Path,
+def bench_property_reference(kind: str, spec: dict, bench: dict, element: str | list[str], json_path: str | Path,
                              raw_dir: str | Path) -> dict:
     """Reference side of one property with the reference labeller (one folder per calculation).
 
@@ -332,7 +357,7 @@ def bench_property_reference(kind: str, spec: dict, bench: dict, element: str, j
     return result
 
 
-def compare_property(kind: str, calculator, bench: dict, element: str, reference_json: str | Path,
+def compare_property(kind: str, calculator, bench: dict, element: str | list[str], reference_json: str | Path,
                      json_path: str | Path, csv_path: str | Path, plot_path: str | Path, title: str = "") -> dict:
     """Model side of one property and its comparison with the reference.
 
@@ -346,7 +371,11 @@ def compare_property(kind: str, calculator, bench: dict, element: str, reference
 
     reference = json.loads(Path(reference_json).read_text())
     model = jsonable(compute_property(kind, lambda name, atoms: calculator, bench, element))
-    if kind == "enthalpy":
+    if kind == "alloy":
+        from nestdb.bench.alloy import compare_alloy
+
+        comparison = compare_alloy(model, reference, csv_path, plot_path, title)
+    elif kind == "enthalpy":
         comparison = plots.compare_enthalpy(model, reference, csv_path, plot_path, title)
     elif kind == "bain":
         comparison = plots.compare_bain(model, reference, csv_path, plot_path, title)
@@ -357,7 +386,7 @@ def compare_property(kind: str, calculator, bench: dict, element: str, reference
     return result
 
 
-def bench_property_model(kind: str, model_dir: str | Path, bench: dict, element: str, reference_json: str | Path,
+def bench_property_model(kind: str, model_dir: str | Path, bench: dict, element: str | list[str], reference_json: str | Path,
                          json_path: str | Path, csv_path: str | Path, plot_path: str | Path,
                          title: str = "") -> dict:
     """:func:`compare_property` with a cycle's committee."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,9 +36,56 @@ DEFAULT_FIT_SETTINGS: dict[str, Any] = {
     "feature_cache": None,
     "n_jobs": 1,
     "pacemaker": {},
+    "hyperopt": {},
 }
 
 COMMITTEE_METHODS = ("posterior", "bootstrap", "jackknife")
+#: ``fit.reference_energies`` value: E0 from the isolated-atom calculation with the labelling settings
+#: (rule ``label_isolated_atom``, ``results/label/e0/<element>.json``).
+ISOLATED_ATOM = "isolated_atom"
+
+
+def isolated_atom_elements(reference_energies: dict) -> list[str]:
+    """Elements whose ``fit.reference_energies`` entry is :data:`ISOLATED_ATOM`."""
+    return [element for element, value in (reference_energies or {}).items() if value == ISOLATED_ATOM]
+
+
+def resolve_reference_energies(settings: dict, e0_paths: list[str | Path]) -> dict:
+    """``settings`` with every :data:`ISOLATED_ATOM` reference energy replaced by its E0 file's energy.
+
+    Parameters
+    ----------
+    settings
+        ``fit:`` settings.
+    e0_paths
+        JSON files of :func:`nestdb.label.workflow.isolated_atom_energy`
+        (keys ``element``, ``energy``).
+
+    Raises
+    ------
+    ConfigError
+        An element asks for its isolated-atom energy but no file gives it.
+    DataError
+        A file that is not such a result.
+    """
+    import json
+
+    from nestdb.errors import DataError
+
+    energies = {}
+    for path in e0_paths:
+        try:
+            record = json.loads(Path(path).read_text())
+            energies[str(record["element"])] = float(record["energy"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise DataError(f"{path}: not an isolated-atom energy file (JSON with element and energy): {err}") from err
+    resolved = dict(settings.get("reference_energies") or {})
+    for element in isolated_atom_elements(resolved):
+        if element not in energies:
+            raise ConfigError(f"fit.reference_energies.{element} is {ISOLATED_ATOM!r} but no isolated-atom energy of "
+                              f"{element} was given (results/label/e0/{element}.json, rule label_isolated_atom)")
+        resolved[element] = energies[element]
+    return dict(settings, reference_energies=resolved)
 
 
 def merged_with_defaults(settings: dict | None, defaults: dict, section: str) -> dict:
@@ -105,6 +153,10 @@ def validate_fit_settings(settings: dict | None) -> dict:
             raise ConfigError(f"fit.reference_energies has no E0 for element {symbol!r}; add "
                               f"'{symbol}: <isolated-atom energy in eV>' (e.g. Mg: -1688.821 for the study's CASTEP)")
         value = e0[symbol]
+        if value == ISOLATED_ATOM:
+            raise ConfigError(f"fit.reference_energies.{symbol} is {ISOLATED_ATOM!r}: resolve it from the isolated-atom "
+                              f"calculation first (resolve_reference_energies with results/label/e0/{symbol}.json; "
+                              "the workflow does this) or give the energy in eV")
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
             raise ConfigError(f"fit.reference_energies.{symbol} must be a number (eV), got {value!r}")
     merged["reference_energies"] = {s: float(e0[s]) for s in merged["elements"]}
@@ -161,4 +213,7 @@ def validate_fit_settings(settings: dict | None) -> dict:
     from nestdb.fit.pacemaker import validate_pacemaker_settings
 
     merged["pacemaker"] = validate_pacemaker_settings(merged["pacemaker"])
+    from nestdb.fit.hyperopt import validate_hyperopt_settings
+
+    merged["hyperopt"] = validate_hyperopt_settings(merged["hyperopt"])
     return merged

@@ -1,8 +1,9 @@
 """GPAW plane-wave labeller, the free embedded default.
 
 Defaults are the "fast" settings of ``reference/toolchain.md`` (about
-4 meV/atom and 1 GPa from converged PBE up to ~20 GPa; the 2-electron Mg
-setup is wrong at high pressure: set ``setups: null`` and ``ecut: 600`` there).
+4 meV/atom and 1 GPa from converged PBE up to ~20 GPa) with GPAW's standard
+PAW setup of every element (``setups: null``); cheaper ones are chosen per
+element, e.g. ``setups: {Mg: "2"}`` (2-electron Mg, wrong at high pressure).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from nestdb.label.core import Labeller
 GPAW_DEFAULTS: dict[str, Any] = {
     "mode": {"name": "pw", "ecut": 400},
     "xc": "PBE",
-    "setups": {"Mg": "2"},
+    "setups": None,  # GPAW's standard setups; per element e.g. {Mg: "2"}
     "kpts": {"density": 4, "gamma": True},
     "occupations": {"name": "marzari-vanderbilt", "width": 0.1},
     "convergence": None,

@@ -1,0 +1,116 @@
+"""Chemical short-range order: Warren–Cowley parameters of the first neighbour shell.
+
+For species i and j with concentrations c_i, c_j, the first-shell
+Warren–Cowley parameter is
+
+    alpha_ij = 1 - p(j | i) / c_j,
+
+with p(j | i) the fraction of the first-shell neighbours of i-atoms that are
+j-atoms (Cowley, Phys. Rev. 77, 669 (1950)). alpha = 0 for a random
+arrangement, < 0 where unlike neighbours are preferred (ordering; -1/3 for
+the ideal L1_2 and L1_0 structures on the fcc lattice), > 0 where like
+neighbours are (clustering, up to 1). The first shell is chosen per atom by
+SANN (the parameter-free rule of :mod:`nestdb.order`: 12 neighbours in fcc
+and hcp, 14 in bcc), a fixed number of nearest neighbours, or a cutoff.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from ase import Atoms
+
+from nestdb.errors import ConfigError, DataError
+
+__all__ = ["neighbour_pairs", "warren_cowley", "pair_label"]
+
+
+def pair_label(a: str, b: str) -> str:
+    """Column name of a pair's parameter, e.g. ``alpha_Cu-Au``."""
+    return f"alpha_{a}-{b}"
+
+
+def neighbour_pairs(atoms: Atoms, neighbours: str | int | float = "sann") -> tuple[np.ndarray, np.ndarray]:
+    """(centre, neighbour) atom indices of every first-shell bond (periodic images map to their atom).
+
+    Parameters
+    ----------
+    atoms
+        A configuration; periodic images count as neighbours.
+    neighbours
+        ``'sann'``, the number of nearest neighbours (int), or a cutoff in Å (float).
+    """
+    from ase.neighborlist import neighbor_list
+
+    from nestdb.order import _sann_count
+
+    n = len(atoms)
+    if n < 2 and not atoms.pbc.any():
+        raise DataError("Warren-Cowley parameters need at least 2 atoms or a periodic cell")
+    if isinstance(neighbours, float):
+        i, j = neighbor_list("ij", atoms, neighbours)
+        if i.size == 0:
+            raise DataError(f"no neighbours within cutoff {neighbours} Å; use a larger cutoff")
+        return i, j
+    if neighbours != "sann" and (isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer))
+                                 or neighbours < 1):
+        raise ConfigError(f"neighbours must be 'sann', a number of nearest neighbours (int >= 1) or a cutoff "
+                          f"in Å (float), got {neighbours!r}")
+    wanted = 40 if neighbours == "sann" else int(neighbours) + 1
+    volume = abs(atoms.get_volume()) if atoms.pbc.all() else np.ptp(atoms.positions, axis=0).prod() + 1.0
+    cutoff = (3 * wanted * volume / (4 * math.pi * n)) ** (1 / 3)
+    for _ in range(8):
+        i, j, d = neighbor_list("ijd", atoms, cutoff)
+        counts = np.bincount(i, minlength=n)
+        if counts.min() >= wanted:
+            break
+        cutoff *= 1.5
+    else:
+        raise DataError(f"could not find {wanted} neighbours for every atom (cutoff up to {cutoff:.1f} Å)")
+    order = np.lexsort((d, i))
+    i, j, d = i[order], j[order], d[order]
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    keep = np.zeros(i.size, dtype=bool)
+    for atom in range(n):
+        m = int(neighbours) if neighbours != "sann" else _sann_count(d[starts[atom]:starts[atom] + counts[atom]])
+        keep[starts[atom]:starts[atom] + m] = True
+    return i[keep], j[keep]
+
+
+def warren_cowley(atoms: Atoms, neighbours: str | int | float = "sann",
+                  elements: list[str] | None = None) -> dict[str, float]:
+    """First-shell Warren–Cowley parameters of every pair of different species.
+
+    Parameters
+    ----------
+    atoms
+        A configuration with at least two species.
+    neighbours
+        First-shell rule (see :func:`neighbour_pairs`).
+    elements
+        Species order of the pairs (default: order of first appearance).
+
+    Returns
+    -------
+    dict
+        ``{pair_label(a, b): alpha_ab}`` for every pair a before b in
+        ``elements`` (alpha of the pair seen from a's neighbours; for a cell
+        where every atom has the same number of neighbours alpha_ab = alpha_ba).
+        Species absent from ``atoms`` give NaN.
+    """
+    symbols = np.array(atoms.get_chemical_symbols())
+    if elements is None:
+        elements = list(dict.fromkeys(symbols))
+    centre, neighbour = neighbour_pairs(atoms, neighbours)
+    result = {}
+    for a, b in itertools.combinations(elements, 2):
+        c_b = float(np.mean(symbols == b))
+        bonds_of_a = symbols[centre] == a
+        if c_b == 0 or not bonds_of_a.any():
+            result[pair_label(a, b)] = float("nan")
+            continue
+        p_b_given_a = float(np.mean(symbols[neighbour[bonds_of_a]] == b))
+        result[pair_label(a, b)] = 1.0 - p_b_given_a / c_b
+    return result
