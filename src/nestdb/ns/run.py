@@ -72,8 +72,12 @@ def run_nested_sampling(symbols: list[str] | dict[str, int], calculator, setting
     Cost model: initial walkers cost one model call per prior draw; then every
     iteration costs ``n_cull * walk_length`` model calls (one walk per culled
     walker's clone; an MD move of ``md_traj_len`` steps counts as that many
-    calls) and nothing else: no extra walk of a random walker as pymatnest
-    does. With ``n_procs`` > 1 the ``n_cull`` walks run side by side.
+    calls) and no extra walk of a random walker as pymatnest does. Calls ask
+    only for what the move needs (energy alone for cell, atom and swap moves);
+    with a model that then skips forces, an MD move after such moves costs
+    one call more for its starting forces, outside the walk budget (see
+    :class:`nestdb.ns.engine.Sampler`). With ``n_procs`` > 1 the ``n_cull``
+    walks run side by side.
 
     Parameters
     ----------
