@@ -6,6 +6,16 @@ calls) below the new limit H_lim. There is deliberately no extra walk of a
 random walker per iteration (pymatnest does one since 2022, doubling the
 cost). The :class:`Sampler` holds the live set and walks single walkers;
 :mod:`nestdb.ns.run` drives the iterations.
+
+Each model call asks only for what its move needs: cell, single-atom and
+swap moves the energy alone (a walker accepted that way keeps NaN forces
+unless the model gave them anyway, and its next MD move first computes
+them: one call outside the walk budget); MD steps energy and forces; the
+committee STD only where ``committee_std_max`` tests a proposal (cell moves
+and the last MD step), else once per walk for its end point. Which calls
+computed forces changes neither the random draws nor, with nestdb's EAM and
+Lennard-Jones (whose energy-only energies are bit for bit those of full
+calls), the accepted states: tests/test_ns.py runs the same chain both ways.
 """
 
 from __future__ import annotations
