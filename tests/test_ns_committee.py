@@ -142,13 +142,14 @@ def test_ns_walkers_carry_the_committee_std_of_their_configuration(al_model, tmp
 
     def recording(atoms=None, properties=("energy",), system_changes=all_changes):
         asked.append(tuple(properties))
+        assert calc.std_on_request  # the engine asks for the committee itself
         return original(atoms, properties, system_changes)
 
     calc.calculate = recording
     settings = NSSettings(n_walkers=6, walk_length=10, pressure_gpa=5.0, max_iter=25, max_volume_per_atom=30.0,
                           kemax_max_T=3000.0, md_traj_len=3, seed=2, traj_interval=1, committee_std_max=limit)
     summary = run_nested_sampling({"Al": 4}, calc, settings, tmp_path / "ns")
-    assert calc.std_on_request  # the engine asks for the committee itself
+    assert not calc.std_on_request  # and leaves the calculator as it was
     assert len(asked) == summary["n_calls"]
     with_std = sum("energy_std_per_atom" in a for a in asked)
     # the committee is skipped at least on the MD steps that do not end a trajectory

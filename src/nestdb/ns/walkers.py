@@ -106,7 +106,8 @@ class Evaluator:
     request, such as nestdb's EAM and Lennard-Jones and ASE's EAM, then skip
     them); MD steps ask for forces too. ``"energy_std_per_atom"`` is listed in
     the properties where the committee STD is used; committee calculators
-    with ``std_on_request`` (set here) skip the committee elsewhere.
+    with a ``std_on_request`` attribute (set to True for each call here, and
+    restored after it) skip the committee elsewhere.
 
     Counts the model calls (``n_calls``) and reads the committee STD from
     ``calculator.results["energy_std_per_atom"]`` when present. A calculator
@@ -128,10 +129,8 @@ class Evaluator:
         self.atoms = Atoms(numbers=numbers, cell=np.eye(3), pbc=True)
         self.atoms.calc = calculator
         self.calculator = calculator
-        #: True for committee calculators that skip the committee unless asked
+        #: True for committee calculators that can skip the committee unless asked
         self.std_on_request = hasattr(calculator, "std_on_request")
-        if self.std_on_request:
-            calculator.std_on_request = True
         self.need_std = need_std
         self.n_calls = 0
         self.n_failed = 0
@@ -153,7 +152,14 @@ class Evaluator:
         self.n_calls += 1
         try:
             calc.reset()
-            calc.calculate(atoms, _PROPERTIES[forces, std], all_changes)
+            if self.std_on_request:  # only for this call: the caller's calculator keeps its setting
+                previous, calc.std_on_request = calc.std_on_request, True
+                try:
+                    calc.calculate(atoms, _PROPERTIES[forces, std], all_changes)
+                finally:
+                    calc.std_on_request = previous
+            else:
+                calc.calculate(atoms, _PROPERTIES[forces, std], all_changes)
             results = calc.results
             energy = float(results["energy"]) if "energy" in results else float(atoms.get_potential_energy())
             # forces a calculator gives unasked (pyace, EMT) are kept: an MD move can start from them
