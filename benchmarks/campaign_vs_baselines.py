@@ -80,8 +80,12 @@ COLUMNS = ["campaign", "cycle", "labels", "crystal_energy_rmse_mev", "liquid_ene
 
 
 def load_config(mode: str) -> dict:
+    """The mode's config with the oracle's absolute path and the schema's defaults filled in."""
+    from snakemake.utils import validate
+
     config = yaml.safe_load(CONFIGS[mode].read_text())
     config["label"]["potential"]["file"] = str(EAM_FILE)
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
     return config
 
 
