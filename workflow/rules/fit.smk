@@ -5,10 +5,110 @@ from nestdb.fit.settings import isolated_atom_elements
 E0_FILES = [f"results/label/e0/{e}.json" for e in isolated_atom_elements(config["fit"]["reference_energies"])]
 
 
-rule fit:
+# Optional hyperparameter study (fit.hyperopt.enabled): rows of the largest basis once per cutoff of
+# the grid (one job each), `n_workers` jobs running trials against one optuna journal file (separate
+# SLURM jobs may share it: it is written under a lock file), then the choice (best.json), which the
+# fit reads. The journal is no declared output, so a failed or killed worker never deletes finished
+# trials; rerunning resumes the study.
+HYPEROPT = config["fit"].get("hyperopt") or {}
+HYPEROPT_CUTOFFS = sorted(set(HYPEROPT.get("cutoffs") or [config["fit"]["cutoff"]]))
+
+
+def hyperopt_dir(cycle):
+    return f"{model_dir(cycle)}/hyperopt"
+
+
+def fit_inputs(wildcards):
+    """The cycle's labels, E0 files, and the study's choice when fit.hyperopt is enabled."""
+    inputs = {"training": training_sets(wildcards), "e0": E0_FILES}
+    if HYPEROPT.get("enabled", False):
+        inputs["hyperopt"] = f"{hyperopt_dir(wildcards.cycle)}/best.json"
+    return inputs
+
+
+rule fit_hyperopt_rows:
     input:
         training=training_sets,
         e0=E0_FILES,
+    output:
+        f"{hyperopt_dir('{cycle}')}/rows_{{index}}.json",
+    wildcard_constraints:
+        index=r"\d+",
+    params:
+        settings=dict(config["fit"], elements=config["elements"]),
+        step="rows",
+    log:
+        "logs/fit/cycle{cycle}_hyperopt_rows{index}.log",
+    threads: 2
+    resources:
+        runtime=120,
+    conda:
+        "../../envs/fit.yaml"
+    script:
+        "../../scripts/fit_hyperopt.py"
+
+
+rule fit_hyperopt_worker:
+    input:
+        training=training_sets,
+        e0=E0_FILES,
+        rows=[f"{hyperopt_dir('{cycle}')}/rows_{k}.json" for k in range(len(HYPEROPT_CUTOFFS))],
+    output:
+        f"{hyperopt_dir('{cycle}')}/worker_{{index}}.json",
+    wildcard_constraints:
+        index=r"\d+",
+    params:
+        settings=dict(config["fit"], elements=config["elements"]),
+        step="worker",
+    log:
+        "logs/fit/cycle{cycle}_hyperopt_worker{index}.log",
+    threads: 1
+    resources:
+        runtime=240,
+    conda:
+        "../../envs/fit.yaml"
+    script:
+        "../../scripts/fit_hyperopt.py"
+
+
+rule fit_hyperopt:
+    input:
+        training=training_sets,
+        e0=E0_FILES,
+        workers=[f"{hyperopt_dir('{cycle}')}/worker_{k}.json" for k in range(int(HYPEROPT.get("n_workers", 1)))],
+    output:
+        best=f"{hyperopt_dir('{cycle}')}/best.json",
+        trials=f"{hyperopt_dir('{cycle}')}/trials.csv",
+        summary=report(
+            f"{hyperopt_dir('{cycle}')}/summary.md",
+            category="Fit",
+            subcategory="cycle {cycle}",
+            labels={"item": "hyperparameter study"},
+        ),
+        pareto=report(
+            f"{hyperopt_dir('{cycle}')}/pareto.png",
+            caption="../report/pareto.rst",
+            category="Fit",
+            subcategory="cycle {cycle}",
+            labels={"item": "hyperparameter Pareto front"},
+        ),
+    params:
+        settings=dict(config["fit"], elements=config["elements"]),
+        step="summary",
+    log:
+        "logs/fit/cycle{cycle}_hyperopt.log",
+    threads: 1
+    resources:
+        runtime=30,
+    conda:
+        "../../envs/fit.yaml"
+    script:
+        "../../scripts/fit_hyperopt.py"
+
+
+rule fit:
+    input:
+        unpack(fit_inputs),
     output:
         potential=f"{model_dir('{cycle}')}/potential.yaml",
         yace=f"{model_dir('{cycle}')}/potential.yace",

@@ -89,6 +89,12 @@ LOG_SCALE = ("energy_weight", "virial_weight")
 #: The fit settings a trial sets (written to best.json).
 TUNED_FIT_KEYS = ("cutoff", "nradmax_by_orders", "lmax_by_orders", "number_of_functions_per_element",
                   *FLOAT_KEYS)
+#: Cross-validation results kept with each trial.
+RESULT_KEYS = ("energy_rmse_mev_per_atom", "force_rmse_mev_per_a", "virial_rmse_mev_per_atom", "loss",
+               "n_functions", "seconds")
+#: A RUNNING trial without a worker (its process died between creating it and naming its worker) is
+#: failed once it is this old: live workers name themselves within milliseconds.
+ORPHAN_AGE_S = 600.0
 JOURNAL_FILE = "study.journal"
 BEST_FILE = "best.json"
 TRIALS_FILE = "trials.csv"
@@ -339,15 +345,21 @@ def _recover_stale_trials(study, worker: int, log: LogLike) -> int:
     Each worker index runs as one job at a time, so a RUNNING trial of this
     worker found at its start belongs to a run that died.
     """
+    from datetime import datetime
+
     from optuna.trial import TrialState
 
-    stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-             if t.user_attrs.get("worker") == worker]
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    stale = [t for t in running if t.user_attrs.get("worker") == worker]
+    for trial in running:  # no worker, no parameters yet: nothing to retry
+        age = (datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0.0
+        if "worker" not in trial.user_attrs and age > ORPHAN_AGE_S:
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     for trial in stale:
         # optuna's public API has no "fail this trial" outside the trial's own process
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         attrs = {"retry_of": trial.number, "fit_settings": bool(trial.user_attrs.get("fit_settings", False))}
-        study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=True)
+        study.enqueue_trial(trial.params, user_attrs=attrs)
     if stale:
         emit(log, f"hyperopt: worker {worker} resumed; trials {[t.number for t in stale]} of its killed run "
                   "marked failed and enqueued again")
@@ -410,10 +422,8 @@ def run_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | None, st
         trial.set_user_attr("worker", worker)
         changes = suggest(trial, hyperopt)
         result = problem.evaluate(changes)
-        for key in ("energy_rmse_mev_per_atom", "force_rmse_mev_per_a", "virial_rmse_mev_per_atom", "loss",
-                    "n_functions", "seconds"):
-            trial.set_user_attr(key, result[key])
-        trial.set_user_attr("settings", changes)
+        # one journal record per trial for the results (every record is a locked append)
+        trial.set_user_attr("result", {"settings": changes, **{key: result[key] for key in RESULT_KEYS}})
         finished.append(trial.number)
         emit(log, f"trial {trial.number}: loss {result['loss']:.4g} (E {result['energy_rmse_mev_per_atom']:.3f} "
                   f"meV/atom, F {result['force_rmse_mev_per_a']:.2f} meV/Å) with {result['n_functions']} functions, "
@@ -507,7 +517,7 @@ def seed_feature_cache(frames: list[Atoms], fit_settings: dict, hyperopt: dict, 
     Returns
     -------
     int
-        The number of configurations stored.
+        The number of configurations whose rows of the chosen basis are now in the cache.
     """
     from nestdb.fit.features import _frame_key, _load_cached, _store_cached, basis_key, build_basis
     from nestdb.fit.settings import validate_fit_settings
@@ -518,10 +528,11 @@ def seed_feature_cache(frames: list[Atoms], fit_settings: dict, hyperopt: dict, 
     source_key, target_key = basis_key(source), basis_key(target)
     source_dir, target_dir = Path(cache_dir) / source_key, Path(cache_dir) / target_key
     target_dir.mkdir(parents=True, exist_ok=True)
-    stored = 0
+    stored = present = 0
     for atoms in frames:
         destination = target_dir / f"{_frame_key(atoms, target_key)}.npz"
-        if destination.exists():
+        if destination.exists():  # e.g. the chosen basis is the largest one
+            present += 1
             continue
         rows = _load_cached(source_dir / f"{_frame_key(atoms, source_key)}.npz")
         if rows is None:
@@ -532,8 +543,8 @@ def seed_feature_cache(frames: list[Atoms], fit_settings: dict, hyperopt: dict, 
         _store_cached(destination, rows)
         stored += 1
     emit(log, f"hyperopt: rows of the chosen basis ({columns.size} functions) stored for {stored} configurations "
-              f"from the largest basis's rows")
-    return stored
+              f"from the largest basis's rows ({present} were cached already)")
+    return stored + present
 
 
 # --------------------------------------------------------------------------- workflow steps

@@ -38,8 +38,9 @@ ROW_KINDS = ("energy", "force", "virial")
 
 
 def function_key(function) -> tuple:
-    """Identity of a pyace B-basis function: species, radial and angular indices, intermediate couplings."""
-    return (tuple(function.mus), tuple(function.ns), tuple(function.ls), tuple(function.LS))
+    """Identity of a pyace B-basis function: central and neighbour species, radial and angular indices,
+    intermediate couplings."""
+    return (int(function.mu0), tuple(function.mus), tuple(function.ns), tuple(function.ls), tuple(function.LS))
 
 
 @dataclass

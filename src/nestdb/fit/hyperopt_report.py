@@ -19,16 +19,11 @@ def completed_trials(study) -> list[dict]:
 
     records = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        attrs = trial.user_attrs
-        if not np.isfinite(attrs.get("loss", np.nan)):
+        result = trial.user_attrs.get("result")
+        if result is None or not np.isfinite(result["loss"]):
             continue
-        records.append({"number": trial.number, "settings": attrs["settings"], "loss": attrs["loss"],
-                        "n_functions": attrs["n_functions"],
-                        "energy_rmse_mev_per_atom": attrs["energy_rmse_mev_per_atom"],
-                        "force_rmse_mev_per_a": attrs["force_rmse_mev_per_a"],
-                        "virial_rmse_mev_per_atom": attrs["virial_rmse_mev_per_atom"],
-                        "seconds": attrs["seconds"], "worker": attrs.get("worker"),
-                        "fit_settings": bool(attrs.get("fit_settings", False))})
+        records.append({"number": trial.number, **result, "worker": trial.user_attrs.get("worker"),
+                        "fit_settings": bool(trial.user_attrs.get("fit_settings", False))})
     return records
 
 
