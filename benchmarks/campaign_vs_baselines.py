@@ -59,7 +59,7 @@ MODES = {
                "interval": 15, "timestep": 2.0},
         "trust_window": {"sigma_lo": 2.0, "sigma_hi": 100.0},
         "hand_md_steps": 600,
-        "melt": {"pressure": 15.0, "seeds": [101, 102], "n_walkers": 48, "walk_length": 16,
+        "melt": {"pressure": 15.0, "seeds": [101, 102], "n_walkers": 32, "walk_length": 12,
                  "max_volume_per_atom": 25.0, "converge_down_to_T": 600.0, "max_iter": 40000},
         "scatter_seeds": [1, 2],
     },
@@ -98,7 +98,8 @@ def run_workflow(config: dict, workdir: Path, cores: int) -> float:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
                              str(workdir), "--cores", str(cores), "--configfile", str(path),
-                             "--rerun-triggers", "mtime"], capture_output=True, text=True, env=env)
+                             "--rerun-triggers", "mtime", "--rerun-incomplete"],
+                            capture_output=True, text=True, env=env)
     (workdir / "snakemake.log").write_text(result.stdout + result.stderr)
     if result.returncode:
         raise RuntimeError(f"workflow in {workdir} failed:\n{(result.stdout + result.stderr)[-4000:]}")
@@ -248,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--melt-cycles", default="final", help="'all', 'final' or 'none': nestdb models melted")
     parser.add_argument("--skip", default="", help="comma list of baselines to leave out (random_crystals,md,hand)")
+    parser.add_argument("--only", default="", help="run only these workflow campaigns now (comma list of nestdb, "
+                        "random_crystals, md) and stop; a later call without --only collects everything")
+    parser.add_argument("--baseline-cycles", default="",
+                        help="per-cycle label budgets of the workflow baselines, e.g. 120,160 (default: nestdb's "
+                             "per-cycle label counts, which needs nestdb's run first)")
     args = parser.parse_args(argv)
     if not EAM_FILE.exists():
         print(f"the oracle {EAM_FILE} is missing: this benchmark needs ../shared")
@@ -264,23 +270,33 @@ def main(argv: list[str] | None = None) -> int:
     base = load_config(mode)
     n_cycles = len(base["cycles"])
     nestdb_dir = args.workdir / "nestdb"
-    timings["nestdb"] = run_workflow(base, nestdb_dir, args.cores)
-    per_cycle = labels_per_cycle(nestdb_dir, n_cycles)
+    only = set(filter(None, args.only.split(",")))
+    if not only or "nestdb" in only:
+        timings["nestdb"] = run_workflow(base, nestdb_dir, args.cores)
     test_set = nestdb_dir / "results" / "bench" / "learning_curve" / "test_set.extxyz"
+    budget = ([int(n) for n in args.baseline_cycles.split(",")] if args.baseline_cycles
+              else labels_per_cycle(nestdb_dir, n_cycles))
+    for kind in ("random_crystals", "md"):
+        if kind in skip or (only and kind not in only):
+            continue
+        timings[kind] = run_workflow(baseline_config(base, kind, budget, test_set, settings), args.workdir / kind,
+                                     args.cores)
+    if only:
+        print(f"ran {sorted(only)}: {timings}")
+        return 0
+    per_cycle = labels_per_cycle(nestdb_dir, n_cycles)
     curves = [pd.read_csv(nestdb_dir / "results" / "bench" / "learning_curve" / "learning_curve.csv")]
     for kind in ("random_crystals", "md"):
-        if kind in skip:
-            continue
-        workdir = args.workdir / kind
-        timings[kind] = run_workflow(baseline_config(base, kind, per_cycle, test_set, settings), workdir, args.cores)
-        curves.append(pd.read_csv(workdir / "results" / "bench" / "learning_curve" / "learning_curve.csv"))
+        if kind not in skip:
+            curves.append(pd.read_csv(args.workdir / kind / "results" / "bench" / "learning_curve" /
+                                      "learning_curve.csv"))
 
     from ase.io import read
 
     test_frames = read(test_set, index=":")
     hand = None
     if "hand" not in skip:
-        hand = hand_built(base, int(np.sum(per_cycle)), test_frames, nestdb_dir / "results" / "bench" / "reference",
+        hand = hand_built(base, int(np.sum(budget)), test_frames, nestdb_dir / "results" / "bench" / "reference",
                           args.workdir / "hand_built", settings["hand_md_steps"])
         timings["hand_built"] = hand["wall_s"]
         curves.append(pd.DataFrame([hand["row"]]))
@@ -295,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.melt_cycles != "none":
         cycles = range(n_cycles) if args.melt_cycles == "all" else [n_cycles - 1]
         models = {"oracle": base["label"]["potential"]}
-        models |= {f"nestdb cycle {c}": {"type": "ace_committee", "model": str(nestdb_dir / "results" / "fit" / f"cycle{c}")}
-                   for c in cycles}
+        fits = nestdb_dir / "results" / "fit"
+        models |= {f"nestdb cycle {c}": {"type": "ace_committee", "model": str(fits / f"cycle{c}")} for c in cycles}
         melt_rows = melting(base, settings["melt"], models, args.workdir)
     melt = melting_table(melt_rows) if melt_rows else pd.DataFrame()
     timings["melting"] = time.perf_counter() - t0
@@ -315,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
               for _, row in final.iterrows() if row.campaign != "nestdb"}
     wall = time.perf_counter() - start
     result = {
-        "mode": mode, "per_cycle_labels_nestdb": per_cycle, "learning_curve": table.to_dict("records"),
+        "mode": mode, "per_cycle_labels_nestdb": per_cycle, "baseline_budget_per_cycle": budget,
+        "learning_curve": table.to_dict("records"),
         "final_ratios_baseline_over_nestdb": ratios, "seed_scatter": scatter,
         "melting": melt.to_dict("records"), "melting_runs": melt_rows, "timings_wall_s": timings,
         "wall_s": wall, "cpu_s": cpu_seconds() - cpu_start, "load_average_end": os.getloadavg(),

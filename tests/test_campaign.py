@@ -3,15 +3,13 @@ learning-curve metrics, the hand-built baseline, melting statistics."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import yaml
 from ase.build import bulk
+from test_workflow import job_counts
 
 from conftest import REPO, snakemake
-from test_workflow import job_counts
 
 EAM = {"type": "eam", "file": "Mg1.eam.fs"}
 
@@ -78,7 +76,7 @@ def test_trust_window_on_ns_samples_scores_them_with_the_committee(tmp_path, sha
     frames = read(paths["traj"], index=":")
     assert "committee_std" not in frames[0].info
     oracle = make_calculator({"type": "eam", "file": str(shared_mg / "Mg1.eam.fs")})
-    for k, atoms in enumerate(training := oracle_label(frames[::20], oracle)):
+    for atoms in (training := oracle_label(frames[::20], oracle)):
         atoms.info.update(cycle=0, pressure=5.0)
     fit_linear_ace(training, {"cutoff": 4.5, "nradmax_by_orders": [4, 2], "lmax_by_orders": [0, 1],
                               "reference_energies": {"Mg": 0.0}, "elements": ["Mg"], "committee_size": 4,

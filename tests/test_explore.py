@@ -12,8 +12,13 @@ from nestdb.calculators import make_calculator
 from nestdb.errors import ConfigError
 from nestdb.explore.md import md_pool, seed_crystal
 from nestdb.explore.random_crystals import random_crystal_pool
-from nestdb.explore.settings import (EXPLORE_DEFAULTS, check_composition, compatible_space_groups, explore_settings,
-                                     incompatible_space_groups)
+from nestdb.explore.settings import (
+    EXPLORE_DEFAULTS,
+    check_composition,
+    compatible_space_groups,
+    explore_settings,
+    incompatible_space_groups,
+)
 from nestdb.explore.stage import explore_pool, model_volume_per_atom, select_pool_run
 
 LJ = {"type": "lj"}
@@ -67,7 +72,7 @@ def test_random_crystals_are_symmetric_at_the_density_and_relaxed_with_the_model
     pool, records = random_crystal_pool(calc, settings, {"Mg": 8}, 5.0, 21.0, [191, 194, 225], seed=5)
     assert len(pool) == 8 and len(records) == 4
     crystals = [a for a in pool if not a.info["perturbed"]]
-    for atoms, record in zip(crystals, records):
+    for atoms, record in zip(crystals, records, strict=True):
         assert len(atoms) == 8 and atoms.info["space_group"] == record["space_group"]
         assert 1 <= record["relax_steps"] <= 3
         dataset = spglib.get_symmetry_dataset((atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers),
@@ -78,7 +83,7 @@ def test_random_crystals_are_symmetric_at_the_density_and_relaxed_with_the_model
         assert 0.7 < atoms.get_volume() / len(atoms) / 21.0 < 1.3
         assert np.isfinite(atoms.info["energy"]) and "committee_std" not in atoms.info
     perturbed = [a for a in pool if a.info["perturbed"]]
-    assert all(not np.allclose(p.positions, c.positions) for p, c in zip(perturbed, crystals))
+    assert all(not np.allclose(p.positions, c.positions) for p, c in zip(perturbed, crystals, strict=True))
 
 
 def test_md_pool_frames_temperatures_and_volume_guard():

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -357,7 +358,7 @@ def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: d
     else:
         weights = np.exp(log_weights)
     selected = []
-    for j, weight in zip(chosen, weights):
+    for j, weight in zip(chosen, weights, strict=True):
         selected.append(_provenance_copy(frames[j], temp=temps[j], weight=float(weight), cycle=cycle,
                                          pressure_gpa=pressure_gpa, source=source, index=int(j)))
     _make_ids_unique(selected)

@@ -29,7 +29,8 @@ def _rmse(values: np.ndarray) -> float:
 def _errors(frames: list[Atoms], prediction: dict) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     reference = np.array([float(a.info["dft_energy"]) / len(a) for a in frames])
     energy = prediction["energy_per_atom"] - reference
-    forces = [(f - np.asarray(a.arrays["dft_forces"])).reshape(-1) for f, a in zip(prediction["forces"], frames)]
+    forces = [(f - np.asarray(a.arrays["dft_forces"])).reshape(-1)
+              for f, a in zip(prediction["forces"], frames, strict=True)]
     return energy, forces, np.asarray(prediction["energy_std_per_atom"])
 
 

@@ -52,7 +52,7 @@ def temperature_bin(temperature: float) -> str:
     """Label of the temperature bin of a configuration (``0 K`` for the strained crystals)."""
     if temperature <= 0:
         return "0 K (strained crystal)"
-    for low, high in zip(TEMPERATURE_BINS[:-1], TEMPERATURE_BINS[1:]):
+    for low, high in zip(TEMPERATURE_BINS[:-1], TEMPERATURE_BINS[1:], strict=True):
         if low < temperature <= high:
             return f"{low:.0f}-{high:.0f} K" if np.isfinite(high) else f"> {low:.0f} K"
     return f"> {TEMPERATURE_BINS[-2]:.0f} K"

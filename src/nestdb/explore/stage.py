@@ -142,7 +142,7 @@ def score_committee_std(frames: list[Atoms], model_dir: str | Path) -> int:
     missing = [a for a in frames if "committee_std" not in a.info]
     if missing:
         stds = predict_frames(model_dir, missing)["energy_std_per_atom"]
-        for atoms, std in zip(missing, stds):
+        for atoms, std in zip(missing, stds, strict=True):
             atoms.info["committee_std"] = float(std)
         log.info("scored %d samples with the committee of %s", len(missing), model_dir)
     return len(missing)
