@@ -59,7 +59,8 @@ def ns_block(config: dict, cycle: int, composition: str | dict | None = None) ->
     may list several, :func:`run_compositions`): its run tag (the ``{comp}``
     wildcard, ``""`` or ``"Cu3Au1/"``) or the mapping itself; ``None`` gives
     the first. A composition with two or more elements gets swap moves
-    (:data:`DEFAULT_SWAP_FRACTION`) unless ``move_fractions`` names ``swap``.
+    (:data:`DEFAULT_SWAP_FRACTION`) unless ``move_fractions`` names ``swap``;
+    a one-element composition drops ``swap``.
     """
     merged = copy.deepcopy(config.get("ns", {}))
     if cycle > 0:
@@ -140,14 +141,19 @@ def _resolve_composition(config: dict, cycle: int, block: dict, composition: str
         chosen = by_tag[tag]
     block["composition"] = chosen
     fractions = block.get("move_fractions")
-    if sum(1 for n in chosen.values() if n > 0) >= 2 and isinstance(fractions, dict) and "swap" not in fractions:
-        block["move_fractions"] = dict(fractions, swap=DEFAULT_SWAP_FRACTION)
+    if not isinstance(fractions, dict):
+        return
+    if sum(1 for n in chosen.values() if n > 0) >= 2:
+        if "swap" not in fractions:
+            block["move_fractions"] = dict(fractions, swap=DEFAULT_SWAP_FRACTION)
+    elif "swap" in fractions:  # one list of moves for all compositions: the one-element runs cannot swap
+        block["move_fractions"] = {move: f for move, f in fractions.items() if move != "swap"}
 
 
 def _check_compositions(config: dict) -> None:
     """Every composition of every cycle uses only listed elements, and every element appears in one.
 
-    Also: swap moves need two species; the same composition twice would give two runs the same folder.
+    Also: the same composition twice would give two runs the same folder.
     """
     elements = list(config["elements"])
     used: set[str] = set()
@@ -167,11 +173,6 @@ def _check_compositions(config: dict) -> None:
                                   f"`elements` {elements}; add them to `elements` (with their fit.reference_energies "
                                   "and labelling settings) or remove them from the composition.")
             used.update(e for e, n in composition.items() if n > 0)
-            fractions = ns_block(config, cycle, composition).get("move_fractions") or {}
-            if fractions.get("swap", 0) > 0 and len([n for n in composition.values() if n > 0]) < 2:
-                raise ConfigError(f"cycles[{cycle}].ns.move_fractions.swap is {fractions['swap']} but composition "
-                                  f"{composition_tag(composition)} has one element: swaps need two species; set "
-                                  "swap to 0 for one-element runs.")
     unused = [e for e in elements if e not in used]
     if unused:
         raise ConfigError(f"`elements` lists {unused}, which no ns.composition of any cycle contains; remove them "
