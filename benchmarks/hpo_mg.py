@@ -1,0 +1,286 @@
+"""Hyperparameter optimisation of the linear-ACE fit (``fit.hyperopt``) on the study's Mg data, nested in 5 splits.
+
+For each of the five 80/20 splits of ``benchmarks/fit_mg.py --seeds 0,1,2,3,4``
+(seed s: ``stratified_split(frames, 0.2, s)``, 911 train / 228 test), an
+optuna study searches cutoff, basis sizes per rank, energy/virial weights and
+the smoothness prior with 5-fold cross-validation of that split's *training*
+configurations only; the chosen settings are then fitted on the training
+part by ``fit_linear_ace`` (the real fit: jackknife committee, calibration,
+pyace predictions of the test set) and scored on the split's test set, which
+the study never saw.  The config's hand-tuned settings are fitted the same
+way on the same splits, so the comparison is paired.
+
+Phases (each timed with wall and CPU seconds, load average)::
+
+    nice .venv/bin/python benchmarks/hpo_mg.py --cache /work/models/rows_study --phase rows   # rows per cutoff
+    nice .venv/bin/python benchmarks/hpo_mg.py --cache /work/models/rows_study                # studies + checks
+
+``--phase rows`` computes the design rows of the largest basis at every
+cutoff of the grid into the feature cache and records their cost in
+``benchmarks/results/hpo_mg_rows.json``; the full run reads that record and
+counts it in the total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fit_mg import FILES, data_missing, fit_split, study_fit_settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+ROWS_RECORD = RESULTS / "hpo_mg_rows.json"
+#: The search: the largest basis is the study's (914 functions), so a trial's basis is never dearer.
+HYPEROPT = {
+    "cutoffs": [5.5, 6.0, 6.5, 7.0],
+    "max_nradmax_by_orders": [14, 10, 5],
+    "max_lmax_by_orders": [0, 5, 3],
+    "min_nradmax_by_orders": [4, 2, 1],
+    "min_lmax_by_orders": [0, 1, 0],
+    "energy_weight": [3.0, 100.0],
+    "virial_weight": [0.01, 3.0],
+    "smoothness_prior": [0.0, 5.0],
+    "smoothness_l_weight": [0.5, 4.0],
+    "objective": {"energy": 1.0, "force": 0.1, "virial": 0.0},
+    "cost_objective": True,
+    "cv_folds": 5,
+    "n_startup_trials": 20,
+}
+METRICS = ("test_energy_rmse_mev_per_atom", "test_force_rmse_mev_per_a", "test_virial_rmse_mev_per_atom",
+           "test_spearman")
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (row workers)."""
+    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
+
+class Timer:
+    """Wall and CPU seconds and the 1-minute load average at both ends of a block."""
+
+    def __enter__(self):
+        self.wall, self.cpu, self.load = time.perf_counter(), cpu_seconds(), os.getloadavg()[0]
+        return self
+
+    def __exit__(self, *exc):
+        self.result = {"wall_s": time.perf_counter() - self.wall, "cpu_s": cpu_seconds() - self.cpu,
+                       "load_average_before_after": [self.load, os.getloadavg()[0]]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", required=True, help="feature cache folder (rows of the largest basis per cutoff)")
+    parser.add_argument("--phase", choices=["rows", "all"], default="all")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--n-trials", type=int, default=200, help="complete trials per split's study")
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--cutoffs", default=None, help="comma-separated cutoff grid (default: the benchmark's)")
+    parser.add_argument("--out", default="/tmp/hpo_mg", help="studies and models")
+    parser.add_argument("--report", default=str(RESULTS / "hpo_mg.json"))
+    args = parser.parse_args()
+    if data_missing():
+        return 0
+    from nestdb.fit import load_training_frames
+    from nestdb.fit.settings import validate_fit_settings
+
+    hyperopt = dict(HYPEROPT, n_trials=args.n_trials)
+    if args.cutoffs:
+        hyperopt["cutoffs"] = [float(c) for c in args.cutoffs.split(",")]
+    fit_settings = validate_fit_settings(study_fit_settings(n_jobs=args.n_jobs, feature_cache=args.cache,
+                                                            refit_on_all_data=False, hyperopt=hyperopt))
+    frames = load_training_frames(FILES, log=lambda message: None)
+    if args.phase == "rows":
+        ROWS_RECORD.write_text(json.dumps(compute_rows(frames, fit_settings, args), indent=2) + "\n")
+        return 0
+    report = run_all(frames, fit_settings, args)
+    Path(args.report).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    print(json.dumps(report["comparison"], indent=2))
+    return 0
+
+
+def compute_rows(frames, fit_settings: dict, args) -> dict:
+    """Rows of the largest basis at each cutoff into the cache (all 1139 configurations), timed per cutoff."""
+    from nestdb.fit.features import compute_features
+    from nestdb.fit.hyperopt import largest_basis_settings, validate_hyperopt_settings
+
+    hyperopt = validate_hyperopt_settings(fit_settings["hyperopt"], fit_settings)
+    record = {"n_configs": len(frames), "n_jobs": args.n_jobs, "cpu_count": os.cpu_count(), "cutoffs": {}}
+    for cutoff in hyperopt["cutoffs"]:
+        with Timer() as timer:
+            _, info = compute_features(frames, largest_basis_settings(fit_settings, hyperopt, cutoff),
+                                       cache_dir=args.cache, n_jobs=args.n_jobs)
+        record["cutoffs"][str(cutoff)] = {**info, **timer.result}
+        print(cutoff, record["cutoffs"][str(cutoff)], flush=True)
+    return record
+
+
+CHOICES = ("best", "knee", "within")
+
+
+def run_all(frames, fit_settings: dict, args) -> dict:
+    """Per split: the study on its training part, its choices fitted and scored on its test set."""
+    from nestdb.fit.dataset import stratified_split
+    from nestdb.fit.hyperopt import run_study, seed_feature_cache, summarise_study, validate_hyperopt_settings
+
+    hyperopt = validate_hyperopt_settings(fit_settings["hyperopt"], fit_settings)
+    out = Path(args.out)
+    report = {"cpu_count": os.cpu_count(), "load_average_start": os.getloadavg(), "n_trials": args.n_trials,
+              "hyperopt": hyperopt, "rows": json.loads(ROWS_RECORD.read_text()) if ROWS_RECORD.exists() else None,
+              "splits": []}
+    quiet = lambda message: None  # noqa: E731
+    with Timer() as total:
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            train, _ = stratified_split(frames, 0.2, seed)
+            training = [frames[i] for i in train]
+            study_dir = out / f"seed{seed}" / "study"
+            with Timer() as study_timer:
+                run = run_study(training, fit_settings, hyperopt, study_dir, cache_dir=args.cache, n_jobs=args.n_jobs,
+                                log=quiet)
+                chosen = {rule: summarise_study(training, fit_settings, dict(hyperopt, select=rule), study_dir,
+                                                log=quiet) for rule in CHOICES}
+            print(f"split {seed}: study {study_timer.result}", flush=True)
+            candidates = {"hand-tuned": {}}
+            for rule in CHOICES:
+                candidates[f"hpo {rule}"] = chosen[rule]["settings"]
+            fits = {}
+            with Timer() as fit_timer:
+                for name, changes in candidates.items():
+                    same = next((other for other, c in candidates.items() if other in fits and c == changes), None)
+                    if same is not None:  # the same settings: the same fit
+                        fits[name] = fits[same]
+                        continue
+                    if changes:
+                        seed_feature_cache(frames, fit_settings, hyperopt, changes, args.cache)
+                    fits[name] = fit_split(frames, dict(fit_settings, **changes, seed=seed),
+                                           out / f"seed{seed}" / name.replace(" ", "_"))
+                    print(f"  {name}: test E {fits[name]['test_energy_rmse_mev_per_atom']:.2f} meV/atom, "
+                          f"F {fits[name]['test_force_rmse_mev_per_a']:.1f} meV/Å, "
+                          f"{fits[name]['n_functions']} functions", flush=True)
+            report["splits"].append({
+                "seed": seed, "n_train": len(train), "study": {**run, **study_timer.result},
+                "final_fits": fit_timer.result,
+                "cv": {rule: {k: chosen[rule]["chosen"][k] for k in ("number", "loss", "n_functions",
+                                                                     "energy_rmse_mev_per_atom",
+                                                                     "force_rmse_mev_per_a")}
+                       for rule in CHOICES},
+                "cv_fit_settings_trial": chosen["best"]["fit_settings_trial"],
+                "pareto_front": chosen["best"]["pareto_front"],
+                "test": {name: {"settings": candidates[name] or "config/mg-study.yaml",
+                                "n_functions": fit["n_functions"], **{k: fit[k] for k in METRICS}}
+                         for name, fit in fits.items()}})
+    report["total"] = total.result
+    report["comparison"] = compare(report["splits"])
+    report["calls_per_second"] = calls_per_second(report["splits"], out)
+    report["timing"] = timing_summary(report)
+    plot(report, Path(args.report).with_name(Path(args.report).stem + "_pareto.png"))
+    return report
+
+
+def compare(splits: list[dict]) -> dict:
+    """Mean and SD over splits of every candidate's test errors, and paired differences to the hand-tuned fit."""
+    names = list(splits[0]["test"])
+    table = {}
+    for name in names:
+        values = {k: np.array([s["test"][name][k] for s in splits], dtype=float) for k in (*METRICS, "n_functions")}
+        base = {k: np.array([s["test"]["hand-tuned"][k] for s in splits], dtype=float) for k in METRICS}
+        table[name] = {
+            **{f"{k}_mean": float(v.mean()) for k, v in values.items()},
+            **{f"{k}_sd": float(v.std(ddof=1)) if len(v) > 1 else None for k, v in values.items()},
+            **{f"{k}_minus_hand_tuned_mean": float((values[k] - base[k]).mean()) for k in METRICS},
+            "n_functions_per_split": values["n_functions"].astype(int).tolist(),
+        }
+    return table
+
+
+def calls_per_second(splits: list[dict], out: Path, n_calls: int = 200) -> dict:
+    """Committee calls/s (energy, forces, STD) of each distinct fitted basis of split 0, 16-atom Mg, interleaved."""
+    from ase.io import read
+
+    from nestdb.fit import CommitteeACECalculator
+
+    atoms = read(FILES[0], index=0)
+    assert len(atoms) == 16
+    models = {}
+    for name, test in splits[0]["test"].items():
+        models.setdefault(test["n_functions"], (name, out / f"seed{splits[0]['seed']}" / name.replace(" ", "_")))
+    calculators = {n: CommitteeACECalculator(str(path)) for n, (_, path) in models.items() if path.exists()}
+    seconds = {n: 0.0 for n in calculators}
+    rng = np.random.default_rng(0)
+    for _ in range(n_calls // 10):
+        for n, calc in calculators.items():  # interleaved: the machine's load hits every model alike
+            probe = atoms.copy()
+            probe.calc = calc
+            start = time.perf_counter()
+            for _ in range(10):
+                probe.positions += rng.normal(0, 0.001, probe.positions.shape)
+                probe.get_potential_energy()
+                probe.get_forces()
+            seconds[n] += time.perf_counter() - start
+    return {str(n): {"model": models[n][0], "calls_per_s": n_calls / seconds[n]} for n in calculators}
+
+
+def timing_summary(report: dict) -> dict:
+    """Wall and CPU time of rows, studies and final fits; CPU seconds / 2 as the quiet 2-core wall estimate."""
+    rows = report["rows"]["cutoffs"] if report["rows"] else {}
+    rows_cpu = sum(r["cpu_s"] for r in rows.values())
+    rows_wall = sum(r["wall_s"] for r in rows.values())
+    study_cpu = sum(s["study"]["cpu_s"] for s in report["splits"])
+    study_wall = sum(s["study"]["wall_s"] for s in report["splits"])
+    fits_cpu = sum(s["final_fits"]["cpu_s"] for s in report["splits"])
+    return {"rows_wall_s": rows_wall, "rows_cpu_s": rows_cpu, "studies_wall_s": study_wall,
+            "studies_cpu_s": study_cpu, "final_fits_wall_s": sum(s["final_fits"]["wall_s"] for s in report["splits"]),
+            "final_fits_cpu_s": fits_cpu, "hpo_wall_s": rows_wall + study_wall,
+            "hpo_cpu_s": rows_cpu + study_cpu, "hpo_quiet_2core_estimate_s": (rows_cpu + study_cpu) / 2}
+
+
+def plot(report: dict, path: Path) -> None:
+    """Left: each split's cross-validated Pareto front with its choices; right: test errors of the final fits."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    markers = {"hand-tuned": "s", "hpo best": "o", "hpo knee": "^", "hpo within": "*"}
+    for k, split in enumerate(report["splits"]):
+        colour = f"C{k}"
+        front = split["pareto_front"]
+        left.plot([r["n_functions"] for r in front], [r["loss"] for r in front], "-", color=colour, lw=1,
+                  label=f"split {split['seed']}")
+        reference = split["cv_fit_settings_trial"]
+        if reference:
+            left.scatter([reference["n_functions"]], [reference["loss"]], marker="s", facecolor="none",
+                         edgecolor=colour)
+        for rule in CHOICES:
+            left.scatter([split["cv"][rule]["n_functions"]], [split["cv"][rule]["loss"]],
+                         marker=markers[f"hpo {rule}"], color=colour, s=40)
+        for name, test in split["test"].items():
+            right.scatter([test["n_functions"]], [test["test_energy_rmse_mev_per_atom"]], marker=markers[name],
+                          color=colour, s=40, label=name if k == 0 else None)
+    left.set_xscale("log")
+    left.set_xlabel("basis functions")
+    left.set_ylabel("5-fold CV loss of the split's training part: E + 0.1 F (meV)")
+    left.set_title("Pareto fronts (square: hand-tuned settings; o best, ^ knee, * within 2 %)", fontsize=9)
+    left.legend(fontsize=8)
+    right.set_xscale("log")
+    right.set_xlabel("basis functions")
+    right.set_ylabel("test energy RMSE (meV/atom)")
+    right.set_title("final fits on each split's test set (colour: split)", fontsize=9)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
