@@ -53,6 +53,7 @@ HYPEROPT = {
     "objective": {"energy": 1.0, "force": 0.1, "virial": 0.0},
     "cost_objective": True,
     "cv_folds": 5,
+    "cv_repeats": 2,
     "n_startup_trials": 20,
 }
 METRICS = ("test_energy_rmse_mev_per_atom", "test_force_rmse_mev_per_a", "test_virial_rmse_mev_per_atom",
@@ -82,7 +83,7 @@ def main() -> int:
     parser.add_argument("--cache", required=True, help="feature cache folder (rows of the largest basis per cutoff)")
     parser.add_argument("--phase", choices=["rows", "all"], default="all")
     parser.add_argument("--seeds", default="0,1,2,3,4")
-    parser.add_argument("--n-trials", type=int, default=200, help="complete trials per split's study")
+    parser.add_argument("--n-trials", type=int, default=300, help="complete trials per split's study")
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--cutoffs", default=None, help="comma-separated cutoff grid (default: the benchmark's)")
     parser.add_argument("--out", default="/tmp/hpo_mg", help="studies and models")
@@ -250,7 +251,7 @@ def plot(report: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (left, energy, force) = plt.subplots(1, 3, figsize=(16, 4.8))
     markers = {"hand-tuned": "s", "hpo best": "o", "hpo knee": "^", "hpo within": "*"}
     for k, split in enumerate(report["splits"]):
         colour = f"C{k}"
@@ -265,18 +266,23 @@ def plot(report: dict, path: Path) -> None:
             left.scatter([split["cv"][rule]["n_functions"]], [split["cv"][rule]["loss"]],
                          marker=markers[f"hpo {rule}"], color=colour, s=40)
         for name, test in split["test"].items():
-            right.scatter([test["n_functions"]], [test["test_energy_rmse_mev_per_atom"]], marker=markers[name],
-                          color=colour, s=40, label=name if k == 0 else None)
-    left.set_xscale("log")
-    left.set_xlabel("basis functions")
-    left.set_ylabel("5-fold CV loss of the split's training part: E + 0.1 F (meV)")
-    left.set_title("Pareto fronts (square: hand-tuned settings; o best, ^ knee, * within 2 %)", fontsize=9)
+            for ax, key in ((energy, "test_energy_rmse_mev_per_atom"), (force, "test_force_rmse_mev_per_a")):
+                ax.scatter([test["n_functions"]], [test[key]], marker=markers[name], color=colour, s=40,
+                           label=name if k == 0 else None)
+    hyperopt = report["hyperopt"]
+    objective = hyperopt["objective"]
+    left.set_ylabel(f"CV loss of the split's training part ({hyperopt['cv_folds']}-fold x {hyperopt['cv_repeats']}): "
+                    f"{objective['energy']:g} E + {objective['force']:g} F (meV)", fontsize=8)
+    left.set_title("Pareto fronts (square: hand-tuned; o best, ^ knee, * within tolerance)", fontsize=9)
     left.legend(fontsize=8)
-    right.set_xscale("log")
-    right.set_xlabel("basis functions")
-    right.set_ylabel("test energy RMSE (meV/atom)")
-    right.set_title("final fits on each split's test set (colour: split)", fontsize=9)
-    right.legend(fontsize=8)
+    energy.set_ylabel("test energy RMSE (meV/atom)")
+    force.set_ylabel("test force RMSE (meV/Å)")
+    for ax in (left, energy, force):
+        ax.set_xscale("log")
+        ax.set_xlabel("basis functions")
+    for ax in (energy, force):
+        ax.set_title("final fits, each split's test set (colour: split)", fontsize=9)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
