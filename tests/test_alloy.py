@@ -2,12 +2,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from nestdb.bench.alloy import (alloy_structures, compare_alloy, formation_table, formula, hull_energies,
-                                ordered_cell)
+from nestdb.bench.alloy import alloy_structures, compare_alloy, formation_table, formula, hull_energies, ordered_cell
 from nestdb.bench.alloy_samples import mixing_enthalpy, weighted_by_temperature
 from nestdb.bench.structures import build_structure, reference_c_over_a, reference_volume_per_atom
 from nestdb.bench.workflow import compute_property
@@ -210,7 +208,8 @@ def test_mixing_enthalpy_by_hand():
     table = mixing_enthalpy(tables, compositions, ["Cu", "Au"])
     mixed = table[table.composition == "Cu3Au1"].set_index("T")["mixing_enthalpy"]
     for temperature in temperatures:
-        expected = (-3.2 + 1.5e-4 * temperature) - 0.75 * (-3.0 + 1e-4 * temperature) - 0.25 * (-3.5 + 2e-4 * temperature)
+        expected = ((-3.2 + 1.5e-4 * temperature) - 0.75 * (-3.0 + 1e-4 * temperature)
+                    - 0.25 * (-3.5 + 2e-4 * temperature))
         assert mixed[temperature] == pytest.approx(expected)
     assert (table[table.composition != "Cu3Au1"].mixing_enthalpy.abs() < 1e-12).all()
     with pytest.raises(DataError, match="no pure Au"):

@@ -7,9 +7,9 @@ import re
 import pandas as pd
 import pytest
 import yaml
+from test_workflow import job_counts
 
 from conftest import REPO, snakemake
-from test_workflow import job_counts
 
 ALLOY_FAST = REPO / "tests" / "data" / "alloy_fast.yaml"
 
@@ -139,7 +139,8 @@ def test_alloy_run_hull_formation_energies_and_report(alloy_run):
     expected = ref.loc["Cu3Au_L1_2", "energy_per_atom"] - 0.75 * mu["Cu"] - 0.25 * mu["Au"]
     assert ref.loc["Cu3Au_L1_2", "formation_energy"] == pytest.approx(expected)
     row = table.set_index("name").loc["Cu3Au_L1_2"]
-    assert row.formation_error_meV == pytest.approx(1000 * (row.formation_energy_model - row.formation_energy_reference))
+    error = 1000 * (row.formation_energy_model - row.formation_energy_reference)
+    assert row.formation_error_meV == pytest.approx(error)
     result = json.loads((alloy_run / "results/bench/cycle1/alloy.json").read_text())
     assert set(result["comparison"]["errors_meV_per_atom"]) == set(table.name)
     sro = pd.read_csv(alloy_run / "results/bench/cycle0/sro/Cu2Au2/P0GPa/sro.csv")

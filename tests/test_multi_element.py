@@ -9,8 +9,15 @@ from ase import Atoms
 from ase.build import bulk
 from ase.io import write
 
-from nestdb.config import (DEFAULT_SWAP_FRACTION, check_config, composition_dirs, composition_tag, cycle_runs,
-                           ns_block, run_compositions)
+from nestdb.config import (
+    DEFAULT_SWAP_FRACTION,
+    check_config,
+    composition_dirs,
+    composition_tag,
+    cycle_runs,
+    ns_block,
+    run_compositions,
+)
 from nestdb.errors import ConfigError, DataError
 from nestdb.label.elements import check_label_elements, gpaw_setup_file
 
@@ -158,7 +165,7 @@ def test_isolated_atom_reference_energies(tmp_path):
 
     spec = {"code": "potential", "potential": {"type": "emt"}}
     paths = [tmp_path / f"{e}.json" for e in ("Cu", "Au")]
-    for element, path in zip(("Cu", "Au"), paths):
+    for element, path in zip(("Cu", "Au"), paths, strict=True):
         isolated_atom_energy(element, spec, path, tmp_path / "raw" / element, box=8.0, policy={"cache_dir": None})
     settings = {"elements": ["Cu", "Au"], "reference_energies": {"Cu": "isolated_atom", "Au": -1.0}}
     resolved = resolve_reference_energies(settings, paths)
@@ -184,7 +191,7 @@ def test_two_element_committee_fit_on_emt_labels(tmp_path):
     write(tmp_path / "labelled.extxyz", frames[:24], format="extxyz")
     spec = {"code": "potential", "potential": {"type": "emt"}}
     e0 = [tmp_path / "e0" / f"{e}.json" for e in ("Cu", "Au")]
-    for element, path in zip(("Cu", "Au"), e0):
+    for element, path in zip(("Cu", "Au"), e0, strict=True):
         path.parent.mkdir(exist_ok=True)
         isolated_atom_energy(element, spec, path, tmp_path / "raw" / element, box=8.0, policy={"cache_dir": None})
     settings = {"elements": ["Cu", "Au"], "reference_energies": {"Cu": "isolated_atom", "Au": "isolated_atom"},
@@ -194,7 +201,7 @@ def test_two_element_committee_fit_on_emt_labels(tmp_path):
     model = json.loads((tmp_path / "model" / "model.json").read_text())
     assert model["elements"] == ["Au", "Cu"]
     assert model["reference_energies"] == {e: pytest.approx(json.loads(p.read_text())["energy"])
-                                           for e, p in zip(("Cu", "Au"), e0)}
+                                           for e, p in zip(("Cu", "Au"), e0, strict=True)}
     calc = CommitteeACECalculator(tmp_path / "model")
     errors = []
     for atoms in frames[24:]:  # not trained on

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -48,7 +48,8 @@ def alloy_settings(bench: dict) -> dict:
     settings = dict(ALLOY_DEFAULTS, **{k: v for k, v in (bench.get("alloy") or {}).items() if k != "enabled"})
     unknown = sorted(set(settings["structures"]) - set(PROTOTYPES))
     if unknown:
-        raise ConfigError(f"bench.alloy.structures: unknown prototype(s) {unknown}; choose from {', '.join(PROTOTYPES)}")
+        raise ConfigError(f"bench.alloy.structures: unknown prototype(s) {unknown}; "
+                          f"choose from {', '.join(PROTOTYPES)}")
     for element, names in (settings["pure"] or {}).items():
         bad = sorted(set(names) - set(PURE_STRUCTURES))
         if bad:
@@ -319,7 +320,7 @@ def _pair_rows(table: pd.DataFrame, a_element: str, b_element: str) -> pd.DataFr
 
 def _lower_hull(x: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Vertices of the lower convex hull of points in the plane, left to right (monotone chain)."""
-    points = sorted(zip(x, e))
+    points = sorted(zip(x, e, strict=True))
     hull: list[tuple[float, float]] = []
     for point in points:
         while len(hull) >= 2 and ((hull[-1][0] - hull[-2][0]) * (point[1] - hull[-2][1])
@@ -339,7 +340,7 @@ def plot_alloy(model: pd.DataFrame, reference: pd.DataFrame, elements: Sequence[
 
     pairs = list(itertools.combinations(elements, 2))
     fig, axes = plt.subplots(1, len(pairs) + 1, figsize=(5 * (len(pairs) + 1), 4.2))
-    for ax, (a_element, b_element) in zip(axes, pairs):
+    for ax, (a_element, b_element) in zip(axes, pairs, strict=False):  # the last axis is the parity plot
         for table, style, marker, side in ((model, "-", "o", "model"), (reference, "--", "s", "reference")):
             rows = _pair_rows(table, a_element, b_element)
             colour = "C0" if side == "model" else "C1"
@@ -359,7 +360,7 @@ def plot_alloy(model: pd.DataFrame, reference: pd.DataFrame, elements: Sequence[
     both = model.merge(reference, on="name", suffixes=("_model", "_reference"))
     ref_mev, model_mev = 1000 * both.formation_energy_reference, 1000 * both.formation_energy_model
     parity.plot(ref_mev, model_mev, "o", ms=5)
-    for row, x, y in zip(both.itertuples(), ref_mev, model_mev):
+    for row, x, y in zip(both.itertuples(), ref_mev, model_mev, strict=True):
         parity.annotate(row.name, (x, y), fontsize=6, xytext=(3, -8), textcoords="offset points")
     low, high = min(ref_mev.min(), model_mev.min()) - 20, max(ref_mev.max(), model_mev.max()) + 20
     parity.plot([low, high], [low, high], "k--", lw=0.8)

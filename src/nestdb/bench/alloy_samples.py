@@ -35,7 +35,7 @@ def _alloy_runs(config: dict, cycle: int) -> list[tuple[str, str, dict]]:
     from nestdb.config import composition_dirs, cycle_pressures, run_compositions
 
     return [(comp, pressure, composition)
-            for comp, composition in zip(composition_dirs(config, cycle), run_compositions(config, cycle))
+            for comp, composition in zip(composition_dirs(config, cycle), run_compositions(config, cycle), strict=True)
             for pressure in cycle_pressures(config, cycle)]
 
 
@@ -109,7 +109,8 @@ def weighted_by_temperature(energies, lines: np.ndarray, values: np.ndarray,
 
 
 def bench_sro(traj_path: str | Path, energies_path: str | Path, elements: list[str], grid: dict,
-              csv_path: str | Path, plot_path: str | Path, title: str = "", neighbours: str | int | float = "sann") -> dict:
+              csv_path: str | Path, plot_path: str | Path, title: str = "",
+              neighbours: str | int | float = "sann") -> dict:
     """First-shell Warren–Cowley parameters of one run's samples against temperature.
 
     Cost: no calculator calls; one neighbour list per culled configuration.
@@ -225,7 +226,7 @@ def mixing_enthalpy(tables: dict[str, pd.DataFrame], compositions: dict[str, dic
     rows = []
     for tag, h in per_atom.items():
         reference = sum(fractions[tag][e] * pure[e] for e in elements)
-        for temperature, value, ref in zip(h.index, h.to_numpy(), reference.to_numpy()):
+        for temperature, value, ref in zip(h.index, h.to_numpy(), reference.to_numpy(), strict=True):
             rows.append({"composition": tag, **{f"x_{e}": fractions[tag][e] for e in elements},
                          "T": float(temperature), "enthalpy_per_atom": float(value),
                          "mixing_enthalpy": float(value - ref)})
@@ -244,11 +245,11 @@ def bench_mixing(thermo_paths: list[str | Path], tags: list[str], compositions: 
     dict
         ``compositions`` and the lowest and highest mixing enthalpy (eV/atom) of each.
     """
-    tables = {tag: pd.read_csv(path) for tag, path in zip(tags, thermo_paths)}
+    tables = {tag: pd.read_csv(path) for tag, path in zip(tags, thermo_paths, strict=True)}
     empty = [tag for tag, table in tables.items() if table.empty]
     if empty:
         raise DataError(f"mixing enthalpy: the runs {empty} have no samples (empty thermo tables)")
-    table = mixing_enthalpy(tables, dict(zip(tags, compositions)), elements)
+    table = mixing_enthalpy(tables, dict(zip(tags, compositions, strict=True)), elements)
     table.to_csv(csv_path, index=False)
     _plot_mixing(table, elements, plot_path, title, plot_temperatures)
     return {"compositions": tags,

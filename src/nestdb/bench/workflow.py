@@ -386,8 +386,8 @@ def compare_property(kind: str, calculator, bench: dict, element: str | list[str
     return result
 
 
-def bench_property_model(kind: str, model_dir: str | Path, bench: dict, element: str | list[str], reference_json: str | Path,
-                         json_path: str | Path, csv_path: str | Path, plot_path: str | Path,
+def bench_property_model(kind: str, model_dir: str | Path, bench: dict, element: str | list[str],
+                         reference_json: str | Path, json_path: str | Path, csv_path: str | Path, plot_path: str | Path,
                          title: str = "") -> dict:
     """:func:`compare_property` with a cycle's committee."""
     from nestdb.fit.committee import CommitteeACECalculator

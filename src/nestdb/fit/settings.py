@@ -154,9 +154,9 @@ def validate_fit_settings(settings: dict | None) -> dict:
                               f"'{symbol}: <isolated-atom energy in eV>' (e.g. Mg: -1688.821 for the study's CASTEP)")
         value = e0[symbol]
         if value == ISOLATED_ATOM:
-            raise ConfigError(f"fit.reference_energies.{symbol} is {ISOLATED_ATOM!r}: resolve it from the isolated-atom "
-                              f"calculation first (resolve_reference_energies with results/label/e0/{symbol}.json; "
-                              "the workflow does this) or give the energy in eV")
+            raise ConfigError(f"fit.reference_energies.{symbol} is {ISOLATED_ATOM!r}: resolve it from the "
+                              "isolated-atom calculation first (resolve_reference_energies with "
+                              f"results/label/e0/{symbol}.json; the workflow does this) or give the energy in eV")
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
             raise ConfigError(f"fit.reference_energies.{symbol} must be a number (eV), got {value!r}")
     merged["reference_energies"] = {s: float(e0[s]) for s in merged["elements"]}

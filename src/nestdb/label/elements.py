@@ -12,8 +12,9 @@ raised while the config is read rather than in the first label job.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from nestdb.errors import ConfigError
 
