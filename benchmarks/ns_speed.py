@@ -1,35 +1,39 @@
-"""NS speed: nestdb's nested sampling against pymatnest's recorded sample runs.
+"""NS speed per stage of one run: model calls/s, iterations/s and driver overhead per call, gas / liquid / crystal.
 
-Runs nestdb's constant-pressure NS (``nestdb.ns.run_nested_sampling``) on Mg
-with ``Mg1.eam.fs`` at 1 GPa with pymatnest's sample settings (K = 100
-walkers, L = 32 model calls per walk, 8 MD steps per TE-HMC move, move mix
-1:4:2:2 MD:volume:shear:stretch, aspect ratio 0.8, V/N in [5, 60] A^3), for
-8, 16 and 64 atoms, with (a) ASE's own EAM calculator and (b) nestdb's
-vectorised EAM (``FastEAM``). Per case it reports
+One nested-sampling run per model, 16 Mg atoms at 1 GPa with pymatnest's
+sample settings (K = 100 walkers, L = 32 model calls per walk, 8 MD steps
+per TE-HMC move, move mix MD:volume:shear:stretch = 1:4:2:2, aspect ratio
+0.8, V/N in [5, 60] A^3, KEmax from 5000 K), serial, no snapshots:
 
-- NS iterations/s and model calls/s (steady state: the initial walkers excluded),
-- the bare calculator time per call (the same call the engine makes, timed on
-  the run's final walkers) and the driver overhead per call (NS time per call
-  minus the bare call),
-- wall and CPU time (on a shared machine the CPU-time rates are the ones
-  comparable with pymatnest's runs, which had a core each),
+- ``lj``: :class:`~nestdb.potentials.lj.FastLennardJones` (Mg-like defaults, numpy);
+- ``eam``: :class:`~nestdb.potentials.eam.FastEAM` with the study's ``Mg1.eam.fs`` (numba kernel);
+- ``ace``: the linear-ACE committee calculator on a committee fitted by
+  ``benchmarks/ace_models.py`` (basis ``--ace-basis``, default ``b74``: the
+  driver overhead is what this script measures; ``ace_ns_cost.py`` times the
+  study basis), with the study's cycle-1 committee restriction (every
+  proposal's committee STD <= 62.5 meV/atom) and ``--ace-walkers`` walkers
+  (default 50, so that its run reaches the crystal in a few minutes).
 
-and the ratios to pymatnest's 16-atom sample runs read from
-``../shared/data/mg/pymatnest/samples`` (their call counts, wall times and
-iteration counts; the documented values when that folder is absent):
+Measured as the side-by-side harness does (``../shared/tools/ns_side_by_side``):
+the model's ``calculate()`` is wrapped (calls, wall and CPU time inside it,
+and whether forces were asked for) and every walk's start is time-stamped
+with its H_lim. Per stage: iterations/s and calls/s (wall, and per CPU
+second), calls per iteration, ms per call inside the model, and the driver
+overhead per call = (time - time inside the model) / calls, in wall and CPU
+time. The first iteration (JIT loading, first calls) and the last are left out.
 
-- A: nestdb NS + nestdb EAM  vs  pymatnest + ASE EAM       (target >= 100x)
-- B: nestdb NS + ASE EAM     vs  pymatnest + ASE EAM       (same calculator)
-- C: nestdb NS + nestdb EAM  vs  pymatnest + vectorised EAM (target >= 10x)
+Stages are ranges of iterations classified by the NS temperature estimate
+at each iteration (the slope of log X against H_lim over the last 1001 culls,
+as the run's progress lines print it): gas T_est >= ``gas_above``, crystal
+T_est < ``crystal_below``, liquid in between; thresholds per model in
+:data:`MODELS` (Mg EAM: the melting signature of 901 +- 25 K measured by
+ns_thermo_validation.py, and ~3000 K where <V>/atom passes ~40 A^3).
 
-pymatnest walks twice per iteration (clone + an extra walk, ~2 L calls per
-iteration); nestdb walks once (L calls), so iterations/s ratios are about
-twice the calls/s ratios at equal N, K, L. Both are printed.
+    nice .venv/bin/python benchmarks/ns_speed.py                      # lj, eam, ace: ~8 min on 2 cores
+    .venv/bin/python benchmarks/ns_speed.py --models eam --iterations 20000
 
-    .venv/bin/python benchmarks/ns_speed.py              # ~5 min on 2 cores
-    .venv/bin/python benchmarks/ns_speed.py --atoms 16 --scale 4   # longer runs
-
-Writes a table to stdout and JSON to benchmarks/results/ns_speed.json.
+Writes a table to stdout and JSON to benchmarks/results/ns_speed.json (with
+the machine's core count and load average).
 """
 
 from __future__ import annotations
@@ -39,78 +43,40 @@ import dataclasses
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
-from ase.calculators.calculator import all_changes
-from ase.io import read
 
 from nestdb.calculators import make_calculator
-from nestdb.ns import NSSettings, output_paths, run_nested_sampling
+from nestdb.ns import NSSettings, run_nested_sampling
+from nestdb.ns.engine import Sampler
+from nestdb.ns.run import T_ESTIMATE_WINDOW, temperature_estimate
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ace_models  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-EAM_FILE = SHARED / "data" / "mg" / "Mg1.eam.fs"
-SAMPLES = SHARED / "data" / "mg" / "pymatnest" / "samples"
+EAM_FILE = REPO.parent / "shared" / "data" / "mg" / "Mg1.eam.fs"
 
 #: pymatnest's sample settings (mg16_1GPa_*.inp), in nestdb's keys.
 SAMPLE_SETTINGS = dict(n_walkers=100, walk_length=32, pressure_gpa=1.0, md_traj_len=8,
                        move_fractions={"md": 1, "volume": 4, "shear": 2, "stretch": 2},
                        min_aspect_ratio=0.8, max_volume_per_atom=60.0, min_volume_per_atom=5.0,
                        kemax_max_T=5000.0, traj_interval=10)
-#: Iterations per case at --scale 1: (nestdb EAM, ASE EAM), chosen for ~5 min in all.
-DEFAULT_ITERATIONS = {8: (1500, 30), 16: (1500, 20), 64: (300, 4)}
+#: The study's cycle-1 committee restriction (method.md section 1).
+COMMITTEE_SETTINGS = dict(committee_std_max=62.5, committee_stop_std=60.625, committee_stop_fraction=0.9)
 
-#: pymatnest-format.md section 6 (used when the sample folder is absent):
-#: iterations, calculator calls, wall s, seconds inside the calculator.
-DOCUMENTED_PYMATNEST = {
-    "ase_eam": [(267, 12695, 902.2, 820.2)],
-    "fast_eam": [(12000, 748917, 1342.9, 845.9), (8000, 524028, 736.7, 525.6)],
+#: Per model: iterations (whole run, gas to crystal at the default K), stage thresholds (K).
+MODELS = {
+    "lj": {"iterations": 20000, "gas_above": 4000.0, "crystal_below": 1600.0},
+    "eam": {"iterations": 20000, "gas_above": 3000.0, "crystal_below": 900.0},
+    "ace": {"iterations": 9000, "gas_above": 3000.0, "crystal_below": 900.0},
 }
-
-
-def pymatnest_reference() -> dict:
-    """pymatnest's 16-atom Mg runs: it/s, calls/s, ms/call in and outside the calculator."""
-    runs = {key: list(value) for key, value in DOCUMENTED_PYMATNEST.items()}
-    source = "pymatnest-format.md section 6"
-    ase_dir, fast_dir = SAMPLES / "mg16_1GPa_aseeam_partial", SAMPLES / "mg16_1GPa_fasteam"
-    if ase_dir.is_dir() and fast_dir.is_dir():
-        def counts(prefix: Path) -> tuple[int, float, float]:
-            calls = json.loads(Path(f"{prefix}.calc_counts.json").read_text())
-            wall = json.loads(Path(f"{prefix}.wall.json").read_text())
-            return calls["n_calculate"], wall["wall_s"], calls["t_calculate_s"]
-
-        n_ase = len((ase_dir / "mg16_1GPa_aseeam.energies").read_text().splitlines()) - 1  # minus header
-        # segment 1: iterations 0..11999 (n_iter_times_fraction_killed=120 x 100 walkers); restart 12000..19999
-        n_fast = len((fast_dir / "mg16_1GPa_fasteam.energies").read_text().splitlines()) - 1
-        runs = {"ase_eam": [(n_ase, *counts(ase_dir / "mg16_1GPa_aseeam"))],
-                "fast_eam": [(12000, *counts(fast_dir / "mg16_1GPa_fasteam.seg1")),
-                             (n_fast - 12000, *counts(fast_dir / "mg16_1GPa_fasteam.seg2_restart"))]}
-        source = str(SAMPLES)
-    reference = {"source": source}
-    for key, segments in runs.items():
-        rows = [{"iters_per_s": it / wall, "calls_per_s": calls / wall, "ms_per_call_in_calculator": 1e3 * inside / calls,
-                 "ms_per_call_outside": 1e3 * (wall - inside) / calls, "iterations": it, "calls": calls, "wall_s": wall}
-                for it, calls, wall, inside in segments]
-        reference[key] = rows
-    return reference
-
-
-class _TimedLog:
-    """A log stream that remembers when the first line (written after the initial walkers) came."""
-
-    def __init__(self) -> None:
-        self.first_line_time: float | None = None
-        self.first_line_cpu: float | None = None
-
-    def write(self, text: str) -> None:
-        if self.first_line_time is None:
-            self.first_line_time, self.first_line_cpu = time.perf_counter(), time.process_time()
-
-    def flush(self) -> None:
-        pass
+STAGES = ("gas", "liquid", "crystal")
 
 
 def _settings(**values) -> NSSettings:
@@ -120,134 +86,165 @@ def _settings(**values) -> NSSettings:
     return NSSettings(**{k: v for k, v in values.items() if k in names})
 
 
-def bare_call_ms(calc, frames, repeats: int) -> tuple[float, float]:
-    """Mean wall and CPU time (ms) of the engine's call, reset + calculate(energy,
-    forces) on one reused Atoms object, over the given configurations."""
-    atoms = frames[0].copy()
-    atoms.calc = calc
-    cpu0, start = time.process_time(), time.perf_counter()
-    for _ in range(repeats):
-        for frame in frames:
-            atoms.set_cell(frame.cell, scale_atoms=False)
-            atoms.set_positions(frame.positions)
-            calc.reset()
-            calc.calculate(atoms, ["energy", "forces"], all_changes)
-    n_calls = repeats * len(frames)
-    return 1e3 * (time.perf_counter() - start) / n_calls, 1e3 * (time.process_time() - cpu0) / n_calls
+class ModelTimer:
+    """Wraps one calculator's ``calculate`` (instance attribute): calls, wall and CPU inside, force calls."""
+
+    def __init__(self, calc) -> None:
+        self.calls = self.force_calls = 0
+        self.wall = self.cpu = 0.0
+        original = calc.calculate
+        perf, cpu = time.perf_counter, time.process_time
+
+        def calculate(atoms=None, properties=("energy",), system_changes=None):
+            t0, c0 = perf(), cpu()
+            try:
+                return original(atoms, properties, system_changes)
+            finally:
+                self.wall += perf() - t0
+                self.cpu += cpu() - c0
+                self.calls += 1
+                self.force_calls += "forces" in properties
+
+        calc.calculate = calculate
+
+    def counters(self) -> tuple[int, int, float, float]:
+        return self.calls, self.force_calls, self.wall, self.cpu
 
 
-def measure(n_atoms: int, implementation: str, iterations: int, seed: int, workdir: Path) -> dict:
-    """One NS run; steady-state rates from the time after the initial walkers."""
-    calc = make_calculator({"type": "eam", "file": str(EAM_FILE), "implementation": implementation})
-    settings = _settings(**SAMPLE_SETTINGS, max_iter=iterations, seed=seed)
-    prefix = workdir / f"mg{n_atoms}_{implementation}"
-    log = _TimedLog()
-    cpu0, start = time.process_time(), time.perf_counter()
-    summary = run_nested_sampling({"Mg": n_atoms}, calc, settings, prefix, log=log)
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
-    init_wall = (log.first_line_time or start) - start
-    calls = summary["n_calls"] - summary["n_init_calls"]
-    steady_wall = wall - init_wall
-    steady_cpu = cpu - ((log.first_line_cpu or cpu0) - cpu0)
-    frames = read(output_paths(prefix)["final"], ":")[:20]
-    bare_ms, bare_cpu_ms = bare_call_ms(calc, frames, repeats=1 if implementation == "ase" else 20)
-    ms_per_call, cpu_ms_per_call = 1e3 * steady_wall / calls, 1e3 * steady_cpu / calls
+def run_timed(calc, settings: NSSettings, prefix: Path) -> tuple[dict, np.ndarray]:
+    """One NS run; returns its summary and one row per iteration
+    (H_lim, wall, CPU, calls, force calls, model wall, model CPU) at the walk's start."""
+    timer = ModelTimer(calc)
+    rows = []
+    original_walk = Sampler.walk
+
+    def walk(self, index, h_lim):
+        calls, force_calls, model_wall, model_cpu = timer.counters()
+        rows.append((h_lim, time.perf_counter(), time.process_time(), calls, force_calls, model_wall, model_cpu))
+        return original_walk(self, index, h_lim)
+
+    Sampler.walk = walk
+    try:
+        summary = run_nested_sampling({"Mg": 16}, calc, settings, prefix)
+    finally:
+        Sampler.walk = original_walk
+    calls, force_calls, model_wall, model_cpu = timer.counters()
+    rows.append((np.nan, time.perf_counter(), time.process_time(), calls, force_calls, model_wall, model_cpu))
+    return summary, np.array(rows)
+
+
+def stage_of_iterations(h_lims: np.ndarray, n_walkers: int, gas_above: float, crystal_below: float) -> list[str]:
+    """Stage of every iteration from the NS temperature estimate at that iteration."""
+    window: deque = deque(maxlen=T_ESTIMATE_WINDOW)
+    stages = []
+    for h_lim in h_lims:
+        window.append(float(h_lim))
+        temperature = temperature_estimate(window, n_walkers, 1)
+        if not temperature < gas_above:  # NaN (first iterations) counts as gas
+            stages.append("gas")
+        elif temperature < crystal_below:
+            stages.append("crystal")
+        else:
+            stages.append("liquid")
+    return stages
+
+
+def rates(rows: np.ndarray, selected: np.ndarray) -> dict:
+    """Rates over the iterations ``selected`` (indices i: from the start of walk i to that of walk i+1)."""
+    delta = rows[selected + 1] - rows[selected]
+    wall, cpu, calls, force_calls, model_wall, model_cpu = delta[:, 1:].sum(axis=0)
+    iterations = len(selected)
+    if iterations == 0 or calls == 0:
+        return {"iterations": iterations}
     return {
-        "atoms": n_atoms, "calculator": implementation, "iterations": summary["n_iter"], "calls": calls,
-        "init_calls": summary["n_init_calls"], "init_wall_s": init_wall, "wall_s": wall, "cpu_s": cpu,
-        "iters_per_s": summary["n_iter"] / steady_wall, "calls_per_s": calls / steady_wall,
-        "iters_per_cpu_s": summary["n_iter"] / steady_cpu, "calls_per_cpu_s": calls / steady_cpu,
-        "calls_per_iter": calls / max(summary["n_iter"], 1), "ms_per_call": ms_per_call,
-        "bare_calculator_ms": bare_ms, "driver_overhead_ms": ms_per_call - bare_ms,
-        "cpu_ms_per_call": cpu_ms_per_call, "bare_calculator_cpu_ms": bare_cpu_ms,
-        "driver_overhead_cpu_ms": cpu_ms_per_call - bare_cpu_ms,
-        "cpu_share": cpu / wall,
+        "iterations": iterations, "calls": int(calls), "calls_per_iter": calls / iterations,
+        "force_call_fraction": force_calls / calls, "wall_s": wall, "cpu_s": cpu,
+        "iters_per_s": iterations / wall, "calls_per_s": calls / wall,
+        "iters_per_cpu_s": iterations / cpu, "calls_per_cpu_s": calls / cpu,
+        "model_ms_per_call": 1e3 * model_wall / calls, "model_cpu_ms_per_call": 1e3 * model_cpu / calls,
+        "overhead_ms_per_call": 1e3 * (wall - model_wall) / calls,
+        "overhead_cpu_ms_per_call": 1e3 * (cpu - model_cpu) / calls,
+        "h_lim_per_atom_range_ev": [float(rows[selected[0], 0]) / 16, float(rows[selected[-1], 0]) / 16],
     }
 
 
-def ratios(results: list[dict], reference: dict) -> list[dict]:
-    """Ratios A, B, C (see the module docstring) for the 16-atom cases, wall and CPU based."""
-    by_calc = {r["calculator"]: r for r in results if r["atoms"] == 16}
-    ase_ref = reference["ase_eam"][0]
-    fast_refs = reference["fast_eam"]
-    comparisons = [("A", "nestdb NS + nestdb EAM vs pymatnest + ASE EAM (target >= 100x)", "nestdb", [ase_ref]),
-                   ("B", "nestdb NS + ASE EAM vs pymatnest + ASE EAM", "ase", [ase_ref]),
-                   ("C", "nestdb NS + nestdb EAM vs pymatnest + vectorised EAM (target >= 10x)", "nestdb", fast_refs)]
-    rows = []
-    for label, text, calc_name, refs in comparisons:
-        if calc_name not in by_calc:
-            continue
-        ours = by_calc[calc_name]
-        row = {"comparison": label, "what": text}
-        for rate in ("iters_per_s", "calls_per_s"):
-            values = [ref[rate] for ref in refs]
-            # ranges over pymatnest's segments: ours / fastest .. ours / slowest
-            row[f"{rate}_ratio_wall"] = (ours[rate] / max(values), ours[rate] / min(values))
-            cpu_rate = rate.replace("_per_s", "_per_cpu_s")
-            row[f"{rate}_ratio_cpu"] = (ours[cpu_rate] / max(values), ours[cpu_rate] / min(values))
-        rows.append(row)
-    return rows
+def measure(model: str, args, workdir: Path) -> dict:
+    spec = MODELS[model]
+    settings_values = dict(SAMPLE_SETTINGS, max_iter=args.iterations or spec["iterations"], seed=args.seed)
+    extra = {}
+    if model == "lj":
+        calc = make_calculator({"type": "lj"})
+    elif model == "eam":
+        calc = make_calculator({"type": "eam", "file": str(EAM_FILE)})
+    else:
+        folder, fit = ace_models.committee_model(args.ace_basis, args.models)
+        calc = make_calculator({"type": "ace_committee", "model": str(folder)})
+        settings_values.update(COMMITTEE_SETTINGS, n_walkers=args.ace_walkers)
+        extra = {"basis": args.ace_basis, "fit": fit}
+    # warm-up (numba cache loading, first pyace calls) outside the measured run
+    run_nested_sampling({"Mg": 16}, calc, _settings(**dict(settings_values, max_iter=2)), workdir / f"{model}_warm")
+    settings = _settings(**settings_values)
+    load_before = os.getloadavg()
+    summary, rows = run_timed(calc, settings, workdir / model)
+    n_iter = len(rows) - 1
+    stages = stage_of_iterations(rows[:n_iter, 0], settings.n_walkers, spec["gas_above"], spec["crystal_below"])
+    inner = np.arange(1, n_iter - 1)  # not the first iteration (first calls) nor the last
+    labels = np.array(stages)[inner]
+    result = {
+        "model": model, "settings": dataclasses.asdict(settings), "stop_reason": summary["stop_reason"],
+        "stage_thresholds_k": {"gas_above": spec["gas_above"], "crystal_below": spec["crystal_below"]},
+        "whole_run": rates(rows, inner),
+        "stages": {stage: rates(rows, inner[labels == stage]) for stage in STAGES},
+        "load_average_before_after": [load_before, os.getloadavg()], **extra,
+    }
+    return result
 
 
-def _range(pair: tuple[float, float]) -> str:
-    low, high = pair
-    return f"{low:.1f}x" if abs(high - low) < 0.05 * low else f"{low:.1f}-{high:.1f}x"
+def print_table(results: list[dict]) -> None:
+    print("\n| model | stage | iterations | it/s | calls/s | it/CPU-s | calls/CPU-s | calls/it | force calls "
+          "| model ms/call (CPU) | overhead ms/call | overhead CPU ms/call |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for result in results:
+        for stage, row in [("whole run", result["whole_run"])] + list(result["stages"].items()):
+            if "calls" not in row:
+                print(f"| {result['model']} | {stage} | {row['iterations']} | – | – | – | – | – | – | – | – | – |")
+                continue
+            print(f"| {result['model']} | {stage} | {row['iterations']} | {row['iters_per_s']:.1f} | "
+                  f"{row['calls_per_s']:.0f} | {row['iters_per_cpu_s']:.1f} | {row['calls_per_cpu_s']:.0f} | "
+                  f"{row['calls_per_iter']:.1f} | {100 * row['force_call_fraction']:.0f} % | "
+                  f"{row['model_cpu_ms_per_call']:.4f} | {row['overhead_ms_per_call']:.4f} | "
+                  f"{row['overhead_cpu_ms_per_call']:.4f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--atoms", type=int, nargs="+", default=[8, 16, 64])
-    parser.add_argument("--calculators", nargs="+", default=["nestdb", "ase"], choices=["nestdb", "ase", "matscipy"])
-    parser.add_argument("--scale", type=float, default=1.0, help="multiply the default iteration counts")
+    parser.add_argument("--models", dest="model_names", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--iterations", type=int, default=None, help="override every model's iteration count")
+    parser.add_argument("--ace-basis", default="b74", choices=list(ace_models.BASES))
+    parser.add_argument("--ace-walkers", type=int, default=50)
+    parser.add_argument("--models-dir", dest="models", type=Path, default=ace_models.DEFAULT_CACHE,
+                        help="cache of fitted committees (benchmarks/ace_models.py)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ns_speed.json")
     args = parser.parse_args(argv)
-    if not EAM_FILE.exists():
-        print(f"Mg1.eam.fs not found at {EAM_FILE}: this benchmark needs the shared study data")
-        return 1
-    reference = pymatnest_reference()
+    if not EAM_FILE.exists() or ("ace" in args.model_names and ace_models.data_missing()):
+        print(f"skipped: the shared Mg data ({EAM_FILE.parent}) is missing")
+        return 0
     load_before = os.getloadavg()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n_atoms in args.atoms:
-            fast_iter, slow_iter = DEFAULT_ITERATIONS.get(n_atoms, (1000, 10))
-            for implementation in args.calculators:
-                iterations = max(2, int(round((slow_iter if implementation == "ase" else fast_iter) * args.scale)))
-                result = measure(n_atoms, implementation, iterations, args.seed, Path(tmp))
-                results.append(result)
-                print(f"{n_atoms:3d} atoms {implementation:8s}: {result['iterations']:5d} it, "
-                      f"{result['iters_per_s']:7.2f} it/s, {result['calls_per_s']:7.0f} calls/s "
-                      f"({result['calls_per_cpu_s']:7.0f} per CPU s), bare call {result['bare_calculator_cpu_ms']:.3f} "
-                      f"CPU ms, driver {result['driver_overhead_cpu_ms']:.3f} CPU ms/call", flush=True)
-    comparison = ratios(results, reference)
+        for model in args.model_names:
+            results.append(measure(model, args, Path(tmp)))
+            whole = results[-1]["whole_run"]
+            print(f"{model}: {whole['iterations']} it, {whole['iters_per_s']:.1f} it/s, {whole['calls_per_s']:.0f} "
+                  f"calls/s, overhead {whole['overhead_ms_per_call']:.4f} ms/call", flush=True)
+    print_table(results)
     load_after = os.getloadavg()
-
-    print("\n| atoms | calculator | iterations | it/s (wall) | calls/s (wall) | it/CPU-s | calls/CPU-s | calls/it "
-          "| CPU ms/call | bare calculator CPU ms/call | driver CPU ms/call |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['atoms']} | {r['calculator']} | {r['iterations']} | {r['iters_per_s']:.2f} | "
-              f"{r['calls_per_s']:.0f} | {r['iters_per_cpu_s']:.2f} | {r['calls_per_cpu_s']:.0f} | "
-              f"{r['calls_per_iter']:.1f} | {r['cpu_ms_per_call']:.3f} | {r['bare_calculator_cpu_ms']:.3f} | "
-              f"{r['driver_overhead_cpu_ms']:.3f} |")
-    print("\npymatnest (16 atoms, from", reference["source"] + "):")
-    for key, rows in (("ASE EAM", reference["ase_eam"]), ("vectorised EAM", reference["fast_eam"])):
-        for row in rows:
-            print(f"  {key}: {row['iters_per_s']:.2f} it/s, {row['calls_per_s']:.0f} calls/s, "
-                  f"{row['ms_per_call_in_calculator']:.2f} ms/call in the calculator, "
-                  f"{row['ms_per_call_outside']:.2f} ms/call outside")
-    print("\n| comparison (16 atoms) | it/s ratio (wall) | calls/s ratio (wall) | it/s ratio (CPU) | calls/s ratio (CPU) |")
-    print("|---|---|---|---|---|")
-    for row in comparison:
-        print(f"| {row['comparison']}: {row['what']} | {_range(row['iters_per_s_ratio_wall'])} | "
-              f"{_range(row['calls_per_s_ratio_wall'])} | {_range(row['iters_per_s_ratio_cpu'])} | "
-              f"{_range(row['calls_per_s_ratio_cpu'])} |")
     print(f"\nload average before/after: {load_before[0]:.1f} / {load_after[0]:.1f} on {os.cpu_count()} cores")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
-        "settings": {k: v for k, v in SAMPLE_SETTINGS.items()}, "results": results, "pymatnest": reference,
-        "ratios": comparison, "load_average": [load_before, load_after], "cpus": os.cpu_count(),
-        "python": platform.python_version(), "numpy": np.__version__,
+        "results": results, "cpus": os.cpu_count(), "load_average_before_after": [load_before, load_after],
+        "python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1))
     print(f"wrote {args.out}")
     return 0
