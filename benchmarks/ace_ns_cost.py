@@ -281,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         if 16 in args.sizes:
             timings[name]["projection"] = projection(counts[-1], iterations_336, timings[name]["sizes"][16])
 
-    print("\n| basis | functions | atoms | stage | V/atom (A^3) | pyace calls/s | committee calls/s | mean-only calls/s "
-          "| compute-only calls/s |")
+    print("\n| basis | functions | atoms | stage | V/atom (A^3) | pyace calls/s | committee calls/s "
+          "| mean-only calls/s | compute-only calls/s |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, entry in timings.items():
         for size, per_stage in entry["sizes"].items():

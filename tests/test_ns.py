@@ -12,8 +12,7 @@ from ase.io import read
 
 from nestdb.calculators import FastLennardJones
 from nestdb.errors import ConfigError
-from nestdb.ns import NSSettings, min_aspect_ratio, output_paths, run_nested_sampling
-from nestdb.ns import moves
+from nestdb.ns import NSSettings, min_aspect_ratio, moves, output_paths, run_nested_sampling
 from nestdb.ns.engine import Sampler
 from nestdb.units import gpa_to_ev_per_a3
 

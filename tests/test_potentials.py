@@ -14,8 +14,7 @@ from ase.calculators.eam import EAM as AseEAM
 
 from nestdb.calculators import make_calculator
 from nestdb.errors import ConfigError, DataError
-from nestdb.potentials import FastEAM, FastLennardJones, read_eam_file
-from nestdb.potentials import neighbours
+from nestdb.potentials import FastEAM, FastLennardJones, neighbours, read_eam_file
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MG_EAM = SHARED / "data" / "mg" / "Mg1.eam.fs"

@@ -45,7 +45,7 @@ class Committee:
         if len(self.elements) == 1:
             return np.asarray(projections, dtype=float).reshape(len(symbols), -1).sum(axis=0)
         index = {e: i for i, e in enumerate(self.elements)}
-        for symbol, projection in zip(symbols, projections):
+        for symbol, projection in zip(symbols, projections, strict=True):
             start = self.function_offsets[index[symbol]]
             phi[start:start + len(projection)] += projection
         return phi
@@ -76,7 +76,7 @@ def load_committee(model_dir: str | Path) -> Committee:
                 model_dir=model_dir,
                 potential_path=potential_path,
                 elements=elements,
-                reference_energies={e: float(v) for e, v in zip(elements, data["reference_energies"])},
+                reference_energies={e: float(v) for e, v in zip(elements, data["reference_energies"], strict=True)},
                 mean_coefficients=np.asarray(data["mean"], dtype=float),
                 coefficients=np.atleast_2d(np.asarray(data["coefficients"], dtype=float)),
                 function_offsets=np.asarray(data["function_offsets"], dtype=int),

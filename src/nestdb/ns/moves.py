@@ -79,12 +79,12 @@ def propose_shear(cell: np.ndarray, step: float, rng: np.random.Generator) -> np
     other_a, other_b = rows[(index + 1) % 3], rows[(index + 2) % 3]
     norm_a = math.sqrt(sum(x * x for x in other_a))
     dir_1 = [x / norm_a for x in other_a]
-    along = sum(x * y for x, y in zip(other_b, dir_1))
-    dir_2 = [x - along * y for x, y in zip(other_b, dir_1)]
+    along = sum(x * y for x, y in zip(other_b, dir_1, strict=True))
+    dir_2 = [x - along * y for x, y in zip(other_b, dir_1, strict=True)]
     norm_2 = math.sqrt(sum(x * x for x in dir_2))
     scale = step * cell_volume(cell) ** (1.0 / 3.0)
     kick_1, kick_2 = rng.normal(0.0, scale, size=2).tolist()
-    rows[index] = [x + kick_1 * y + kick_2 * z / norm_2 for x, y, z in zip(rows[index], dir_1, dir_2)]
+    rows[index] = [x + kick_1 * y + kick_2 * z / norm_2 for x, y, z in zip(rows[index], dir_1, dir_2, strict=True)]
     return np.array(rows)
 
 

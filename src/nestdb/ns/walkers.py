@@ -11,7 +11,6 @@ from ase.calculators.calculator import all_changes
 
 from nestdb.errors import ConfigError
 
-
 #: The per-walker arrays of a WalkerSet (what a snapshot or a worker needs).
 WALKER_FIELDS: tuple[str, ...] = ("positions", "cells", "velocities", "forces", "potential", "kinetic",
                                   "volume", "enthalpy", "committee_std")
@@ -39,7 +38,7 @@ class WalkerSet:
     committee_std: np.ndarray  # (K,) eV/atom
 
     @classmethod
-    def empty(cls, n_walkers: int, n_atoms: int) -> "WalkerSet":
+    def empty(cls, n_walkers: int, n_atoms: int) -> WalkerSet:
         """Zero-filled arrays of the right shapes."""
         return cls(
             positions=np.zeros((n_walkers, n_atoms, 3)),
@@ -77,9 +76,10 @@ def forces_known(forces: np.ndarray) -> bool:
 
 class Evaluation:
     """Result of one model call: ``energy`` (eV), ``forces`` ((N, 3) eV/A, or
-    None after an energy-only call the model answered without them), ``std_per_atom`` (eV/atom, NaN when the model
-    gives none or was not asked) and ``ok`` (False when the model failed or gave
-    a non-finite energy or force: the move must be rejected)."""
+    None after an energy-only call the model answered without them),
+    ``std_per_atom`` (eV/atom, NaN when the model gives none or was not asked)
+    and ``ok`` (False when the model failed or gave a non-finite energy or
+    force: the move must be rejected)."""
 
     __slots__ = ("energy", "forces", "std_per_atom", "ok")
 
