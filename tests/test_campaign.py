@@ -140,6 +140,8 @@ def test_classes_of_crystal_liquid_and_dilute(shared_mg):
     gas = liquid.copy()
     gas.set_cell(gas.cell * 1.5, scale_atoms=True)
     assert classify(gas, 23.0, 1.4) == "dilute"
+    liquid.info["temp"] = 6000.0  # a supercritical fluid is no liquid
+    assert classify(liquid, 23.0, 1.4, liquid_t_max=4000.0) == "dilute"
     assert temperature_bin(0.0).startswith("0 K") and temperature_bin(1500.0) == "1000-2000 K"
     assert temperature_bin(5000.0) == "> 2000 K"
 

@@ -2,15 +2,18 @@
 
 Nested sampling with the oracle (the campaign's ``label.code: potential``)
 at the campaign's pressures and intermediate ones, with seeds no campaign run
-uses, gives configurations from the crystal to the dilute gas; samples are
-taken equally spaced in iteration over every resolved temperature. Strained
+uses (one per pressure, from ``seeds``), gives configurations from the
+crystal to the dilute gas; samples are taken equally spaced in iteration
+between ``t_min`` and ``t_max`` (8000 K: the widest window the study labels;
+the first culls above it are the random initial walkers). Strained
 and rattled hcp/fcc/bcc crystals at the oracle's density of each pressure are
 added. Every configuration is labelled with the oracle (``dft_energy``,
 ``dft_forces``, ``dft_virial`` as the labelled databases) and classed:
 
 * ``crystal``: Steinhardt order parameters say fcc, hcp or bcc (:mod:`nestdb.order`);
 * ``dilute``: disordered with a volume per atom above ``dilute_factor`` times
-  the oracle's fcc volume at that pressure (the gas and the expanding fluid);
+  the oracle's fcc volume at that pressure (the gas and the expanding fluid),
+  or hotter than ``liquid_t_max`` (the supercritical fluid);
 * ``liquid``: the other disordered configurations;
 
 with ``temp`` (K; 0 for the strained crystals) for the temperature split.
@@ -40,6 +43,8 @@ DEFAULT_TEST_SET = {
     "walk_length": 24,
     "samples_per_run": 40,
     "t_min": 150.0,
+    "t_max": 8000.0,
+    "liquid_t_max": 4000.0,
     "crystals": ["hcp", "fcc", "bcc"],
     "strained_per_crystal": 3,
     "strain": 0.03,
@@ -78,8 +83,8 @@ def oracle_label(frames: list[Atoms], calculator) -> list[Atoms]:
     return labelled
 
 
-def classify(atoms: Atoms, reference_volume: float, dilute_factor: float) -> str:
-    """``crystal``, ``liquid`` or ``dilute`` from the order parameters and the volume per atom."""
+def classify(atoms: Atoms, reference_volume: float, dilute_factor: float, liquid_t_max: float = 4000.0) -> str:
+    """``crystal``, ``liquid`` or ``dilute`` from the order parameters, the volume per atom and ``temp``."""
     from nestdb.order import order_parameters
 
     order = order_parameters(atoms)
@@ -87,6 +92,8 @@ def classify(atoms: Atoms, reference_volume: float, dilute_factor: float) -> str
     if order["phase"] != "liquid":
         return "crystal"
     if atoms.get_volume() / len(atoms) > dilute_factor * reference_volume:
+        return "dilute"
+    if float(atoms.info.get("temp", 0.0)) > liquid_t_max:
         return "dilute"
     return "liquid"
 
@@ -112,7 +119,7 @@ def _ns_samples(oracle_spec: dict, composition: dict[str, int], pressure: float,
     energies = read_energies(paths["energies"])
     frames = read(paths["traj"], index=":")
     temps = frame_temperatures(frames, energies.iters, energies.enthalpy, sample_temperatures(energies))
-    rule = {"kind": "temperature_window", "t_min": float(settings["t_min"]), "t_max": 1.0e6,
+    rule = {"kind": "temperature_window", "t_min": float(settings["t_min"]), "t_max": float(settings["t_max"]),
             "count": int(settings["samples_per_run"])}
     return select_configurations(frames, temps, rule, stopped_early=False, cycle=-1, pressure_gpa=float(pressure),
                                  source=f"test_P{pressure:g}_seed{seed}")
@@ -166,7 +173,9 @@ def make_test_set(oracle_spec: dict, composition: dict[str, int], settings: dict
         reference_volume = model_volume_per_atom(oracle, element, pressure, bounds)
         batch = []
         for seed in settings["seeds"]:
-            for atoms in _ns_samples(oracle_spec, composition, pressure, int(seed), settings, ns_defaults, workdir):
+            # one seed per pressure: the same seed everywhere would start every run from the same walkers
+            run_seed = int(np.random.SeedSequence([int(seed), int(round(pressure * 1000))]).generate_state(1)[0])
+            for atoms in _ns_samples(oracle_spec, composition, pressure, run_seed, settings, ns_defaults, workdir):
                 atoms.info["test_source"] = "ns"
                 batch.append(atoms)
         for name in settings["crystals"]:
@@ -177,7 +186,8 @@ def make_test_set(oracle_spec: dict, composition: dict[str, int], settings: dict
                                   config_id=f"test_P{pressure:g}_{name}{k}")
                 batch.append(atoms)
         for atoms in batch:
-            atoms.info["phase_class"] = classify(atoms, reference_volume, float(settings["dilute_factor"]))
+            atoms.info["phase_class"] = classify(atoms, reference_volume, float(settings["dilute_factor"]),
+                                                 float(settings["liquid_t_max"]))
             atoms.info["reference_volume_per_atom"] = reference_volume
             atoms.info["t_bin"] = temperature_bin(float(atoms.info.get("temp", 0.0)))
         frames += oracle_label(batch, oracle)
