@@ -304,12 +304,12 @@ class HyperoptProblem:
 def study_name(frames: list[Atoms], fit_settings: dict, hyperopt: dict) -> str:
     """Name of the study of these configurations and settings: another data set or search is another study.
 
-    Keys that only steer the run (trial count, workers, time-out) or the
+    Keys that only steer the run (trial count, workers, time-out, random start) or the
     final choice (``select``, ``tolerance``) are left out, so a study can be
     extended or re-summarised.
     """
     digest = hashlib.sha256()
-    steering = {"enabled", "n_trials", "n_workers", "timeout_minutes", "select", "tolerance"}
+    steering = {"enabled", "n_trials", "n_workers", "timeout_minutes", "select", "tolerance", "n_startup_trials"}
     fixed_fit = {k: fit_settings[k] for k in ("elements", "reference_energies", "fit_reference_energies",
                                                "force_weight", "use_sample_weights")}
     digest.update(json.dumps([{k: v for k, v in hyperopt.items() if k not in steering}, fixed_fit],
