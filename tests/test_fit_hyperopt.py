@@ -208,6 +208,19 @@ def test_tiny_study_chooses_and_feeds_the_fit(frames, tmp_path):
     assert run_study(frames, settings, None, tmp_path / "study")["n_run"] == 0
 
 
+def test_size_budget_prunes_larger_trials(frames, tmp_path):
+    from optuna.trial import TrialState
+
+    settings = fit_settings(hyperopt=dict(TINY_SEARCH, cost_objective=False, max_functions=15, n_trials=3))
+    run_study(frames, settings, None, tmp_path / "study")
+    result = summarise_study(frames, settings, None, tmp_path / "study")
+    hyperopt = validate_hyperopt_settings(settings["hyperopt"], settings)
+    study = open_study(tmp_path / "study", study_name(frames, settings, hyperopt), hyperopt)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
+    assert study.trials[0].state == TrialState.PRUNED  # the config's own basis: 34 functions
+    assert all(r["n_functions"] <= 15 for r in result["pareto_front"]) and result["chosen"]["n_functions"] <= 15
+
+
 _WORKER = """
 import sys
 sys.path.insert(0, {tests!r})

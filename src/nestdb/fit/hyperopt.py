@@ -16,7 +16,10 @@ times with fresh folds) of the configurations given, and ``a`` =
 ``fit.hyperopt.objective`` (default 1, 0.1, 0: 10 meV/Å of force error
 weigh as much as 1 meV/atom of energy error).  With ``cost_objective`` the
 number of basis functions (the cost of every NS energy call) is a second
-objective and the study keeps the Pareto front (optuna multi-objective TPE).
+objective and the study keeps the Pareto front (optuna multi-objective TPE;
+it spends most trials on the cheap end of the front).  ``max_functions``
+caps the basis size instead: larger trials are pruned unevaluated, so a
+single-objective study finds the best settings within a cost budget.
 
 Trials are cheap: :mod:`nestdb.fit.hyperopt_cv` fits from the normal
 equations of the largest basis's design rows, computed once per cutoff
@@ -76,6 +79,7 @@ DEFAULT_HYPEROPT_SETTINGS: dict[str, Any] = {
     "smoothness_l_weight": [0.5, 4.0],
     "objective": {"energy": 1.0, "force": 0.1, "virial": 0.0},
     "cost_objective": True,
+    "max_functions": None,
     "select": "within",
     "tolerance": 0.02,
     "cv_folds": 5,
@@ -153,6 +157,8 @@ def validate_hyperopt_settings(settings: dict | None, fit_settings: dict | None 
         merged[key] = _integer(merged, key, minimum)
     if merged["timeout_minutes"] is not None:
         merged["timeout_minutes"] = _positive_number(merged["timeout_minutes"], "timeout_minutes")
+    if merged["max_functions"] is not None:
+        merged["max_functions"] = _integer(merged, "max_functions", 1)
     for key in FLOAT_KEYS:
         value = merged[key]
         pair = list(value) if isinstance(value, (list, tuple)) else [value, value]
@@ -293,6 +299,11 @@ class HyperoptProblem:
                            f"{time.perf_counter() - start:.1f} s")
         return self._cv[cutoff]
 
+    def n_functions(self, changes: dict) -> int:
+        """Number of basis functions of the fit settings ``changes``."""
+        table = self.cross_validation(float(changes["cutoff"])).functions
+        return int(table.mask(changes["nradmax_by_orders"], changes["lmax_by_orders"]).size)
+
     def evaluate(self, changes: dict) -> dict:
         """Cross-validated errors and loss of the fit settings ``changes`` (see :func:`suggest`)."""
         params = dict(self.fit_settings, **changes)
@@ -421,6 +432,9 @@ def run_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | None, st
     def objective(trial):
         trial.set_user_attr("worker", worker)
         changes = suggest(trial, hyperopt)
+        if hyperopt["max_functions"] is not None and problem.n_functions(changes) > hyperopt["max_functions"]:
+            # over the size budget: pruned unevaluated (TPE ranks pruned trials below complete ones)
+            raise optuna.TrialPruned(f"{problem.n_functions(changes)} functions > fit.hyperopt.max_functions")
         result = problem.evaluate(changes)
         # one journal record per trial for the results (every record is a locked append)
         trial.set_user_attr("result", {"settings": changes, **{key: result[key] for key in RESULT_KEYS}})
@@ -431,7 +445,8 @@ def run_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | None, st
         return (result["loss"], result["n_functions"]) if hyperopt["cost_objective"] else result["loss"]
 
     def too_many_failures(study, trial):
-        if len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) > hyperopt["n_trials"]:
+        if (len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) > hyperopt["n_trials"]
+                or len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))) > 20 * hyperopt["n_trials"]):
             study.stop()
 
     complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
