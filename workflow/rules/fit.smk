@@ -65,6 +65,8 @@ rule fit_hyperopt_worker:
     threads: 1
     resources:
         runtime=240,
+        # normal equations of every fold: ~170 MB per cutoff and CV repeat at 914 functions
+        mem_mb_per_cpu=4000,
     conda:
         "../../envs/fit.yaml"
     script:
