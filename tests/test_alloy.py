@@ -171,6 +171,21 @@ def test_warren_cowley_of_random_and_separated_cells():
     assert warren_cowley(separated, elements=["Cu", "Au"])["alpha_Cu-Au"] == pytest.approx(7 / 9)
 
 
+def test_random_reference_is_the_zero_of_order_of_the_cell():
+    from ase.lattice.compounds import L1_2
+
+    from nestdb.chemical_order import random_reference
+
+    # 4-atom fcc cell: every site neighbours every other through the images, any arrangement gives -1/3
+    small = bulk("Cu", "fcc", a=3.8, cubic=True)
+    small.set_chemical_symbols(["Cu", "Au", "Cu", "Cu"])
+    assert random_reference(small, elements=["Cu", "Au"])["alpha_Cu-Au"] == pytest.approx(-1 / 3)
+    # a large L1_2 supercell is ordered (-1/3), its shuffled arrangements are not (~0)
+    large = L1_2(("Au", "Cu"), latticeconstant=3.75).repeat(5)
+    assert warren_cowley(large, elements=["Cu", "Au"])["alpha_Cu-Au"] == pytest.approx(-1 / 3)
+    assert abs(random_reference(large, elements=["Cu", "Au"], n_shuffles=5)["alpha_Cu-Au"]) < 0.03
+
+
 def test_warren_cowley_rejects_bad_neighbour_rules():
     with pytest.raises(ConfigError, match="neighbours"):
         warren_cowley(bulk("Cu", "fcc", a=3.6), neighbours="twelve")
@@ -231,6 +246,7 @@ def test_sro_of_an_ns_run(tmp_path):
     table = pd.read_csv(tmp_path / "sro.csv")
     assert summary["pairs"] == ["alpha_Cu-Au"] and summary["n_samples"] == 150
     assert table["alpha_Cu-Au"].between(-1.0, 1.0).all() and (table.n_eff >= 1).all()
+    assert table["alpha_random_Cu-Au"].between(-1.0, 1.0).all()
     assert (tmp_path / "sro.png").stat().st_size > 5000
 
 

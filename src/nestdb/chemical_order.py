@@ -24,7 +24,7 @@ from ase import Atoms
 
 from nestdb.errors import ConfigError, DataError
 
-__all__ = ["neighbour_pairs", "warren_cowley", "pair_label"]
+__all__ = ["neighbour_pairs", "warren_cowley", "warren_cowley_of_bonds", "pair_label", "random_reference"]
 
 
 def pair_label(a: str, b: str) -> str:
@@ -104,6 +104,12 @@ def warren_cowley(atoms: Atoms, neighbours: str | int | float = "sann",
     if elements is None:
         elements = list(dict.fromkeys(symbols))
     centre, neighbour = neighbour_pairs(atoms, neighbours)
+    return warren_cowley_of_bonds(symbols, centre, neighbour, elements)
+
+
+def warren_cowley_of_bonds(symbols: np.ndarray, centre: np.ndarray, neighbour: np.ndarray,
+                           elements: list[str]) -> dict[str, float]:
+    """:func:`warren_cowley` from given bonds (``neighbour_pairs``), e.g. for many species arrangements of one cell."""
     result = {}
     for a, b in itertools.combinations(elements, 2):
         c_b = float(np.mean(symbols == b))
@@ -114,3 +120,21 @@ def warren_cowley(atoms: Atoms, neighbours: str | int | float = "sann",
         p_b_given_a = float(np.mean(symbols[neighbour[bonds_of_a]] == b))
         result[pair_label(a, b)] = 1.0 - p_b_given_a / c_b
     return result
+
+
+def random_reference(atoms: Atoms, neighbours: str | int | float = "sann", elements: list[str] | None = None,
+                     n_shuffles: int = 20, seed: int = 0) -> dict[str, float]:
+    """Mean Warren–Cowley parameters of random arrangements of the same species on the same sites.
+
+    In a small periodic cell a random arrangement does not give alpha = 0
+    (in a 4-atom AB cell an atom's other sites hold fewer like atoms than
+    the composition says); the mean over ``n_shuffles`` random permutations
+    of the species is the cell's own zero of order.
+    """
+    symbols = np.array(atoms.get_chemical_symbols())
+    if elements is None:
+        elements = list(dict.fromkeys(symbols))
+    centre, neighbour = neighbour_pairs(atoms, neighbours)
+    rng = np.random.default_rng(seed)
+    draws = [warren_cowley_of_bonds(rng.permutation(symbols), centre, neighbour, elements) for _ in range(n_shuffles)]
+    return {key: float(np.mean([d[key] for d in draws])) for key in draws[0]}

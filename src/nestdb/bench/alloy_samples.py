@@ -124,7 +124,10 @@ def bench_sro(traj_path: str | Path, energies_path: str | Path, elements: list[s
     grid
         The ``analyse`` block (``t_min``, ``t_max``, ``t_step``).
     csv_path
-        ``T``, one ``alpha_<A>-<B>`` column per pair present, ``n_eff``.
+        ``T``, one ``alpha_<A>-<B>`` column per pair present, its
+        ``alpha_random_<A>-<B>`` (random arrangements of the same species on
+        the samples' sites: the zero of order in a small cell,
+        :func:`~nestdb.chemical_order.random_reference`), ``n_eff``.
     plot_path
         alpha(T) of each pair.
 
@@ -134,7 +137,7 @@ def bench_sro(traj_path: str | Path, energies_path: str | Path, elements: list[s
         ``pairs``, ``n_samples``, and alpha of each pair at the lowest and
         highest temperature of the grid.
     """
-    from nestdb.chemical_order import pair_label, warren_cowley
+    from nestdb.chemical_order import pair_label, random_reference, warren_cowley
     from nestdb.thermo import read_energies
 
     frames = read(traj_path, index=":") if Path(traj_path).stat().st_size > 0 else []
@@ -144,10 +147,13 @@ def bench_sro(traj_path: str | Path, energies_path: str | Path, elements: list[s
     table = pd.DataFrame({"T": temperatures})
     if frames and pairs:
         energies = read_energies(energies_path)
-        values = np.array([[warren_cowley(atoms, neighbours, present)[p] for p in pairs] for atoms in frames])
+        values = np.array([[warren_cowley(atoms, neighbours, present)[p] for p in pairs]
+                           + [random_reference(atoms, neighbours, present, seed=k)[p] for p in pairs]
+                           for k, atoms in enumerate(frames)])
         averages, n_eff = weighted_by_temperature(energies, _frame_lines(frames, energies), values, temperatures)
         for j, pair in enumerate(pairs):
             table[pair] = averages[:, j]
+            table[pair.replace("alpha_", "alpha_random_")] = averages[:, len(pairs) + j]
         table["n_eff"] = n_eff
     else:
         log.warning("%s: no culled samples with two species; empty short-range-order table", traj_path)
@@ -165,9 +171,11 @@ def _plot_sro(table: pd.DataFrame, pairs: list[str], path: str | Path, title: st
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for pair in pairs:
+    for k, pair in enumerate(pairs):
         if pair in table:
-            ax.plot(table["T"], table[pair], label=pair.replace("alpha_", "α "))
+            ax.plot(table["T"], table[pair], color=f"C{k}", label=pair.replace("alpha_", "α "))
+            ax.plot(table["T"], table[pair.replace("alpha_", "alpha_random_")], "--", color=f"C{k}",
+                    label=pair.replace("alpha_", "random arrangement "))
     ax.axhline(0.0, color="grey", lw=0.5)
     ax.set_xlabel("temperature (K)")
     ax.set_ylabel("Warren–Cowley α, first shell")
