@@ -61,7 +61,7 @@ MODES = {
         "hand_md_steps": 600,
         "melt": {"pressure": 15.0, "seeds": [101, 102], "n_walkers": 32, "walk_length": 12,
                  "max_volume_per_atom": 25.0, "converge_down_to_T": 600.0, "max_iter": 40000},
-        "scatter_seeds": [1, 2],
+        "scatter_seeds": [1],
     },
     "smoke": {
         "md": {"structures": ["fcc", "bcc"], "temperatures": [500, 2000], "steps": 40, "interval": 10,
@@ -148,6 +148,9 @@ def hand_built(base: dict, budget: int, test_frames, reference_dir: Path, workdi
     from nestdb.fit import fit_linear_ace
     from nestdb.fit.committee import CommitteeACECalculator
 
+    cached = workdir / "result.json"
+    if cached.is_file():  # delete it to recompute
+        return json.loads(cached.read_text())
     start = time.perf_counter()
     oracle = make_calculator(base["label"]["potential"])
     composition = base["ns"]["composition"]
@@ -167,28 +170,43 @@ def hand_built(base: dict, budget: int, test_frames, reference_dir: Path, workdi
                                bench_dir / "ev.csv", bench_dir / "ev.png", bench_dir / "elastic.csv",
                                bench_dir / "summary.json")
     row = curve_row("hand-built", 0, len(frames), evaluation, bench)
-    return {"row": row, "evaluation": evaluation, "wall_s": time.perf_counter() - start}
+    result = {"row": row, "evaluation": evaluation, "wall_s": time.perf_counter() - start}
+    cached.write_text(json.dumps(result, indent=2, default=float))
+    return result
 
 
 def seed_scatter(workdir: Path, fit_settings: dict, elements: list[str], n_cycles: int, seeds: list[int],
-                 test_frames) -> dict[int, list[float]]:
-    """Overall and per-phase test energy RMSE of refits of every cycle with other split/committee seeds."""
+                 test_frames) -> dict[int, list[dict]]:
+    """Test energy RMSE (all and per phase) of every cycle's fit without its test split, over split seeds.
+
+    The workflow's own ``split/`` model (fit seed ``fit.seed``) is one value;
+    each seed of ``seeds`` refits the same labels with another 80/20 split,
+    calibration split and committee draw (no refit on all data).
+    """
     from nestdb.campaign.learning_curve import evaluate_model
     from nestdb.fit import fit_linear_ace, load_training_frames
 
+    def summary(seed, model):
+        evaluation = evaluate_model(model, test_frames)
+        return {"seed": seed, "all": evaluation["all"]["energy_rmse_mev"],
+                **{p: m["energy_rmse_mev"] for p, m in evaluation["phase"].items()}}
+
     out: dict[int, list[dict]] = {}
     for cycle in range(n_cycles):
+        fitted = workdir / "results" / "fit" / f"cycle{cycle}"
+        if not (fitted / "committee.npz").is_file():
+            continue
+        own = fitted / "split" if (fitted / "split").is_dir() else fitted
+        out[cycle] = [summary(int(fit_settings.get("seed", 0)), own)]
         frames = load_training_frames([workdir / "results" / "label" / f"cycle{c}" / "labelled.extxyz"
                                        for c in range(cycle + 1)])
-        out[cycle] = []
         for seed in seeds:
             model = workdir / "scatter" / f"cycle{cycle}_seed{seed}"
-            settings = dict(fit_settings, elements=elements, seed=seed,
-                            feature_cache=str(workdir / "results" / "fit" / "feature_cache"))
-            fit_linear_ace(frames, settings, model)
-            evaluation = evaluate_model(model / "split" if (model / "split").is_dir() else model, test_frames)
-            out[cycle].append({"seed": seed, "all": evaluation["all"]["energy_rmse_mev"],
-                               **{p: m["energy_rmse_mev"] for p, m in evaluation["phase"].items()}})
+            if not (model / "committee.npz").is_file():  # refits are kept: delete the folder to redo one
+                settings = dict(fit_settings, elements=elements, seed=seed, refit_on_all_data=False,
+                                feature_cache=str(workdir / "results" / "fit" / "feature_cache"))
+                fit_linear_ace(frames, settings, model)
+            out[cycle].append(summary(seed, model))
     return out
 
 
@@ -201,10 +219,15 @@ def melting(base: dict, settings: dict, models: dict[str, dict], workdir: Path) 
     rows = []
     for name, spec in models.items():
         for seed in settings["seeds"]:
-            run = melting_run(spec, base["ns"]["composition"], settings["pressure"], ns, seed,
-                              workdir / "melting" / f"{name}_seed{seed}")
+            prefix = workdir / "melting" / f"{name.replace(' ', '_')}_seed{seed}"
+            cached = Path(f"{prefix}.melting.json")
+            if cached.is_file():  # a finished run is kept: delete its files to redo it
+                rows.append(json.loads(cached.read_text()))
+                continue
+            run = melting_run(spec, base["ns"]["composition"], settings["pressure"], ns, seed, prefix)
             rows.append({"model": name, "pressure_gpa": settings["pressure"], **run,
-                         "most_prominent_peak_T": most_prominent_peak(workdir / "melting" / f"{name}_seed{seed}")})
+                         "most_prominent_peak_T": most_prominent_peak(prefix)})
+            cached.write_text(json.dumps(rows[-1], default=float))
     return rows
 
 
@@ -247,14 +270,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("campaign_runs"), help="where the campaigns run")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="result folder")
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--melt-cycles", default="final", help="'all', 'final' or 'none': nestdb models melted")
+    parser.add_argument("--melt-cycles", default="final",
+                        help="nestdb models melted: 'all', 'final', 'none' or cycle numbers (e.g. 2,3)")
     parser.add_argument("--skip", default="", help="comma list of baselines to leave out (random_crystals,md,hand)")
-    parser.add_argument("--only", default="", help="run only these workflow campaigns now (comma list of nestdb, "
-                        "random_crystals, md) and stop; a later call without --only collects everything")
+    parser.add_argument("--only", default="", help="run only these parts now and stop (comma list of nestdb, "
+                        "random_crystals, md, hand, scatter, melting); finished parts are kept, so a later call "
+                        "without --only collects everything")
+    parser.add_argument("--no-run", action="store_true",
+                        help="run no workflow: collect the campaigns' finished cycles as they are")
     parser.add_argument("--baseline-cycles", default="",
                         help="per-cycle label budgets of the workflow baselines, e.g. 120,160 (default: nestdb's "
                              "per-cycle label counts, which needs nestdb's run first)")
     args = parser.parse_args(argv)
+    n_config_cycles = len(yaml.safe_load(CONFIGS["smoke" if args.smoke else "full"].read_text())["cycles"])
+    melt_cycles = {"all": list(range(n_config_cycles)), "final": [n_config_cycles - 1], "none": []}.get(
+        args.melt_cycles) if args.melt_cycles in ("all", "final", "none") else \
+        [int(c) for c in args.melt_cycles.split(",")]
     if not EAM_FILE.exists():
         print(f"the oracle {EAM_FILE} is missing: this benchmark needs ../shared")
         return 1
@@ -271,29 +302,48 @@ def main(argv: list[str] | None = None) -> int:
     n_cycles = len(base["cycles"])
     nestdb_dir = args.workdir / "nestdb"
     only = set(filter(None, args.only.split(",")))
-    if not only or "nestdb" in only:
+    if not args.no_run and (not only or "nestdb" in only):
         timings["nestdb"] = run_workflow(base, nestdb_dir, args.cores)
     test_set = nestdb_dir / "results" / "bench" / "learning_curve" / "test_set.extxyz"
     budget = ([int(n) for n in args.baseline_cycles.split(",")] if args.baseline_cycles
               else labels_per_cycle(nestdb_dir, n_cycles))
     for kind in ("random_crystals", "md"):
-        if kind in skip or (only and kind not in only):
+        if kind in skip or (only and kind not in only) or args.no_run:
             continue
         timings[kind] = run_workflow(baseline_config(base, kind, budget, test_set, settings), args.workdir / kind,
                                      args.cores)
+    if only & {"hand", "melting", "scatter"}:
+        from ase.io import read
+
+        test_frames = read(test_set, index=":")
+        if "hand" in only:
+            hand_built(base, int(np.sum(budget)), test_frames, nestdb_dir / "results" / "bench" / "reference",
+                       args.workdir / "hand_built", settings["hand_md_steps"])
+        if "scatter" in only:
+            seed_scatter(nestdb_dir, base["fit"], base["elements"], n_cycles, settings["scatter_seeds"], test_frames)
+        if "melting" in only:
+            fits = nestdb_dir / "results" / "fit"
+            models = {"oracle": base["label"]["potential"]}
+            models |= {f"nestdb cycle {c}": {"type": "ace_committee", "model": str(fits / f"cycle{c}")}
+                       for c in melt_cycles if (fits / f"cycle{c}" / "committee.npz").is_file()}
+            melting(base, settings["melt"], models, args.workdir)
     if only:
         print(f"ran {sorted(only)}: {timings}")
         return 0
-    per_cycle = labels_per_cycle(nestdb_dir, n_cycles)
-    curves = [pd.read_csv(nestdb_dir / "results" / "bench" / "learning_curve" / "learning_curve.csv")]
-    for kind in ("random_crystals", "md"):
-        if kind not in skip:
-            curves.append(pd.read_csv(args.workdir / kind / "results" / "bench" / "learning_curve" /
-                                      "learning_curve.csv"))
-
     from ase.io import read
 
+    from nestdb.campaign.learning_curve import campaign_curve
+
     test_frames = read(test_set, index=":")
+    # every finished cycle of every campaign on the same test set (a stopped campaign gives its finished cycles)
+    fitted = [c for c in range(n_cycles) if (nestdb_dir / "results" / "fit" / f"cycle{c}" / "committee.npz").is_file()]
+    n_cycles = len(fitted)
+    per_cycle = labels_per_cycle(nestdb_dir, n_cycles)
+    curves = [pd.DataFrame(campaign_curve("nestdb", nestdb_dir / "results", test_frames, n_cycles)[0])]
+    for kind in ("random_crystals", "md"):
+        if kind not in skip:
+            curves.append(pd.DataFrame(campaign_curve(kind, args.workdir / kind / "results", test_frames,
+                                                      len(budget))[0]))
     hand = None
     if "hand" not in skip:
         hand = hand_built(base, int(np.sum(budget)), test_frames, nestdb_dir / "results" / "bench" / "reference",
@@ -308,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     melt_rows = []
-    if args.melt_cycles != "none":
-        cycles = range(n_cycles) if args.melt_cycles == "all" else [n_cycles - 1]
+    if melt_cycles:
+        cycles = melt_cycles
         models = {"oracle": base["label"]["potential"]}
         fits = nestdb_dir / "results" / "fit"
         models |= {f"nestdb cycle {c}": {"type": "ace_committee", "model": str(fits / f"cycle{c}")} for c in cycles}
