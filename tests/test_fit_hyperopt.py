@@ -115,6 +115,27 @@ def test_smaller_basis_rows_are_exact_columns_of_the_larger(alloy):
         FunctionTable.from_basis(build_basis(small)).columns_of(build_basis(large))
 
 
+def test_a_rank_with_more_radial_functions_than_rank_1_is_no_subset():
+    """pyace builds every rank's radial functions from nradmax_by_orders[0] of them: [2, 3, 1]'s n = 3
+    functions differ from [6, 3, 2]'s, so such sizes are refused (and never suggested)."""
+    frames = emt_frames(2, seed=2)
+    large = fit_settings()
+    table = FunctionTable.from_basis(build_basis(large))
+    bad = dict(large, nradmax_by_orders=[2, 3, 1], lmax_by_orders=[0, 2, 1])
+    keys = {key: i for i, key in enumerate(table.keys)}
+    columns = [keys[key] for key in FunctionTable.from_basis(build_basis(bad)).keys]  # the same names...
+    big_rows, _ = compute_features(frames, large)
+    bad_rows, _ = compute_features(frames, bad)
+    assert not np.allclose(big_rows[0].phi[columns], bad_rows[0].phi)  # ...but other functions
+    with pytest.raises(ConfigError, match="more radial functions than rank 1"):
+        table.columns_of(build_basis(bad))
+    with pytest.raises(ConfigError, match="more radial functions than rank 1"):
+        table.mask([2, 3, 1], [0, 2, 1])
+    edge = dict(large, nradmax_by_orders=[2, 2, 2], lmax_by_orders=[0, 2, 1])  # equal counts are a subset
+    edge_rows, _ = compute_features(frames, edge)
+    assert np.array_equal(big_rows[0].force_rows[:, table.columns_of(build_basis(edge))], edge_rows[0].force_rows)
+
+
 def test_column_subset_fit_equals_the_direct_fit_and_pyace_evaluates_it(frames, tmp_path):
     from pyace import PyACECalculator
 
@@ -184,6 +205,10 @@ def test_tiny_study_chooses_and_feeds_the_fit(frames, tmp_path):
     summary = run_study(frames, settings, None, tmp_path / "study")
     assert summary["n_complete"] == 4 and summary["n_run"] == 4
     best = summarise_study(frames, settings, None, tmp_path / "study")
+    trials = open_study(tmp_path / "study", study_name(frames, settings, validate_hyperopt_settings(
+        settings["hyperopt"], settings)), settings["hyperopt"]).trials
+    assert all(max(t.user_attrs["result"]["settings"]["nradmax_by_orders"])
+               == t.user_attrs["result"]["settings"]["nradmax_by_orders"][0] for t in trials)
     for name in ("best.json", "trials.csv", "summary.md", "pareto.png"):
         assert (tmp_path / "study" / name).stat().st_size > 0
     assert json.loads((tmp_path / "study" / "best.json").read_text())["trial"] == best["trial"]

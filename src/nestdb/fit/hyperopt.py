@@ -50,7 +50,7 @@ from ase import Atoms
 
 from nestdb.errors import ConfigError, DataError
 from nestdb.fit.dataset import ENERGY_KEY, FORCES_KEY, LogLike, emit
-from nestdb.fit.hyperopt_cv import CrossValidation, FunctionTable, stratified_folds
+from nestdb.fit.hyperopt_cv import CrossValidation, FunctionTable, check_radial_order, stratified_folds
 from nestdb.fit.hyperopt_report import (
     FLOAT_KEYS,
     completed_trials,
@@ -197,6 +197,7 @@ def _fill_from_fit(merged: dict, fit: dict) -> None:
     max_l = _int_list(merged["max_lmax_by_orders"] or fit["lmax_by_orders"], "max_lmax_by_orders", ranks, 0)
     min_n = _int_list(merged["min_nradmax_by_orders"] or [1] * ranks, "min_nradmax_by_orders", ranks, 1)
     min_l = _int_list(merged["min_lmax_by_orders"] or [0] * ranks, "min_lmax_by_orders", ranks, 0)
+    check_radial_order(max_n, "fit.hyperopt.max_nradmax_by_orders (default: fit.nradmax_by_orders)")
     if max_l[0] != 0 or min_l[0] != 0:
         raise _fail("max_lmax_by_orders", f"must start with 0 (rank 1 has l = 0 only), got {max_l} / {min_l}")
     for low, high, name in ((min_n, max_n, "nradmax_by_orders"), (min_l, max_l, "lmax_by_orders")):
@@ -223,6 +224,9 @@ def suggest(trial, hyperopt: dict) -> dict:
         ranges = zip(hyperopt[f"min_{kind}_by_orders"], hyperopt[f"max_{kind}_by_orders"], strict=True)
         sizes[kind] = [low if low == high else trial.suggest_int(f"{kind}_{rank + 1}", low, high)
                        for rank, (low, high) in enumerate(ranges)]
+    # no rank with more radial functions than rank 1 (hyperopt_cv.check_radial_order); a clip keeps the
+    # search space fixed for TPE
+    sizes["nradmax"] = [sizes["nradmax"][0]] + [min(n, sizes["nradmax"][0]) for n in sizes["nradmax"][1:]]
     changes.update(nradmax_by_orders=sizes["nradmax"], lmax_by_orders=sizes["lmax"],
                    number_of_functions_per_element=None)
     for key in FLOAT_KEYS:
@@ -239,6 +243,8 @@ def trial_params(changes: dict, hyperopt: dict) -> dict | None:
     if len(hyperopt["cutoffs"]) > 1:
         params["cutoff"] = changes["cutoff"]
     if len(changes["nradmax_by_orders"]) != len(hyperopt["max_nradmax_by_orders"]):
+        return None
+    if max(changes["nradmax_by_orders"]) > changes["nradmax_by_orders"][0]:
         return None
     for kind in ("nradmax", "lmax"):
         values = changes[f"{kind}_by_orders"]

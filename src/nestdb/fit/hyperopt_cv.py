@@ -8,8 +8,12 @@ Three facts make a trial cost seconds instead of a row computation:
   basis's functions with ``max(n) <= nradmax[rank - 1]`` and
   ``max(l) <= lmax[rank - 1]``, with bit-identical values (checked by
   tests/test_fit_hyperopt.py on design rows and on the pyace energy of a fitted
-  small basis).  So the design rows of the largest basis, computed once per
-  cutoff, hold every smaller basis.
+  small basis) -- provided no rank has more radial functions than rank 1:
+  pyace builds the radial functions of every rank from ``nradmax_by_orders[0]``
+  basis functions, so with e.g. ``[8, 9, 3]`` the n = 9 functions are other
+  functions than the larger basis's (:func:`check_radial_order` refuses such
+  sizes).  So the design rows of the largest basis, computed once per cutoff,
+  hold every smaller basis.
 * **Weights are squared into the normal equations.** With one Gram matrix per
   row kind (energy, forces, virials) the normal equations of any weights are
   ``w_E^2 G_E + w_F^2 G_F + w_V^2 G_V`` (rows as in :mod:`nestdb.fit.linear_ace`).
@@ -43,6 +47,21 @@ def function_key(function) -> tuple:
     return (int(function.mu0), tuple(function.mus), tuple(function.ns), tuple(function.ls), tuple(function.LS))
 
 
+def check_radial_order(nradmax_by_orders, where: str = "the basis") -> None:
+    """Refuse sizes whose higher ranks have more radial functions than rank 1 (not a column subset).
+
+    Raises
+    ------
+    ConfigError
+        Naming the sizes.
+    """
+    nradmax = list(nradmax_by_orders)
+    if max(nradmax) > nradmax[0]:
+        raise ConfigError(f"{where}: nradmax_by_orders {nradmax} has a rank with more radial functions than rank 1; "
+                          "pyace builds every rank's radial functions from nradmax_by_orders[0] of them, so such a "
+                          "basis is no column subset of a larger one. Use nradmax_by_orders[0] >= every other entry")
+
+
 @dataclass
 class FunctionTable:
     """Rank, largest n and l, and sums of n and l of every function of a basis, in coefficient order."""
@@ -71,6 +90,7 @@ class FunctionTable:
 
     def mask(self, nradmax_by_orders: list[int], lmax_by_orders: list[int]) -> np.ndarray:
         """Indices of the functions that a basis with these sizes has (a subset of this, larger, basis)."""
+        check_radial_order(nradmax_by_orders)
         nradmax = np.asarray(list(nradmax_by_orders), dtype=int)
         lmax = np.asarray(list(lmax_by_orders), dtype=int)
         if nradmax.size > self.rank.max(initial=0) or lmax.size != nradmax.size:
@@ -90,8 +110,14 @@ class FunctionTable:
             When ``basis`` has a function this basis lacks (it is not a subset).
         """
         index = {key: i for i, key in enumerate(self.keys)}
+        small = FunctionTable.from_basis(basis)
+        for table, name in ((self, "the largest basis"), (small, "the chosen basis")):
+            # radial functions with n above rank 1's count are built differently (check_radial_order)
+            if table.n_functions and np.any(table.max_n > table.max_n[table.rank == 1].max(initial=0)):
+                raise ConfigError(f"{name} has functions of rank >= 2 with more radial functions than rank 1; "
+                                  "it is no column subset (use nradmax_by_orders[0] >= every other entry)")
         columns = []
-        for key in FunctionTable.from_basis(basis).keys:
+        for key in small.keys:
             if key not in index:
                 raise ConfigError(f"basis function {key} is not in the largest basis of fit.hyperopt; "
                                   "raise fit.hyperopt.max_nradmax_by_orders/max_lmax_by_orders")
