@@ -548,6 +548,7 @@ def seed_feature_cache(frames: list[Atoms], fit_settings: dict, hyperopt: dict, 
     columns = FunctionTable.from_basis(build_basis(source)).columns_of(build_basis(target))
     source_key, target_key = basis_key(source), basis_key(target)
     source_dir, target_dir = Path(cache_dir) / source_key, Path(cache_dir) / target_key
+    _check_columns(frames, target, source_dir / f"{_frame_key(frames[0], source_key)}.npz", columns)
     target_dir.mkdir(parents=True, exist_ok=True)
     stored = present = 0
     for atoms in frames:
@@ -566,6 +567,19 @@ def seed_feature_cache(frames: list[Atoms], fit_settings: dict, hyperopt: dict, 
     emit(log, f"hyperopt: rows of the chosen basis ({columns.size} functions) stored for {stored} configurations "
               f"from the largest basis's rows ({present} were cached already)")
     return stored + present
+
+
+def _check_columns(frames: list[Atoms], target: dict, source_file: Path, columns: np.ndarray) -> None:
+    """pyace's own rows of the first configuration for the chosen basis equal the columns taken (a guard)."""
+    from nestdb.fit.features import _load_cached, compute_features
+
+    cached = _load_cached(source_file)
+    if cached is None:
+        return
+    direct = compute_features(frames[:1], target, with_virials=False)[0][0]
+    if not np.allclose(cached.force_rows[:, columns], direct.force_rows, rtol=1e-10, atol=1e-12):
+        raise DataError(f"the rows of basis {target['nradmax_by_orders']}/{target['lmax_by_orders']} are not columns "
+                        "of the largest basis's rows; not seeding the feature cache")
 
 
 # --------------------------------------------------------------------------- workflow steps
