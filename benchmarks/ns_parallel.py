@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import resource
 import tempfile
 import time
@@ -98,7 +99,7 @@ def thermodynamics(n_procs: int, seeds: int, atoms: int, walkers: int, tmp: Path
 
 
 def scaling_run(calculator, atoms: int, procs: int, walks: int, tmp: Path, walk_length: int,
-                n_walkers: int) -> dict:
+                n_walkers: int, load_balance: bool = False) -> dict:
     """Loop throughput of one (model, size, n_procs) at equal samples (n_cull = n_procs).
 
     The run of one iteration (initial walkers, forking, every worker's first
@@ -107,7 +108,8 @@ def scaling_run(calculator, atoms: int, procs: int, walks: int, tmp: Path, walk_
     """
     iterations = max(2, -(-walks // procs))
     values = dict(n_walkers=n_walkers, walk_length=walk_length, pressure_gpa=1.0, n_cull=procs, n_procs=procs,
-                  kemax_max_T=5000.0, max_volume_per_atom=60.0, seed=7, snapshot_seconds=None, traj_interval=0)
+                  kemax_max_T=5000.0, max_volume_per_atom=60.0, seed=7, snapshot_seconds=None, traj_interval=0,
+                  load_balance=load_balance)
     measured = []
     for max_iter in (1, iterations):
         start = time.perf_counter()
@@ -122,7 +124,7 @@ def scaling_run(calculator, atoms: int, procs: int, walks: int, tmp: Path, walk_
 
 
 def scaling(models: dict, atoms_list: list[int], procs_list: list[int], seconds: float, tmp: Path,
-            walk_length: int) -> list[dict]:
+            walk_length: int, load_balance_values: tuple[bool, ...] = (False,)) -> list[dict]:
     """Wall-clock speed-up of parallel walking at equal samples for each model and size.
 
     For each (model, size) the number of walks is set so that the serial loop
@@ -130,33 +132,33 @@ def scaling(models: dict, atoms_list: list[int], procs_list: list[int], seconds:
     n_procs then walks the same number of clones (n_cull = n_procs).
     """
     rows = []
-    for name, calculator in models.items():
-        for atoms in atoms_list:
-            # compile/initialise the model in this process first: the workers fork
-            # from it and inherit that, so no run pays it inside its loop
-            warm = bulk("Mg", "hcp", a=3.2, c=5.2, orthorhombic=True).repeat((1, 1, max(1, atoms // 4)))
-            warm.calc = calculator
-            warm.get_potential_energy()
-            n_walkers = max(128, 8 * max(procs_list))
-            # grow the number of walks until the serial loop takes ``seconds``
-            # (the cost per call rises as the run goes from gas to condensed)
-            walks, serial = 4 * max(procs_list), None
-            while True:
-                serial = scaling_run(calculator, atoms, 1, walks, tmp, walk_length, n_walkers)
-                if serial["loop_wall_s"] >= 0.7 * seconds or walks >= 10**6:
-                    break
-                factor = min(8.0, max(1.5, seconds / max(serial["loop_wall_s"], 1e-3)))
-                walks = int(walks * factor) // max(procs_list) * max(procs_list)
-            for procs in procs_list:
-                row = serial if procs == 1 else scaling_run(calculator, atoms, procs, walks, tmp, walk_length,
-                                                            n_walkers)
-                row.update(model=name, atoms=atoms, walk_length=walk_length, n_walkers=n_walkers)
-                row["speedup"] = row["calls_per_s"] / serial["calls_per_s"]
-                row["efficiency"] = row["speedup"] / procs
-                rows.append(row)
-                print(f"scaling: {name:4s} {atoms:3d} atoms n_procs={procs:2d}: {row['walks']} walks, "
-                      f"{row['calls']} calls in {row['loop_wall_s']:.2f} s = {row['calls_per_s']:.0f} calls/s, "
-                      f"speed-up {row['speedup']:.2f}x, efficiency {row['efficiency']:.2f}", flush=True)
+    for (name, calculator), atoms, balance in itertools.product(models.items(), atoms_list, load_balance_values):
+        # compile/initialise the model in this process first: the workers fork
+        # from it and inherit that, so no run pays it inside its loop
+        warm = bulk("Mg", "hcp", a=3.2, c=5.2, orthorhombic=True).repeat((1, 1, max(1, atoms // 4)))
+        warm.calc = calculator
+        warm.get_potential_energy()
+        n_walkers = max(128, 8 * max(procs_list))
+        # grow the number of walks until the serial loop takes ``seconds``
+        # (the cost per call rises as the run goes from gas to condensed)
+        walks, serial = 4 * max(procs_list), None
+        while True:
+            serial = scaling_run(calculator, atoms, 1, walks, tmp, walk_length, n_walkers, balance)
+            if serial["loop_wall_s"] >= 0.7 * seconds or walks >= 10**6:
+                break
+            factor = min(8.0, max(1.5, seconds / max(serial["loop_wall_s"], 1e-3)))
+            walks = int(walks * factor) // max(procs_list) * max(procs_list)
+        for procs in procs_list:
+            row = serial if procs == 1 else scaling_run(calculator, atoms, procs, walks, tmp, walk_length,
+                                                        n_walkers, balance)
+            row.update(model=name, atoms=atoms, walk_length=walk_length, n_walkers=n_walkers, load_balance=balance)
+            row["speedup"] = row["calls_per_s"] / serial["calls_per_s"]
+            row["efficiency"] = row["speedup"] / procs
+            rows.append(row)
+            print(f"scaling: {name:4s} {atoms:3d} atoms load_balance={int(balance)} n_procs={procs:2d}: "
+                  f"{row['walks']} walks, "
+                  f"{row['calls']} calls in {row['loop_wall_s']:.2f} s = {row['calls_per_s']:.0f} calls/s, "
+                  f"speed-up {row['speedup']:.2f}x, efficiency {row['efficiency']:.2f}", flush=True)
     return rows
 
 
@@ -176,6 +178,8 @@ def main() -> None:
     parser.add_argument("--walk-length", type=int, default=32)
     parser.add_argument("--eam", default=str(Path(__file__).resolve().parents[2] / "shared/data/mg/Mg1.eam.fs"))
     parser.add_argument("--ace-model", default=None, help="linear-ACE committee model folder (ace_committee)")
+    parser.add_argument("--load-balance", default="0,1", help="load_balance values to measure (0, 1 or 0,1)")
+    parser.add_argument("--models", default="eam,ace", help="which of eam, ace (ace needs --ace-model)")
     parser.add_argument("--json", default=None, help="write the scaling rows (and the machine) here")
     args = parser.parse_args()
     if args.scaling:
@@ -195,15 +199,18 @@ def run_scaling(args) -> None:
 
     from nestdb.calculators import make_calculator
 
-    models = {"eam": make_calculator({"type": "eam", "file": args.eam, "implementation": "nestdb"})}
-    if args.ace_model:
+    wanted = args.models.split(",")
+    models = {}
+    if "eam" in wanted:
+        models["eam"] = make_calculator({"type": "eam", "file": args.eam, "implementation": "nestdb"})
+    if "ace" in wanted and args.ace_model:
         models["ace"] = make_calculator({"type": "ace_committee", "model": args.ace_model})
     machine = {"cpu_count": os.cpu_count(), "load_average_before": os.getloadavg(), "platform": platform.platform(),
                "processor": platform.processor(), "python": platform.python_version()}
     with tempfile.TemporaryDirectory() as folder:
         rows = scaling(models, [int(a) for a in args.scaling_atoms.split(",")],
                        [int(p) for p in args.scaling_procs.split(",")], args.scaling_seconds, Path(folder),
-                       args.walk_length)
+                       args.walk_length, tuple(bool(int(v)) for v in args.load_balance.split(",")))
     machine["load_average_after"] = os.getloadavg()
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))

@@ -338,3 +338,65 @@ def test_walker_forces_are_those_of_its_configuration_or_marked_unknown():
         known += 1
         np.testing.assert_allclose(w.forces[index], atoms.get_forces(), atol=1e-12)
     assert known > 0  # walks end with an MD move often enough
+
+
+# ------------------------------------------------------------------ load balance
+MG_MIX = {"md": 0.21, "volume": 0.31, "shear": 0.24, "stretch": 0.24}
+
+
+@pytest.mark.parametrize("walk_length", [8, 32, 300])
+def test_balanced_move_list_keeps_the_fractions_within_one_move(walk_length):
+    from collections import Counter
+
+    from nestdb.ns.engine import balanced_move_list
+
+    moves_list = balanced_move_list(MG_MIX, walk_length, md_traj_len=5)
+    counts = Counter(moves_list)
+    cost = sum(5 if m == "md" else 1 for m in moves_list)
+    # a random walk may overshoot by one MD move; the list is within one MD move of the budget
+    assert abs(cost - walk_length) <= 5
+    picks = len(moves_list)
+    for move, fraction in MG_MIX.items():
+        assert abs(counts[move] - fraction * picks) <= 1, (move, counts, picks)
+
+
+def test_balanced_move_list_always_moves_the_atoms():
+    from nestdb.ns.engine import balanced_move_list
+
+    # 2 calls cannot hold an MD move of 5 calls on average, but a walk must still move the atoms
+    assert "md" in balanced_move_list(MG_MIX, 2, md_traj_len=5)
+    assert "atom" in balanced_move_list({"atom": 0.05, "volume": 0.95}, 4, md_traj_len=5)
+
+
+def test_load_balance_walks_make_the_same_moves_in_different_orders():
+    settings = small_settings(walk_length=32, md_traj_len=5, move_fractions=MG_MIX, load_balance=True)
+    sampler = Sampler(np.array([12] * 4), FastLennardJones(), settings)
+    sampler.initialise()
+    per_walk, orders = [], []
+    original = sampler._move
+    for _ in range(6):
+        done: list[str] = []
+        sampler._move = lambda move, index, h_lim, done=done: (done.append(move), original(move, index, h_lim))
+        before = dict(sampler.attempts)
+        sampler.walk(0, h_lim=1e9)
+        per_walk.append({m: sampler.attempts[m] - before[m] for m in sampler.attempts})
+        orders.append(tuple(done))
+    assert all(counts == per_walk[0] for counts in per_walk)
+    assert per_walk[0]["md"] >= 1 and per_walk[0]["volume"] >= 1
+    assert len(set(orders)) > 1  # shuffled per walk, not one fixed sequence
+
+
+def test_load_balance_changes_the_chain_but_not_the_n_procs_invariance(tmp_path):
+    base = dict(walk_length=16, md_traj_len=3, move_fractions=MG_MIX, n_cull=2, max_iter=12)
+    paths = {}
+    for name, extra in (("random", {}), ("serial", {"load_balance": True}),
+                        ("parallel", {"load_balance": True, "n_procs": 2})):
+        run_nested_sampling({"Mg": 3}, FastLennardJones(), small_settings(**base, **extra), tmp_path / name)
+        paths[name] = output_paths(tmp_path / name)["energies"].read_text()
+    assert paths["serial"] == paths["parallel"]
+    assert paths["serial"] != paths["random"]
+
+
+def test_load_balance_must_be_a_flag():
+    with pytest.raises(ConfigError, match="load_balance"):
+        small_settings(load_balance="yes").validate()

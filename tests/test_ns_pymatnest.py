@@ -286,3 +286,9 @@ def test_pymatnest_resume_refuses_another_chain(tmp_path, monkeypatch):
     (tmp_path / "restart" / "ns.chain.json").unlink()
     with pytest.raises(ConfigError, match="record of the chain"):
         run_pymatnest(block, mg_sample_settings(), prefix, resume=True)
+
+
+def test_load_balance_maps_to_pymatnest_fixed_move_list():
+    # pymatnest's do_good_load_balance builds its own list from the same weights and n_model_calls
+    assert input_keywords(mg_sample_settings(load_balance=True), {"Mg": 16}, "x")["do_good_load_balance"] == "T"
+    assert "do_good_load_balance" not in input_keywords(mg_sample_settings(), {"Mg": 16}, "x")

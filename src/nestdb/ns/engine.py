@@ -51,6 +51,40 @@ MAX_FAILED_FIRST_CALLS = 100
 INIT_CELL_SHAPE_STEPS = 30
 
 
+def balanced_move_list(fractions: dict[str, float], walk_length: int, md_traj_len: int) -> list[str]:
+    """The moves of every walk under ``load_balance``.
+
+    A random walk of ``walk_length`` calls makes on average
+    ``walk_length / sum(f * cost)`` picks (an MD move costs ``md_traj_len``
+    calls, the others 1); that number, rounded, is shared out over the move
+    types in proportion to ``fractions`` by largest remainders. A list
+    without a move of the atoms (md or atom) gets one, so that the atoms move
+    in every walk.
+
+    Parameters
+    ----------
+    fractions : dict
+        Normalised pick probabilities per move type.
+    walk_length, md_traj_len : int
+        Calls per walk and per MD move.
+
+    Returns
+    -------
+    list of str
+        Move types, grouped by type (each walk shuffles them).
+    """
+    cost = {move: md_traj_len if move == "md" else 1 for move in fractions}
+    picks = max(1, round(walk_length / sum(fractions[m] * cost[m] for m in fractions)))
+    expected = {move: fractions[move] * picks for move in fractions}
+    counts = {move: int(math.floor(value)) for move, value in expected.items()}
+    for move in sorted(expected, key=lambda m: counts[m] - expected[m])[:picks - sum(counts.values())]:
+        counts[move] += 1
+    atom_moves = [m for m in ("md", "atom") if m in fractions]
+    if not any(counts[m] for m in atom_moves):
+        counts[max(atom_moves, key=fractions.get)] += 1
+    return [move for move in fractions for _ in range(counts[move])]
+
+
 def parse_symbols(symbols: list[str] | dict[str, int]) -> np.ndarray:
     """Atomic numbers from ``["Mg", "Mg", ...]`` or ``{"Mg": 8}``."""
     try:
@@ -117,6 +151,10 @@ class Sampler:
                               "set swap to 0 for a one-element system")
         self.move_cumulative = np.cumsum([fractions[m] for m in self.move_names])
         self._cumulative = self.move_cumulative.tolist()  # bisect on a list: same as searchsorted, faster
+        # load_balance: every walk makes the same moves (in its own random order),
+        # so the walks of one parallel iteration cost the same
+        self.move_list = (balanced_move_list(fractions, settings.walk_length, settings.md_traj_len)
+                          if settings.load_balance else None)
         # Initial steps: MD dt in ASE time units scaled by sqrt(mass) (pymatnest's
         # 0.1 is for 1 amu); volume per atom as pymatnest; shear/stretch dimensionless.
         mass_scale = math.sqrt(float(self.masses.mean()))
@@ -349,24 +387,35 @@ class Sampler:
         self._accept_positions_if_below(index, positions, h_lim, "swap")
 
     def walk(self, index: int, h_lim: float) -> None:
-        """Walk one walker for ``walk_length`` model calls below ``h_lim``."""
+        """Walk one walker for ``walk_length`` model calls below ``h_lim``.
+
+        Moves are picked at random with the configured fractions until the
+        budget is used, or (``load_balance``) taken from the fixed move list
+        in a random order.
+        """
+        if self.move_list is not None:
+            for position in self.rng.permutation(len(self.move_list)):
+                self._move(self.move_list[position], index, h_lim)
+            self.complete_std(index)
+            return
         used, budget, traj_len = 0, self.settings.walk_length, self.settings.md_traj_len
         names, cumulative, several = self.move_names, self._cumulative, len(self.move_names) > 1
         while used < budget:
             move = names[bisect.bisect_right(cumulative, self.rng.random()) if several else 0]
-            if move == "md":
-                self.md_move(index, h_lim)
-                used += traj_len
-            elif move == "swap":
-                self.swap_move(index, h_lim)
-                used += 1
-            elif move == "atom":
-                self.atom_move(index, h_lim)
-                used += 1
-            else:
-                self.cell_move(index, h_lim, move)
-                used += 1
+            self._move(move, index, h_lim)
+            used += traj_len if move == "md" else 1
         self.complete_std(index)
+
+    def _move(self, move: str, index: int, h_lim: float) -> None:
+        """One move of type ``move`` of walker ``index`` below ``h_lim``."""
+        if move == "md":
+            self.md_move(index, h_lim)
+        elif move == "swap":
+            self.swap_move(index, h_lim)
+        elif move == "atom":
+            self.atom_move(index, h_lim)
+        else:
+            self.cell_move(index, h_lim, move)
 
     def complete_std(self, index: int) -> None:
         """Give walker ``index`` its committee STD where its last accepted move

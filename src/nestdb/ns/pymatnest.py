@@ -123,6 +123,9 @@ def input_keywords(settings: NSSettings, composition: dict[str, int], name: str,
         keywords[MOVE_KEYWORDS[move]] = str(max(1, round(100 * fraction)))
     for keyword in MOVE_KEYWORDS.values():
         keywords.setdefault(keyword, "0")
+    if settings.load_balance:
+        # pymatnest's own fixed move list (its create_list from the same weights and n_model_calls)
+        keywords["do_good_load_balance"] = "T"
     if len(set(composition)) > 1:
         # unequal masses need fully random velocity redraws in pymatnest
         keywords["atom_velo_rej_free_fully_randomize"] = "T"

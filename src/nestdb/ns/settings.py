@@ -73,6 +73,14 @@ class NSSettings:
     snapshot_seconds : float or None
         Wall seconds between restart snapshots; 0 writes one every iteration,
         None none.
+    load_balance : bool
+        Every walk makes the same moves, ``move_fractions`` rounded to whole
+        moves within ``walk_length`` calls, in its own random order (pymatnest's
+        ``do_good_load_balance``), instead of picking each move at random. The
+        walks of one iteration then cost the same, which parallel runs
+        (``n_procs`` > 1) need: with random picks the slowest of 16 walks takes
+        ~1.3x the mean (benchmarks/ns_parallel.py). Changes the chain, not the
+        sampled distribution.
     """
 
     n_walkers: int
@@ -96,6 +104,7 @@ class NSSettings:
     config_type: str = "ns"
     n_procs: int = 1
     snapshot_seconds: float | None = 600.0
+    load_balance: bool = False
 
     @classmethod
     def from_dict(cls, values: dict) -> "NSSettings":
@@ -172,6 +181,8 @@ class NSSettings:
         if self.snapshot_seconds is not None and not (
                 isinstance(self.snapshot_seconds, (int, float)) and self.snapshot_seconds >= 0):
             raise bad("snapshot_seconds", "must be >= 0 seconds (0: every iteration) or None (no snapshots)")
+        if not isinstance(self.load_balance, bool):
+            raise bad("load_balance", "must be true or false")
         if not isinstance(self.config_type, str) or not self.config_type or any(c.isspace() for c in self.config_type):
             raise bad("config_type", "must be a non-empty string without spaces")
 
