@@ -1,10 +1,11 @@
 """Hyperparameter optimisation of the linear-ACE fit (``fit.hyperopt``) on the study's Mg data, nested in 5 splits.
 
 For each of the five 80/20 splits of ``benchmarks/fit_mg.py --seeds 0,1,2,3,4``
-(seed s: ``stratified_split(frames, 0.2, s)``, 911 train / 228 test), an
-optuna study searches cutoff, basis sizes per rank, energy/virial weights and
-the smoothness prior with 5-fold cross-validation of that split's *training*
-configurations only; the chosen settings are then fitted on the training
+(seed s: ``stratified_split(frames, 0.2, s)``, 911 train / 228 test), three
+optuna studies (``STUDIES``: the Pareto front, the best loss, the best loss
+with at most 457 functions) search cutoff, basis sizes per rank, energy/virial
+weights and the smoothness prior with 5-fold x 2 cross-validation of that
+split's *training* configurations only; the chosen settings are then fitted on the training
 part by ``fit_linear_ace`` (the real fit: jackknife committee, calibration,
 pyace predictions of the test set) and scored on the split's test set, which
 the study never saw.  The config's hand-tuned settings are fitted the same
