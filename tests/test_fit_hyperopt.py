@@ -303,6 +303,44 @@ def test_killed_study_resumes_with_its_trials(frames, tmp_path):
     assert retried and retried[0].params["energy_weight"] == orphan.params["energy_weight"]
 
 
+_PARALLEL_WORKER = """
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from test_fit_hyperopt import emt_frames, fit_settings, TINY_SEARCH
+from nestdb.fit.hyperopt import run_study
+settings = fit_settings(feature_cache={cache!r}, hyperopt=dict(TINY_SEARCH, n_trials=40, cv_folds=2))
+frames = emt_frames(14)
+open("ready_{worker}", "w").close()
+while not os.path.exists("go"):  # both workers start their trials together
+    time.sleep(0.01)
+run_study(frames, settings, None, {study!r}, worker={worker})
+"""
+
+
+def test_two_worker_processes_share_one_study(frames, tmp_path):
+    """As two SLURM jobs: separate processes append to one journal file; the study gets n_trials in all."""
+    from optuna.trial import TrialState
+
+    settings = fit_settings(feature_cache=str(tmp_path / "cache"), hyperopt=dict(TINY_SEARCH, n_trials=40, cv_folds=2))
+    compute_features(frames, largest_basis_settings(settings, validate_hyperopt_settings(settings["hyperopt"],
+                                                                                          settings), 5.0),
+                     cache_dir=tmp_path / "cache")  # the rows rule's job
+    processes = [subprocess.Popen([sys.executable, "-c", _PARALLEL_WORKER.format(
+        tests=str(Path(__file__).parent), cache=str(tmp_path / "cache"), study=str(tmp_path / "study"), worker=k)],
+        cwd=tmp_path) for k in range(2)]
+    deadline = time.monotonic() + 240
+    while not all((tmp_path / f"ready_{k}").exists() for k in range(2)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    assert [p.wait(timeout=300) for p in processes] == [0, 0]
+    hyperopt = validate_hyperopt_settings(settings["hyperopt"], settings)
+    study = open_study(tmp_path / "study", study_name(frames, settings, hyperopt), hyperopt)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert 40 <= len(complete) <= 41  # the callback stops each worker after a trial that reached 40
+    assert {t.user_attrs["worker"] for t in complete} == {0, 1}
+    assert len({t.number for t in study.trials}) == len(study.trials)
+
+
 def test_select_rules():
     records = [{"number": i, "loss": loss, "n_functions": n} for i, (loss, n) in
                enumerate([(1.00, 900), (1.01, 400), (1.05, 200), (1.50, 50), (1.02, 800), (3.0, 10)])]
