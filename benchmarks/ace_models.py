@@ -69,11 +69,11 @@ def committee_model(name: str, cache: Path = DEFAULT_CACHE, log=print) -> tuple[
         summary = json.loads(summary_path.read_text())
         if summary.get("settings") == json.loads(json.dumps(settings)) and (folder / "committee.npz").is_file():
             return folder, summary
-    frames = load_training_frames(FILES, log=lambda message: None)[::SUBSET_STEP]
+    frames = load_training_frames(FILES)[::SUBSET_STEP]
     log(f"fitting {name} ({settings['nradmax_by_orders']}, {settings['lmax_by_orders']}) on {len(frames)} "
         f"configurations into {folder}")
     start = time.perf_counter()
-    metrics = fit_linear_ace(frames, settings, folder, log=lambda message: None)
+    metrics = fit_linear_ace(frames, settings, folder)
     summary = {"settings": settings, "n_functions": metrics["n_functions"], "n_configurations": len(frames),
                "test_energy_rmse_mev_per_atom": metrics["test"]["energy_rmse_mev_per_atom"],
                "test_force_rmse_mev_per_a": metrics["test"]["force_rmse_mev_per_a"],

@@ -61,7 +61,7 @@ from ase import Atoms
 from ase.calculators.calculator import all_changes
 from ase.io import read, write
 
-from nestdb.fit.committee import CommitteeACECalculator
+from nestdb.models.ace_committee import CommitteeACECalculator
 from nestdb.ns import NSSettings, output_paths, run_nested_sampling
 from nestdb.potentials.eam import FastEAM
 

@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write the numbers as JSON")
     args = parser.parse_args(argv)
 
-    from nestdb.bench.workflow import compute_property, reference_calculators, run_benchmarks
-    from nestdb.calculators import make_calculator
+    from nestdb.bench.properties import compute_property, run_benchmarks
+    from nestdb.bench.stage import reference_calculators
+    from nestdb.models.calculators import make_calculator
     from nestdb.config import bench_reference_spec
 
     config = load_config(args.config)
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.gpaw is not None:
         spec = {"code": "gpaw", "gpaw": args.gpaw}
     if args.model_dir:
-        from nestdb.fit.committee import CommitteeACECalculator
+        from nestdb.models.ace_committee import CommitteeACECalculator
 
         model = CommitteeACECalculator(args.model_dir)
     else:

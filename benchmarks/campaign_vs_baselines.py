@@ -140,13 +140,13 @@ def baseline_config(base: dict, kind: str, per_cycle: list[int], test_set: Path,
 
 def hand_built(base: dict, budget: int, test_frames, reference_dir: Path, workdir: Path, md_steps: int) -> dict:
     """Fit the hand-built database (library calls) and score it like the workflow's models."""
-    from nestdb.bench.workflow import compare_ev_elastic
-    from nestdb.calculators import make_calculator
+    from nestdb.bench.properties import compare_ev_elastic
+    from nestdb.models.calculators import make_calculator
     from nestdb.campaign.baselines import hand_built_database
     from nestdb.campaign.learning_curve import curve_row, evaluate_model
     from nestdb.campaign.testset import oracle_label
     from nestdb.fit import fit_linear_ace
-    from nestdb.fit.committee import CommitteeACECalculator
+    from nestdb.models.ace_committee import CommitteeACECalculator
 
     cached = workdir / "result.json"
     if cached.is_file():  # delete it to recompute

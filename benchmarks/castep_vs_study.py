@@ -6,7 +6,7 @@ output, so the labeller's own input writing, output checks and parsing run),
 find the ``cycle_0.edb.extxyz`` record with the same structure (any lattice
 basis, wrapping, atom order) and report the differences of ``dft_energy``,
 ``dft_forces``, ``dft_stress`` and ``dft_virial``, the SCF report, the k-point
-grid predicted by :mod:`nestdb.label.kpoints` and CASTEP's cost.
+grid predicted by :mod:`nestdb.kpoints` and CASTEP's cost.
 
     .venv/bin/python benchmarks/castep_vs_study.py [--json out.json]
 """
@@ -28,7 +28,7 @@ import numpy as np
 from nestdb.label import label_configuration, make_labeller
 from nestdb.label.castep_output import scf_report
 from nestdb.label.compare import find_match
-from nestdb.label.kpoints import monkhorst_pack_grid
+from nestdb.kpoints import monkhorst_pack_grid
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mg"
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import sys
@@ -40,6 +41,8 @@ FILES = [DATA / "cycle_0.edb.extxyz", DATA / "cycle_1.edb.extxyz"]
 
 
 def main() -> int:
+    # nestdb's fit and pacemaker steps report through logging: print their messages as they come
+    logging.basicConfig(level=logging.INFO, format="  %(message)s", stream=sys.stdout)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one fit setting (YAML value)")
@@ -56,7 +59,7 @@ def main() -> int:
     from nestdb.fit import load_training_frames
 
     settings = apply_overrides(study_fit_settings(n_jobs=args.n_jobs, feature_cache=args.cache), args.set)
-    frames = load_training_frames(FILES, log=lambda message: None)
+    frames = load_training_frames(FILES)
     splits = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         out = Path(args.out) / f"seed{seed}" if args.out else Path(tempfile.mkdtemp(prefix="fit_mg_"))
@@ -103,7 +106,7 @@ def fit_split(frames, settings: dict, out: Path) -> dict:
     load_before = os.getloadavg()[0]
     usage_before = _cpu_seconds()
     start = time.perf_counter()
-    metrics = fit_linear_ace(frames, settings, out, log=lambda message: print("  " + message, flush=True))
+    metrics = fit_linear_ace(frames, settings, out)  # progress: the nestdb.fit loggers (main() prints INFO)
     wall = time.perf_counter() - start
     load_after = os.getloadavg()[0]
     test, train = metrics["test"], metrics["train"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -41,6 +42,8 @@ PACEMAKER_DEFAULTS = {"enabled": True, "ndensity": 2, "number_of_functions_per_e
 
 
 def main() -> int:
+    # nestdb's fit and pacemaker steps report through logging: print their messages as they come
+    logging.basicConfig(level=logging.INFO, format="  %(message)s", stream=sys.stdout)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one fit.pacemaker setting (YAML value)")
@@ -63,18 +66,18 @@ def main() -> int:
                                      activeset_command=str(Path(args.pacemaker).with_name("pace_activeset"))),
                                 args.set)
     settings = study_fit_settings(pacemaker=pacemaker, **BASIS)
-    frames = load_training_frames(FILES, log=lambda message: None)
+    frames = load_training_frames(FILES)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="fit_mg_pacemaker_"))
     load_before = os.getloadavg()[0]
-    folders = prepare_committee(frames, settings, out, log=print)
+    folders = prepare_committee(frames, settings, out)
     member_times = []
     for folder in folders:
         start = time.perf_counter()
         run_member(folder, settings["pacemaker"] | {"command": pacemaker["command"],
-                                                    "activeset_command": pacemaker["activeset_command"]}, log=print)
+                                                    "activeset_command": pacemaker["activeset_command"]})
         member_times.append(time.perf_counter() - start)
         print(f"  member {folder.name}: {member_times[-1]:.0f} s", flush=True)
-    metrics = collect_committee(frames, settings, folders, out, log=print)
+    metrics = collect_committee(frames, settings, folders, out)
     test, train = metrics["test"], metrics["train"]
     report = {
         "pacemaker": {k: pacemaker[k] for k in ("ndensity", "number_of_functions_per_element", "maxiter",

@@ -25,7 +25,8 @@ import warnings  # noqa: E402
 
 from ase.calculators.calculator import kptdensity2monkhorstpack  # noqa: E402
 
-from nestdb.bench import build_structure, elastic_constants  # noqa: E402
+from nestdb.bench import elastic_constants  # noqa: E402
+from nestdb.structures.crystals import build_structure  # noqa: E402
 from nestdb.label import make_labeller  # noqa: E402
 
 warnings.filterwarnings("ignore")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import sys
@@ -100,7 +101,7 @@ def main() -> int:
         hyperopt["cutoffs"] = [float(c) for c in args.cutoffs.split(",")]
     fit_settings = validate_fit_settings(study_fit_settings(n_jobs=args.n_jobs, feature_cache=args.cache,
                                                             refit_on_all_data=False, hyperopt=hyperopt))
-    frames = load_training_frames(FILES, log=lambda message: None)
+    frames = load_training_frames(FILES)
     if args.phase == "rows":
         ROWS_RECORD.write_text(json.dumps(compute_rows(frames, fit_settings, args), indent=2) + "\n")
         return 0
@@ -113,7 +114,8 @@ def main() -> int:
 def compute_rows(frames, fit_settings: dict, args) -> dict:
     """Rows of the largest basis at each cutoff into the cache (all 1139 configurations), timed per cutoff."""
     from nestdb.fit.features import compute_features
-    from nestdb.fit.hyperopt import largest_basis_settings, validate_hyperopt_settings
+    from nestdb.fit.hyperopt import largest_basis_settings
+    from nestdb.fit.settings import validate_hyperopt_settings
 
     hyperopt = validate_hyperopt_settings(fit_settings["hyperopt"], fit_settings)
     earlier = json.loads(ROWS_RECORD.read_text())["cutoffs"] if ROWS_RECORD.exists() else {}
@@ -159,7 +161,7 @@ def run_all(frames, fit_settings: dict, args) -> dict:
     report = {"cpu_count": os.cpu_count(), "load_average_start": os.getloadavg(), "n_trials": args.n_trials,
               "hyperopt": fit_settings["hyperopt"], "studies": STUDIES,
               "rows": json.loads(ROWS_RECORD.read_text()) if ROWS_RECORD.exists() else None, "splits": []}
-    quiet = lambda message: None  # noqa: E731
+    logging.getLogger("nestdb").setLevel(logging.WARNING)  # the trials' lines would drown the summary
     with Timer() as total:
         for seed in [int(s) for s in args.seeds.split(",")]:
             train, _ = stratified_split(frames, 0.2, seed)
@@ -172,10 +174,10 @@ def run_all(frames, fit_settings: dict, args) -> dict:
                 study_dir = out / f"seed{seed}" / name
                 with Timer() as timer:
                     run = run_study(training, fit_settings, hyperopt, study_dir, cache_dir=args.cache,
-                                    n_jobs=args.n_jobs, log=quiet)
+                                    n_jobs=args.n_jobs)
                     for rule in ("best", "knee", "within"):
                         chosen[name, rule] = summarise_study(training, fit_settings, dict(hyperopt, select=rule),
-                                                             study_dir, log=quiet)
+                                                             study_dir)
                 studies[name] = {**run, **timer.result}
                 print(f"split {seed}, study {name}: {timer.result}", flush=True)
             candidates = {"hand-tuned": {}}

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from ase.build import bulk
 
-from nestdb.calculators import FastLennardJones
+from nestdb.potentials.lj import FastLennardJones
 from nestdb.ns import NSSettings, output_paths, run_nested_sampling
 from nestdb.thermo import analyse, read_energies
 
@@ -197,7 +197,7 @@ def run_scaling(args) -> None:
     import os
     import platform
 
-    from nestdb.calculators import make_calculator
+    from nestdb.models.calculators import make_calculator
 
     wanted = args.models.split(",")
     models = {}

@@ -51,10 +51,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nestdb.calculators import make_calculator
+from nestdb.models.calculators import make_calculator
 from nestdb.ns import NSSettings, run_nested_sampling
-from nestdb.ns.engine import Sampler
-from nestdb.ns.run import T_ESTIMATE_WINDOW, temperature_estimate
+from nestdb.ns.sampler import Sampler
+from nestdb.ns.loop import T_ESTIMATE_WINDOW, temperature_estimate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ace_models  # noqa: E402

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nestdb.calculators import make_calculator
+from nestdb.models.calculators import make_calculator
 from nestdb.ns import NSSettings, output_paths, run_nested_sampling
 from nestdb.thermo import analyse, detect_transitions, melting_transition, read_energies, resolved_temperature
 

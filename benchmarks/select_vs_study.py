@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
-from nestdb.calculators import make_calculator
+from nestdb.logs import progress_to
+from nestdb.models.calculators import make_calculator
 from nestdb.ns import NSSettings, run_nested_sampling
 from nestdb.select import frame_temperatures, select_configurations
 from nestdb.thermo import read_energies, sample_temperatures
@@ -52,8 +53,8 @@ def our_selection(pressure: float, n_atoms: int, n_walkers: int, workdir: Path, 
                           kemax_max_T=14487.0, seed=seed, traj_interval=1, snapshot_seconds=None)
     prefix = workdir / f"mg{n_atoms}_P{pressure:g}"
     start = time.perf_counter()
-    with open(workdir / "ns_progress.log", "a") as progress:
-        run_nested_sampling({"Mg": n_atoms}, calc, settings, prefix, log=progress)
+    with progress_to(workdir / "ns_progress.log"):
+        run_nested_sampling({"Mg": n_atoms}, calc, settings, prefix)
     wall = time.perf_counter() - start
     energies = read_energies(f"{prefix}.energies")
     frames = read(f"{prefix}.traj.extxyz", index=":")

@@ -1,5 +1,6 @@
 """Snakemake entry point of rules `analyse` and `bench_phase_diagram_analyse`: thermodynamics of one NS run."""
-from nestdb.stages import analyse_run, main_guard
+from nestdb.logs import main_guard
+from nestdb.thermo.stage import analyse_run
 
 main_guard(
     analyse_run,

@@ -1,5 +1,6 @@
 """Snakemake entry point of rule `bench`: one cycle's model against the reference."""
-from nestdb.stages import bench_model, main_guard
+from nestdb.bench.stage import bench_model
+from nestdb.logs import main_guard
 
 main_guard(
     bench_model,

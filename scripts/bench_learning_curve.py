@@ -1,6 +1,6 @@
 """Snakemake entry point of rule `bench_learning_curve`: every cycle's model on the oracle's test set."""
-from nestdb.campaign.learning_curve import learning_curve_stage
-from nestdb.stages import main_guard
+from nestdb.campaign.stage import learning_curve_stage
+from nestdb.logs import main_guard
 
 main_guard(
     learning_curve_stage,

@@ -1,6 +1,6 @@
 """Snakemake entry point of rule `bench_mixing`: mixing enthalpy of the NS runs of all compositions at one pressure."""
-from nestdb.bench.alloy_samples import bench_mixing
-from nestdb.stages import main_guard
+from nestdb.bench.stage import bench_mixing
+from nestdb.logs import main_guard
 
 main_guard(
     bench_mixing,

@@ -1,9 +1,9 @@
 """Snakemake entry point of rule `bench_phase_diagram`: melting line and P-T plot."""
-from nestdb.bench.sampling import melting_line
-from nestdb.stages import main_guard
+from nestdb.bench.stage import bench_phase_diagram
+from nestdb.logs import main_guard
 
 main_guard(
-    melting_line,
+    bench_phase_diagram,
     {float(p): path for p, path in zip(snakemake.params.pressures, snakemake.input.tables)},
     int(snakemake.params.n_atoms),
     snakemake.output.melting,

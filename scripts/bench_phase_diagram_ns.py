@@ -1,10 +1,11 @@
 """Snakemake entry point of rule `bench_phase_diagram_ns`: NS with the final model at one pressure."""
 from pathlib import Path
 
-from nestdb.stages import explore, main_guard
+from nestdb.logs import main_guard
+from nestdb.ns.stage import ns_run_stage
 
 main_guard(
-    explore,
+    ns_run_stage,
     snakemake.params.block,
     float(snakemake.wildcards.pressure),
     int(snakemake.params.cycle),

@@ -1,6 +1,6 @@
 """Snakemake entry point of rule `bench_property`: one property of a cycle's model against the reference."""
-from nestdb.bench.workflow import bench_property_model
-from nestdb.stages import main_guard
+from nestdb.bench.stage import bench_property_model
+from nestdb.logs import main_guard
 
 main_guard(
     bench_property_model,

@@ -1,6 +1,6 @@
 """Snakemake entry point of rule `bench_property_reference`: one property with the reference labeller."""
-from nestdb.bench.workflow import bench_property_reference
-from nestdb.stages import main_guard
+from nestdb.bench.stage import bench_property_reference
+from nestdb.logs import main_guard
 
 main_guard(
     bench_property_reference,

@@ -1,5 +1,6 @@
 """Snakemake entry point of rule `bench_reference`: reference E-V curves and elastic constants."""
-from nestdb.stages import bench_reference, main_guard
+from nestdb.bench.stage import bench_reference
+from nestdb.logs import main_guard
 
 main_guard(
     bench_reference,

@@ -1,6 +1,6 @@
 """Snakemake entry point of rule `bench_sro`: Warren-Cowley order of one NS run's samples against temperature."""
-from nestdb.bench.alloy_samples import bench_sro
-from nestdb.stages import main_guard
+from nestdb.bench.stage import bench_sro
+from nestdb.logs import main_guard
 
 main_guard(
     bench_sro,

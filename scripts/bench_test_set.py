@@ -1,6 +1,6 @@
 """Snakemake entry point of rule `bench_test_set`: the oracle's independent test set."""
-from nestdb.campaign.testset import test_set_stage
-from nestdb.stages import main_guard
+from nestdb.campaign.stage import test_set_stage
+from nestdb.logs import main_guard
 
 main_guard(
     test_set_stage,

@@ -1,6 +1,6 @@
 """Snakemake entry point of rule `bench_xrd`: XRD patterns of one NS run by temperature."""
-from nestdb.bench.sampling import bench_xrd
-from nestdb.stages import main_guard
+from nestdb.bench.stage import bench_xrd
+from nestdb.logs import main_guard
 
 main_guard(
     bench_xrd,

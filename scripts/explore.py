@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from nestdb.explore.stage import explore_pool
-from nestdb.stages import main_guard
+from nestdb.logs import main_guard
 
 model = getattr(snakemake.input, "model", None)
 main_guard(

@@ -1,5 +1,6 @@
 """Snakemake entry point of rule `gather_labels`: one cycle's labelled database, failures and cost."""
-from nestdb.stages import gather_labels, main_guard
+from nestdb.label.stage import gather_labels
+from nestdb.logs import main_guard
 
 main_guard(
     gather_labels,

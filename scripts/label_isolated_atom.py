@@ -1,5 +1,6 @@
 """Snakemake entry point of rule `label_isolated_atom`: E0 of one element."""
-from nestdb.stages import isolated_atom_energy, main_guard
+from nestdb.label.stage import isolated_atom_energy
+from nestdb.logs import main_guard
 
 main_guard(
     isolated_atom_energy,

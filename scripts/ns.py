@@ -1,14 +1,15 @@
 """Snakemake entry point of rule `ns`: one nested-sampling run."""
 from pathlib import Path
 
-from nestdb.stages import explore, main_guard
+from nestdb.logs import main_guard
+from nestdb.ns.stage import ns_run_stage
 
 model = getattr(snakemake.input, "model", None)
 block = dict(snakemake.params.block)
 # Snakemake may grant fewer threads than asked (--cores); the samples do not depend on n_procs
 block["n_procs"] = max(1, min(int(block.get("n_procs", 1)), snakemake.threads))
 main_guard(
-    explore,
+    ns_run_stage,
     block,
     float(snakemake.wildcards.pressure),
     int(snakemake.wildcards.cycle),

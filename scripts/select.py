@@ -1,11 +1,10 @@
 """Snakemake entry point of checkpoint `select`: the cycle's selection rule on one run or exploration pool."""
 from pathlib import Path
 
-from nestdb.stages import main_guard, select_run
+from nestdb.logs import main_guard
+from nestdb.select.stage import select_pool_run, select_run
 
 if hasattr(snakemake.input, "pool"):  # cycles exploring with random_crystals or md (nestdb.explore)
-    from nestdb.explore.stage import select_pool_run
-
     main_guard(
         select_pool_run,
         snakemake.input.pool,

@@ -7,9 +7,9 @@ from ase.calculators.emt import EMT
 
 from nestdb.bench.alloy import alloy_structures, compare_alloy, formation_table, formula, hull_energies, ordered_cell
 from nestdb.bench.alloy_samples import mixing_enthalpy, weighted_by_temperature
-from nestdb.bench.structures import build_structure, reference_c_over_a, reference_volume_per_atom
-from nestdb.bench.workflow import compute_property
-from nestdb.chemical_order import neighbour_pairs, warren_cowley
+from nestdb.structures.crystals import build_structure, reference_c_over_a, reference_volume_per_atom
+from nestdb.bench.properties import compute_property
+from nestdb.structures.warren_cowley import neighbour_pairs, warren_cowley
 from nestdb.errors import ConfigError, DataError
 
 
@@ -174,7 +174,7 @@ def test_warren_cowley_of_random_and_separated_cells():
 def test_random_reference_is_the_zero_of_order_of_the_cell():
     from ase.lattice.compounds import L1_2
 
-    from nestdb.chemical_order import random_reference
+    from nestdb.structures.warren_cowley import random_reference
 
     # 4-atom fcc cell: every site neighbours every other through the images, any arrangement gives -1/3
     small = bulk("Cu", "fcc", a=3.8, cubic=True)
@@ -195,7 +195,7 @@ def test_warren_cowley_rejects_bad_neighbour_rules():
 
 # ---------------------------------------------------------------- NS samples
 def test_weighted_averages_follow_the_ns_weights():
-    from nestdb.thermo.analysis import _log_prior
+    from nestdb.thermo.analysis import log_prior
     from nestdb.thermo.energies import NSEnergies
     from nestdb.units import KB_EV_PER_K
 
@@ -207,7 +207,7 @@ def test_weighted_averages_follow_the_ns_weights():
     lines = np.arange(0, n, 2)  # every second sample in the trajectory
     averages, n_eff = weighted_by_temperature(energies, lines, values[lines], np.array([300.0, 3000.0]))
     for k, temperature in enumerate((300.0, 3000.0)):
-        w = np.exp(_log_prior(energies)[lines] - (enthalpy[lines] - enthalpy.min()) / (KB_EV_PER_K * temperature))
+        w = np.exp(log_prior(energies)[lines] - (enthalpy[lines] - enthalpy.min()) / (KB_EV_PER_K * temperature))
         assert averages[k, 0] == pytest.approx(np.sum(w * values[lines, 0]) / w.sum())
         assert n_eff[k] == pytest.approx(w.sum() ** 2 / (w**2).sum())
     assert n_eff[1] > n_eff[0]  # hot: many samples count
@@ -232,8 +232,8 @@ def test_mixing_enthalpy_by_hand():
 
 
 def test_sro_of_an_ns_run(tmp_path):
-    from nestdb.bench.alloy_samples import bench_sro
-    from nestdb.calculators import make_calculator
+    from nestdb.bench.stage import bench_sro
+    from nestdb.models.calculators import make_calculator
     from nestdb.ns import NSSettings, run_nested_sampling
 
     settings = NSSettings(n_walkers=8, walk_length=8, pressure_gpa=1.0, max_iter=150, converge_down_to_T=None,
@@ -251,7 +251,7 @@ def test_sro_of_an_ns_run(tmp_path):
 
 
 def test_bench_targets_of_an_alloy_campaign():
-    from nestdb.bench.workflow import bench_targets
+    from nestdb.config import bench_targets
 
     config = {"elements": ["Cu", "Au"], "pressures": [0, 5],
               "ns": {"composition": [{"Cu": 4}, {"Cu": 2, "Au": 2}, {"Au": 4}]},

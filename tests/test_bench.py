@@ -7,15 +7,9 @@ import pandas as pd
 import pytest
 from ase.calculators.emt import EMT
 
-from nestdb.bench import (
-    KNOWN_STRUCTURES,
-    build_structure,
-    elastic_constants,
-    ev_curve,
-    fit_eos,
-    plot_ev,
-    relax_cell,
-)
+from nestdb.bench import elastic_constants, ev_curve, fit_eos, plot_ev
+from nestdb.relax import relax_cell
+from nestdb.structures.crystals import KNOWN_STRUCTURES, build_structure
 from nestdb.errors import ConfigError, DataError
 from nestdb.units import GPA
 from conftest import require_shared
@@ -182,8 +176,7 @@ def test_plot_ev_writes_file(tmp_path, eam_curves):
 def test_collapsing_relaxation_is_abandoned_and_reported():
     """A model that collapses the cell must not hang the benchmark: the
     relaxation stops once the volume leaves the sane range and says why."""
-    from nestdb.bench import build_structure, elastic_constants, relax_cell
-    from nestdb.calculators import FastLennardJones
+    from nestdb.potentials.lj import FastLennardJones
 
     # sigma far below the Mg bond length: the cell wants to shrink a lot.
     calc = FastLennardJones(epsilon=0.5, sigma=1.2, cutoff=4.0)

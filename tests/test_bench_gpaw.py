@@ -20,8 +20,9 @@ GPAW_SPEC = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 300}, "kpts
 @pytest.mark.gpaw
 def test_gpaw_reference_enthalpies_hcp_lowest_and_eam_model(tmp_path):
     require_shared(MG / "Mg1.eam.fs")
-    from nestdb.bench.workflow import bench_property_reference, compare_property
-    from nestdb.calculators import make_calculator
+    from nestdb.bench.properties import compare_property
+    from nestdb.bench.stage import bench_property_reference
+    from nestdb.models.calculators import make_calculator
 
     bench = {"enthalpy": {"structures": ["hcp", "bcc", "fcc"], "pressures": [0], "relax_c_over_a": False,
                           "fmax": 0.01, "max_steps": 10}}
@@ -45,7 +46,7 @@ def test_gpaw_reference_enthalpies_hcp_lowest_and_eam_model(tmp_path):
 @pytest.mark.gpaw
 def test_gpaw_phonons_acoustic_modes_vanish_at_gamma(tmp_path):
     from nestdb.bench.phonons import phonon_dispersion
-    from nestdb.bench.workflow import reference_calculators
+    from nestdb.bench.stage import reference_calculators
 
     # The sum rule does not need converged settings: the cheapest grid that is still a metal's.
     cheap = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 250}, "kpts": {"size": [3, 3, 3], "gamma": True},

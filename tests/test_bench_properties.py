@@ -10,7 +10,7 @@ import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
-from nestdb.bench import build_structure
+from nestdb.structures.crystals import build_structure
 from nestdb.bench.bain import bain_path, bct_cell
 from nestdb.bench.enthalpy import enthalpy_curve, relative_enthalpies, stable_structure, transition_pressures
 from nestdb.bench.phonons import frequency_rmse, phonon_dispersion
@@ -27,7 +27,7 @@ NS_RUN = MG / "pymatnest" / "samples" / "mg16_1GPa_fasteam"
 @pytest.fixture(scope="module")
 def eam():
     require_shared(MG / "Mg1.eam.fs")
-    from nestdb.calculators import make_calculator
+    from nestdb.models.calculators import make_calculator
 
     return make_calculator({"type": "eam", "file": str(MG / "Mg1.eam.fs"), "kind": "eam/fs"})
 
@@ -152,8 +152,8 @@ def test_xrd_bragg_peaks_of_fcc():
 
 def test_xrd_of_real_ns_run_by_temperature(tmp_path):
     require_shared(NS_RUN)
-    from nestdb.bench.sampling import bench_xrd
-    from nestdb.stages import analyse_run
+    from nestdb.bench.stage import bench_xrd
+    from nestdb.thermo.stage import analyse_run
 
     energies = NS_RUN / "mg16_1GPa_fasteam.energies"
     traj = next(NS_RUN.glob("*.traj*.extxyz"))
@@ -210,7 +210,8 @@ def test_enthalpy_from_files_matches_relaxation(eam, tmp_path, eam_enthalpies):
 def test_property_stages_model_against_reference(eam, tmp_path):
     """The reference stage with the `potential` labeller (EAM) and the model stage with
     a different model (EMT-free: the EAM scaled) write tables, figures and summaries."""
-    from nestdb.bench.workflow import bench_property_reference, compare_property
+    from nestdb.bench.properties import compare_property
+    from nestdb.bench.stage import bench_property_reference
 
     bench = {
         "enthalpy": {"structures": ["hcp", "fcc"], "pressures": [0, 10], "relax_c_over_a": False,
@@ -243,13 +244,13 @@ def test_property_stages_model_against_reference(eam, tmp_path):
 
 def test_melting_line_from_real_ns_run(tmp_path):
     require_shared(NS_RUN)
-    from nestdb.bench.sampling import melting_line
+    from nestdb.bench.stage import bench_phase_diagram
     from nestdb.thermo import analyse, read_energies
 
     table = analyse(read_energies(NS_RUN / "mg16_1GPa_fasteam.energies"), np.arange(300, 2500, 5.0))
     table.to_csv(tmp_path / "thermo.csv", index=False)
     final = next(NS_RUN.glob("*.snapshot.19999*.extxyz"), None)
-    line = melting_line({1.0: tmp_path / "thermo.csv"}, 16, tmp_path / "melting.csv", tmp_path / "pd.png",
+    line = bench_phase_diagram({1.0: tmp_path / "thermo.csv"}, 16, tmp_path / "melting.csv", tmp_path / "pd.png",
                         json_path=tmp_path / "transitions.json", finals={1.0: final} if final else None)
     row = line.iloc[0]
     if final:  # the EAM's low-temperature solid at 1 GPa, from the final walkers' order parameters
@@ -263,7 +264,8 @@ def test_melting_line_from_real_ns_run(tmp_path):
 
 def test_ev_elastic_stages_with_reference_files(eam, tmp_path):
     """E-V reference partly from files, elastic constants of two lattices with their symmetry."""
-    from nestdb.bench.workflow import bench_reference, compare_ev_elastic
+    from nestdb.bench.properties import compare_ev_elastic
+    from nestdb.bench.stage import bench_reference
 
     for k, scale in enumerate((0.9, 0.95, 1.0, 1.05, 1.1)):
         atoms = build_structure("fcc", "Mg", volume_per_atom=23.0 * scale)
@@ -292,7 +294,7 @@ def test_ev_elastic_stages_with_reference_files(eam, tmp_path):
 
 
 def test_phase_diagram_block_uses_final_model_and_overrides():
-    from nestdb.bench.sampling import phase_diagram_block
+    from nestdb.config import phase_diagram_block
 
     config = {"elements": ["Mg"], "ns": {"composition": {"Mg": 8}, "n_walkers": 24, "committee_std_max": 60.0,
                                          "committee_stop_std": 50.0, "calculator": {"type": "lj"}},

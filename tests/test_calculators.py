@@ -1,9 +1,7 @@
-"""Tests of nestdb.calculators.make_calculator and the vectorised Lennard-Jones."""
+"""Tests of nestdb.models.calculators.make_calculator and the vectorised Lennard-Jones."""
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,9 @@ from ase.build import bulk
 from ase.calculators.lj import LennardJones
 from scipy.optimize import minimize_scalar
 
-from nestdb.calculators import KNOWN_CALCULATORS, LJ_DEFAULTS, FastLennardJones, make_calculator
+from nestdb.models.calculators import KNOWN_CALCULATORS, make_calculator
+from nestdb.potentials.lj import LJ_DEFAULTS, FastLennardJones
+import nestdb.models.calculators
 from nestdb.errors import ConfigError
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -160,8 +160,8 @@ def test_bad_lj_parameters():
 
 
 def test_ace_committee_builds_committee_calculator(tmp_path, monkeypatch):
-    # Stand-in for nestdb.fit.committee (written separately): checks the
-    # resolved model directory reaches the class, relative to base_dir.
+    # Plumbing only (the committee itself: tests/test_fit.py, test_ns_committee.py): the
+    # registry resolves the model folder relative to base_dir and hands it to the class.
     model_dir = tmp_path / "models" / "cycle_0"
     model_dir.mkdir(parents=True)
     received = []
@@ -170,9 +170,7 @@ def test_ace_committee_builds_committee_calculator(tmp_path, monkeypatch):
         def __init__(self, path):
             received.append(Path(path))
 
-    fake_module = types.ModuleType("nestdb.fit.committee")
-    fake_module.CommitteeACECalculator = FakeCommittee
-    monkeypatch.setitem(sys.modules, "nestdb.fit.committee", fake_module)
+    monkeypatch.setattr(nestdb.models.calculators, "CommitteeACECalculator", FakeCommittee)
     calc = make_calculator({"type": "ace_committee", "model": "models/cycle_0"}, base_dir=tmp_path)
     assert isinstance(calc, FakeCommittee)
     assert received == [model_dir]

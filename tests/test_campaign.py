@@ -62,11 +62,12 @@ def test_trust_window_on_ns_samples_scores_them_with_the_committee(tmp_path, sha
 
     from ase.io import read
 
-    from nestdb.calculators import make_calculator
+    from nestdb.models.calculators import make_calculator
     from nestdb.campaign.testset import oracle_label
     from nestdb.fit import fit_linear_ace
     from nestdb.ns import NSSettings, output_paths, run_nested_sampling
-    from nestdb.stages import analyse_run, select_run
+    from nestdb.select.stage import select_run
+    from nestdb.thermo.stage import analyse_run
 
     settings = NSSettings(n_walkers=8, walk_length=4, pressure_gpa=5.0, max_iter=300, converge_down_to_T=None,
                           max_volume_per_atom=40.0, min_volume_per_atom=5.0, seed=3, snapshot_seconds=None)
@@ -161,7 +162,7 @@ def test_small_oracle_test_set_is_labelled_and_classed(tmp_path, shared_mg):
     strained = [a for a in frames if a.info["test_source"] == "strained_crystal"]
     assert all(a.info["phase_class"] == "crystal" and a.info["temp"] == 0.0 for a in strained)
     # the labels are the oracle's: recompute one
-    from nestdb.calculators import make_calculator
+    from nestdb.models.calculators import make_calculator
 
     atoms = frames[3].copy()
     atoms.calc = make_calculator(oracle)
@@ -174,7 +175,7 @@ def test_small_oracle_test_set_is_labelled_and_classed(tmp_path, shared_mg):
 
 
 def test_hand_built_database_fills_the_budget(shared_mg):
-    from nestdb.calculators import make_calculator
+    from nestdb.models.calculators import make_calculator
     from nestdb.campaign.baselines import hand_built_database, melting_temperature
 
     assert melting_temperature(1.0) == pytest.approx(1051.0) and melting_temperature(45.0) == pytest.approx(1623.0)

@@ -11,9 +11,9 @@ from nestdb.config import (
     format_pressure,
     labeller_spec,
     ns_block,
-    ns_engine_settings,
 )
 from nestdb.errors import ConfigError
+from nestdb.ns.settings import ns_engine_settings
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from nestdb.calculators import make_calculator
+from nestdb.models.calculators import make_calculator
 from nestdb.errors import ConfigError
 from nestdb.explore.md import md_pool, seed_crystal
 from nestdb.explore.random_crystals import random_crystal_pool
@@ -19,7 +19,9 @@ from nestdb.explore.settings import (
     explore_settings,
     incompatible_space_groups,
 )
-from nestdb.explore.stage import explore_pool, model_volume_per_atom, select_pool_run
+from nestdb.explore.stage import explore_pool
+from nestdb.explore.volume import model_volume_per_atom
+from nestdb.select.stage import select_pool_run
 
 LJ = {"type": "lj"}
 

@@ -16,9 +16,9 @@ from ase.units import GPa
 pytest.importorskip("pyace")
 
 from nestdb.errors import ConfigError, DataError  # noqa: E402
-from nestdb.fit import (CommitteeACECalculator, fit_linear_ace, load_committee,  # noqa: E402
-                        load_training_frames, predict_frames, read_training_set, split_train_test,
+from nestdb.fit import (fit_linear_ace, load_training_frames, read_training_set, split_train_test,  # noqa: E402
                         validate_fit_settings)
+from nestdb.models.ace_committee import CommitteeACECalculator, load_committee, predict_frames  # noqa: E402
 from conftest import require_shared  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -237,7 +237,7 @@ def test_reader_skips_failed_and_reports_bad_labels(tmp_path):
     write(path, frames, format="extxyz")
     used, summary = read_training_set([path])
     assert len(used) == 2 and summary["n_skipped_status"] == 1 and summary["n_read"] == 3
-    assert len(load_training_frames(path, log=lambda message: None)) == 2
+    assert len(load_training_frames(path)) == 2
 
     del frames[2].info["dft_energy"]
     write(path, frames, format="extxyz")
@@ -315,7 +315,7 @@ def test_calculator_rejects_unfitted_element(emt_model):
 
 def test_fit_real_magnesium_subset(tmp_path):
     require_shared(MG_CYCLE0)
-    frames = load_training_frames([MG_CYCLE0], log=lambda message: None)
+    frames = load_training_frames([MG_CYCLE0])
     rng = np.random.default_rng(0)
     subset = [frames[i] for i in rng.choice(len(frames), 40, replace=False)]
     metrics = fit_linear_ace(subset, {"reference_energies": {"Mg": MG_E0}, "seed": 1, **SMALL_BASIS}, tmp_path)
@@ -459,7 +459,7 @@ def test_element_without_reference_energy_names_file_and_configuration(tmp_path)
     frames[2].numbers[0] = 29  # one Cu atom
     path = tmp_path / "mixed.extxyz"
     write(path, frames, format="extxyz")
-    loaded = load_training_frames([path], log=lambda message: None)
+    loaded = load_training_frames([path])
     with pytest.raises(ConfigError, match=r"mixed\.extxyz, configuration 2.*'Cu'"):
         fit_linear_ace(loaded, {"elements": ["Al"], "reference_energies": {"Al": 0.0}, **SMALL_BASIS},
                        tmp_path / "model")
@@ -471,7 +471,7 @@ def test_stratified_split_on_real_magnesium_files():
 
     files = [MG_CYCLE0, MG_CYCLE0.with_name("cycle_1.edb.extxyz")]
     require_shared(*files)
-    frames = load_training_frames(files, log=lambda message: None)
+    frames = load_training_frames(files)
     train, test = stratified_split(frames, 0.2, seed=0)
     assert len(frames) == 1139 and len(test) == round(0.2 * 1139)
     groups = [frame_groups(frames[i]) for i in test]

@@ -19,7 +19,8 @@ import yaml
 from conftest import FAST_CONFIG, REPO, snakemake
 
 from nestdb.errors import ConfigError, DataError
-from nestdb.fit.pacemaker import run_member, validate_pacemaker_settings
+from nestdb.fit.pacemaker import run_member
+from nestdb.fit.settings import validate_pacemaker_settings
 from nestdb.fit.pacemaker_member import run_member_steps
 
 HOSTILE = "true; touch PWNED #"

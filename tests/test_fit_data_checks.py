@@ -79,13 +79,13 @@ def test_fit_that_fails_half_way_leaves_the_previous_model(tmp_path, monkeypatch
     (out / "committee" / "member_99.yace").write_text("stale member of an older, bigger committee")
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
-    import nestdb.fit.calibration
+    import nestdb.fit.files
 
     def broken_plot(*args, **kwargs):
         raise RuntimeError("disk full while plotting")
 
     # a failure after potential.yaml and committee.npz were written (the last step is the plots and cards)
-    monkeypatch.setattr(nestdb.fit.calibration, "plot_calibration", broken_plot)
+    monkeypatch.setattr(nestdb.fit.files, "plot_calibration", broken_plot)
     with pytest.raises(RuntimeError, match="disk full"):
         fit_linear_ace(frames, {**_settings(), "seed": 5, "refit_on_all_data": True}, out)
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}

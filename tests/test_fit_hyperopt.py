@@ -28,15 +28,15 @@ from nestdb.fit.features import build_basis  # noqa: E402
 from nestdb.fit.hyperopt import (  # noqa: E402
     HyperoptProblem,
     apply_hyperopt_result,
-    hyperopt_step,
     largest_basis_settings,
     open_study,
     run_study,
     seed_feature_cache,
     study_name,
     summarise_study,
-    validate_hyperopt_settings,
 )
+from nestdb.fit.settings import validate_hyperopt_settings  # noqa: E402
+from nestdb.fit.stage import fit_hyperopt_rows, fit_hyperopt_summary, fit_hyperopt_worker  # noqa: E402
 from nestdb.fit.hyperopt_cv import CrossValidation, FunctionTable, stratified_folds  # noqa: E402
 from nestdb.fit.hyperopt_report import select_trial  # noqa: E402
 from nestdb.fit.linear_ace import _equations, prior_weights  # noqa: E402
@@ -376,14 +376,14 @@ def test_workflow_steps_and_missing_rows_cache(frames, tmp_path):
     settings = dict(fit_settings(feature_cache=None, hyperopt=dict(TINY_SEARCH, n_trials=3)),
                     test_fraction=0.25)
     study = tmp_path / "hyperopt"
-    rows = hyperopt_step("rows", [path], settings, study, index=0, output=study / "rows_0.json")
+    rows = fit_hyperopt_rows([path], settings, study, 0, output=study / "rows_0.json")
     assert rows["n_computed"] == len(frames) and (study / "rows").is_dir()  # no fit cache: the study's own
-    worker = hyperopt_step("worker", [path], settings, study, index=0, output=study / "worker_0.json")
+    worker = fit_hyperopt_worker([path], settings, study, 0, output=study / "worker_0.json")
     assert worker["n_complete"] == 3 and json.loads((study / "worker_0.json").read_text())["n_run"] == 3
-    best = hyperopt_step("summary", [path], settings, study)
+    best = fit_hyperopt_summary([path], settings, study)
     assert best["cv"]["n_configs"] == len(frames) - round(0.25 * len(frames))  # the fit's training part only
     with pytest.raises(ConfigError, match="cutoff number 3"):
-        hyperopt_step("rows", [path], settings, study, index=3)
+        fit_hyperopt_rows([path], settings, study, 3)
     large = largest_basis_settings(validate_fit_settings(settings), validate_hyperopt_settings(
         settings["hyperopt"], validate_fit_settings(settings)), 5.0)
     assert HyperoptProblem(frames[:6], validate_fit_settings(settings), validate_hyperopt_settings(

@@ -76,7 +76,8 @@ def test_jackknife_influences_are_exact_leave_one_out_refits():
 
 
 def test_refit_on_all_data_reports_the_split_fit_test_errors(tmp_path):
-    from nestdb.fit import fit_linear_ace, load_committee
+    from nestdb.fit import fit_linear_ace
+    from nestdb.models.ace_committee import load_committee
 
     frames = emt_al_frames(24, seed=11, scale_range=(0.92, 1.08))
     settings = {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")}, "test_fraction": 0.25,

@@ -21,8 +21,8 @@ pytest.importorskip("pyace")
 
 from nestdb.errors import ConfigError, DataError  # noqa: E402
 from nestdb.fit import fit_linear_ace, validate_fit_settings  # noqa: E402
-from nestdb.fit.pacemaker import (collect_committee, pacemaker_input, prepare_committee,  # noqa: E402
-                                  run_member, validate_pacemaker_settings)
+from nestdb.fit.pacemaker import collect_committee, pacemaker_input, prepare_committee, run_member  # noqa: E402
+from nestdb.fit.settings import validate_pacemaker_settings  # noqa: E402
 
 from test_fit import SMALL_BASIS, _emt_isolated_energy, emt_al_frames  # noqa: E402
 
@@ -157,7 +157,7 @@ def test_pacemaker_committee_calculator_averages_members(tmp_path):
     from ase.calculators.calculator import all_changes
     from pyace import PyACECalculator
 
-    from nestdb.calculators import make_calculator
+    from nestdb.models.calculators import make_calculator
 
     frames = emt_al_frames(12, seed=6)
     e0 = _emt_isolated_energy("Al")
@@ -191,7 +191,7 @@ def test_ns_samples_with_a_pacemaker_committee(tmp_path):
     """A later cycle's NS run through the workflow stage with the pacemaker committee and its STD limit."""
     from ase.io import read
 
-    from nestdb.stages import explore
+    from nestdb.ns.stage import ns_run_stage
 
     frames = emt_al_frames(12, seed=6)
     settings = {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")},
@@ -200,7 +200,7 @@ def test_ns_samples_with_a_pacemaker_committee(tmp_path):
     block = {"composition": {"Al": 4}, "n_walkers": 8, "n_cull": 1, "walk_length": 4, "max_iter": 12, "converge_down_to_T": None,
              "min_volume_per_atom": 10.0, "max_volume_per_atom": 40.0, "committee_std_max": 1.0e6,
              "calculator": {"type": "pacemaker_committee"}, "seed": 3}
-    summary = explore(block, 0.1, 1, tmp_path / "ns" / "ns", model_dir=str(folder))
+    summary = ns_run_stage(block, 0.1, 1, tmp_path / "ns" / "ns", model_dir=str(folder))
     samples = read(tmp_path / "ns" / "ns.traj.extxyz", index=":")
     assert summary["n_iter"] == 12 and len(samples) == 12 and summary["n_committee_rejected"] == 0
     stds = np.array([s.info["committee_std"] for s in samples])  # recorded per sample, eV/atom
@@ -208,12 +208,12 @@ def test_ns_samples_with_a_pacemaker_committee(tmp_path):
     # a limit below the typical STD holds for every sample (walkers redrawn, moves rejected), as with
     # the linear committee
     limit = 1000 * float(np.median(stds))
-    limited = explore(dict(block, committee_std_max=limit), 0.1, 1, tmp_path / "ns3" / "ns", model_dir=str(folder))
+    limited = ns_run_stage(dict(block, committee_std_max=limit), 0.1, 1, tmp_path / "ns3" / "ns", model_dir=str(folder))
     kept = np.array([s.info["committee_std"] for s in read(tmp_path / "ns3" / "ns.traj.extxyz", index=":")])
     assert limited["n_init_above_committee_limit"] == 0 and 1000 * kept.max() <= limit
     assert limited["n_calls"] > summary["n_calls"]  # initial walkers above the limit were redrawn
     with pytest.raises(DataError, match="previous cycle's model"):
-        explore(block, 0.1, 1, tmp_path / "ns2" / "ns")
+        ns_run_stage(block, 0.1, 1, tmp_path / "ns2" / "ns")
 
 
 def test_prepare_writes_the_low_kappa_refit_input(tmp_path):
@@ -263,7 +263,7 @@ def test_real_pacemaker_fit(tmp_path):
     assert metrics["test"]["committee"]["std_rms"] > 0  # random initial coefficients: members differ
     assert metrics["train"]["max_gamma_max"] > 0
     # the collected committee with its active set reports the extrapolation grade per configuration
-    from nestdb.fit.pacemaker_calculator import PacemakerCommitteeCalculator
+    from nestdb.models.pacemaker_committee import PacemakerCommitteeCalculator
 
     calc = PacemakerCommitteeCalculator.from_folder(tmp_path)
     atoms = frames[0].copy()

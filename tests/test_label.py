@@ -187,7 +187,7 @@ def test_real_eam_labels_study_configuration(tmp_path):
 @pytest.mark.gpaw
 def test_gpaw_fcc_primitive_cell(tmp_path):
     pytest.importorskip("gpaw")
-    from nestdb.bench import build_structure
+    from nestdb.structures.crystals import build_structure
 
     # One-atom fcc cell with the fast default settings: ~5 s unloaded.
     labeller = make_labeller({"code": "gpaw", "gpaw": {"setups": {"Mg": "2"}}})  # the cheap 2-electron Mg setup
@@ -211,7 +211,7 @@ def test_gpaw_fcc_primitive_cell(tmp_path):
 @pytest.mark.gpaw
 def test_gpaw_unconverged_scf_is_a_failed_record(tmp_path):
     pytest.importorskip("gpaw")
-    from nestdb.bench import build_structure
+    from nestdb.structures.crystals import build_structure
 
     labeller = make_labeller({"code": "gpaw", "gpaw": {"maxiter": 2, "setups": {"Mg": "2"}}})
     labelled = label_configuration(build_structure("fcc", "Mg"), labeller, tmp_path)
@@ -248,7 +248,7 @@ def test_gpaw_isolated_mg_atom_energy(tmp_path):
     pytest.importorskip("gpaw")
     import json
 
-    from nestdb.stages import isolated_atom_energy
+    from nestdb.label.stage import isolated_atom_energy
 
     # 8 A box, 250 eV: ~4 CPU-s. GPAW energies are relative to its reference atoms: E0 of Mg is ~0.
     spec = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 250}, "setups": {"Mg": "2"}}}

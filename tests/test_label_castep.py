@@ -176,7 +176,7 @@ def test_unconverged_scf_is_a_failure(tmp_path, monkeypatch):
 
 def test_isolated_atom_inputs_are_gamma_only_and_spin_polarised(tmp_path, monkeypatch):
     from nestdb.errors import DataError
-    from nestdb.stages import isolated_atom_energy
+    from nestdb.label.stage import isolated_atom_energy
 
     monkeypatch.setenv("CASTEP_COMMAND", "false")
     with pytest.raises(DataError, match="isolated Fe atom"):

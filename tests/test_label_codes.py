@@ -16,7 +16,7 @@ from ase.io import read, write
 
 from nestdb.errors import ConfigError
 from nestdb.label import KNOWN_LABELLERS, make_labeller
-from nestdb.label.kpoints import castep_spacing_from_density, monkhorst_pack_grid, vasp_kspacing_from_castep
+from nestdb.kpoints import castep_spacing_from_density, monkhorst_pack_grid, vasp_kspacing_from_castep
 from nestdb.label.launch import code_argv, mpi_prefix
 
 ROOT = Path(__file__).resolve().parents[1]

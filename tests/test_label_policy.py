@@ -14,13 +14,13 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
 from ase.io import read, write
 
-import nestdb.calculators
+import nestdb.label.potential
 from nestdb.errors import ConfigError, DataError
 from nestdb.label import make_labeller
 from nestdb.label.cache import LabelCache, structure_hash
 from nestdb.label.driver import LabelPolicy, label_with_policy
 from nestdb.label.potential import PotentialLabeller
-from nestdb.stages import FAILURE_COLUMNS, gather_labels, isolated_atom_energy, label_one
+from nestdb.label.stage import FAILURE_COLUMNS, gather_labels, isolated_atom_energy, label_one
 
 POINTS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mg" / "castep_single_points"
 
@@ -43,12 +43,12 @@ class CountingEMT(EMT):
 def counting(monkeypatch):
     """Every `potential` spec of type emt builds a CountingEMT (the real EMT underneath)."""
     CountingEMT.calls, CountingEMT.broken = [], set()
-    real = nestdb.calculators.make_calculator
+    real = nestdb.label.potential.make_calculator
 
     def make(spec, base_dir="."):
         return CountingEMT() if spec.get("type") == "emt" else real(spec, base_dir=base_dir)
 
-    monkeypatch.setattr(nestdb.calculators, "make_calculator", make)
+    monkeypatch.setattr(nestdb.label.potential, "make_calculator", make)
     return CountingEMT
 
 
@@ -255,7 +255,7 @@ def test_serial_gpaw_labels_only_on_rank_zero(tmp_path, monkeypatch):
     from ase.build import bulk
     from ase.io import write
 
-    from nestdb.stages import label_one
+    from nestdb.label.stage import label_one
 
     config = tmp_path / "config.extxyz"
     write(config, bulk("Mg"), format="extxyz")

@@ -32,7 +32,7 @@ from nestdb.label import label_configuration, make_labeller
 from nestdb.label.cache import LabelCache
 from nestdb.label.castep_output import read_castep_output
 from nestdb.label.potential import PotentialLabeller
-from nestdb.stages import gather_labels, isolated_atom_energy, label_one
+from nestdb.label.stage import gather_labels, isolated_atom_energy, label_one
 
 from conftest import SHARED, require_shared
 
@@ -105,11 +105,11 @@ class SabotagingEMT(CountingEMT):
 
 
 def test_cache_failing_after_the_calculation_keeps_the_label(tmp_path, counting, monkeypatch, caplog):
-    import nestdb.calculators
+    import nestdb.label.potential
 
     cache = tmp_path / "cache"
     SabotagingEMT.cache_folder = _settings_folder(cache)
-    monkeypatch.setattr(nestdb.calculators, "make_calculator", lambda spec, base_dir=".": SabotagingEMT())
+    monkeypatch.setattr(nestdb.label.potential, "make_calculator", lambda spec, base_dir=".": SabotagingEMT())
     out = tmp_path / "out" / "cu1.extxyz"
     with caplog.at_level(logging.WARNING, logger="nestdb"):
         labelled = label_one(_config_file(tmp_path), out, tmp_path / "raw", EMT_SPEC, policy={"cache_dir": str(cache)})
@@ -128,7 +128,7 @@ def test_output_is_written_before_the_cache(tmp_path, counting, monkeypatch):
         order.append("cache" if "cache" in Path(path).parts else "output")
         return real_write(path, *args, **kwargs)
 
-    monkeypatch.setattr("nestdb.label.workflow.write", recording_write)
+    monkeypatch.setattr("nestdb.label.stage.write", recording_write)
     monkeypatch.setattr("nestdb.label.cache.write", recording_write)
     label_one(_config_file(tmp_path), tmp_path / "out.extxyz", tmp_path / "raw", EMT_SPEC,
               policy={"cache_dir": str(tmp_path / "cache")})

@@ -10,7 +10,7 @@ import pytest
 from nestdb.label import label_configuration, make_labeller
 from nestdb.label.castep_output import read_castep_output, scf_report
 from nestdb.label.compare import find_match, match_atoms
-from nestdb.label.kpoints import monkhorst_pack_grid
+from nestdb.kpoints import monkhorst_pack_grid
 from nestdb.units import GPA
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

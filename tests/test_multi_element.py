@@ -161,7 +161,7 @@ def _emt_alloy_frames(n: int, seed: int, workdir) -> list[Atoms]:
 
 def test_isolated_atom_reference_energies(tmp_path):
     from nestdb.fit.settings import resolve_reference_energies, validate_fit_settings
-    from nestdb.stages import isolated_atom_energy
+    from nestdb.label.stage import isolated_atom_energy
 
     spec = {"code": "potential", "potential": {"type": "emt"}}
     paths = [tmp_path / f"{e}.json" for e in ("Cu", "Au")]
@@ -182,8 +182,9 @@ def test_isolated_atom_reference_energies(tmp_path):
 
 
 def test_two_element_committee_fit_on_emt_labels(tmp_path):
-    from nestdb.fit.committee import CommitteeACECalculator
-    from nestdb.stages import fit_cycle, isolated_atom_energy
+    from nestdb.models.ace_committee import CommitteeACECalculator
+    from nestdb.fit.stage import fit_cycle
+    from nestdb.label.stage import isolated_atom_energy
 
     frames = _emt_alloy_frames(30, seed=1, workdir=tmp_path / "labels")
     assert {frozenset(a.get_chemical_symbols()) for a in frames} >= {frozenset(["Cu"]), frozenset(["Au"]),

@@ -10,10 +10,11 @@ import pytest
 from ase import Atoms
 from ase.io import read
 
-from nestdb.calculators import FastLennardJones
+from nestdb.potentials.lj import FastLennardJones
 from nestdb.errors import ConfigError
+from nestdb.logs import progress_to
 from nestdb.ns import NSSettings, min_aspect_ratio, moves, output_paths, run_nested_sampling
-from nestdb.ns.engine import Sampler
+from nestdb.ns.sampler import Sampler
 from nestdb.units import gpa_to_ev_per_a3
 
 INFO_ORDER = ["ns_energy", "volume", "KEmax", "ns_P", "iter", "config_type", "config_n_global", "ns_KE"]
@@ -123,7 +124,8 @@ def test_calculator_without_std_is_refused(tmp_path):
 def lj_run(tmp_path_factory):
     prefix = tmp_path_factory.mktemp("ns") / "lj4"
     log = io.StringIO()
-    summary = run_nested_sampling({"Mg": 4}, FastLennardJones(), small_settings(max_iter=80), prefix, log=log)
+    with progress_to(log):
+        summary = run_nested_sampling({"Mg": 4}, FastLennardJones(), small_settings(max_iter=80), prefix)
     return prefix, summary, log.getvalue()
 
 
@@ -348,7 +350,7 @@ MG_MIX = {"md": 0.21, "volume": 0.31, "shear": 0.24, "stretch": 0.24}
 def test_balanced_move_list_keeps_the_fractions_within_one_move(walk_length):
     from collections import Counter
 
-    from nestdb.ns.engine import balanced_move_list
+    from nestdb.ns.sampler import balanced_move_list
 
     moves_list = balanced_move_list(MG_MIX, walk_length, md_traj_len=5)
     counts = Counter(moves_list)
@@ -361,7 +363,7 @@ def test_balanced_move_list_keeps_the_fractions_within_one_move(walk_length):
 
 
 def test_balanced_move_list_always_moves_the_atoms():
-    from nestdb.ns.engine import balanced_move_list
+    from nestdb.ns.sampler import balanced_move_list
 
     # 2 calls cannot hold an MD move of 5 calls on average, but a walk must still move the atoms
     assert "md" in balanced_move_list(MG_MIX, 2, md_traj_len=5)

@@ -72,20 +72,20 @@ def test_module_entry_point_help():
 def test_explore_work_dir_resumes_and_publishes(tmp_path):
     # what the `ns` rule does: run in an undeclared restart/ folder, publish at the end
     from nestdb.config import ns_block
-    from nestdb.ns.cli import load_config
-    from nestdb.stages import explore
+    from nestdb.config import load_config
+    from nestdb.ns.stage import ns_run_stage
 
     block = ns_block(load_config(write_config(tmp_path)), 0)
     out, work = tmp_path / "results" / "ns", tmp_path / "results" / "restart"
     # a "killed" job: the work folder holds a snapshot at iteration 10 and partial files
-    explore(dict(block, max_iter=10), 5.0, 0, work / "ns")
+    ns_run_stage(dict(block, max_iter=10), 5.0, 0, work / "ns")
     assert output_paths(work / "ns")["restart"].exists()
-    summary = explore(block, 5.0, 0, out, resume=True, work_dir=work)
+    summary = ns_run_stage(block, 5.0, 0, out, resume=True, work_dir=work)
     assert summary["restarted_at_iteration"] == 10 and summary["n_iter"] == 30
     assert all(output_paths(out)[kind].exists() for kind in ("energies", "traj", "final", "summary"))
     assert not work.exists()
     # the same run without the interruption gives the same samples
-    explore(block, 5.0, 0, tmp_path / "direct" / "ns")
+    ns_run_stage(block, 5.0, 0, tmp_path / "direct" / "ns")
     assert output_paths(out)["energies"].read_text() == output_paths(tmp_path / "direct" / "ns")["energies"].read_text()
 
 
@@ -100,7 +100,7 @@ class _WarningLJ:
         import logging
         import warnings
 
-        from nestdb.calculators import FastLennardJones
+        from nestdb.potentials.lj import FastLennardJones
 
         after = self.after_calls
 
@@ -120,23 +120,24 @@ class _WarningLJ:
 def test_warning_during_a_run_keeps_every_log_line(tmp_path, monkeypatch):
     # issue 13.5: the rule's log gets the progress lines (appended) and the logger's records;
     # a warning in the middle of the run must not overwrite the header or progress lines
-    import nestdb.calculators
+    import nestdb.ns.stage
     from nestdb.config import ns_block
-    from nestdb.ns.cli import load_config
-    from nestdb.stages import explore, main_guard
+    from nestdb.config import load_config
+    from nestdb.logs import main_guard
+    from nestdb.ns.stage import ns_run_stage
 
     block = ns_block(load_config(write_config(tmp_path, max_iter=64)), 0)
     quiet = tmp_path / "quiet.log"
-    explore(block, 5.0, 0, tmp_path / "quiet" / "ns", progress_path=quiet)
+    ns_run_stage(block, 5.0, 0, tmp_path / "quiet" / "ns", progress_path=quiet)
     expected = quiet.read_text().splitlines()
     assert expected[0].startswith("NS: 4 atoms") and expected[-1].startswith("NS stopped")
     assert len(expected) == 6  # header, 4 progress lines (every 16 iterations), the end
 
-    monkeypatch.setattr(nestdb.calculators, "make_calculator", _WarningLJ(after_calls=200))
+    monkeypatch.setattr(nestdb.ns.stage, "make_calculator", _WarningLJ(after_calls=200))
     log = tmp_path / "logs" / "ns.log"
     log.parent.mkdir()
     log.write_text("a line of an earlier job\n")  # the rule's log is started afresh
-    main_guard(explore, block, 5.0, 0, tmp_path / "noisy" / "ns", progress_path=log, log_path=log)
+    main_guard(ns_run_stage, block, 5.0, 0, tmp_path / "noisy" / "ns", progress_path=log, log_path=log)
     lines = log.read_text().splitlines()
     assert "a line of an earlier job" not in lines
     warned = [i for i, line in enumerate(lines) if "RuntimeWarning: model extrapolates (test warning)" in line]

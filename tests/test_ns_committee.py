@@ -19,7 +19,8 @@ from ase.io import read
 
 pytest.importorskip("pyace")
 
-from nestdb.fit import CommitteeACECalculator, fit_linear_ace, load_committee  # noqa: E402
+from nestdb.fit import fit_linear_ace  # noqa: E402
+from nestdb.models.ace_committee import CommitteeACECalculator, load_committee  # noqa: E402
 from nestdb.ns import NSSettings, output_paths, run_nested_sampling  # noqa: E402
 
 BASIS = {"nradmax_by_orders": [6, 3], "lmax_by_orders": [0, 2], "cutoff": 5.5}
@@ -79,7 +80,7 @@ def _pyace_reference(model_dir, atoms: Atoms) -> dict:
     ace = PyACECalculator(str(committee.potential_path))
     ace.calculate(atoms, ("energy", "forces"), all_changes)
     symbols = atoms.get_chemical_symbols()
-    e0 = float(committee.reference_energy(symbols).sum())
+    e0 = float(sum(committee.reference_energies[s] for s in symbols))
     phi = committee.summed_projections(ace.projections, symbols)
     counts = np.array([symbols.count(e) for e in committee.elements], dtype=float)
     members = committee.coefficients @ phi + e0 + committee.onebody_deviation @ counts

@@ -211,8 +211,8 @@ def _real_ns_run() -> Path:
 def test_real_ns_run_through_engine_pymatnest(tmp_path, monkeypatch):
     # issue 13.6: the real upstream ns_run, started by our `engine: pymatnest` path with the generated
     # input (default snapshot_seconds: 600), on 3 LJ atoms; then our conversion of its files
-    from nestdb.calculators import FastLennardJones
-    from nestdb.stages import explore
+    from nestdb.potentials.lj import FastLennardJones
+    from nestdb.ns.stage import ns_run_stage
 
     ns_run = _real_ns_run()
     # ns_run starts `python3`: the venv's, which imports ase and nestdb
@@ -224,7 +224,7 @@ def test_real_ns_run_through_engine_pymatnest(tmp_path, monkeypatch):
         "composition", "calculator", "engine", "pymatnest")}).snapshot_seconds == 600.0
     prefix = tmp_path / "ns" / "mg3"
     log = tmp_path / "ns.log"
-    summary = explore(block, 5.0, 0, prefix, progress_path=log, work_dir=tmp_path / "ns" / "restart")
+    summary = ns_run_stage(block, 5.0, 0, prefix, progress_path=log, work_dir=tmp_path / "ns" / "restart")
     assert "snapshot_time=600\n" in (tmp_path / "ns" / "restart" / "mg3.inp").read_text()
     assert summary["engine"] == "pymatnest" and summary["n_iter"] == 40, log.read_text()[-3000:]
 

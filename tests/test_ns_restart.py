@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from nestdb.calculators import FastLennardJones
+from nestdb.potentials.lj import FastLennardJones
 from nestdb.errors import ConfigError, DataError
 from nestdb.ns import NSSettings, output_paths, run_nested_sampling
 from nestdb.ns.restart import load_snapshot
@@ -23,7 +23,7 @@ SETTINGS = dict(n_walkers=8, walk_length=12, pressure_gpa=10.0, max_iter=300, ma
 # Runs one NS run; argv: prefix, resume flag. Started as a subprocess so that it can be SIGKILLed.
 RUNNER = """
 import sys
-from nestdb.calculators import FastLennardJones
+from nestdb.potentials.lj import FastLennardJones
 from nestdb.ns import NSSettings, run_nested_sampling
 settings = NSSettings(**{settings!r})
 run_nested_sampling({{"Mg": 4}}, FastLennardJones(), settings, sys.argv[1], resume=sys.argv[2] == "1")
@@ -164,38 +164,38 @@ def _explore_block(**overrides) -> dict:
 
 def _killed_explore(tmp_path, block: dict):
     """What a killed `ns` job leaves: a snapshot and partial files in its restart/ folder."""
-    from nestdb.stages import explore
+    from nestdb.ns.stage import ns_run_stage
 
     out, work = tmp_path / "results" / "ns", tmp_path / "results" / "restart"
-    explore(block, 10.0, 0, work / "ns")
+    ns_run_stage(block, 10.0, 0, work / "ns")
     assert output_paths(work / "ns")["restart"].exists()
     return out, work
 
 
 def test_resume_refuses_another_calculator(tmp_path, shared_mg):
     # issue 13.1: kill an LJ run, switch the cycle to EAM, rerun: it must not continue the LJ chain
-    from nestdb.stages import explore
+    from nestdb.ns.stage import ns_run_stage
 
     out, work = _killed_explore(tmp_path, _explore_block())
     energies = output_paths(work / "ns")["energies"].read_bytes()
     eam = _explore_block(calculator={"type": "eam", "file": str(shared_mg / "Mg1.eam.fs")}, max_iter=20)
     with pytest.raises(ConfigError, match=r"the calculator changed \(type: 'lj' -> 'eam'\)") as info:
-        explore(eam, 10.0, 0, out, resume=True, work_dir=work)
+        ns_run_stage(eam, 10.0, 0, out, resume=True, work_dir=work)
     assert info.match(f"delete the folder {work}")
     # nothing was appended to the LJ run's files
     assert output_paths(work / "ns")["energies"].read_bytes() == energies
     # other LJ parameters are another chain too
     with pytest.raises(ConfigError, match=r"epsilon: 0\.2007 -> 0\.3"):
-        explore(_explore_block(calculator={"type": "lj", "epsilon": 0.3}), 10.0, 0, out, resume=True,
+        ns_run_stage(_explore_block(calculator={"type": "lj", "epsilon": 0.3}), 10.0, 0, out, resume=True,
                 work_dir=work)
     # the same calculator (defaults written out) resumes
     same = _explore_block(calculator={"type": "lj", "epsilon": 0.2007}, max_iter=20)
-    assert explore(same, 10.0, 0, out, resume=True, work_dir=work)["restarted_at_iteration"] == 12
+    assert ns_run_stage(same, 10.0, 0, out, resume=True, work_dir=work)["restarted_at_iteration"] == 12
 
 
 def test_resume_refuses_a_changed_potential_file(tmp_path, shared_mg):
     # the same path, other content (a refitted or replaced potential)
-    from nestdb.stages import explore
+    from nestdb.ns.stage import ns_run_stage
 
     potential = tmp_path / "Mg.eam.fs"
     potential.write_bytes((shared_mg / "Mg1.eam.fs").read_bytes())
@@ -205,7 +205,7 @@ def test_resume_refuses_a_changed_potential_file(tmp_path, shared_mg):
     lines[0] = "# edited after the run was killed\n"  # a comment line: still a valid potential
     potential.write_text("".join(lines))
     with pytest.raises(ConfigError, match=r"Mg\.eam\.fs: sha256 [0-9a-f]{12}\.\.\. -> [0-9a-f]{12}"):
-        explore(dict(block, max_iter=8), 10.0, 0, out, resume=True, work_dir=work)
+        ns_run_stage(dict(block, max_iter=8), 10.0, 0, out, resume=True, work_dir=work)
 
 
 def _emt_al_labels(n: int, seed: int) -> list:
@@ -236,7 +236,7 @@ def test_resume_refuses_a_refitted_committee(tmp_path):
     # issue 13.1, cycle n: the previous cycle's committee was refitted after the kill
     pytest.importorskip("pyace")
     from nestdb.fit import fit_linear_ace
-    from nestdb.stages import explore
+    from nestdb.ns.stage import ns_run_stage
 
     model = tmp_path / "fit" / "cycle0"
     fit = {"elements": ["Al"], "reference_energies": {"Al": 0.0}, "committee_size": 4, "test_fraction": 0.0,
@@ -245,10 +245,10 @@ def test_resume_refuses_a_refitted_committee(tmp_path):
     block = _explore_block(composition={"Al": 4}, calculator={"type": "ace_committee"}, max_iter=3,
                            max_volume_per_atom=30.0, walk_length=4)
     out, work = tmp_path / "results" / "ns", tmp_path / "results" / "restart"
-    explore(block, 10.0, 1, work / "ns", model_dir=model)
+    ns_run_stage(block, 10.0, 1, work / "ns", model_dir=model)
     fit_linear_ace(_emt_al_labels(10, seed=5), dict(fit, seed=2), model)  # the refit
     with pytest.raises(ConfigError, match=r"fit/cycle0/committee\.npz: sha256 [0-9a-f]{12}") as info:
-        explore(dict(block, max_iter=6), 10.0, 1, out, model_dir=model, resume=True, work_dir=work)
+        ns_run_stage(dict(block, max_iter=6), 10.0, 1, out, model_dir=model, resume=True, work_dir=work)
     assert info.match(f"delete the folder {work}")
 
 

@@ -8,10 +8,10 @@ from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.io import read
 
-from nestdb.calculators import FastLennardJones
+from nestdb.potentials.lj import FastLennardJones
 from nestdb.errors import ConfigError
 from nestdb.ns import NSSettings, output_paths, run_nested_sampling
-from nestdb.ns.engine import Sampler
+from nestdb.ns.sampler import Sampler
 from nestdb.units import gpa_to_ev_per_a3
 
 

@@ -1,4 +1,4 @@
-"""Tests of nestdb.order: Wigner 3j symbols, Steinhardt Q/W, neighbours, phase labels."""
+"""Tests of nestdb.structures.steinhardt: Wigner 3j symbols, Steinhardt Q/W, neighbours, phase labels."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ase.build import bulk
 from ase.io import read
 
 from nestdb.errors import ConfigError, DataError
-from nestdb.order import classify_phase, order_parameters, rdf_first_minimum, steinhardt, wigner_3j
+from nestdb.structures.steinhardt import classify_phase, order_parameters, rdf_first_minimum, steinhardt, wigner_3j
 from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

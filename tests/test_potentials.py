@@ -12,7 +12,7 @@ from ase.build import bulk
 from ase.calculators.calculator import all_changes
 from ase.calculators.eam import EAM as AseEAM
 
-from nestdb.calculators import make_calculator
+from nestdb.models.calculators import make_calculator
 from nestdb.errors import ConfigError, DataError
 from nestdb.potentials import FastEAM, FastLennardJones, neighbours, read_eam_file
 

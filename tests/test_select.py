@@ -13,7 +13,7 @@ from ase import Atoms
 from ase.io import read, write
 
 from nestdb.errors import ConfigError, DataError
-from nestdb.fingerprint import structure_hash
+from nestdb.structures.fingerprint import structure_hash
 from nestdb.select import (KNOWN_RULES, frame_temperatures, merge_databases, pressure_tag, select_configurations,
                            validate_rule)
 from nestdb.thermo import read_energies, sample_temperatures

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from ase.io import read
 
-from nestdb.calculators import FastLennardJones
+from nestdb.potentials.lj import FastLennardJones
 from nestdb.ns import NSSettings, run_nested_sampling
-from nestdb.stages import analyse_run, select_run
+from nestdb.select.stage import select_run
+from nestdb.thermo.stage import analyse_run
 from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

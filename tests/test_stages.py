@@ -7,10 +7,12 @@ import pytest
 from ase.build import bulk
 from ase.io import read, write
 
-from nestdb.calculators import FastLennardJones
+from nestdb.potentials.lj import FastLennardJones
 from nestdb.errors import DataError
 from nestdb.ns import NSSettings, run_nested_sampling
-from nestdb.stages import analyse_run, gather_labels, label_one, select_run
+from nestdb.label.stage import gather_labels, label_one
+from nestdb.select.stage import select_run
+from nestdb.thermo.stage import analyse_run
 
 GRID = {"t_min": 100, "t_max": 3000, "t_step": 50}
 

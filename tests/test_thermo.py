@@ -12,7 +12,8 @@ import pytest
 
 from nestdb.errors import ConfigError, DataError
 from nestdb.cli import main as cli_main
-from nestdb.thermo import (NSEnergies, analyse, log_phase_volume, main, plot_analysis, read_energies,
+from nestdb.cli.analyse import main
+from nestdb.thermo import (NSEnergies, analyse, log_phase_volume, plot_analysis, read_energies,
                            resolved_temperature, sample_temperatures)
 from nestdb.units import KB_EV_PER_K
 from conftest import require_shared

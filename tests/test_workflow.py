@@ -147,7 +147,7 @@ def test_fast_run_selection_and_labels(fast_run):
 def test_fast_run_fit_reproduces_training_energies(fast_run):
     from ase.io import read
 
-    from nestdb.fit.committee import CommitteeACECalculator
+    from nestdb.models.ace_committee import CommitteeACECalculator
 
     workdir, _, _ = fast_run
     model = workdir / "results/fit/cycle1"

@@ -1,10 +1,12 @@
-"""Resolve the per-cycle view of a campaign config and check what a schema cannot.
+"""The workflow config: read and checked, and the per-cycle views the rules and stages take.
 
 The JSON schema (``workflow/schemas/config.schema.yaml``) checks types and
-fills defaults; this module merges the top-level ``ns`` defaults with a
-cycle's overrides, and checks cross-key rules (cycle 0 needs a classical
-calculator, every element needs a reference energy, files exist) with
-messages that name the key and the fix.
+fills defaults (:func:`load_config`); this module merges the top-level
+``ns`` defaults with a cycle's overrides (:func:`ns_block`,
+:func:`phase_diagram_block`), lists the workflow's targets
+(:func:`bench_targets`), and checks cross-key rules (cycle 0 needs a
+classical calculator, every element needs a reference energy, files exist)
+with messages that name the key and the fix (:func:`check_config`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,48 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from nestdb.bench.properties import PROPERTIES
+from nestdb.campaign.testset import DEFAULT_TEST_SET
 from nestdb.errors import ConfigError
+from nestdb.explore.settings import check_composition, explore_settings
+from nestdb.label.elements import check_calculator_elements, check_label_elements
+from nestdb.models.calculators import COMMITTEE_TYPES
+from nestdb.ns.settings import check_ns_block
+from nestdb.potentials.lj import LJ_DEFAULTS
+from nestdb.select.rules import POOL_RULES, validate_rule
 
-#: Keys of an NS settings block that are not NSSettings fields.
-_NS_NON_ENGINE_KEYS = ("composition", "calculator", "engine", "pymatnest")
+#: The workflow's config schema (defaults and types), relative to a checkout.
+SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"
+#: NS settings of the phase-diagram runs that are not taken from the top-level ``ns`` block.
+_COMMITTEE_KEYS = ("committee_std_max", "committee_stop_std")
 
+
+def schema_path() -> Path:
+    """The schema of the checkout this module runs from, else of the working directory."""
+    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (root / SCHEMA).is_file():
+            return root / SCHEMA
+    raise ConfigError(f"the config schema {SCHEMA} was found neither beside the installed nestdb nor in "
+                      f"{Path.cwd()}; run from the nestdb checkout")
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a workflow config file, fill in the schema's defaults and check it (:func:`check_config`)."""
+    # Snakemake is the `workflow` extra: only commands that read a workflow config import it.
+    from snakemake.utils import validate
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    config = yaml.safe_load(path.read_text()) or {}
+    try:
+        validate(config, str(schema_path()), set_default=True)
+    except Exception as err:  # snakemake wraps jsonschema's errors in its own type
+        raise ConfigError(f"{path}: {err}") from None
+    check_config(config, base_dir=Path.cwd())
+    return config
 
 def format_pressure(pressure_gpa: float) -> str:
     """Wildcard form of a pressure in GPa: ``10`` for 10.0, ``2.5`` for 2.5.
@@ -62,12 +101,8 @@ def ns_block(config: dict, cycle: int, composition: str | dict | None = None) ->
     (:data:`DEFAULT_SWAP_FRACTION`) unless ``move_fractions`` names ``swap``;
     a one-element composition drops ``swap``.
     """
-    merged = copy.deepcopy(config.get("ns", {}))
-    if cycle > 0:
-        # A top-level calculator is the cycle-0 potential; later cycles use the committee.
-        merged.pop("calculator", None)
-    overrides = config["cycles"][cycle].get("ns") or {}
-    merged.update(copy.deepcopy(overrides))
+    # A top-level calculator is the cycle-0 potential; later cycles use the committee.
+    merged = _merged_ns(config, config["cycles"][cycle].get("ns"), drop=("calculator",) if cycle > 0 else ())
     _resolve_composition(config, cycle, merged, composition)
     if "calculator" not in merged:
         if cycle == 0:
@@ -79,6 +114,26 @@ def ns_block(config: dict, cycle: int, composition: str | dict | None = None) ->
         pacemaker = (config.get("fit") or {}).get("pacemaker") or {}
         feeds_ns = pacemaker.get("enabled", False) and pacemaker.get("feeds_ns", False)
         merged["calculator"] = {"type": "pacemaker_committee" if feeds_ns else "ace_committee"}
+    return merged
+
+
+def phase_diagram_block(config: dict) -> dict:
+    """The ``ns`` block of the phase-diagram runs: the top-level ``ns`` settings,
+    ``bench.phase_diagram.n_atoms`` atoms of the first element, its ``ns``
+    overrides, sampled freely with the final committee (no committee limits)."""
+    cfg = config["bench"]["phase_diagram"]
+    block = _merged_ns(config, cfg.get("ns"), drop=_COMMITTEE_KEYS)
+    block["composition"] = {config["elements"][0]: int(cfg["n_atoms"])}
+    block["calculator"] = {"type": "ace_committee"}
+    return block
+
+
+def _merged_ns(config: dict, overrides: dict | None, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A copy of the top-level ``ns`` block without the keys ``drop``, updated by ``overrides``."""
+    merged = copy.deepcopy(config.get("ns", {}))
+    for key in drop:
+        merged.pop(key, None)
+    merged.update(copy.deepcopy(overrides or {}))
     return merged
 
 
@@ -182,8 +237,6 @@ def _check_compositions(config: dict) -> None:
 
 def _check_element_data(config: dict) -> None:
     """Labellers (setups, pseudopotentials) and classical potentials cover every element they meet."""
-    from nestdb.label.elements import check_calculator_elements, check_label_elements
-
     elements = list(config["elements"])
     check_label_elements(labeller_spec(config), elements, "label")
     reference = (config.get("bench") or {}).get("reference")
@@ -194,13 +247,6 @@ def _check_element_data(config: dict) -> None:
         check_calculator_elements(ns_block(config, cycle)["calculator"], present, f"cycles[{cycle}].ns.calculator")
 
 
-def ns_engine_settings(block: dict, pressure_gpa: float) -> dict[str, Any]:
-    """The keyword arguments of :class:`nestdb.ns.NSSettings` from an ``ns`` block."""
-    settings = {k: v for k, v in block.items() if k not in _NS_NON_ENGINE_KEYS}
-    settings["pressure_gpa"] = float(pressure_gpa)
-    return settings
-
-
 def select_rule(config: dict, cycle: int) -> dict:
     """The selection rule of ``cycle``."""
     return dict(config["cycles"][cycle]["select"])
@@ -208,8 +254,6 @@ def select_rule(config: dict, cycle: int) -> dict:
 
 def explore_block(config: dict, cycle: int) -> dict[str, Any]:
     """The exploration of ``cycle`` (``cycles[i].explore``) with its kind's defaults; ``{kind: ns}`` if absent."""
-    from nestdb.explore.settings import explore_settings
-
     return explore_settings(config["cycles"][cycle].get("explore"), f"cycles[{cycle}].explore")
 
 
@@ -282,8 +326,6 @@ def check_config(config: dict, base_dir: str | Path = ".") -> None:
                 f"{sorted(elements)}; add them to `elements`."
             )
         _check_calculator_files(block["calculator"], f"{where}.ns.calculator", base_dir)
-        from nestdb.ns.settings import check_ns_block  # NS settings fail here, before any job
-
         check_ns_block(block, [float(p) for p in cycle_pressures(config, cycle)], f"{where}.ns")
         rule = select_rule(config, cycle)
         if rule["kind"] == "temperature_window":
@@ -324,8 +366,6 @@ def _check_learning_curve(config: dict) -> None:
     learning_curve = (config.get("bench") or {}).get("learning_curve") or {}
     if learning_curve.get("enabled"):
         oracle_spec(config)
-        from nestdb.campaign.testset import DEFAULT_TEST_SET
-
         unknown = sorted(set(learning_curve.get("test_set") or {}) - set(DEFAULT_TEST_SET))
         if unknown:
             raise ConfigError(f"bench.learning_curve.test_set: unknown key(s) {', '.join(unknown)}; "
@@ -334,9 +374,6 @@ def _check_learning_curve(config: dict) -> None:
 
 def _check_exploration(config: dict, cycle: int, block: dict, rule: dict, where: str) -> None:
     """The cycle's exploration kind and its selection rule fit together."""
-    from nestdb.explore.settings import check_composition
-    from nestdb.select import POOL_RULES, validate_rule
-
     validate_rule(rule, f"{where}.select")
     explore = explore_block(config, cycle)
     check_composition(explore, block["composition"], f"{where}.explore")
@@ -345,7 +382,7 @@ def _check_exploration(config: dict, cycle: int, block: dict, rule: dict, where:
             f"{where}.select: rule {rule['kind']!r} needs nested-sampling thermodynamics, but the cycle explores "
             f"with {explore['kind']!r}; select its pool with one of {', '.join(POOL_RULES)}."
         )
-    committee = block["calculator"]["type"] in ("ace_committee", "pacemaker_committee")
+    committee = block["calculator"]["type"] in COMMITTEE_TYPES
     if rule["kind"] == "trust_window" and not committee:
         raise ConfigError(
             f"{where}.select: the trust window selects by the committee's energy STD, but this cycle explores "
@@ -364,8 +401,6 @@ def same_model(a: dict, b: dict, base_dir: str | Path = ".") -> bool:
     if a.get("type") != b.get("type"):
         return False
     if a["type"] == "lj":
-        from nestdb.potentials.lj import LJ_DEFAULTS
-
         return all(float(a.get(k, v)) == float(b.get(k, v)) for k, v in LJ_DEFAULTS.items())
     if "file" in a or "file" in b:
         paths = []
@@ -388,3 +423,58 @@ def _check_calculator_files(spec: dict, where: str, base_dir: Path) -> None:
                 path = base_dir / path
             if not path.exists():
                 raise ConfigError(f"{where}.{key}: file not found: {path}")
+
+
+# --------------------------------------------------------------------------- targets of `rule all`
+def property_enabled(config: dict, kind: str) -> bool:
+    """Whether a property runs: its ``enabled`` key; ``bench.alloy.enabled: null`` is on with two or more elements."""
+    enabled = (config["bench"].get(kind) or {}).get("enabled")
+    if kind == "alloy" and enabled is None:
+        return len(config["elements"]) >= 2
+    return bool(enabled)
+
+
+def bench_targets(config: dict, cycles: list[int]) -> list[str]:
+    """Workflow targets of the enabled properties, XRD and the phase diagram (``rule all``)."""
+    bench = config["bench"]
+    targets = []
+    for cycle in cycles:
+        targets += [f"results/bench/cycle{cycle}/{kind}.json" for kind in PROPERTIES if property_enabled(config, kind)]
+        if bench["xrd"]["enabled"] and explore_kind(config, cycle) == "ns":  # XRD of NS samples only
+            targets += [f"results/bench/cycle{cycle}/xrd/{comp}P{pressure}GPa/xrd.csv"
+                        for comp, pressure in cycle_runs(config, cycle)]
+        if explore_kind(config, cycle) == "ns":
+            targets += sample_targets(config, cycle)
+    if bench["phase_diagram"]["enabled"]:
+        targets.append("results/bench/phase_diagram/melting.csv")
+    if (bench.get("learning_curve") or {}).get("enabled"):
+        targets.append("results/bench/learning_curve/learning_curve.csv")
+    return targets
+
+
+def _alloy_runs(config: dict, cycle: int) -> list[tuple[str, str, dict]]:
+    return [(comp, pressure, composition)
+            for comp, composition in zip(composition_dirs(config, cycle), run_compositions(config, cycle), strict=True)
+            for pressure in cycle_pressures(config, cycle)]
+
+
+def mixing_pressures(config: dict, cycle: int) -> list[str]:
+    """Pressures of ``cycle`` at which a mixing enthalpy can be formed (several compositions, every element pure)."""
+    compositions = run_compositions(config, cycle)
+    pure = {next(iter(c)) for c in compositions if len([n for n in c.values() if n]) == 1}
+    mixed = [c for c in compositions if len([n for n in c.values() if n]) >= 2]
+    if not mixed or not set(config["elements"]) <= pure:
+        return []
+    return cycle_pressures(config, cycle)
+
+
+def sample_targets(config: dict, cycle: int) -> list[str]:
+    """SRO tables of the runs with two or more elements, mixing tables where pure runs exist (``rule all``)."""
+    if len(config["elements"]) < 2:
+        return []
+    targets = [f"results/bench/cycle{cycle}/sro/{comp}P{pressure}GPa/sro.csv"
+               for comp, pressure, composition in _alloy_runs(config, cycle)
+               if len([n for n in composition.values() if n]) >= 2]
+    targets += [f"results/bench/cycle{cycle}/mixing/P{pressure}GPa/mixing.csv"
+                for pressure in mixing_pressures(config, cycle)]
+    return targets

@@ -3,8 +3,7 @@
 # E-V curves + elastic constants, enthalpy-pressure curves, Bain path,
 # phonons; XRD of every NS run by temperature; the NS phase diagram of the
 # final model (off by default). Costs are in the docstrings of nestdb.bench.
-from nestdb.bench.sampling import phase_diagram_block
-from nestdb.config import format_pressure, oracle_spec, run_compositions
+from nestdb.config import format_pressure, oracle_spec, phase_diagram_block, run_compositions
 
 BENCH = config["bench"]
 PHASE_DIAGRAM_PRESSURES = [format_pressure(p) for p in BENCH["phase_diagram"]["pressures"]]

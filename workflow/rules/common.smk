@@ -4,9 +4,10 @@ import os
 import shlex
 import sys
 
-from nestdb.bench.workflow import bench_targets
+from nestdb.fit.settings import isolated_atom_elements
 from nestdb.config import (
     bench_reference_spec,
+    bench_targets,
     check_config,
     composition_dirs,
     cycle_pressures,
@@ -28,7 +29,7 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 # The conda envs (envs/*.yaml, `--sdm conda`) install this repository and its lock
 # from ${NESTDB_ROOT} (this checkout): Snakemake builds them from copies in
 # .snakemake/conda/, where relative paths would miss it.
-os.environ["NESTDB_ROOT"] = workflow.basedir
+os.environ.update(NESTDB_ROOT=workflow.basedir)
 
 # Relative paths in the config (e.g. an EAM file) are relative to the working directory.
 check_config(config, base_dir=os.getcwd())
@@ -133,3 +134,29 @@ def all_targets():
     # Enthalpy, Bain, phonons, XRD, phase diagram (rules in bench.smk).
     targets += bench_targets(config, CYCLES)
     return targets
+
+
+# --------------------------------------------------------------------------- fit
+# Elements with `reference_energies: {X: isolated_atom}` take E0 from rule label_isolated_atom.
+E0_FILES = [f"results/label/e0/{e}.json" for e in isolated_atom_elements(config["fit"]["reference_energies"])]
+
+
+# Optional hyperparameter study (fit.hyperopt.enabled): rows of the largest basis once per cutoff of
+# the grid (one job each), `n_workers` jobs running trials against one optuna journal file (separate
+# SLURM jobs may share it: it is written under a lock file), then the choice (best.json), which the
+# fit reads. The journal is no declared output, so a failed or killed worker never deletes finished
+# trials; rerunning resumes the study.
+HYPEROPT = config["fit"].get("hyperopt") or {}
+HYPEROPT_CUTOFFS = sorted(set(HYPEROPT.get("cutoffs") or [config["fit"]["cutoff"]]))
+
+
+def hyperopt_dir(cycle):
+    return f"{model_dir(cycle)}/hyperopt"
+
+
+def fit_inputs(wildcards):
+    """The cycle's labels, E0 files, and the study's choice when fit.hyperopt is enabled."""
+    inputs = {"training": training_sets(wildcards), "e0": E0_FILES}
+    if HYPEROPT.get("enabled", False):
+        inputs["hyperopt"] = f"{hyperopt_dir(wildcards.cycle)}/best.json"
+    return inputs

@@ -1,31 +1,4 @@
 # Fit: a linear-ACE model with a calibrated Bayesian committee to all labels up to this cycle.
-# Elements with `reference_energies: {X: isolated_atom}` take E0 from rule label_isolated_atom.
-from nestdb.fit.settings import isolated_atom_elements
-
-E0_FILES = [f"results/label/e0/{e}.json" for e in isolated_atom_elements(config["fit"]["reference_energies"])]
-
-
-# Optional hyperparameter study (fit.hyperopt.enabled): rows of the largest basis once per cutoff of
-# the grid (one job each), `n_workers` jobs running trials against one optuna journal file (separate
-# SLURM jobs may share it: it is written under a lock file), then the choice (best.json), which the
-# fit reads. The journal is no declared output, so a failed or killed worker never deletes finished
-# trials; rerunning resumes the study.
-HYPEROPT = config["fit"].get("hyperopt") or {}
-HYPEROPT_CUTOFFS = sorted(set(HYPEROPT.get("cutoffs") or [config["fit"]["cutoff"]]))
-
-
-def hyperopt_dir(cycle):
-    return f"{model_dir(cycle)}/hyperopt"
-
-
-def fit_inputs(wildcards):
-    """The cycle's labels, E0 files, and the study's choice when fit.hyperopt is enabled."""
-    inputs = {"training": training_sets(wildcards), "e0": E0_FILES}
-    if HYPEROPT.get("enabled", False):
-        inputs["hyperopt"] = f"{hyperopt_dir(wildcards.cycle)}/best.json"
-    return inputs
-
-
 rule fit_hyperopt_rows:
     input:
         training=training_sets,
@@ -36,7 +9,6 @@ rule fit_hyperopt_rows:
         index=r"\d+",
     params:
         settings=dict(config["fit"], elements=config["elements"]),
-        step="rows",
     log:
         "logs/fit/cycle{cycle}_hyperopt_rows{index}.log",
     threads: 2
@@ -59,7 +31,6 @@ rule fit_hyperopt_worker:
         index=r"\d+",
     params:
         settings=dict(config["fit"], elements=config["elements"]),
-        step="worker",
     log:
         "logs/fit/cycle{cycle}_hyperopt_worker{index}.log",
     threads: 1
@@ -96,7 +67,6 @@ rule fit_hyperopt:
         ),
     params:
         settings=dict(config["fit"], elements=config["elements"]),
-        step="summary",
     log:
         "logs/fit/cycle{cycle}_hyperopt.log",
     threads: 1

@@ -11,10 +11,10 @@ temperature, phase diagram: :mod:`~nestdb.bench.sampling`), and the
 workflow stages (:mod:`~nestdb.bench.workflow`).
 """
 
-from nestdb.bench.elastic import elastic_constants, relax_cell
+from nestdb.bench.elastic import elastic_constants
 from nestdb.bench.eos import DEFAULT_VOLUME_SCALES, ev_curve, fit_eos
 from nestdb.bench.plots import plot_ev
-from nestdb.bench.structures import KNOWN_STRUCTURES, build_structure
+from nestdb.structures.crystals import KNOWN_STRUCTURES, build_structure
 
 __all__ = [
     "DEFAULT_VOLUME_SCALES",
@@ -24,5 +24,4 @@ __all__ = [
     "ev_curve",
     "fit_eos",
     "plot_ev",
-    "relax_cell",
 ]

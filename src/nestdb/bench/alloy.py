@@ -26,12 +26,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ase import Atoms
+from ase.data import atomic_numbers, reference_states
+from matplotlib.figure import Figure
+from scipy.optimize import linprog
 
 from nestdb.errors import ConfigError, DataError
+from nestdb.plotting import save, subplots
+from nestdb.relax import relax_cell
+from nestdb.structures.crystals import build_structure, reference_volume_per_atom
 
 #: Ordered prototypes of a binary pair, with the A:B ratios they make.
 PROTOTYPES: dict[str, tuple[tuple[int, int], ...]] = {"L1_2": ((3, 1), (1, 3)), "L1_0": ((1, 1),), "B2": ((1, 1),)}
-#: Pure-element structures (built by :func:`nestdb.bench.structures.build_structure`).
+#: Pure-element structures (built by :func:`nestdb.structures.crystals.build_structure`).
 PURE_STRUCTURES = ("fcc", "bcc", "hcp")
 #: Defaults of ``bench.alloy``.
 ALLOY_DEFAULTS = {"structures": ["L1_2", "L1_0", "B2"], "pure": None, "relax_shape": False, "fmax": 0.01,
@@ -67,8 +73,6 @@ def formula(counts: dict[str, int]) -> str:
 
 def default_pure_structures(element: str) -> list[str]:
     """The element's ground-state lattice in ASE's reference data if it is fcc, bcc or hcp, else fcc."""
-    from ase.data import atomic_numbers, reference_states
-
     state = reference_states[atomic_numbers[element]] or {}
     return [state["symmetry"]] if state.get("symmetry") in PURE_STRUCTURES else ["fcc"]
 
@@ -110,7 +114,7 @@ def alloy_structures(elements: Sequence[str], settings: dict | None = None) -> l
     """The structures of the hull benchmark: pure crystals of every element, ordered cells of every pair.
 
     Starting volumes: each element's reference volume
-    (:func:`~nestdb.bench.structures.reference_volume_per_atom`) for its
+    (:func:`~nestdb.structures.crystals.reference_volume_per_atom`) for its
     pure crystals, Vegard's law (the composition-weighted mean) for the
     ordered cells.
 
@@ -120,8 +124,6 @@ def alloy_structures(elements: Sequence[str], settings: dict | None = None) -> l
         ``name`` (e.g. ``Cu3Au_L1_2``, ``Cu_fcc``), ``prototype``, ``counts``
         (atoms per element in the cell), ``atoms``.
     """
-    from nestdb.bench.structures import build_structure, reference_volume_per_atom
-
     settings = settings or dict(ALLOY_DEFAULTS)
     elements = list(elements)
     if len(elements) < 2:
@@ -158,8 +160,6 @@ def hull_energies(fractions: np.ndarray, energies: np.ndarray) -> np.ndarray:
     energies
         (n_points,) formation energies (eV/atom).
     """
-    from scipy.optimize import linprog
-
     fractions = np.asarray(fractions, dtype=float)
     energies = np.asarray(energies, dtype=float)
     hull = np.empty(len(energies))
@@ -237,8 +237,6 @@ def relax_structures(calculator_for: CalculatorFor, elements: Sequence[str], set
     relaxations from the Vegard start); 2 × (number of pairs × 4) + pure
     structures in all, cells of 1–4 atoms.
     """
-    from nestdb.bench.elastic import relax_cell
-
     results = []
     for structure in alloy_structures(elements, settings):
         atoms = structure["atoms"]
@@ -331,15 +329,10 @@ def _lower_hull(x: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_alloy(model: pd.DataFrame, reference: pd.DataFrame, elements: Sequence[str], path: str | Path,
-               title: str = "") -> None:
+               title: str = "") -> Figure:
     """Convex hull of each pair (model solid, reference dashed) and formation-energy parity, one figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     pairs = list(itertools.combinations(elements, 2))
-    fig, axes = plt.subplots(1, len(pairs) + 1, figsize=(5 * (len(pairs) + 1), 4.2))
+    fig, axes = subplots(1, len(pairs) + 1, figsize=(5 * (len(pairs) + 1), 4.2))
     for ax, (a_element, b_element) in zip(axes, pairs, strict=False):  # the last axis is the parity plot
         for table, style, marker, side in ((model, "-", "o", "model"), (reference, "--", "s", "reference")):
             rows = _pair_rows(table, a_element, b_element)
@@ -369,6 +362,4 @@ def plot_alloy(model: pd.DataFrame, reference: pd.DataFrame, elements: Sequence[
     parity.set_title("formation energies")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return save(fig, path, dpi=120)

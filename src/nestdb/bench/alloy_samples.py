@@ -1,7 +1,7 @@
 """Alloy observables of the NS samples: chemical short-range order and mixing enthalpy against temperature.
 
 * **Short-range order** of one run: the first-shell Warren–Cowley parameter
-  of every culled configuration (:func:`nestdb.chemical_order.warren_cowley`)
+  of every culled configuration (:func:`nestdb.structures.warren_cowley.warren_cowley`)
   averaged with the NS weights at each temperature,
   <alpha>(T) = sum_i w_i(T) alpha_i / sum_i w_i(T), w_i = a_i exp(-(H_i - H_min)/kT)
   (the weights of :mod:`nestdb.thermo`; only the samples in the trajectory
@@ -18,53 +18,23 @@ potential; later: the previous cycle's committee).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from ase.io import read
+from ase import Atoms
+from matplotlib.figure import Figure
 
 from nestdb.errors import DataError
-
-log = logging.getLogger("nestdb")
-
-
-# --------------------------------------------------------------------------- targets
-def _alloy_runs(config: dict, cycle: int) -> list[tuple[str, str, dict]]:
-    from nestdb.config import composition_dirs, cycle_pressures, run_compositions
-
-    return [(comp, pressure, composition)
-            for comp, composition in zip(composition_dirs(config, cycle), run_compositions(config, cycle), strict=True)
-            for pressure in cycle_pressures(config, cycle)]
-
-
-def mixing_pressures(config: dict, cycle: int) -> list[str]:
-    """Pressures of ``cycle`` at which a mixing enthalpy can be formed (several compositions, every element pure)."""
-    from nestdb.config import cycle_pressures, run_compositions
-
-    compositions = run_compositions(config, cycle)
-    pure = {next(iter(c)) for c in compositions if len([n for n in c.values() if n]) == 1}
-    mixed = [c for c in compositions if len([n for n in c.values() if n]) >= 2]
-    if not mixed or not set(config["elements"]) <= pure:
-        return []
-    return cycle_pressures(config, cycle)
-
-
-def sample_targets(config: dict, cycle: int) -> list[str]:
-    """SRO tables of the runs with two or more elements, mixing tables where pure runs exist (``rule all``)."""
-    if len(config["elements"]) < 2:
-        return []
-    targets = [f"results/bench/cycle{cycle}/sro/{comp}P{pressure}GPa/sro.csv"
-               for comp, pressure, composition in _alloy_runs(config, cycle)
-               if len([n for n in composition.values() if n]) >= 2]
-    targets += [f"results/bench/cycle{cycle}/mixing/P{pressure}GPa/mixing.csv"
-                for pressure in mixing_pressures(config, cycle)]
-    return targets
+from nestdb.plotting import save, subplots
+from nestdb.structures.warren_cowley import pair_label, random_reference, warren_cowley
+from nestdb.thermo.analysis import log_prior
+from nestdb.thermo.energies import NSEnergies
+from nestdb.units import KB_EV_PER_K
 
 
 # --------------------------------------------------------------------------- short-range order
-def _frame_lines(frames: list, energies) -> np.ndarray:
+def _frame_lines(frames: list[Atoms], energies: NSEnergies) -> np.ndarray:
     """Line of the ``.energies`` file of each trajectory frame (same iteration, closest enthalpy)."""
     lines = np.empty(len(frames), dtype=int)
     for k, atoms in enumerate(frames):
@@ -78,7 +48,7 @@ def _frame_lines(frames: list, energies) -> np.ndarray:
     return lines
 
 
-def weighted_by_temperature(energies, lines: np.ndarray, values: np.ndarray,
+def weighted_by_temperature(energies: NSEnergies, lines: np.ndarray, values: np.ndarray,
                             temperatures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """NS-weighted averages of per-sample values on a temperature grid, and the effective sample counts.
 
@@ -93,60 +63,50 @@ def weighted_by_temperature(energies, lines: np.ndarray, values: np.ndarray,
     temperatures
         Grid (K).
     """
-    from nestdb.thermo.analysis import _log_prior
-    from nestdb.units import KB_EV_PER_K
-
-    log_prior = _log_prior(energies)[lines]
+    prior = log_prior(energies)[lines]
     h = energies.enthalpy[lines] - energies.enthalpy.min()
     averages = np.empty((len(temperatures), values.shape[1]))
     n_eff = np.empty(len(temperatures))
     for k, temperature in enumerate(temperatures):
-        log_w = log_prior - h / (KB_EV_PER_K * temperature)
+        log_w = prior - h / (KB_EV_PER_K * temperature)
         w = np.exp(log_w - log_w.max())
         averages[k] = (w[:, None] * values).sum(axis=0) / w.sum()
         n_eff[k] = w.sum() ** 2 / (w**2).sum()
     return averages, n_eff
 
 
-def bench_sro(traj_path: str | Path, energies_path: str | Path, elements: list[str], grid: dict,
-              csv_path: str | Path, plot_path: str | Path, title: str = "",
-              neighbours: str | int | float = "sann") -> dict:
-    """First-shell Warren–Cowley parameters of one run's samples against temperature.
+def sro_table(frames: list[Atoms], energies: NSEnergies | None, elements: list[str], temperatures: np.ndarray,
+              neighbours: str | int | float = "sann") -> tuple[pd.DataFrame, list[str]]:
+    """First-shell Warren–Cowley parameters of one run's culled samples, NS-averaged at each temperature.
 
     Cost: no calculator calls; one neighbour list per culled configuration.
 
     Parameters
     ----------
-    traj_path, energies_path
-        The run's ``.traj.extxyz`` and ``.energies``.
+    frames
+        The run's culled samples (its ``.traj.extxyz``); none gives an empty table.
+    energies
+        The run's ``.energies`` (None when there are no frames).
     elements
         The campaign's elements (pair order of the columns).
-    grid
-        The ``analyse`` block (``t_min``, ``t_max``, ``t_step``).
-    csv_path
-        ``T``, one ``alpha_<A>-<B>`` column per pair present, its
-        ``alpha_random_<A>-<B>`` (random arrangements of the same species on
-        the samples' sites: the zero of order in a small cell,
-        :func:`~nestdb.chemical_order.random_reference`), ``n_eff``.
-    plot_path
-        alpha(T) of each pair.
+    temperatures
+        Grid (K).
+    neighbours
+        First-shell rule (:func:`~nestdb.structures.warren_cowley.neighbour_pairs`).
 
     Returns
     -------
-    dict
-        ``pairs``, ``n_samples``, and alpha of each pair at the lowest and
-        highest temperature of the grid.
+    (pandas.DataFrame, list of str)
+        ``T``, one ``alpha_<A>-<B>`` column per pair present, its
+        ``alpha_random_<A>-<B>`` (random arrangements of the same species on
+        the samples' sites: the zero of order in a small cell,
+        :func:`~nestdb.structures.warren_cowley.random_reference`), ``n_eff``;
+        and the pairs present.
     """
-    from nestdb.chemical_order import pair_label, random_reference, warren_cowley
-    from nestdb.thermo import read_energies
-
-    frames = read(traj_path, index=":") if Path(traj_path).stat().st_size > 0 else []
-    temperatures = np.arange(grid["t_min"], grid["t_max"] + 0.5 * grid["t_step"], grid["t_step"])
     present = [e for e in elements if frames and e in set(frames[0].get_chemical_symbols())]
     pairs = [pair_label(a, b) for k, a in enumerate(present) for b in present[k + 1:]]
     table = pd.DataFrame({"T": temperatures})
     if frames and pairs:
-        energies = read_energies(energies_path)
         values = np.array([[warren_cowley(atoms, neighbours, present)[p] for p in pairs]
                            + [random_reference(atoms, neighbours, present, seed=k)[p] for p in pairs]
                            for k, atoms in enumerate(frames)])
@@ -155,22 +115,12 @@ def bench_sro(traj_path: str | Path, energies_path: str | Path, elements: list[s
             table[pair] = averages[:, j]
             table[pair.replace("alpha_", "alpha_random_")] = averages[:, len(pairs) + j]
         table["n_eff"] = n_eff
-    else:
-        log.warning("%s: no culled samples with two species; empty short-range-order table", traj_path)
-    table.to_csv(csv_path, index=False)
-    _plot_sro(table, pairs, plot_path, title)
-    return {"pairs": pairs, "n_samples": len(frames),
-            "alpha_low_T": {p: float(table[p].iloc[0]) for p in pairs if p in table},
-            "alpha_high_T": {p: float(table[p].iloc[-1]) for p in pairs if p in table}}
+    return table, pairs
 
 
-def _plot_sro(table: pd.DataFrame, pairs: list[str], path: str | Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+def plot_sro(table: pd.DataFrame, pairs: list[str], path: str | Path, title: str = "") -> Figure:
+    """alpha(T) of each pair (solid) and of random arrangements of its species (dashed); returns the figure."""
+    fig, ax = subplots(figsize=(6, 4))
     for k, pair in enumerate(pairs):
         if pair in table:
             ax.plot(table["T"], table[pair], color=f"C{k}", label=pair.replace("alpha_", "α "))
@@ -184,9 +134,7 @@ def _plot_sro(table: pd.DataFrame, pairs: list[str], path: str | Path, title: st
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "no samples with two species", ha="center", transform=ax.transAxes)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return save(fig, path, dpi=110)
 
 
 # --------------------------------------------------------------------------- mixing enthalpy
@@ -241,38 +189,10 @@ def mixing_enthalpy(tables: dict[str, pd.DataFrame], compositions: dict[str, dic
     return pd.DataFrame(rows)
 
 
-def bench_mixing(thermo_paths: list[str | Path], tags: list[str], compositions: list[dict[str, int]],
-                 elements: list[str], csv_path: str | Path, plot_path: str | Path, title: str = "",
-                 plot_temperatures: list[float] | None = None) -> dict:
-    """Mixing enthalpy of the NS runs at one pressure: table and figure (see :func:`mixing_enthalpy`).
-
-    Cost: no calculator calls.
-
-    Returns
-    -------
-    dict
-        ``compositions`` and the lowest and highest mixing enthalpy (eV/atom) of each.
-    """
-    tables = {tag: pd.read_csv(path) for tag, path in zip(tags, thermo_paths, strict=True)}
-    empty = [tag for tag, table in tables.items() if table.empty]
-    if empty:
-        raise DataError(f"mixing enthalpy: the runs {empty} have no samples (empty thermo tables)")
-    table = mixing_enthalpy(tables, dict(zip(tags, compositions, strict=True)), elements)
-    table.to_csv(csv_path, index=False)
-    _plot_mixing(table, elements, plot_path, title, plot_temperatures)
-    return {"compositions": tags,
-            "range_eV_per_atom": {tag: [float(g.mixing_enthalpy.min()), float(g.mixing_enthalpy.max())]
-                                  for tag, g in table.groupby("composition")}}
-
-
-def _plot_mixing(table: pd.DataFrame, elements: list[str], path: str | Path, title: str,
-                 plot_temperatures: list[float] | None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+def plot_mixing(table: pd.DataFrame, elements: list[str], path: str | Path, title: str = "",
+                plot_temperatures: list[float] | None = None) -> Figure:
+    """Mixing enthalpy against T per composition, and against composition at a few temperatures."""
+    fig, (left, right) = subplots(1, 2, figsize=(10, 4))
     for tag, rows in table.groupby("composition", sort=False):
         left.plot(rows["T"], 1000 * rows["mixing_enthalpy"], label=tag)
     left.set_xlabel("temperature (K)")
@@ -290,6 +210,4 @@ def _plot_mixing(table: pd.DataFrame, elements: list[str], path: str | Path, tit
     right.set_ylabel("mixing enthalpy (meV/atom)")
     right.legend(fontsize=7)
     fig.suptitle(title or "mixing enthalpy of the NS runs", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return save(fig, path, dpi=110)

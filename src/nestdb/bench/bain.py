@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from nestdb.bench.elastic import relax_cell
 from nestdb.errors import ConfigError
+from nestdb.relax import relax_cell
+from nestdb.structures.crystals import reference_volume_per_atom
 from nestdb.units import GPA
 
 BAIN_COLUMNS = ("pressure_gpa", "c_over_a", "enthalpy_per_atom", "energy_per_atom", "volume_per_atom",
@@ -73,7 +74,7 @@ def bain_path(
         Chemical symbol.
     volume_per_atom
         Starting volume at the lowest pressure (Å³/atom); default the
-        element's reference volume (:func:`~nestdb.bench.structures.reference_volume_per_atom`).
+        element's reference volume (:func:`~nestdb.structures.crystals.reference_volume_per_atom`).
     fmax, max_steps
         Convergence threshold (eV/Å) and step limit of each relaxation.
 
@@ -87,8 +88,6 @@ def bain_path(
     ratios = np.linspace(1.0, np.sqrt(2.0), int(n_points))
     rows = []
     if volume_per_atom is None:
-        from nestdb.bench.structures import reference_volume_per_atom
-
         volume_per_atom = reference_volume_per_atom(element)
     start_volume = float(volume_per_atom)
     for pressure in np.sort(np.asarray(pressures_gpa, dtype=float)):

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from nestdb.bench.elastic import relax_cell
-from nestdb.bench.structures import build_structure
 from nestdb.errors import ConfigError, DataError
+from nestdb.relax import relax_cell
+from nestdb.structures.crystals import build_structure
 from nestdb.units import GPA
 
 #: Columns of :func:`enthalpy_curve` tables.
@@ -58,7 +58,7 @@ def enthalpy_curve(
     Parameters
     ----------
     name
-        Structure name (:data:`nestdb.bench.structures.KNOWN_STRUCTURES`).
+        Structure name (:data:`nestdb.structures.crystals.KNOWN_STRUCTURES`).
     calculator_for
         ``(label, atoms) -> calculator``; called once per pressure with
         ``label = f"{name}_P{p:g}"`` (fresh DFT directories per point).

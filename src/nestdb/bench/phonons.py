@@ -6,10 +6,12 @@ from typing import Callable
 
 import numpy as np
 from ase import Atoms
+from phonopy import Phonopy
+from phonopy.structure.atoms import PhonopyAtoms
 
-from nestdb.bench.elastic import relax_cell
-from nestdb.bench.structures import build_structure
 from nestdb.errors import ConfigError, DataError
+from nestdb.relax import relax_cell
+from nestdb.structures.crystals import build_structure
 
 #: Diagonal supercells (multiples of the primitive cell) used when none is configured.
 DEFAULT_SUPERCELLS = {"hcp": (3, 3, 2), "dhcp": (3, 3, 1), "bcc": (4, 4, 4), "fcc": (3, 3, 3)}
@@ -18,8 +20,6 @@ IMAGINARY_TOLERANCE_THZ = -0.1
 
 
 def _to_phonopy(atoms: Atoms):
-    from phonopy.structure.atoms import PhonopyAtoms
-
     return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.array(atoms.cell),
                         scaled_positions=atoms.get_scaled_positions())
 
@@ -85,8 +85,6 @@ def phonon_dispersion(
         ``min_frequency_thz``, ``imaginary`` (any frequency below
         :data:`IMAGINARY_TOLERANCE_THZ`), ``relaxation``.
     """
-    from phonopy import Phonopy
-
     size = tuple(int(n) for n in (supercell or DEFAULT_SUPERCELLS.get(name, (3, 3, 3))))
     if len(size) != 3 or min(size) < 1:
         raise ConfigError(f"bench.phonons.supercell must be three positive integers, got {supercell!r}")

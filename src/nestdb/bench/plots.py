@@ -1,18 +1,20 @@
-"""Figures of the benchmarks (matplotlib, no display needed)."""
+"""Figures and comparison tables of the benchmarks, model against reference (:mod:`nestdb.plotting`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
+from nestdb.bench.enthalpy import relative_enthalpies
+from nestdb.bench.phonons import frequency_rmse
 from nestdb.errors import DataError
+from nestdb.plotting import save, subplots
 
 _LINESTYLES = ("-", "--", ":", "-.")
 
 
-def plot_ev(curves: dict[str, dict[str, pd.DataFrame]], path, relative: bool = True) -> None:
+def plot_ev(curves: dict[str, dict[str, pd.DataFrame]], path, relative: bool = True) -> Figure:
     """Energy–volume curves of several models and structures in one figure.
 
     Cost: no calculator calls.
@@ -30,16 +32,11 @@ def plot_ev(curves: dict[str, dict[str, pd.DataFrame]], path, relative: bool = T
         that models with different energy zeros (DFT vs fitted reference
         energies) can share an axis; structure differences are unchanged.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not curves or not any(curves.values()):
         raise DataError("plot_ev: no curves given")
     structures = sorted({name for per_model in curves.values() for name in per_model})
     colours = {name: f"C{i}" for i, name in enumerate(structures)}
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = subplots(figsize=(6, 4.5))
     for i, (model, per_structure) in enumerate(curves.items()):
         shift = 0.0
         if relative and per_structure:
@@ -57,35 +54,14 @@ def plot_ev(curves: dict[str, dict[str, pd.DataFrame]], path, relative: bool = T
     ax.set_xlabel("volume (Å$^3$/atom)")
     ax.set_ylabel("energy (eV/atom)" + (", relative to model minimum" if relative else ""))
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path) -> None:
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+    return save(fig, path, dpi=150)
 
 
 def _zero_structure(structures) -> str:
     return "hcp" if "hcp" in structures else sorted(structures)[0]
 
 
-def compare_enthalpy(model: dict, reference: dict, csv_path, plot_path, title: str = "") -> dict:
+def compare_enthalpy(model: dict, reference: dict, csv_path, plot_path, title: str = "") -> tuple[dict, Figure]:
     """Table, figure and summary of model against reference enthalpy–pressure curves.
 
     Cost: no calculator calls.
@@ -104,11 +80,10 @@ def compare_enthalpy(model: dict, reference: dict, csv_path, plot_path, title: s
 
     Returns
     -------
-    dict
+    (dict, Figure)
         ``delta_h_rmse_meV_per_atom``, the transitions of both sides,
         ``all_converged`` of both.
     """
-    from nestdb.bench.enthalpy import relative_enthalpies
 
     m_table, r_table = pd.DataFrame(model["table"]), pd.DataFrame(reference["table"])
     zero = _zero_structure(set(m_table.structure))
@@ -122,8 +97,7 @@ def compare_enthalpy(model: dict, reference: dict, csv_path, plot_path, title: s
                                              - merged.delta_enthalpy_per_atom_reference)
     merged.to_csv(csv_path, index=False)
 
-    plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 4))
     structures = sorted(set(m_table.structure) | set(r_table.structure))
     for i, name in enumerate(structures):
         for rel, style, side in ((m_rel, "-", "model"), (r_rel, "--", "reference")):
@@ -146,7 +120,7 @@ def compare_enthalpy(model: dict, reference: dict, csv_path, plot_path, title: s
     right.set_ylabel(f"H − H({zero}) (meV/atom)")
     right.set_title("× unconverged; vertical lines: transitions", fontsize=8)
     fig.suptitle(title or "enthalpy vs pressure: model (solid) and reference (dashed)")
-    _save(fig, plot_path)
+    save(fig, plot_path)
     both = merged.dropna(subset=["delta_difference_meV"])
     return {
         "zero_structure": zero,
@@ -155,10 +129,10 @@ def compare_enthalpy(model: dict, reference: dict, csv_path, plot_path, title: s
         "transitions_reference": reference["transitions"],
         "all_converged_model": bool(m_table.converged.all()),
         "all_converged_reference": bool(r_table.converged.all()),
-    }
+    }, fig
 
 
-def compare_bain(model: dict, reference: dict, csv_path, plot_path, title: str = "") -> dict:
+def compare_bain(model: dict, reference: dict, csv_path, plot_path, title: str = "") -> tuple[dict, Figure]:
     """Table, figure and summary of model against reference Bain paths.
 
     Cost: no calculator calls. Enthalpies are shown relative to bcc
@@ -167,7 +141,7 @@ def compare_bain(model: dict, reference: dict, csv_path, plot_path, title: str =
 
     Returns
     -------
-    dict
+    (dict, Figure)
         ``rmse_meV_per_atom`` of the relative enthalpies and, per pressure
         and side, the c/a of the lowest enthalpy.
     """
@@ -181,8 +155,7 @@ def compare_bain(model: dict, reference: dict, csv_path, plot_path, title: str =
     merged = tables["model"][keys + columns].merge(tables["reference"][keys + columns], on=keys, how="outer",
                                                    suffixes=("_model", "_reference"))
     merged.to_csv(csv_path, index=False)
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for i, pressure in enumerate(sorted(set(merged.pressure_gpa))):
         rows = merged[merged.pressure_gpa == pressure]
         ax.plot(rows.c_over_a, rows.relative_enthalpy_meV_model, "-o", ms=3, color=f"C{i}",
@@ -193,14 +166,14 @@ def compare_bain(model: dict, reference: dict, csv_path, plot_path, title: str =
     ax.set_ylabel("H − H(bcc) (meV/atom)")
     ax.legend(fontsize=7)
     ax.set_title(title or "Bain path")
-    _save(fig, plot_path)
+    save(fig, plot_path)
     difference = (merged.relative_enthalpy_meV_model - merged.relative_enthalpy_meV_reference).dropna()
     minima = {side: {f"{p:g}": float(df.loc[df[df.pressure_gpa == p].enthalpy_per_atom.idxmin(), "c_over_a"])
                      for p in sorted(set(df.pressure_gpa))} for side, df in tables.items()}
     return {"rmse_meV_per_atom": float(np.sqrt(np.mean(difference ** 2))) if len(difference) else None,
             "lowest_c_over_a": minima,
             "all_converged_model": bool(tables["model"].converged.all()),
-            "all_converged_reference": bool(tables["reference"].converged.all())}
+            "all_converged_reference": bool(tables["reference"].converged.all())}, fig
 
 
 def _path_segments(result: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -227,7 +200,7 @@ def _path_ticks(result: dict) -> tuple[list[float], list[str]]:
     return ticks, labels
 
 
-def compare_phonons(model: dict, reference: dict, csv_path, plot_path, title: str = "") -> dict:
+def compare_phonons(model: dict, reference: dict, csv_path, plot_path, title: str = "") -> tuple[dict, Figure]:
     """Frequency RMSE, imaginary-mode flags and dispersion figures, model against reference.
 
     Cost: no calculator calls. One figure per structure is drawn side by
@@ -235,15 +208,13 @@ def compare_phonons(model: dict, reference: dict, csv_path, plot_path, title: st
 
     Returns
     -------
-    dict
+    (dict, Figure)
         Per structure: ``rmse_thz``, ``imaginary_model``,
         ``imaginary_reference``, minimum frequencies, Γ acoustic frequencies.
     """
-    from nestdb.bench.phonons import frequency_rmse
 
-    plt = _pyplot()
     names = list(model)
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
+    fig, axes = subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
     summary, rows = {}, []
     for ax, name in zip(axes[0], names):
         m, r = model[name], reference.get(name)
@@ -275,6 +246,6 @@ def compare_phonons(model: dict, reference: dict, csv_path, plot_path, title: st
         ax.set_title(f"{name}: RMSE {rmse:.2f} THz{flag}" if rmse is not None else name, fontsize=9)
         ax.legend(fontsize=7)
     fig.suptitle(title or "phonon dispersions")
-    _save(fig, plot_path)
+    save(fig, plot_path)
     pd.DataFrame(rows).to_csv(csv_path, index=False)
-    return summary
+    return summary, fig

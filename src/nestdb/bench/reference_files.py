@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from ase.eos import EquationOfState, birchmurnaghan
 from ase.io import read
+from scipy.optimize import curve_fit, minimize_scalar
 
-from nestdb.bench.structures import KNOWN_STRUCTURES
+from nestdb.bench.enthalpy import ENTHALPY_COLUMNS
 from nestdb.errors import ConfigError, DataError
+from nestdb.structures.crystals import KNOWN_STRUCTURES
 from nestdb.units import GPA
 
 
@@ -91,11 +94,6 @@ def enthalpy_from_ev(ev: pd.DataFrame, pressures_gpa) -> pd.DataFrame:
     pandas.DataFrame
         The columns of :func:`nestdb.bench.enthalpy.enthalpy_curve`.
     """
-    from ase.eos import EquationOfState, birchmurnaghan
-    from scipy.optimize import curve_fit, minimize_scalar
-
-    from nestdb.bench.enthalpy import ENTHALPY_COLUMNS
-
     if len(ev) < 4:
         raise DataError(f"enthalpy_from_ev: need at least 4 E-V points, got {len(ev)}")
     name = str(ev.structure.iloc[0])

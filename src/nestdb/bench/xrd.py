@@ -17,8 +17,11 @@ from typing import Sequence
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
+from ase.utils.xrdebye import waasmaier
+from matplotlib.figure import Figure
 
 from nestdb.errors import ConfigError, DataError
+from nestdb.plotting import save, subplots
 
 #: Cromer–Mann coefficients (a1..a4, b1..b4 in Å², c) of f(s), s = sin θ / λ;
 #: International Tables for Crystallography Vol. C, Table 6.1.1.4.
@@ -38,7 +41,6 @@ def form_factor(element: str, s: np.ndarray) -> np.ndarray:
     if element in _CROMER_MANN:
         a, b, c = _CROMER_MANN[element]
         return c + sum(ai * np.exp(-bi * s**2) for ai, bi in zip(a, b))
-    from ase.utils.xrdebye import waasmaier
 
     if element in waasmaier:
         coefficients = waasmaier[element]
@@ -153,15 +155,16 @@ def patterns_by_temperature(frames: Sequence[Atoms], temperatures: np.ndarray, b
     return results
 
 
+def two_theta_grid(cfg: dict) -> np.ndarray:
+    """The 2θ grid (degrees) of the ``bench.xrd`` settings: ``two_theta_range`` in steps of ``two_theta_step``."""
+    low, high = cfg["two_theta_range"]
+    return np.arange(low, high + 0.5 * cfg["two_theta_step"], cfg["two_theta_step"])
+
+
 def plot_patterns(two_theta: np.ndarray, binned: list[dict], path: str | Path, title: str = "",
-                  references: dict[str, np.ndarray] | None = None) -> None:
+                  references: dict[str, np.ndarray] | None = None) -> Figure:
     """Stacked patterns (coldest at the bottom), ideal crystals on top for comparison."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 5))
+    fig, ax = subplots(figsize=(6.5, 5))
     offset = 0.0
     curves = [(f"{b['t_low']:g}–{b['t_high']:g} K (n={b['n_samples']})", b["intensity"], "C0") for b in binned]
     curves += [(f"ideal {name}", pattern, "k") for name, pattern in (references or {}).items()]
@@ -176,6 +179,4 @@ def plot_patterns(two_theta: np.ndarray, binned: list[dict], path: str | Path, t
     ax.set_ylabel("intensity (normalised, offset)")
     ax.set_yticks([])
     ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    return save(fig, path, dpi=130)

@@ -18,7 +18,12 @@ import logging
 import numpy as np
 from ase import Atoms
 
-log = logging.getLogger("nestdb")
+from nestdb.explore.md import run_md, seed_crystal
+from nestdb.explore.random_crystals import perturbed_copy
+from nestdb.explore.volume import model_volume_per_atom
+from nestdb.select import pressure_tag
+
+log = logging.getLogger(__name__)
 
 #: The oracle's melting line as a user would take it from the literature (K at GPa; method.md).
 EAM_MELTING_LINE = ((1.0, 1051.0), (45.0, 1623.0))
@@ -57,10 +62,6 @@ def hand_built_database(oracle, element: str, n_atoms: int, pressures: list[floa
     list of Atoms
         Info ``cycle`` 0, ``pressure``, ``temp``, ``config_id``, ``config_type``.
     """
-    from nestdb.explore.md import run_md, seed_crystal
-    from nestdb.explore.random_crystals import perturbed_copy
-    from nestdb.explore.stage import model_volume_per_atom
-
     rng = np.random.default_rng(seed)
     structures = ("hcp", "fcc", "bcc")
     n_crystal = budget // 2
@@ -107,8 +108,6 @@ def _spread(total: int, slots: int) -> list[int]:
 
 
 def _tag(atoms: Atoms, pressure: float, index: int) -> None:
-    from nestdb.select import pressure_tag
-
     ptag = pressure_tag(float(pressure))
     atoms.info.update(cycle=0, pressure=float(pressure), config_id=f"hand_P{ptag}_{index:05d}",
                       config_type=f"hand_P{ptag}GPa", weight=1.0)

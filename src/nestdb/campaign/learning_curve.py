@@ -18,8 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from ase import Atoms
+from ase.io import read
+from matplotlib.figure import Figure
 
-log = logging.getLogger("nestdb")
+from nestdb.fit.metrics import spearman
+from nestdb.models.ace_committee import predict_frames
+from nestdb.plotting import save, subplots
+
+log = logging.getLogger(__name__)
 
 
 def _rmse(values: np.ndarray) -> float:
@@ -35,8 +41,6 @@ def _errors(frames: list[Atoms], prediction: dict) -> tuple[np.ndarray, list[np.
 
 
 def _group_metrics(energy: np.ndarray, forces: list[np.ndarray], std: np.ndarray, members: list[int]) -> dict:
-    from nestdb.fit.metrics import spearman
-
     e = energy[members]
     f = np.concatenate([forces[i] for i in members]) if members else np.array([])
     s = std[members]
@@ -69,8 +73,6 @@ def evaluate_model(model_dir: str | Path, frames: list[Atoms]) -> dict[str, Any]
         5 or more configurations, ``spearman_std_vs_error``, ``within_1_std``,
         ``within_2_std``.
     """
-    from nestdb.fit.committee import predict_frames
-
     prediction = predict_frames(model_dir, frames)
     energy, forces, std = _errors(frames, prediction)
     out: dict[str, Any] = {"all": _group_metrics(energy, forces, std, list(range(len(frames))))}
@@ -109,8 +111,6 @@ def ev_elastic_summary(summary: dict) -> dict[str, float]:
 
 def count_labels(paths: list[str | Path]) -> int:
     """Labelled configurations (``label_status`` ok) in extended-XYZ databases."""
-    from ase.io import read
-
     total = 0
     for path in paths:
         if Path(path).stat().st_size == 0:
@@ -159,14 +159,9 @@ def campaign_curve(name: str, results_dir: str | Path, frames: list[Atoms], n_cy
     return rows, details
 
 
-def plot_learning_curve(table: pd.DataFrame, path: str | Path, title: str = "") -> None:
+def plot_learning_curve(table: pd.DataFrame, path: str | Path, title: str = "") -> Figure:
     """Test energy and force RMSE by phase against labels so far, one line per campaign (log scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
+    fig, axes = subplots(2, 3, figsize=(13, 7), sharex=True)
     for col, phase in enumerate(("crystal", "liquid", "dilute")):
         for campaign, rows in table.groupby("campaign", sort=False):
             rows = rows.sort_values("labels")
@@ -184,9 +179,7 @@ def plot_learning_curve(table: pd.DataFrame, path: str | Path, title: str = "") 
     axes[0, 0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return save(fig, path, dpi=110)
 
 
 def markdown_table(table: pd.DataFrame, columns: list[str]) -> str:
@@ -199,22 +192,3 @@ def markdown_table(table: pd.DataFrame, columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for _, row in table.iterrows()]
     return "\n".join(lines)
-
-
-def learning_curve_stage(test_set_path: str | Path, results_dir: str | Path, n_cycles: int, name: str,
-                         table_path: str | Path, json_path: str | Path, plot_path: str | Path) -> pd.DataFrame:
-    """Workflow stage: every cycle's model of a campaign on the oracle's test set; table, JSON and plot."""
-    from ase.io import read
-
-    frames = read(test_set_path, index=":")
-    rows, details = campaign_curve(name, results_dir, frames, n_cycles)
-    table = pd.DataFrame(rows)
-    table.to_csv(table_path, index=False)
-    Path(json_path).write_text(json.dumps({"rows": rows, "by_cycle": {str(k): v for k, v in details.items()}},
-                                          indent=2, default=float))
-    plot_learning_curve(table, plot_path, title=f"{name}: test errors against the oracle")
-    for row in rows:
-        log.info("cycle %d, %d labels: crystal %.2f, liquid %.2f, dilute %.2f meV/atom; Spearman %s", row["cycle"],
-                 row["labels"], row["crystal_energy_rmse_mev"], row["liquid_energy_rmse_mev"],
-                 row["dilute_energy_rmse_mev"], row["spearman"])
-    return table

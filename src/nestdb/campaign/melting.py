@@ -12,11 +12,16 @@ with the EAM, ~2-4 min with a 170-function ACE committee on one core).
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger("nestdb")
+from nestdb.models.calculators import make_calculator
+from nestdb.ns import NSSettings, output_paths, run_nested_sampling
+from nestdb.thermo import analyse, melting_transition, read_energies
+
+log = logging.getLogger(__name__)
 
 #: Temperature grid (K) of the C_p analysis.
 GRID = np.arange(100.0, 4000.0 + 1.0, 5.0)
@@ -48,12 +53,6 @@ def melting_run(spec: dict, composition: dict[str, int], pressure_gpa: float, se
         ``seed``, ``melting_T`` (K, NaN without a peak), ``fwhm``, ``volume_jump``,
         ``n_iter``, ``n_calls``, ``wall_s``.
     """
-    import time
-
-    from nestdb.calculators import make_calculator
-    from nestdb.ns import NSSettings, output_paths, run_nested_sampling
-    from nestdb.thermo import analyse, melting_transition, read_energies
-
     values = {k: v for k, v in settings.items() if k in NSSettings.__dataclass_fields__}
     values.update(pressure_gpa=float(pressure_gpa), seed=int(seed), snapshot_seconds=None, committee_std_max=None,
                   committee_stop_std=None, n_procs=1)

@@ -10,7 +10,7 @@ and rattled hcp/fcc/bcc crystals at the oracle's density of each pressure are
 added. Every configuration is labelled with the oracle (``dft_energy``,
 ``dft_forces``, ``dft_virial`` as the labelled databases) and classed:
 
-* ``crystal``: Steinhardt order parameters say fcc, hcp or bcc (:mod:`nestdb.order`);
+* ``crystal``: Steinhardt order parameters say fcc, hcp or bcc (:mod:`nestdb.structures.steinhardt`);
 * ``dilute``: disordered with a volume per atom above ``dilute_factor`` times
   the oracle's fcc volume at that pressure (the gas and the expanding fluid),
   or hotter than ``liquid_t_max`` (the supercritical fluid);
@@ -28,8 +28,19 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.io import read, write
+from ase.units import GPa
 
-log = logging.getLogger("nestdb")
+from nestdb.explore.md import seed_crystal
+from nestdb.explore.random_crystals import perturbed_copy
+from nestdb.explore.volume import model_volume_per_atom
+from nestdb.models.calculators import make_calculator
+from nestdb.ns import NSSettings, output_paths, run_nested_sampling
+from nestdb.select import frame_temperatures, select_configurations
+from nestdb.structures.steinhardt import order_parameters
+from nestdb.thermo import read_energies, sample_temperatures
+
+log = logging.getLogger(__name__)
 
 #: Phase classes of the test configurations.
 PHASE_CLASSES = ("crystal", "liquid", "dilute")
@@ -65,8 +76,6 @@ def temperature_bin(temperature: float) -> str:
 
 def oracle_label(frames: list[Atoms], calculator) -> list[Atoms]:
     """Label copies of ``frames`` with the oracle: ``dft_energy``, ``dft_forces``, ``dft_virial``, ``dft_stress``."""
-    from ase.units import GPa
-
     labelled = []
     for frame in frames:
         atoms = Atoms(frame.numbers, positions=frame.positions, cell=frame.cell, pbc=frame.pbc)
@@ -85,8 +94,6 @@ def oracle_label(frames: list[Atoms], calculator) -> list[Atoms]:
 
 def classify(atoms: Atoms, reference_volume: float, dilute_factor: float, liquid_t_max: float = 4000.0) -> str:
     """``crystal``, ``liquid`` or ``dilute`` from the order parameters, the volume per atom and ``temp``."""
-    from nestdb.order import order_parameters
-
     order = order_parameters(atoms)
     atoms.info.update(order)
     if order["phase"] != "liquid":
@@ -101,13 +108,6 @@ def classify(atoms: Atoms, reference_volume: float, dilute_factor: float, liquid
 def _ns_samples(oracle_spec: dict, composition: dict[str, int], pressure: float, seed: int, settings: dict,
                 ns_defaults: dict, workdir: Path) -> list[Atoms]:
     """Samples of one oracle NS run, equally spaced in iteration above ``t_min``."""
-    from ase.io import read
-
-    from nestdb.calculators import make_calculator
-    from nestdb.ns import NSSettings, output_paths, run_nested_sampling
-    from nestdb.select import frame_temperatures, select_configurations
-    from nestdb.thermo import read_energies, sample_temperatures
-
     values = {k: v for k, v in ns_defaults.items() if k in NSSettings.__dataclass_fields__}
     values.update(n_walkers=int(settings["n_walkers"]), walk_length=int(settings["walk_length"]),
                   pressure_gpa=float(pressure), seed=int(seed), snapshot_seconds=None,
@@ -151,13 +151,6 @@ def make_test_set(oracle_spec: dict, composition: dict[str, int], settings: dict
     -------
     list of Atoms
     """
-    from ase.io import write
-
-    from nestdb.calculators import make_calculator
-    from nestdb.explore.md import seed_crystal
-    from nestdb.explore.random_crystals import perturbed_copy
-    from nestdb.explore.stage import model_volume_per_atom
-
     settings = {**DEFAULT_TEST_SET, **(settings or {})}
     out_path = Path(out_path)
     workdir = Path(workdir) if workdir else out_path.parent / "test_set_runs"
@@ -195,19 +188,3 @@ def make_test_set(oracle_spec: dict, composition: dict[str, int], settings: dict
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write(out_path, frames, format="extxyz")
     return frames
-
-
-def test_set_stage(oracle_spec: dict, composition: dict[str, int], settings: dict, ns_defaults: dict,
-                   out_path: str | Path, summary_path: str | Path) -> dict:
-    """Workflow stage: the oracle's test set and a JSON summary of its classes."""
-    import json
-    from collections import Counter
-
-    frames = make_test_set(oracle_spec, composition, settings, ns_defaults, out_path)
-    summary = {"n_configs": len(frames),
-               "phase": dict(Counter(a.info["phase_class"] for a in frames)),
-               "t_bin": dict(Counter(a.info["t_bin"] for a in frames)),
-               "pressure": dict(Counter(f"{a.info['pressure']:g}" for a in frames)),
-               "settings": {**DEFAULT_TEST_SET, **(settings or {})}}
-    Path(summary_path).write_text(json.dumps(summary, indent=2))
-    return summary

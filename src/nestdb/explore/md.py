@@ -19,10 +19,13 @@ from itertools import product
 
 import numpy as np
 from ase import Atoms, units
+from ase.md.nptberendsen import Inhomogeneous_NPTBerendsen
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
 from nestdb.errors import ConfigError
+from nestdb.structures.crystals import build_structure
 
-log = logging.getLogger("nestdb")
+log = logging.getLogger(__name__)
 
 #: Bulk modulus (GPa) that sets the barostat's coupling (a metal's order of magnitude; Mg ~35-40).
 _BULK_MODULUS_GPA = 40.0
@@ -50,8 +53,6 @@ def seed_crystal(name: str, element: str, n_atoms: int, volume_per_atom: float, 
     ConfigError
         ``n_atoms`` is not a multiple of the structure's primitive cell.
     """
-    from nestdb.bench.structures import build_structure
-
     primitive = build_structure(name, element=element, volume_per_atom=volume_per_atom)
     if n_atoms % len(primitive):
         raise ConfigError(f"{where}: {name} has {len(primitive)} atoms per primitive cell, which does not tile "
@@ -71,9 +72,6 @@ def run_md(atoms: Atoms, calculator, temperature: float, pressure_gpa: float, st
     ``energy`` and ``enthalpy`` (eV, the model's), and ``committee_std``
     (eV/atom) when the calculator reports ``energy_std_per_atom``.
     """
-    from ase.md.nptberendsen import Inhomogeneous_NPTBerendsen
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-
     work = atoms.copy()
     work.calc = calculator
     rng = np.random.default_rng(seed)

@@ -18,11 +18,12 @@ import logging
 import math
 
 import numpy as np
-from ase import Atoms
+from ase import Atoms, units
 
 from nestdb.errors import DataError
+from nestdb.relax import relax_cell
 
-log = logging.getLogger("nestdb")
+log = logging.getLogger(__name__)
 
 #: Attempts per crystal before a space group is given up (pyxtal fails for unlucky draws).
 _ATTEMPTS = 20
@@ -37,7 +38,7 @@ def random_crystal(composition: dict[str, int], space_group: int, volume_per_ato
     DataError
         pyxtal could not place the atoms in ``_ATTEMPTS`` tries.
     """
-    from pyxtal import pyxtal
+    from pyxtal import pyxtal  # optional: only random-crystal explorations need pyxtal
 
     species = list(composition)
     counts = [int(composition[s]) for s in species]
@@ -102,10 +103,6 @@ def random_crystal_pool(calculator, settings: dict, composition: dict[str, int],
         ``enthalpy`` with the model, ``committee_std`` in eV/atom where the
         model has a committee) and one record per crystal.
     """
-    from ase import units
-
-    from nestdb.bench.elastic import relax_cell
-
     rng = np.random.default_rng(seed)
     low, high = settings["volume_range"]
     pool, records = [], []

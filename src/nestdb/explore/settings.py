@@ -21,6 +21,8 @@ import copy
 from typing import Any
 
 from nestdb.errors import ConfigError
+from nestdb.explore.md import seed_crystal
+from nestdb.structures.crystals import KNOWN_STRUCTURES
 
 #: Exploration kinds of a cycle.
 EXPLORE_KINDS: tuple[str, ...] = ("ns", "random_crystals", "md")
@@ -39,7 +41,7 @@ EXPLORE_DEFAULTS: dict[str, dict[str, Any]] = {
         "seed": 0,
     },
     "md": {
-        "structures": ["fcc", "hcp", "bcc"],      # seed crystals (nestdb.bench.structures)
+        "structures": ["fcc", "hcp", "bcc"],      # seed crystals (nestdb.structures.crystals)
         "temperatures": [300, 600, 1200, 2400],   # K, one trajectory per structure and temperature
         "steps": 400,                             # MD steps per trajectory
         "interval": 20,                           # a frame every this many steps
@@ -128,8 +130,6 @@ def _check_random_crystals(settings: dict, where: str) -> None:
 
 
 def _check_md(settings: dict, where: str) -> None:
-    from nestdb.bench.structures import KNOWN_STRUCTURES
-
     structures = settings["structures"]
     if not isinstance(structures, (list, tuple)) or not structures:
         raise ConfigError(f"{where}.structures: must be a non-empty list of seed crystals "
@@ -183,7 +183,6 @@ def check_composition(settings: dict, composition: dict[str, int], where: str) -
         if len(composition) != 1:
             raise ConfigError(f"{where}: md exploration starts from elemental seed crystals; composition "
                               f"{composition} has several elements")
-        from nestdb.explore.md import seed_crystal
 
         n_atoms = int(sum(composition.values()))
         for name in settings["structures"]:
@@ -192,7 +191,7 @@ def check_composition(settings: dict, composition: dict[str, int], where: str) -
 
 def compatible_space_groups(composition: dict[str, int]) -> list[int]:
     """Space groups (1-230) whose Wyckoff positions can hold ``composition`` in the conventional cell."""
-    from pyxtal.symmetry import Group
+    from pyxtal.symmetry import Group  # optional: only random-crystal explorations need pyxtal
 
     counts = [int(n) for n in composition.values()]
     return [g for g in range(1, 231) if Group(g).check_compatible(counts)[0]]
@@ -200,7 +199,7 @@ def compatible_space_groups(composition: dict[str, int]) -> list[int]:
 
 def incompatible_space_groups(groups, composition: dict[str, int]) -> list[int]:
     """The space groups of ``groups`` that cannot hold ``composition`` (pyxtal's Wyckoff check)."""
-    from pyxtal.symmetry import Group
+    from pyxtal.symmetry import Group  # optional: only random-crystal explorations need pyxtal
 
     counts = [int(n) for n in composition.values()]
     return [g for g in groups if not Group(int(g)).check_compatible(counts)[0]]

@@ -29,6 +29,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+
+from nestdb.fit.metrics import spearman
+from nestdb.plotting import save, subplots
 
 CALIBRATION_PLOT = "calibration.png"
 
@@ -78,7 +82,6 @@ def calibration_summary(std: np.ndarray, abs_error: np.ndarray) -> dict:
         calibrated Gaussian) and ``spearman`` (rank correlation, ``None``
         when undefined).
     """
-    from nestdb.fit.metrics import spearman
 
     std = np.asarray(std, dtype=float)
     abs_error = np.asarray(abs_error, dtype=float)
@@ -97,8 +100,8 @@ def calibration_summary(std: np.ndarray, abs_error: np.ndarray) -> dict:
 
 
 def plot_calibration(sets: list[tuple[str, np.ndarray, np.ndarray]], path: str | Path,
-                     title: str = "") -> None:
-    """Log-log scatter of committee STD vs actual |error| (meV/atom), one colour per set.
+                     title: str = "") -> Figure:
+    """Log-log scatter of committee STD vs actual |error| (meV/atom), one colour per set; returns the figure.
 
     Parameters
     ----------
@@ -109,11 +112,7 @@ def plot_calibration(sets: list[tuple[str, np.ndarray, np.ndarray]], path: str |
     title
         Figure title (e.g. the calibration factor).
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = subplots(figsize=(5.5, 5))
     low, high = np.inf, 0.0
     for (label, std, error), colour in zip(sets, ("tab:blue", "tab:orange", "tab:green")):
         std = np.clip(np.asarray(std, dtype=float), 1e-6, None)
@@ -137,6 +136,4 @@ def plot_calibration(sets: list[tuple[str, np.ndarray, np.ndarray]], path: str |
     if title:
         ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return save(fig, path, dpi=120)

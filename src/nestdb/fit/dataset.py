@@ -18,7 +18,7 @@ import logging
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -26,6 +26,7 @@ from ase.io import read
 from ase.units import GPa
 
 from nestdb.errors import DataError
+from nestdb.label.core import check_label_values, record_name
 
 ENERGY_KEY = "dft_energy"
 FORCES_KEY = "dft_forces"
@@ -34,19 +35,6 @@ STATUS_KEY = "label_status"
 WEIGHT_KEY = "weight"
 
 _logger = logging.getLogger("nestdb.fit")
-
-LogLike = Callable[[str], Any] | logging.Logger | None
-
-
-def emit(log: LogLike, message: str) -> None:
-    """Send ``message`` to a logger, a print-like callable, or this module's logger."""
-    if log is None:
-        _logger.info(message)
-    elif hasattr(log, "info"):
-        log.info(message)
-    else:
-        log(message)
-
 
 def check_frame(atoms: Atoms, source: str, index: int) -> None:
     """Raise :class:`DataError` unless ``atoms`` carries usable DFT labels.
@@ -66,8 +54,6 @@ def check_frame(atoms: Atoms, source: str, index: int) -> None:
         Position of the configuration in its file (0-based), used in the message
         with its ``config_id``.
     """
-    from nestdb.label.core import check_label_values, record_name
-
     where = record_name(atoms, source, index)
     if len(atoms) == 0:
         raise DataError(f"{where}: has no atoms; remove it from the training set")
@@ -148,16 +134,15 @@ def read_training_set(paths: list[str | Path] | str | Path) -> tuple[list[Atoms]
     return frames, summary
 
 
-def load_training_frames(paths: list[str | Path] | str | Path, log: LogLike = None) -> list[Atoms]:
+def load_training_frames(paths: list[str | Path] | str | Path) -> list[Atoms]:
     """Read labelled configurations for fitting; see :func:`read_training_set`.
 
     The summary (configurations read / used / skipped because of
-    ``label_status``) is logged through ``log`` (a logger or print-like
-    callable; default: this module's logger).
+    ``label_status``) goes to the ``nestdb.fit`` logger.
     """
     frames, summary = read_training_set(paths)
-    emit(log, f"training set: {summary['n_used']} of {summary['n_read']} configurations used, "
-              f"{summary['n_skipped_status']} skipped by label_status {summary['skipped_by_status']}")
+    _logger.info(f"training set: {summary['n_used']} of {summary['n_read']} configurations used, "
+                 f"{summary['n_skipped_status']} skipped by label_status {summary['skipped_by_status']}")
     return frames
 
 

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,7 @@ def basis_settings(settings: dict) -> dict[str, Any]:
 
 def build_basis(settings: dict):
     """pyace ``ACEBBasisSet`` (all coefficients zero) for validated fit settings."""
+    # optional: pyace is the `ace` extra, imported only where a model is built or evaluated
     from pyace import ACEBBasisSet
     from pyace.multispecies_basisextension import create_multispecies_basis_config
 
@@ -124,6 +127,7 @@ class _RowComputer:
     """One pyace evaluator for a basis; computes the rows of single configurations."""
 
     def __init__(self, settings: dict):
+        # optional: pyace is the `ace` extra, imported only where a model is built or evaluated
         from pyace import ACEBEvaluator, ACECalculator
 
         self.basis = build_basis(settings)
@@ -144,6 +148,7 @@ class _RowComputer:
                               f"{sorted(self.element_index)}; add it there and to fit.reference_energies") from None
 
     def _evaluate(self, atoms: Atoms, species: np.ndarray, with_forces: bool):
+        # optional: pyace is the `ace` extra, imported only where a model is built or evaluated
         from pyace.atomicenvironment import aseatoms_to_atomicenvironment
 
         env = aseatoms_to_atomicenvironment(atoms, cutoff=self.basis.cutoffmax,
@@ -182,7 +187,7 @@ class _RowComputer:
         return virial.reshape(9, self.n_functions)
 
 
-def _frame_key(atoms: Atoms, basis_key: str) -> str:
+def frame_key(atoms: Atoms, basis_key: str) -> str:
     digest = hashlib.sha256(basis_key.encode())
     for array in (atoms.numbers.astype(np.int64), np.asarray(atoms.positions, dtype=np.float64),
                   np.asarray(atoms.cell[:], dtype=np.float64), np.asarray(atoms.pbc, dtype=bool)):
@@ -192,8 +197,6 @@ def _frame_key(atoms: Atoms, basis_key: str) -> str:
 
 def basis_key(settings: dict) -> str:
     """Hash of the basis definition, the feature version and the pyace version."""
-    from importlib.metadata import version
-
     text = json.dumps({"basis": basis_settings(settings), "version": FEATURE_VERSION,
                        "pyace": version("python-ace")}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -212,7 +215,7 @@ def _worker_rows(task: tuple[Atoms, bool]) -> ConfigFeatures:
     return _WORKER["computer"].rows(atoms, with_virials)
 
 
-def _load_cached(path: Path) -> ConfigFeatures | None:
+def load_cached_rows(path: Path) -> ConfigFeatures | None:
     try:
         with np.load(path) as data:
             virial = np.asarray(data["virial_rows"]) if "virial_rows" in data.files else None
@@ -221,7 +224,7 @@ def _load_cached(path: Path) -> ConfigFeatures | None:
         return None  # a truncated cache file is recomputed
 
 
-def _store_cached(path: Path, features: ConfigFeatures) -> None:
+def store_cached_rows(path: Path, features: ConfigFeatures) -> None:
     arrays = {"phi": features.phi, "force_rows": features.force_rows}
     if features.virial_rows is not None:
         arrays["virial_rows"] = features.virial_rows
@@ -257,10 +260,10 @@ def compute_features(frames: list[Atoms], settings: dict, *, with_virials: bool 
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
     features: list[ConfigFeatures | None] = [None] * len(frames)
-    keys = [_frame_key(atoms, key) for atoms in frames]
+    keys = [frame_key(atoms, key) for atoms in frames]
     todo = []
     for i, atoms in enumerate(frames):
-        cached = _load_cached(cache / f"{keys[i]}.npz") if cache is not None else None
+        cached = load_cached_rows(cache / f"{keys[i]}.npz") if cache is not None else None
         if cached is not None and (cached.virial_rows is not None or not with_virials or atoms.cell.rank < 3):
             features[i] = cached
         else:
@@ -268,21 +271,19 @@ def compute_features(frames: list[Atoms], settings: dict, *, with_virials: bool 
     tasks = [(_bare_copy(frames[i]), with_virials) for i in todo]
     # results are stored as they arrive, so an interrupted fit keeps its finished rows
     if n_jobs > 1 and len(todo) > 1:
-        import multiprocessing
-
         with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_worker_init, initargs=(settings,)) as pool:
             chunk = max(1, min(16, len(tasks) // (4 * n_jobs)))
             for i, result in zip(todo, pool.map(_worker_rows, tasks, chunksize=chunk)):
                 features[i] = result
                 if cache is not None:
-                    _store_cached(cache / f"{keys[i]}.npz", result)
+                    store_cached_rows(cache / f"{keys[i]}.npz", result)
     elif tasks:
         computer = _RowComputer(settings)
         for i, (atoms, virials) in zip(todo, tasks):
             features[i] = computer.rows(atoms, virials)
             if cache is not None:
-                _store_cached(cache / f"{keys[i]}.npz", features[i])
+                store_cached_rows(cache / f"{keys[i]}.npz", features[i])
     if any(f is None for f in features):
         raise DataError("internal error: design rows missing for some configurations")
     return features, {"n_cached": len(frames) - len(todo), "n_computed": len(todo), "basis_key": key}

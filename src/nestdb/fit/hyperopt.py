@@ -41,7 +41,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +51,10 @@ import numpy as np
 from ase import Atoms
 
 from nestdb.errors import ConfigError, DataError
-from nestdb.fit.dataset import ENERGY_KEY, FORCES_KEY, LogLike, emit
-from nestdb.fit.hyperopt_cv import CrossValidation, FunctionTable, check_radial_order, stratified_folds
+from nestdb.fit.dataset import ENERGY_KEY, FORCES_KEY
+from nestdb.fit.features import basis_key, build_basis, compute_features, frame_key, load_cached_rows, store_cached_rows
+from nestdb.fit.hyperopt_cv import CrossValidation, FunctionTable, stratified_folds
 from nestdb.fit.hyperopt_report import (
-    FLOAT_KEYS,
     completed_trials,
     pareto_front,
     plot_pareto,
@@ -60,36 +62,16 @@ from nestdb.fit.hyperopt_report import (
     write_summary,
     write_trials_csv,
 )
-from nestdb.fit.settings import check_flags, merged_with_defaults
+from nestdb.fit.settings import (
+    DEFAULT_HYPEROPT_SETTINGS,
+    FLOAT_KEYS,
+    LOG_SCALE,
+    validate_fit_settings,
+    validate_hyperopt_settings,
+)
 
-#: Defaults of ``fit.hyperopt`` (config/README.md describes every key).
-DEFAULT_HYPEROPT_SETTINGS: dict[str, Any] = {
-    "enabled": False,
-    "n_trials": 100,
-    "n_workers": 1,
-    "timeout_minutes": None,
-    "cutoffs": None,                 # None: [fit.cutoff]
-    "max_nradmax_by_orders": None,   # None: fit.nradmax_by_orders (the largest basis; rows once per cutoff)
-    "max_lmax_by_orders": None,      # None: fit.lmax_by_orders
-    "min_nradmax_by_orders": None,   # None: 1 per rank
-    "min_lmax_by_orders": None,      # None: 0 per rank
-    "energy_weight": [1.0, 100.0],
-    "virial_weight": [0.01, 3.0],
-    "smoothness_prior": [0.0, 5.0],
-    "smoothness_l_weight": [0.5, 4.0],
-    "objective": {"energy": 1.0, "force": 0.1, "virial": 0.0},
-    "cost_objective": True,
-    "max_functions": None,
-    "select": "within",
-    "tolerance": 0.02,
-    "cv_folds": 5,
-    "cv_repeats": 1,
-    "n_startup_trials": 10,
-    "enqueue_fit_settings": True,
-    "seed": 0,
-}
-SELECT_RULES = ("best", "knee", "within")
-LOG_SCALE = ("energy_weight", "virial_weight")
+_logger = logging.getLogger(__name__)
+
 #: The fit settings a trial sets (written to best.json).
 TUNED_FIT_KEYS = ("cutoff", "nradmax_by_orders", "lmax_by_orders", "number_of_functions_per_element",
                   *FLOAT_KEYS)
@@ -105,106 +87,6 @@ TRIALS_FILE = "trials.csv"
 SUMMARY_FILE = "summary.md"
 PARETO_FILE = "pareto.png"
 
-
-# --------------------------------------------------------------------------- settings
-def _fail(key: str, message: str) -> ConfigError:
-    return ConfigError(f"fit.hyperopt.{key} {message}")
-
-
-def _integer(settings: dict, key: str, minimum: int) -> int:
-    value = settings[key]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise _fail(key, f"must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _positive_number(value: Any, key: str, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) \
-            or value < minimum:
-        raise _fail(key, f"must be a number >= {minimum}, got {value!r}")
-    return float(value)
-
-
-def _int_list(value: Any, key: str, ranks: int, minimum: int) -> list[int]:
-    if (not isinstance(value, (list, tuple)) or len(value) != ranks
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in value)):
-        raise _fail(key, f"must be a list of {ranks} integers >= {minimum} (one per rank, as "
-                         f"fit.nradmax_by_orders), got {value!r}")
-    return [int(v) for v in value]
-
-
-def validate_hyperopt_settings(settings: dict | None, fit_settings: dict | None = None) -> dict:
-    """Merge ``fit.hyperopt`` with :data:`DEFAULT_HYPEROPT_SETTINGS` and check every value.
-
-    Parameters
-    ----------
-    settings
-        The ``fit.hyperopt`` section.
-    fit_settings
-        The validated ``fit:`` settings; when given, the defaults that follow
-        the fit (cutoff grid, largest basis) are filled in and the basis
-        sizes are checked against each other.
-
-    Raises
-    ------
-    ConfigError
-        Naming the offending ``fit.hyperopt.<key>``.
-    """
-    merged = merged_with_defaults(settings, DEFAULT_HYPEROPT_SETTINGS, "fit.hyperopt")
-    check_flags(merged, ("enabled", "cost_objective", "enqueue_fit_settings"), "fit.hyperopt")
-    for key, minimum in (("n_trials", 1), ("n_workers", 1), ("cv_folds", 2), ("cv_repeats", 1),
-                         ("n_startup_trials", 0), ("seed", 0)):
-        merged[key] = _integer(merged, key, minimum)
-    if merged["timeout_minutes"] is not None:
-        merged["timeout_minutes"] = _positive_number(merged["timeout_minutes"], "timeout_minutes")
-    if merged["max_functions"] is not None:
-        merged["max_functions"] = _integer(merged, "max_functions", 1)
-    for key in FLOAT_KEYS:
-        value = merged[key]
-        pair = list(value) if isinstance(value, (list, tuple)) else [value, value]
-        if len(pair) != 2:
-            raise _fail(key, f"must be a number (fixed) or a [low, high] range, got {value!r}")
-        low, high = (_positive_number(v, key) for v in pair)
-        if low > high or (key in LOG_SCALE and low == 0 < high):
-            raise _fail(key, f"range {value!r} needs low <= high" + (" and low > 0 (log scale)"
-                                                                     if key in LOG_SCALE else ""))
-        merged[key] = [low, high]
-    objective = merged["objective"]
-    if not isinstance(objective, dict) or set(objective) - {"energy", "force", "virial"}:
-        raise _fail("objective", f"must map energy/force/virial to weights, got {objective!r}")
-    objective = {k: _positive_number(objective.get(k, 0.0), f"objective.{k}") for k in ("energy", "force", "virial")}
-    if sum(objective.values()) == 0:
-        raise _fail("objective", "has all weights 0: nothing to minimise")
-    merged["objective"] = objective
-    if merged["select"] not in SELECT_RULES:
-        raise _fail("select", f"must be one of {list(SELECT_RULES)}, got {merged['select']!r}")
-    merged["tolerance"] = _positive_number(merged["tolerance"], "tolerance")
-    if fit_settings is not None:
-        _fill_from_fit(merged, fit_settings)
-    return merged
-
-
-def _fill_from_fit(merged: dict, fit: dict) -> None:
-    """Defaults that follow the fit settings, and the basis-size lists checked against each other."""
-    cutoffs = merged["cutoffs"] if merged["cutoffs"] is not None else [fit["cutoff"]]
-    if isinstance(cutoffs, (int, float)) and not isinstance(cutoffs, bool):
-        cutoffs = [cutoffs]
-    if not isinstance(cutoffs, (list, tuple)) or not cutoffs:
-        raise _fail("cutoffs", f"must be a non-empty list of cutoffs (Å), got {cutoffs!r}")
-    merged["cutoffs"] = sorted({_positive_number(c, "cutoffs", 1e-9) for c in cutoffs})
-    ranks = len(fit["nradmax_by_orders"])
-    max_n = _int_list(merged["max_nradmax_by_orders"] or fit["nradmax_by_orders"], "max_nradmax_by_orders", ranks, 1)
-    max_l = _int_list(merged["max_lmax_by_orders"] or fit["lmax_by_orders"], "max_lmax_by_orders", ranks, 0)
-    min_n = _int_list(merged["min_nradmax_by_orders"] or [1] * ranks, "min_nradmax_by_orders", ranks, 1)
-    min_l = _int_list(merged["min_lmax_by_orders"] or [0] * ranks, "min_lmax_by_orders", ranks, 0)
-    check_radial_order(max_n, "fit.hyperopt.max_nradmax_by_orders (default: fit.nradmax_by_orders)")
-    if max_l[0] != 0 or min_l[0] != 0:
-        raise _fail("max_lmax_by_orders", f"must start with 0 (rank 1 has l = 0 only), got {max_l} / {min_l}")
-    for low, high, name in ((min_n, max_n, "nradmax_by_orders"), (min_l, max_l, "lmax_by_orders")):
-        if any(lo > hi for lo, hi in zip(low, high, strict=True)):
-            raise _fail(f"min_{name}", f"{low} exceeds fit.hyperopt.max_{name} {high} for some rank")
-    merged.update(max_nradmax_by_orders=max_n, max_lmax_by_orders=max_l, min_nradmax_by_orders=min_n,
-                  min_lmax_by_orders=min_l)
 
 
 def largest_basis_settings(fit_settings: dict, hyperopt: dict, cutoff: float) -> dict:
@@ -278,16 +160,15 @@ class HyperoptProblem:
     """
 
     def __init__(self, frames: list[Atoms], fit_settings: dict, hyperopt: dict, cache_dir: str | Path | None,
-                 n_jobs: int = 1, log: LogLike = None):
+                 n_jobs: int = 1):
         self.frames, self.fit_settings, self.hyperopt = list(frames), fit_settings, hyperopt
-        self.cache_dir, self.n_jobs, self.log = cache_dir, n_jobs, log
+        self.cache_dir, self.n_jobs = cache_dir, n_jobs
         self.folds = [stratified_folds(self.frames, hyperopt["cv_folds"], hyperopt["seed"] + 1000 * r)
                       for r in range(hyperopt["cv_repeats"])]
         self._cv: dict[float, CrossValidation] = {}
 
     def rows(self, cutoff: float):
         """Design rows of the largest basis at ``cutoff`` and its function table."""
-        from nestdb.fit.features import build_basis, compute_features
 
         settings = largest_basis_settings(self.fit_settings, self.hyperopt, cutoff)
         rows, info = compute_features(self.frames, settings, with_virials=True, cache_dir=self.cache_dir,
@@ -299,7 +180,7 @@ class HyperoptProblem:
             start = time.perf_counter()
             rows, functions, info = self.rows(cutoff)
             self._cv[cutoff] = CrossValidation(self.frames, rows, functions, self.fit_settings, self.folds)
-            emit(self.log, f"hyperopt: cutoff {cutoff} Å, largest basis {functions.n_functions} functions: rows "
+            _logger.info(f"hyperopt: cutoff {cutoff} Å, largest basis {functions.n_functions} functions: rows "
                            f"{info['n_cached']} cached / {info['n_computed']} computed, normal equations of "
                            f"{len(self.folds)} x {self.hyperopt['cv_folds']} folds in "
                            f"{time.perf_counter() - start:.1f} s")
@@ -341,6 +222,7 @@ def study_name(frames: list[Atoms], fit_settings: dict, hyperopt: dict) -> str:
 # --------------------------------------------------------------------------- the study
 def open_study(study_dir: str | Path, name: str, hyperopt: dict, worker: int = 0):
     """Create or load the study ``name`` in ``study_dir``'s journal file (shared by every worker)."""
+    # optional: optuna is installed for fit.hyperopt only
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
@@ -356,15 +238,13 @@ def open_study(study_dir: str | Path, name: str, hyperopt: dict, worker: int = 0
                                load_if_exists=True)
 
 
-def _recover_stale_trials(study, worker: int, log: LogLike) -> int:
+def _recover_stale_trials(study, worker: int) -> int:
     """Mark this worker's trials left RUNNING by a killed run as FAIL and enqueue their parameters again.
 
     Each worker index runs as one job at a time, so a RUNNING trial of this
     worker found at its start belongs to a run that died.
     """
-    from datetime import datetime
-
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState  # optional: optuna is installed for fit.hyperopt only
 
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     stale = [t for t in running if t.user_attrs.get("worker") == worker]
@@ -378,13 +258,13 @@ def _recover_stale_trials(study, worker: int, log: LogLike) -> int:
         attrs = {"retry_of": trial.number, "fit_settings": bool(trial.user_attrs.get("fit_settings", False))}
         study.enqueue_trial(trial.params, user_attrs=attrs)
     if stale:
-        emit(log, f"hyperopt: worker {worker} resumed; trials {[t.number for t in stale]} of its killed run "
+        _logger.info(f"hyperopt: worker {worker} resumed; trials {[t.number for t in stale]} of its killed run "
                   "marked failed and enqueued again")
     return len(stale)
 
 
 def run_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | None, study_dir: str | Path, *,
-              worker: int = 0, cache_dir: str | Path | None = None, n_jobs: int = 1, log: LogLike = None) -> dict:
+              worker: int = 0, cache_dir: str | Path | None = None, n_jobs: int = 1) -> dict:
     """Run trials of the study of ``frames`` until it has ``n_trials`` complete ones (all workers together).
 
     Parameters
@@ -411,11 +291,10 @@ def run_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | None, st
         ``study_name``, ``worker``, ``n_complete`` (whole study), ``n_run`` (trials this call finished),
         ``n_recovered`` and ``seconds``.
     """
+    # optional: optuna is installed for fit.hyperopt only
     import optuna
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
-
-    from nestdb.fit.settings import validate_fit_settings
 
     start = time.perf_counter()
     fit_settings = validate_fit_settings(fit_settings)
@@ -426,13 +305,13 @@ def run_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | None, st
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = study_name(frames, fit_settings, hyperopt)
     study = open_study(study_dir, name, hyperopt, worker)
-    recovered = _recover_stale_trials(study, worker, log)
+    recovered = _recover_stale_trials(study, worker)
     if worker == 0 and hyperopt["enqueue_fit_settings"] and not study.trials:
         params = trial_params(dict(fit_settings, number_of_functions_per_element=None), hyperopt)
         if params is not None:  # the hand-tuned settings as trial 0: the study can only improve on them
             study.enqueue_trial(params, user_attrs={"fit_settings": True})
     problem = HyperoptProblem(frames, fit_settings, hyperopt, cache_dir or fit_settings["feature_cache"],
-                              n_jobs, log)
+                              n_jobs)
     finished = []
 
     def objective(trial):
@@ -445,7 +324,7 @@ def run_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | None, st
         # one journal record per trial for the results (every record is a locked append)
         trial.set_user_attr("result", {"settings": changes, **{key: result[key] for key in RESULT_KEYS}})
         finished.append(trial.number)
-        emit(log, f"trial {trial.number}: loss {result['loss']:.4g} (E {result['energy_rmse_mev_per_atom']:.3f} "
+        _logger.info(f"trial {trial.number}: loss {result['loss']:.4g} (E {result['energy_rmse_mev_per_atom']:.3f} "
                   f"meV/atom, F {result['force_rmse_mev_per_a']:.2f} meV/Å) with {result['n_functions']} functions, "
                   f"cutoff {changes['cutoff']}, {result['seconds']:.1f} s")
         return (result["loss"], result["n_functions"]) if hyperopt["cost_objective"] else result["loss"]
@@ -462,14 +341,13 @@ def run_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | None, st
                        callbacks=[MaxTrialsCallback(hyperopt["n_trials"], states=(TrialState.COMPLETE,)),
                                   too_many_failures])
     complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    emit(log, f"hyperopt: study {name} has {complete} complete trials ({len(finished)} run by worker {worker})")
+    _logger.info(f"hyperopt: study {name} has {complete} complete trials ({len(finished)} run by worker {worker})")
     return {"study_name": name, "worker": worker, "n_complete": complete, "n_run": len(finished),
             "n_recovered": recovered, "seconds": time.perf_counter() - start}
 
 
 # --------------------------------------------------------------------------- results
-def summarise_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | None, study_dir: str | Path,
-                    log: LogLike = None) -> dict:
+def summarise_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | None, study_dir: str | Path) -> dict:
     """Choose the trial and write ``best.json``, ``trials.csv``, ``summary.md`` and ``pareto.png``.
 
     Returns
@@ -480,7 +358,6 @@ def summarise_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | No
         best-loss trial, the trial of the config's own fit settings (if run)
         and the study's size.
     """
-    from nestdb.fit.settings import validate_fit_settings
 
     fit_settings = validate_fit_settings(fit_settings)
     hyperopt = validate_hyperopt_settings(hyperopt if hyperopt is not None else fit_settings["hyperopt"],
@@ -501,7 +378,7 @@ def summarise_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | No
     write_trials_csv(records, study_dir / TRIALS_FILE)
     write_summary(result, records, study_dir / SUMMARY_FILE)
     plot_pareto(records, chosen, study_dir / PARETO_FILE, objective=hyperopt["objective"])
-    emit(log, f"hyperopt: trial {chosen['number']} chosen ({hyperopt['select']}): loss {chosen['loss']:.4g}, "
+    _logger.info(f"hyperopt: trial {chosen['number']} chosen ({hyperopt['select']}): loss {chosen['loss']:.4g}, "
               f"{chosen['n_functions']} functions; best loss {best['loss']:.4g} with {best['n_functions']}")
     return result
 
@@ -528,7 +405,7 @@ def apply_hyperopt_result(settings: dict, path: str | Path) -> dict:
 
 
 def seed_feature_cache(frames: list[Atoms], fit_settings: dict, hyperopt: dict, chosen: dict,
-                       cache_dir: str | Path, log: LogLike = None) -> int:
+                       cache_dir: str | Path) -> int:
     """Store the chosen basis's design rows in the feature cache, as columns of the largest basis's rows.
 
     The fit then reads them instead of computing them (the columns are the
@@ -540,104 +417,40 @@ def seed_feature_cache(frames: list[Atoms], fit_settings: dict, hyperopt: dict, 
     int
         The number of configurations whose rows of the chosen basis are now in the cache.
     """
-    from nestdb.fit.features import _frame_key, _load_cached, _store_cached, basis_key, build_basis
-    from nestdb.fit.settings import validate_fit_settings
 
     target = validate_fit_settings(dict(fit_settings, **chosen))
     source = largest_basis_settings(target, hyperopt, target["cutoff"])
     columns = FunctionTable.from_basis(build_basis(source)).columns_of(build_basis(target))
     source_key, target_key = basis_key(source), basis_key(target)
     source_dir, target_dir = Path(cache_dir) / source_key, Path(cache_dir) / target_key
-    _check_columns(frames, target, source_dir / f"{_frame_key(frames[0], source_key)}.npz", columns)
+    _check_columns(frames, target, source_dir / f"{frame_key(frames[0], source_key)}.npz", columns)
     target_dir.mkdir(parents=True, exist_ok=True)
     stored = present = 0
     for atoms in frames:
-        destination = target_dir / f"{_frame_key(atoms, target_key)}.npz"
+        destination = target_dir / f"{frame_key(atoms, target_key)}.npz"
         if destination.exists():  # e.g. the chosen basis is the largest one
             present += 1
             continue
-        rows = _load_cached(source_dir / f"{_frame_key(atoms, source_key)}.npz")
+        rows = load_cached_rows(source_dir / f"{frame_key(atoms, source_key)}.npz")
         if rows is None:
             continue
         rows.phi, rows.force_rows = rows.phi[columns], rows.force_rows[:, columns]
         if rows.virial_rows is not None:
             rows.virial_rows = rows.virial_rows[:, columns]
-        _store_cached(destination, rows)
+        store_cached_rows(destination, rows)
         stored += 1
-    emit(log, f"hyperopt: rows of the chosen basis ({columns.size} functions) stored for {stored} configurations "
+    _logger.info(f"hyperopt: rows of the chosen basis ({columns.size} functions) stored for {stored} configurations "
               f"from the largest basis's rows ({present} were cached already)")
     return stored + present
 
 
 def _check_columns(frames: list[Atoms], target: dict, source_file: Path, columns: np.ndarray) -> None:
     """pyace's own rows of the first configuration for the chosen basis equal the columns taken (a guard)."""
-    from nestdb.fit.features import _load_cached, compute_features
 
-    cached = _load_cached(source_file)
+    cached = load_cached_rows(source_file)
     if cached is None:
         return
     direct = compute_features(frames[:1], target, with_virials=False)[0][0]
     if not np.allclose(cached.force_rows[:, columns], direct.force_rows, rtol=1e-10, atol=1e-12):
         raise DataError(f"the rows of basis {target['nradmax_by_orders']}/{target['lmax_by_orders']} are not columns "
                         "of the largest basis's rows; not seeding the feature cache")
-
-
-# --------------------------------------------------------------------------- workflow steps
-def hyperopt_step(step: str, training_paths: list[str | Path], settings: dict, study_dir: str | Path, *,
-                  index: int = 0, n_jobs: int = 1, output: str | Path | None = None,
-                  e0_paths: list[str | Path] | None = None, log: LogLike = None) -> dict:
-    """One step of a cycle's study (rules ``fit_hyperopt_rows``, ``fit_hyperopt_worker``, ``fit_hyperopt``).
-
-    The study cross-validates the training part of the fit's own split
-    (``fit.test_fraction``, ``fit.seed``), so the cycle's test metrics stay
-    those of configurations no choice has seen.
-
-    Parameters
-    ----------
-    step
-        ``rows``: the largest basis's rows at cutoff number ``index`` of the
-        grid, for every configuration (the refit on all data reads them too);
-        ``worker``: worker ``index`` runs trials; ``summary``: choose, write
-        the results and store the chosen basis's rows in the feature cache.
-    training_paths
-        The cycle's labelled databases.
-    settings
-        The ``fit:`` settings (with ``hyperopt``).
-    study_dir
-        The study's folder (journal, results).
-    output
-        JSON file receiving the step's summary (``rows`` and ``worker``).
-    e0_paths
-        Isolated-atom energies of ``reference_energies: {X: isolated_atom}`` elements (as the fit rule).
-    """
-    from nestdb.fit.dataset import load_training_frames, stratified_split
-    from nestdb.fit.features import compute_features
-    from nestdb.fit.settings import isolated_atom_elements, resolve_reference_energies, validate_fit_settings
-
-    if e0_paths or isolated_atom_elements(settings.get("reference_energies") or {}):
-        settings = resolve_reference_energies(settings, list(e0_paths or []))
-    fit_settings = validate_fit_settings(settings)
-    hyperopt = validate_hyperopt_settings(fit_settings["hyperopt"], fit_settings)
-    frames = load_training_frames(training_paths, log=log)
-    cache = fit_settings["feature_cache"] or str(Path(study_dir) / "rows")
-    train_idx, _ = stratified_split(frames, fit_settings["test_fraction"], fit_settings["seed"])
-    training = [frames[i] for i in train_idx]
-    if step == "rows":
-        if not 0 <= index < len(hyperopt["cutoffs"]):
-            raise ConfigError(f"cutoff number {index} is not in fit.hyperopt.cutoffs {hyperopt['cutoffs']}")
-        cutoff = hyperopt["cutoffs"][index]
-        start = time.perf_counter()
-        _, info = compute_features(frames, largest_basis_settings(fit_settings, hyperopt, cutoff),
-                                   cache_dir=cache, n_jobs=n_jobs)
-        result = {"cutoff": cutoff, **info, "seconds": time.perf_counter() - start}
-    elif step == "worker":
-        result = run_study(training, fit_settings, hyperopt, study_dir, worker=index, cache_dir=cache,
-                           n_jobs=n_jobs, log=log)
-    elif step == "summary":
-        result = summarise_study(training, fit_settings, hyperopt, study_dir, log=log)
-        seed_feature_cache(frames, fit_settings, hyperopt, result["settings"], cache, log)
-    else:
-        raise ValueError(f"unknown hyperopt step {step!r}")
-    if output is not None and step != "summary":
-        Path(output).write_text(json.dumps(result, indent=2) + "\n")
-    return result

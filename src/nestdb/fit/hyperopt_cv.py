@@ -37,6 +37,7 @@ from nestdb.errors import ConfigError, DataError
 from nestdb.fit.bayesian import NormalEquations, bayesian_ridge
 from nestdb.fit.dataset import ENERGY_KEY, FORCES_KEY, VIRIAL_KEY, frame_groups, frame_weight
 from nestdb.fit.features import ConfigFeatures
+from nestdb.fit.settings import check_radial_order
 
 ROW_KINDS = ("energy", "force", "virial")
 
@@ -45,21 +46,6 @@ def function_key(function) -> tuple:
     """Identity of a pyace B-basis function: central and neighbour species, radial and angular indices,
     intermediate couplings."""
     return (int(function.mu0), tuple(function.mus), tuple(function.ns), tuple(function.ls), tuple(function.LS))
-
-
-def check_radial_order(nradmax_by_orders, where: str = "the basis") -> None:
-    """Refuse sizes whose higher ranks have more radial functions than rank 1 (not a column subset).
-
-    Raises
-    ------
-    ConfigError
-        Naming the sizes.
-    """
-    nradmax = list(nradmax_by_orders)
-    if max(nradmax) > nradmax[0]:
-        raise ConfigError(f"{where}: nradmax_by_orders {nradmax} has a rank with more radial functions than rank 1; "
-                          "pyace builds every rank's radial functions from nradmax_by_orders[0] of them, so such a "
-                          "basis is no column subset of a larger one. Use nradmax_by_orders[0] >= every other entry")
 
 
 @dataclass

@@ -6,16 +6,16 @@ import csv
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from nestdb.errors import DataError
-
-#: Searched float keys, in table order (as nestdb.fit.hyperopt.FLOAT_KEYS).
-FLOAT_KEYS = ("energy_weight", "virial_weight", "smoothness_prior", "smoothness_l_weight")
+from nestdb.fit.settings import FLOAT_KEYS
+from nestdb.plotting import save, subplots
 
 
 def completed_trials(study) -> list[dict]:
     """One record per complete trial: number, settings, errors, loss, functions, time, worker."""
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState  # optional: optuna is installed for fit.hyperopt only
 
     records = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -108,15 +108,10 @@ def write_summary(result: dict, records: list[dict], path: str | Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def plot_pareto(records: list[dict], chosen: dict, path: str | Path, objective: dict | None = None) -> None:
+def plot_pareto(records: list[dict], chosen: dict, path: str | Path, objective: dict | None = None) -> Figure:
     """Loss against number of basis functions: every trial, the Pareto front, the choice."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     front = pareto_front(records)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = subplots(figsize=(6.5, 4.5))
     ax.scatter([r["n_functions"] for r in records], [r["loss"] for r in records], s=10, color="0.65",
                label="trials")
     ax.plot([r["n_functions"] for r in front], [r["loss"] for r in front], "o-", color="tab:blue", ms=4,
@@ -133,6 +128,4 @@ def plot_pareto(records: list[dict], chosen: dict, path: str | Path, objective: 
     ax.set_ylabel(f"CV loss = {weights['energy']:g} E + {weights['force']:g} F"
                   + (f" + {weights['virial']:g} V" if weights["virial"] else ""))
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return save(fig, path, dpi=120)

@@ -37,7 +37,7 @@ model, spread by the calibration factor of :mod:`nestdb.fit.calibration`:
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -47,19 +47,32 @@ from ase import Atoms
 
 from nestdb.errors import ConfigError, DataError
 from nestdb.fit.bayesian import BayesianFit, NormalEquations, bayesian_ridge
-from nestdb.fit.dataset import (ENERGY_KEY, FORCES_KEY, VIRIAL_KEY, LogLike, check_frame, emit, frame_weight,
-                                stratified_split, summarise_frames)
-from nestdb.fit.features import (EMBEDDING, RADIAL, ConfigFeatures, build_basis, compute_features,
-                                 function_degrees, function_offsets)
-from nestdb.fit.settings import DEFAULT_FIT_SETTINGS, validate_fit_settings
+from nestdb.fit.calibration import calibration_factor, calibration_summary, rescale_committee
+from nestdb.fit.dataset import (
+    ENERGY_KEY,
+    FORCES_KEY,
+    VIRIAL_KEY,
+    check_frame,
+    frame_weight,
+    stratified_split,
+    summarise_frames,
+)
+from nestdb.fit.features import (
+    EMBEDDING,
+    RADIAL,
+    ConfigFeatures,
+    build_basis,
+    compute_features,
+    function_degrees,
+    function_offsets,
+)
+from nestdb.fit.files import SPLIT_DIR, staged_outputs, write_model_outputs
+from nestdb.fit.settings import validate_fit_settings
+from nestdb.models.ace_committee import COMMITTEE_FILE, POTENTIAL_FILE
 
-__all__ = ["DEFAULT_FIT_SETTINGS", "build_basis", "fit_linear_ace", "validate_fit_settings"]
+__all__ = ["fit_linear_ace", "reference_energy_sum"]
 
-POTENTIAL_FILE = "potential.yaml"
-COMMITTEE_FILE = "committee.npz"
-MODEL_FILE = "model.json"
-METRICS_FILE = "metrics.json"
-PARITY_FILE = "parity.png"
+log = logging.getLogger(__name__)
 
 
 def reference_energy_sum(atoms: Atoms, reference_energies: dict[str, float]) -> float:
@@ -182,14 +195,12 @@ def _energy_errors(coefficients: np.ndarray, committee: np.ndarray, features, fr
     return np.abs(np.array(errors)), np.array(stds)
 
 
-def _calibrate(features, frames, train_idx, settings, weights, log) -> dict[str, Any]:
+def _calibrate(features, frames, train_idx, settings, weights) -> dict[str, Any]:
     """Calibration factor from a fit without ``calibration_fraction`` of the training set."""
-    from nestdb.fit.calibration import calibration_factor, calibration_summary
-
     subset = [frames[i] for i in train_idx]
     fit_part, held_out = stratified_split(subset, settings["calibration_fraction"], settings["seed"] + 1)
     if len(held_out) < 3 or len(fit_part) < 2:
-        emit(log, "committee calibration skipped: fewer than 3 held-out configurations")
+        log.info("committee calibration skipped: fewer than 3 held-out configurations")
         return {"factor": 1.0, "n_configs": int(len(held_out)), "skipped": True}
     fit_idx, cal_idx = train_idx[fit_part], train_idx[held_out]
     fit = bayesian_ridge(_equations(features, frames, fit_idx, settings), prior_weights=weights)
@@ -197,7 +208,7 @@ def _calibrate(features, frames, train_idx, settings, weights, log) -> dict[str,
     errors, stds = _energy_errors(fit.mean, committee, features, frames, cal_idx, settings)
     factor = calibration_factor(stds, errors)
     summary = calibration_summary(1000 * stds, 1000 * errors)
-    emit(log, f"committee calibration on {len(cal_idx)} held-out configurations: RMS error "
+    log.info(f"committee calibration on {len(cal_idx)} held-out configurations: RMS error "
               f"{summary['error_rms']:.2f} meV/atom vs raw committee STD {summary['std_rms']:.3f}: factor {factor:.2f}")
     return {"factor": factor, "n_configs": int(len(cal_idx)), "skipped": False, "held_out_raw": summary}
 
@@ -216,7 +227,7 @@ def _check_inputs(frames: list[Atoms], settings: dict) -> None:
                               f"{sorted(allowed)}; add them to fit.elements and fit.reference_energies")
 
 
-def fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: str | Path, log: LogLike = None) -> dict:
+def fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: str | Path) -> dict:
     """Fit a linear ACE potential and its calibrated committee; write the model.
 
     Parameters
@@ -235,8 +246,7 @@ def fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: str | Path, log
         ``metrics.json`` reports, and the files above are the refit on all data.
         Everything is written into a temporary folder next to ``out_dir`` and
         moved into it at the end, so a failed fit leaves no partial model.
-    log
-        Logger or print-like callable for progress messages.
+        Progress messages go to this module's logger.
 
     Returns
     -------
@@ -250,28 +260,26 @@ def fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: str | Path, log
     DataError
         Empty training set or configurations without labels (naming file and configuration).
     """
-    from nestdb.fit.export import staged_outputs
-
     settings = validate_fit_settings(settings)
     frames = list(frames)
     _check_inputs(frames, settings)
     # written into a folder next to out_dir and moved into it at the end: a failed fit leaves no partial model
     with staged_outputs(out_dir) as staging:
-        return _fit_linear_ace(frames, settings, staging, Path(out_dir), log)
+        return _fit_linear_ace(frames, settings, staging, Path(out_dir))
 
 
-def _fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: Path, final_dir: Path, log: LogLike) -> dict:
+def _fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: Path, final_dir: Path) -> dict:
     """:func:`fit_linear_ace` writing into ``out_dir`` (the staging folder of ``final_dir``)."""
     start = time.perf_counter()
     binding = np.array([(float(a.info[ENERGY_KEY]) - reference_energy_sum(a, settings["reference_energies"]))
                         / len(a) for a in frames])
     if np.max(np.abs(binding)) > 50.0:
-        emit(log, f"warning: |E - E0| reaches {np.max(np.abs(binding)):.1f} eV/atom; "
+        log.warning(f"|E - E0| reaches {np.max(np.abs(binding)):.1f} eV/atom; "
                   "fit.reference_energies is probably not the isolated-atom energy of this DFT setup")
 
     train_idx, test_idx = stratified_split(frames, settings["test_fraction"], settings["seed"])
     basis = build_basis(settings)
-    emit(log, f"linear ACE: {int(function_offsets(basis)[1].sum())} functions, {len(train_idx)} training / "
+    log.info(f"linear ACE: {int(function_offsets(basis)[1].sum())} functions, {len(train_idx)} training / "
               f"{len(test_idx)} test configurations (stratified by cycle and pressure)")
     refit = settings["refit_on_all_data"] and len(test_idx) > 0
     # the refit needs the rows of every configuration; otherwise the test set is predicted by pyace
@@ -283,36 +291,29 @@ def _fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: Path, final_di
     for i, row in zip(needed, rows):
         features[i] = row
     t_features = time.perf_counter() - start
-    emit(log, f"design rows: {cache_info['n_computed']} computed, {cache_info['n_cached']} from the cache, "
+    log.info(f"design rows: {cache_info['n_computed']} computed, {cache_info['n_cached']} from the cache, "
               f"{t_features:.1f} s")
     timings = {"design_rows": t_features}
     if not refit:
         return _fit_and_write(frames, features, train_idx, test_idx, settings, basis, out_dir,
-                              cache_info, timings, start, log)
-    emit(log, f"fit without the {len(test_idx)} test configurations -> {final_dir / SPLIT_DIR}")
+                              cache_info, timings, start)
+    log.info(f"fit without the {len(test_idx)} test configurations -> {final_dir / SPLIT_DIR}")
     split_metrics = _fit_and_write(frames, features, train_idx, test_idx, settings, basis, out_dir / SPLIT_DIR,
-                                   cache_info, timings, start, log)
-    emit(log, f"refit on all {len(frames)} configurations -> {final_dir}")
+                                   cache_info, timings, start)
+    log.info(f"refit on all {len(frames)} configurations -> {final_dir}")
     everything = np.arange(len(frames))
     return _fit_and_write(frames, features, everything, np.array([], dtype=int), settings, basis, out_dir,
-                          cache_info, timings, start, log, split=(test_idx, split_metrics))
-
-
-#: Subfolder with the model fitted without the test configurations when ``fit.refit_on_all_data``.
-SPLIT_DIR = "split"
+                          cache_info, timings, start, split=(test_idx, split_metrics))
 
 
 def _fit_and_write(frames: list[Atoms], features: list, train_idx: np.ndarray, test_idx: np.ndarray,
                    settings: dict, basis, out_dir: Path, cache_info: dict, timings: dict, start: float,
-                   log: LogLike, split: tuple[np.ndarray, dict] | None = None) -> dict:
+                   split: tuple[np.ndarray, dict] | None = None) -> dict:
     """Fit on ``train_idx`` (rows in ``features``), calibrate, write the model and its metrics.
 
     ``split``: the test indices and metrics of the fit without them, reported
     as this (refitted) model's test metrics.
     """
-    from nestdb.fit.calibration import rescale_committee
-    from nestdb.fit.export import write_model_outputs
-
     out_dir.mkdir(parents=True, exist_ok=True)
     offsets, counts = function_offsets(basis)
     n_functions = int(counts.sum())
@@ -320,7 +321,7 @@ def _fit_and_write(frames: list[Atoms], features: list, train_idx: np.ndarray, t
     weights = prior_weights(basis, settings)
     calibration = {"factor": 1.0, "n_configs": 0, "skipped": True}
     if settings["calibration_fraction"] > 0:
-        calibration = _calibrate(features, frames, train_idx, settings, weights, log)
+        calibration = _calibrate(features, frames, train_idx, settings, weights)
     fit = bayesian_ridge(_equations(features, frames, train_idx, settings), prior_weights=weights)
     raw_committee = _committee(fit, features, frames, train_idx, settings, settings["seed"], weights)
     committee = rescale_committee(fit.mean, raw_committee, calibration["factor"])
@@ -328,7 +329,7 @@ def _fit_and_write(frames: list[Atoms], features: list, train_idx: np.ndarray, t
         raise DataError(f"the regression gave non-finite coefficients (alpha {fit.alpha:g}, lambda {fit.lam:g}); "
                         "no model was written. Check the training labels for extreme values and the fit weights")
     t_fit = time.perf_counter() - t_begin
-    emit(log, f"Bayesian ridge: {fit.n_iter} iterations, {fit.effective_parameters:.0f} effective parameters; "
+    log.info(f"Bayesian ridge: {fit.n_iter} iterations, {fit.effective_parameters:.0f} effective parameters; "
               f"committee ({settings['committee_method']}) in {t_fit:.1f} s")
 
     # split off the fitted E0 corrections (one column per element after the ACE functions)
@@ -340,7 +341,7 @@ def _fit_and_write(frames: list[Atoms], features: list, train_idx: np.ndarray, t
         for j, element in enumerate(elements):
             fitted_e0[element] += float(fit.mean[column[element]])
             onebody_deviation[:, j] = committee[:, column[element]] - fit.mean[column[element]]
-        emit(log, "fitted reference energies (eV): "
+        log.info("fitted reference energies (eV): "
                   + ", ".join(f"{e} {fitted_e0[e]:.4f} (given {settings['reference_energies'][e]:.4f})"
                               for e in elements))
     basis.basis_coeffs = fit.mean[:n_functions]
@@ -375,21 +376,5 @@ def _fit_and_write(frames: list[Atoms], features: list, train_idx: np.ndarray, t
     }
     if split is not None:
         model_info["refit_on_all_data"] = {"test_indices_of_split": split[0].tolist(), "split_model": SPLIT_DIR}
-    return write_model_outputs(out_dir, frames, train_idx, test_idx, model_info, start, log,
+    return write_model_outputs(out_dir, frames, train_idx, test_idx, model_info, start,
                                split_metrics=None if split is None else split[1])
-
-
-def json_default(value: Any) -> Any:
-    """``json.dumps`` fallback for numpy scalars and arrays."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    """Write ``data`` as indented JSON (numpy values allowed)."""
-    Path(path).write_text(json.dumps(data, indent=2, default=json_default))

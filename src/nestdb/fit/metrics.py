@@ -7,11 +7,20 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
+from matplotlib.figure import Figure
+from scipy.stats import spearmanr
 
-from nestdb.fit.dataset import ENERGY_KEY, FORCES_KEY, VIRIAL_KEY
+from nestdb.fit.dataset import ENERGY_KEY, FORCES_KEY, VIRIAL_KEY, frame_groups
+from nestdb.plotting import save, subplots
 
 #: Fewest configurations for which the rank correlation STD vs |error| is reported.
 MIN_CONFIGS_FOR_SPEARMAN = 5
+
+
+def abs_energy_errors(frames: list[Atoms], prediction: dict) -> np.ndarray:
+    """|predicted - DFT| energy per atom (eV/atom) of every frame."""
+    reference = np.array([float(a.info[ENERGY_KEY]) / len(a) for a in frames])
+    return np.abs(prediction["energy_per_atom"] - reference)
 
 
 def _rmse(values: np.ndarray) -> float:
@@ -26,7 +35,7 @@ def error_metrics(frames: list[Atoms], prediction: dict) -> dict[str, Any]:
     frames
         Labelled configurations (``dft_energy``, ``dft_forces``, optional ``dft_virial``).
     prediction
-        Output of :func:`nestdb.fit.committee.predict_frames` for the same frames.
+        Output of :func:`nestdb.models.ace_committee.predict_frames` for the same frames.
 
     Returns
     -------
@@ -78,8 +87,6 @@ def grouped_metrics(frames: list[Atoms], prediction: dict) -> dict[str, dict[str
         each ``metrics`` holding ``n_configs``, ``energy_rmse_mev_per_atom``,
         ``force_rmse_mev_per_a`` and (when available) ``virial_rmse_mev_per_atom``.
     """
-    from nestdb.fit.dataset import frame_groups
-
     labels = [frame_groups(a) for a in frames]
     keep = ("n_configs", "energy_rmse_mev_per_atom", "force_rmse_mev_per_a", "virial_rmse_mev_per_atom")
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -106,8 +113,6 @@ def _natural_key(label: str):
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     """Spearman rank correlation, ``None`` when either input is constant."""
-    from scipy.stats import spearmanr
-
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return None
     return float(spearmanr(x, y).statistic)
@@ -115,18 +120,14 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
 
 def plot_parity(train_frames: list[Atoms], train_prediction: dict, test_frames: list[Atoms],
                 test_prediction: dict | None, path: str | Path,
-                reference_energies: dict[str, float] | None = None) -> None:
-    """Energy (per atom) and force-component parity plots, train and test, to ``path``.
+                reference_energies: dict[str, float] | None = None) -> Figure:
+    """Energy (per atom) and force-component parity plots, train and test, to ``path`` (the figure is returned).
 
     With ``reference_energies`` the energy axis shows E - E0 per atom, which
     keeps tick labels short for absolute DFT energies (~ -1689 eV/atom for Mg).
     """
     e0 = reference_energies or {}
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_energy, ax_force) = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig, (ax_energy, ax_force) = subplots(1, 2, figsize=(10, 4.5))
     sets = [("train", train_frames, train_prediction, "tab:blue")]
     if test_frames and test_prediction is not None:
         sets.append(("test", test_frames, test_prediction, "tab:orange"))
@@ -145,6 +146,4 @@ def plot_parity(train_frames: list[Atoms], train_prediction: dict, test_frames: 
         ax.set_ylabel(f"ACE {unit}")
         ax.legend()
     ax_energy.ticklabel_format(useOffset=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return save(fig, path, dpi=120)

@@ -21,67 +21,32 @@ Files of one member folder::
 from __future__ import annotations
 
 import copy
+import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
 from ase import Atoms
 
-from nestdb.errors import ConfigError, DataError
-from nestdb.fit.dataset import ENERGY_KEY, FORCES_KEY, LogLike, emit, frame_weight
-from nestdb.fit.pacemaker_member import INPUT_FILE, OUTPUT_POTENTIAL, REFIT_INPUT_FILE, command_argv, run_member_steps
-from nestdb.fit.settings import check_flags, merged_with_defaults
+from nestdb.errors import DataError
+from nestdb.fit.calibration import calibration_summary
+from nestdb.fit.dataset import ENERGY_KEY, FORCES_KEY, frame_weight, stratified_split
+from nestdb.fit.files import staged_outputs, yaml_to_yace
+from nestdb.fit.metrics import error_metrics, grouped_metrics, plot_parity, spearman
+from nestdb.fit.pacemaker_member import INPUT_FILE, OUTPUT_POTENTIAL, REFIT_INPUT_FILE, run_member_steps
+from nestdb.fit.settings import validate_fit_settings
+from nestdb.io import write_json
+from nestdb.models.ace_committee import predict_frames
+from nestdb.models.pacemaker_committee import COMMITTEE_INDEX, PacemakerCommitteeCalculator
 
-#: Defaults of ``fit.pacemaker``.
-DEFAULT_PACEMAKER_SETTINGS: dict[str, Any] = {
-    "enabled": False,
-    "command": "pacemaker",
-    "activeset_command": "pace_activeset",
-    "committee_size": 3,
-    "ndensity": 2,
-    "number_of_functions_per_element": 100,
-    "maxiter": 1000,
-    "kappa": "auto",
-    "batch_size": 100,
-    "gpu": False,
-    "ladder_step": None,
-    "refit_kappa": None,
-    "refit_maxiter": 200,
-    "feeds_ns": False,
-}
+log = logging.getLogger(__name__)
 
 TRAIN_FILE = "train.pckl.gzip"
 TEST_FILE = "test.pckl.gzip"
-
-
-def validate_pacemaker_settings(settings: dict | None) -> dict:
-    """Merge ``fit.pacemaker`` with :data:`DEFAULT_PACEMAKER_SETTINGS` and check it."""
-    merged = merged_with_defaults(settings, DEFAULT_PACEMAKER_SETTINGS, "fit.pacemaker")
-    check_flags(merged, ("enabled", "gpu", "feeds_ns"), "fit.pacemaker")
-    for key in ("committee_size", "ndensity", "number_of_functions_per_element", "maxiter", "batch_size",
-                "refit_maxiter"):
-        value = merged[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"fit.pacemaker.{key} must be a positive integer, got {value!r}")
-    if merged["ladder_step"] is not None and (not isinstance(merged["ladder_step"], int) or merged["ladder_step"] < 1):
-        raise ConfigError(
-            f"fit.pacemaker.ladder_step must be a positive integer or null, got {merged['ladder_step']!r}")
-    kappa = merged["kappa"]
-    if kappa != "auto" and (isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 0 <= kappa <= 1):
-        raise ConfigError(f"fit.pacemaker.kappa must be 'auto' or a number in [0, 1], got {kappa!r}")
-    if merged["feeds_ns"] and not merged["enabled"]:
-        raise ConfigError("fit.pacemaker.feeds_ns is true but fit.pacemaker.enabled is false: enable the "
-                          "pacemaker route or let the linear committee feed NS (feeds_ns: false)")
-    refit = merged["refit_kappa"]
-    if refit is not None and (isinstance(refit, bool) or not isinstance(refit, (int, float)) or not 0 <= refit <= 1):
-        raise ConfigError(f"fit.pacemaker.refit_kappa must be null or a number in [0, 1], got {refit!r}")
-    for key in ("command", "activeset_command"):
-        if not isinstance(merged[key], str) or not merged[key].strip():
-            raise ConfigError(f"fit.pacemaker.{key} must be a command line, got {merged[key]!r}")
-        command_argv(merged[key], key)  # split like a shell would (never run by one): refuse unbalanced quotes
-    return merged
 
 
 def pacemaker_dataframe(frames: list[Atoms], use_sample_weights: bool):
@@ -90,8 +55,6 @@ def pacemaker_dataframe(frames: list[Atoms], use_sample_weights: bool):
     With ``use_sample_weights`` each configuration's ``info["weight"]`` becomes
     ``w_energy`` and per-atom ``w_forces`` (pacemaker normalises both).
     """
-    import pandas as pd
-
     records = []
     for atoms in frames:
         bare = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
@@ -201,7 +164,7 @@ def refit_input(config: dict, pacemaker_settings: dict) -> dict:
     return refit
 
 
-def run_member(work_dir: str | Path, pacemaker_settings: dict, log: LogLike = None) -> Path:
+def run_member(work_dir: str | Path, pacemaker_settings: dict) -> Path:
     """Run pacemaker (and its low-kappa refit) and ``pace_activeset`` in a member folder.
 
     When the folder has an ``input_refit.yaml`` (``fit.pacemaker.refit_kappa``)
@@ -214,7 +177,7 @@ def run_member(work_dir: str | Path, pacemaker_settings: dict, log: LogLike = No
     ``pacemaker.log``, ``pacemaker_refit.log`` and ``activeset.log`` in the
     folder.  Returns ``output_potential.yaml``.
     """
-    emit(log, f"pacemaker: fitting in {work_dir}")
+    log.info(f"pacemaker: fitting in {work_dir}")
     return run_member_steps(work_dir, pacemaker_settings["command"], pacemaker_settings["activeset_command"])
 
 
@@ -222,15 +185,11 @@ def run_member(work_dir: str | Path, pacemaker_settings: dict, log: LogLike = No
 SPLIT_FILE = "split.json"
 
 
-def prepare_committee(frames: list[Atoms], fit_settings: dict, out_dir: str | Path, log: LogLike = None) -> list[Path]:
+def prepare_committee(frames: list[Atoms], fit_settings: dict, out_dir: str | Path) -> list[Path]:
     """Split like the linear fit and write the inputs of every committee member.
 
     Returns the member folders ``out_dir/member_<k>``.
     """
-    from nestdb.fit.dataset import stratified_split
-    from nestdb.fit.linear_ace import write_json
-    from nestdb.fit.settings import validate_fit_settings
-
     settings = validate_fit_settings(fit_settings)
     pacemaker_settings = settings["pacemaker"]
     if not frames:
@@ -246,32 +205,22 @@ def prepare_committee(frames: list[Atoms], fit_settings: dict, out_dir: str | Pa
         folder = out_dir / f"member_{member}"
         write_member_inputs(train, test, settings, pacemaker_settings, member, folder)
         folders.append(folder)
-    emit(log, f"pacemaker: {len(folders)} members prepared in {out_dir} ({len(train)} train / {len(test)} test)")
+    log.info(f"pacemaker: {len(folders)} members prepared in {out_dir} ({len(train)} train / {len(test)} test)")
     return folders
 
 
 def collect_committee(frames: list[Atoms], fit_settings: dict, member_dirs: list[str | Path],
-                      out_dir: str | Path, log: LogLike = None) -> dict:
+                      out_dir: str | Path) -> dict:
     """Export the members (``.yaml``/``.yace``), the committee index and the test metrics.
 
     ``out_dir`` receives ``member_<k>.yaml``/``.yace``, ``member_0.asi`` (the
     first member's active set, if any), ``committee.json`` (read by
-    :class:`nestdb.fit.pacemaker_calculator.PacemakerCommitteeCalculator`),
+    :class:`nestdb.models.pacemaker_committee.PacemakerCommitteeCalculator`),
     ``metrics.json`` and ``parity.png``.
 
     The committee energy STD and the extrapolation grade (max gamma of the
     first member's active set) are both compared with the actual error.
     """
-    import json
-
-    from nestdb.fit.calibration import calibration_summary
-    from nestdb.fit.committee import predict_frames
-    from nestdb.fit.export import staged_outputs, yaml_to_yace
-    from nestdb.fit.linear_ace import write_json
-    from nestdb.fit.metrics import error_metrics, grouped_metrics, plot_parity, spearman
-    from nestdb.fit.pacemaker_calculator import COMMITTEE_INDEX, PacemakerCommitteeCalculator
-    from nestdb.fit.settings import validate_fit_settings
-
     settings = validate_fit_settings(fit_settings)
     out_dir = Path(out_dir)
     split = json.loads((out_dir / SPLIT_FILE).read_text())
@@ -319,5 +268,5 @@ def collect_committee(frames: list[Atoms], fit_settings: dict, member_dirs: list
         plot_parity(train_frames, train_prediction, test_frames, test_prediction, staging / "parity.png",
                     settings["reference_energies"])
         write_json(staging / "metrics.json", metrics)
-    emit(log, f"pacemaker committee of {len(potentials)} collected in {out_dir}")
+    log.info(f"pacemaker committee of {len(potentials)} collected in {out_dir}")
     return metrics

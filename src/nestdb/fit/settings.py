@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ase.data import atomic_numbers
 
-from nestdb.errors import ConfigError
+from nestdb.errors import ConfigError, DataError
+from nestdb.fit.pacemaker_member import command_argv
 
 #: Defaults of the ``fit:`` section.  The default basis (body order 4,
 #: nradmax_by_orders [8, 4, 2], lmax_by_orders [0, 3, 2]) has 74 functions
@@ -39,6 +42,24 @@ DEFAULT_FIT_SETTINGS: dict[str, Any] = {
     "hyperopt": {},
 }
 
+#: Defaults of ``fit.pacemaker``.
+DEFAULT_PACEMAKER_SETTINGS: dict[str, Any] = {
+    "enabled": False,
+    "command": "pacemaker",
+    "activeset_command": "pace_activeset",
+    "committee_size": 3,
+    "ndensity": 2,
+    "number_of_functions_per_element": 100,
+    "maxiter": 1000,
+    "kappa": "auto",
+    "batch_size": 100,
+    "gpu": False,
+    "ladder_step": None,
+    "refit_kappa": None,
+    "refit_maxiter": 200,
+    "feeds_ns": False,
+}
+
 COMMITTEE_METHODS = ("posterior", "bootstrap", "jackknife")
 #: ``fit.reference_energies`` value: E0 from the isolated-atom calculation with the labelling settings
 #: (rule ``label_isolated_atom``, ``results/label/e0/<element>.json``).
@@ -68,10 +89,6 @@ def resolve_reference_energies(settings: dict, e0_paths: list[str | Path]) -> di
     DataError
         A file that is not such a result.
     """
-    import json
-
-    from nestdb.errors import DataError
-
     energies = {}
     for path in e0_paths:
         try:
@@ -139,7 +156,7 @@ def validate_fit_settings(settings: dict | None) -> dict:
         elements = [elements]
     if not isinstance(elements, (list, tuple)) or not elements:
         raise ConfigError(f"fit.elements must be a non-empty list of chemical symbols, got {elements!r}")
-    from ase.data import atomic_numbers
+
     for symbol in elements:
         if symbol not in atomic_numbers:
             raise ConfigError(f"fit.elements: {symbol!r} is not a chemical symbol")
@@ -210,10 +227,182 @@ def validate_fit_settings(settings: dict | None) -> dict:
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
         raise ConfigError(f"fit.n_jobs must be an integer >= 1, got {n_jobs!r}")
     merged["n_jobs"] = int(n_jobs)
-    from nestdb.fit.pacemaker import validate_pacemaker_settings
 
     merged["pacemaker"] = validate_pacemaker_settings(merged["pacemaker"])
-    from nestdb.fit.hyperopt import validate_hyperopt_settings
 
     merged["hyperopt"] = validate_hyperopt_settings(merged["hyperopt"])
     return merged
+
+
+def validate_pacemaker_settings(settings: dict | None) -> dict:
+    """Merge ``fit.pacemaker`` with :data:`DEFAULT_PACEMAKER_SETTINGS` and check it."""
+    merged = merged_with_defaults(settings, DEFAULT_PACEMAKER_SETTINGS, "fit.pacemaker")
+    check_flags(merged, ("enabled", "gpu", "feeds_ns"), "fit.pacemaker")
+    for key in ("committee_size", "ndensity", "number_of_functions_per_element", "maxiter", "batch_size",
+                "refit_maxiter"):
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"fit.pacemaker.{key} must be a positive integer, got {value!r}")
+    if merged["ladder_step"] is not None and (not isinstance(merged["ladder_step"], int) or merged["ladder_step"] < 1):
+        raise ConfigError(
+            f"fit.pacemaker.ladder_step must be a positive integer or null, got {merged['ladder_step']!r}")
+    kappa = merged["kappa"]
+    if kappa != "auto" and (isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 0 <= kappa <= 1):
+        raise ConfigError(f"fit.pacemaker.kappa must be 'auto' or a number in [0, 1], got {kappa!r}")
+    if merged["feeds_ns"] and not merged["enabled"]:
+        raise ConfigError("fit.pacemaker.feeds_ns is true but fit.pacemaker.enabled is false: enable the "
+                          "pacemaker route or let the linear committee feed NS (feeds_ns: false)")
+    refit = merged["refit_kappa"]
+    if refit is not None and (isinstance(refit, bool) or not isinstance(refit, (int, float)) or not 0 <= refit <= 1):
+        raise ConfigError(f"fit.pacemaker.refit_kappa must be null or a number in [0, 1], got {refit!r}")
+    for key in ("command", "activeset_command"):
+        if not isinstance(merged[key], str) or not merged[key].strip():
+            raise ConfigError(f"fit.pacemaker.{key} must be a command line, got {merged[key]!r}")
+        command_argv(merged[key], key)  # split like a shell would (never run by one): refuse unbalanced quotes
+    return merged
+
+
+# --------------------------------------------------------------------------- fit.hyperopt
+#: Searched float keys of fit.hyperopt, in table order.
+FLOAT_KEYS = ("energy_weight", "virial_weight", "smoothness_prior", "smoothness_l_weight")
+#: Defaults of ``fit.hyperopt`` (config/README.md describes every key).
+DEFAULT_HYPEROPT_SETTINGS: dict[str, Any] = {
+    "enabled": False,
+    "n_trials": 100,
+    "n_workers": 1,
+    "timeout_minutes": None,
+    "cutoffs": None,                 # None: [fit.cutoff]
+    "max_nradmax_by_orders": None,   # None: fit.nradmax_by_orders (the largest basis; rows once per cutoff)
+    "max_lmax_by_orders": None,      # None: fit.lmax_by_orders
+    "min_nradmax_by_orders": None,   # None: 1 per rank
+    "min_lmax_by_orders": None,      # None: 0 per rank
+    "energy_weight": [1.0, 100.0],
+    "virial_weight": [0.01, 3.0],
+    "smoothness_prior": [0.0, 5.0],
+    "smoothness_l_weight": [0.5, 4.0],
+    "objective": {"energy": 1.0, "force": 0.1, "virial": 0.0},
+    "cost_objective": True,
+    "max_functions": None,
+    "select": "within",
+    "tolerance": 0.02,
+    "cv_folds": 5,
+    "cv_repeats": 1,
+    "n_startup_trials": 10,
+    "enqueue_fit_settings": True,
+    "seed": 0,
+}
+SELECT_RULES = ("best", "knee", "within")
+LOG_SCALE = ("energy_weight", "virial_weight")
+def _hyperopt_fail(key: str, message: str) -> ConfigError:
+    return ConfigError(f"fit.hyperopt.{key} {message}")
+
+
+def _hyperopt_integer(settings: dict, key: str, minimum: int) -> int:
+    value = settings[key]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise _hyperopt_fail(key, f"must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _hyperopt_positive_number(value: Any, key: str, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) \
+            or value < minimum:
+        raise _hyperopt_fail(key, f"must be a number >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def _hyperopt_int_list(value: Any, key: str, ranks: int, minimum: int) -> list[int]:
+    if (not isinstance(value, (list, tuple)) or len(value) != ranks
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in value)):
+        raise _hyperopt_fail(key, f"must be a list of {ranks} integers >= {minimum} (one per rank, as "
+                         f"fit.nradmax_by_orders), got {value!r}")
+    return [int(v) for v in value]
+
+
+def validate_hyperopt_settings(settings: dict | None, fit_settings: dict | None = None) -> dict:
+    """Merge ``fit.hyperopt`` with :data:`DEFAULT_HYPEROPT_SETTINGS` and check every value.
+
+    Parameters
+    ----------
+    settings
+        The ``fit.hyperopt`` section.
+    fit_settings
+        The validated ``fit:`` settings; when given, the defaults that follow
+        the fit (cutoff grid, largest basis) are filled in and the basis
+        sizes are checked against each other.
+
+    Raises
+    ------
+    ConfigError
+        Naming the offending ``fit.hyperopt.<key>``.
+    """
+    merged = merged_with_defaults(settings, DEFAULT_HYPEROPT_SETTINGS, "fit.hyperopt")
+    check_flags(merged, ("enabled", "cost_objective", "enqueue_fit_settings"), "fit.hyperopt")
+    for key, minimum in (("n_trials", 1), ("n_workers", 1), ("cv_folds", 2), ("cv_repeats", 1),
+                         ("n_startup_trials", 0), ("seed", 0)):
+        merged[key] = _hyperopt_integer(merged, key, minimum)
+    if merged["timeout_minutes"] is not None:
+        merged["timeout_minutes"] = _hyperopt_positive_number(merged["timeout_minutes"], "timeout_minutes")
+    if merged["max_functions"] is not None:
+        merged["max_functions"] = _hyperopt_integer(merged, "max_functions", 1)
+    for key in FLOAT_KEYS:
+        value = merged[key]
+        pair = list(value) if isinstance(value, (list, tuple)) else [value, value]
+        if len(pair) != 2:
+            raise _hyperopt_fail(key, f"must be a number (fixed) or a [low, high] range, got {value!r}")
+        low, high = (_hyperopt_positive_number(v, key) for v in pair)
+        if low > high or (key in LOG_SCALE and low == 0 < high):
+            raise _hyperopt_fail(key, f"range {value!r} needs low <= high" + (" and low > 0 (log scale)"
+                                                                     if key in LOG_SCALE else ""))
+        merged[key] = [low, high]
+    objective = merged["objective"]
+    if not isinstance(objective, dict) or set(objective) - {"energy", "force", "virial"}:
+        raise _hyperopt_fail("objective", f"must map energy/force/virial to weights, got {objective!r}")
+    objective = {k: _hyperopt_positive_number(objective.get(k, 0.0), f"objective.{k}") for k in ("energy", "force", "virial")}
+    if sum(objective.values()) == 0:
+        raise _hyperopt_fail("objective", "has all weights 0: nothing to minimise")
+    merged["objective"] = objective
+    if merged["select"] not in SELECT_RULES:
+        raise _hyperopt_fail("select", f"must be one of {list(SELECT_RULES)}, got {merged['select']!r}")
+    merged["tolerance"] = _hyperopt_positive_number(merged["tolerance"], "tolerance")
+    if fit_settings is not None:
+        _fill_from_fit(merged, fit_settings)
+    return merged
+
+
+def _fill_from_fit(merged: dict, fit: dict) -> None:
+    """Defaults that follow the fit settings, and the basis-size lists checked against each other."""
+    cutoffs = merged["cutoffs"] if merged["cutoffs"] is not None else [fit["cutoff"]]
+    if isinstance(cutoffs, (int, float)) and not isinstance(cutoffs, bool):
+        cutoffs = [cutoffs]
+    if not isinstance(cutoffs, (list, tuple)) or not cutoffs:
+        raise _hyperopt_fail("cutoffs", f"must be a non-empty list of cutoffs (Å), got {cutoffs!r}")
+    merged["cutoffs"] = sorted({_hyperopt_positive_number(c, "cutoffs", 1e-9) for c in cutoffs})
+    ranks = len(fit["nradmax_by_orders"])
+    max_n = _hyperopt_int_list(merged["max_nradmax_by_orders"] or fit["nradmax_by_orders"], "max_nradmax_by_orders", ranks, 1)
+    max_l = _hyperopt_int_list(merged["max_lmax_by_orders"] or fit["lmax_by_orders"], "max_lmax_by_orders", ranks, 0)
+    min_n = _hyperopt_int_list(merged["min_nradmax_by_orders"] or [1] * ranks, "min_nradmax_by_orders", ranks, 1)
+    min_l = _hyperopt_int_list(merged["min_lmax_by_orders"] or [0] * ranks, "min_lmax_by_orders", ranks, 0)
+    check_radial_order(max_n, "fit.hyperopt.max_nradmax_by_orders (default: fit.nradmax_by_orders)")
+    if max_l[0] != 0 or min_l[0] != 0:
+        raise _hyperopt_fail("max_lmax_by_orders", f"must start with 0 (rank 1 has l = 0 only), got {max_l} / {min_l}")
+    for low, high, name in ((min_n, max_n, "nradmax_by_orders"), (min_l, max_l, "lmax_by_orders")):
+        if any(lo > hi for lo, hi in zip(low, high, strict=True)):
+            raise _hyperopt_fail(f"min_{name}", f"{low} exceeds fit.hyperopt.max_{name} {high} for some rank")
+    merged.update(max_nradmax_by_orders=max_n, max_lmax_by_orders=max_l, min_nradmax_by_orders=min_n,
+                  min_lmax_by_orders=min_l)
+
+
+def check_radial_order(nradmax_by_orders, where: str = "the basis") -> None:
+    """Refuse sizes whose higher ranks have more radial functions than rank 1 (not a column subset).
+
+    Raises
+    ------
+    ConfigError
+        Naming the sizes.
+    """
+    nradmax = list(nradmax_by_orders)
+    if max(nradmax) > nradmax[0]:
+        raise ConfigError(f"{where}: nradmax_by_orders {nradmax} has a rank with more radial functions than rank 1; "
+                          "pyace builds every rank's radial functions from nradmax_by_orders[0] of them, so such a "
+                          "basis is no column subset of a larger one. Use nradmax_by_orders[0] >= every other entry")

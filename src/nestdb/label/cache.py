@@ -28,9 +28,9 @@ from ase import Atoms
 from ase.io import read, write
 
 from nestdb.errors import ConfigError
-from nestdb.fingerprint import canonical_order, structure_hash
+from nestdb.structures.fingerprint import canonical_order, structure_hash
 
-log = logging.getLogger("nestdb")
+log = logging.getLogger(__name__)
 
 
 def probe_writable(folder: str | Path) -> OSError | None:

@@ -14,7 +14,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from ase import Atoms
+from ase.io import read
+
+from nestdb.errors import DataError
 
 #: Text CASTEP writes when the SCF stopped at ``max_scf_cycles`` unconverged.
 SCF_FAILURE_MARKERS = (
@@ -165,11 +169,6 @@ def read_castep_output(path: str | Path) -> tuple[Atoms, ScfReport]:
     nestdb.errors.DataError
         A result CASTEP printed as NaN/inf (or misshapen forces), naming the file and the quantity.
     """
-    import numpy as np
-    from ase.io import read
-
-    from nestdb.errors import DataError
-
     path = Path(path)
     atoms = read(path, format="castep-castep")
     results = atoms.calc.results if atoms.calc is not None else {}

@@ -17,7 +17,6 @@ Names carry a ``dft_`` prefix because ASE's extxyz reader turns plain
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import resource
 import signal
@@ -33,19 +32,8 @@ from ase import Atoms
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.stress import voigt_6_to_full_3x3_stress
 
-from nestdb.errors import ConfigError
+from nestdb.errors import ConfigError, DataError
 from nestdb.units import GPA
-
-#: Labeller codes and the ``module:class`` implementing each (imported lazily,
-#: so that a code whose package is missing only fails when it is chosen).
-_LABELLER_CLASSES: dict[str, str] = {
-    "gpaw": "nestdb.label.gpaw:GpawLabeller",
-    "castep": "nestdb.label.castep:CastepLabeller",
-    "vasp": "nestdb.label.vasp:VaspLabeller",
-    "espresso": "nestdb.label.espresso:EspressoLabeller",
-    "potential": "nestdb.label.potential:PotentialLabeller",
-}
-KNOWN_LABELLERS: tuple[str, ...] = tuple(_LABELLER_CLASSES)
 
 #: Info keys written by :func:`label_configuration`; stale copies are removed first.
 RESULT_INFO_KEYS = ("dft_energy", "dft_stress", "dft_virial", "dft_free_energy")
@@ -101,8 +89,6 @@ def check_label_values(atoms: Atoms, where: str, fix: str = "relabel it (delete 
     nestdb.errors.DataError
         Naming ``where`` and the key.
     """
-    from nestdb.errors import DataError
-
     def refuse(problem: str) -> None:
         raise DataError(f"{where}: {problem}; {fix}")
 
@@ -296,49 +282,6 @@ class Labeller:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(settings={self.settings!r})"
-
-
-def make_labeller(spec: dict[str, Any], base_dir: str | Path = ".") -> Labeller:
-    """Build the labeller described by a ``label`` config section.
-
-    Parameters
-    ----------
-    spec
-        ``{"code": "gpaw", "gpaw": {...settings}}`` or
-        ``{"code": "potential", "potential": {calculator spec}}``. The settings
-        sub-dictionary is optional for codes with defaults.
-    base_dir
-        Folder that relative paths in the settings (potential files) refer to.
-
-    Returns
-    -------
-    Labeller
-
-    Raises
-    ------
-    ConfigError
-        Unknown code (the message lists :data:`KNOWN_LABELLERS`), or settings
-        the code rejects.
-    """
-    if not isinstance(spec, dict):
-        raise ConfigError(f"label: expected a mapping with a 'code' key, got {spec!r}")
-    code = spec.get("code")
-    if code not in _LABELLER_CLASSES:
-        raise ConfigError(
-            f"label.code: unknown labeller {code!r}; choose one of {', '.join(KNOWN_LABELLERS)}"
-        )
-    extra = set(spec) - {"code", *KNOWN_LABELLERS}
-    if extra:
-        raise ConfigError(
-            f"label: unknown key(s) {sorted(extra)}; allowed: 'code' and one settings "
-            f"section named after the code ({', '.join(KNOWN_LABELLERS)})"
-        )
-    settings = spec.get(code) or {}
-    if not isinstance(settings, dict):
-        raise ConfigError(f"label.{code}: expected a mapping of settings, got {settings!r}")
-    module_name, class_name = _LABELLER_CLASSES[code].split(":")
-    labeller_class = getattr(importlib.import_module(module_name), class_name)
-    return labeller_class(settings, base_dir=base_dir)
 
 
 def _one_line(error: BaseException, explanation: str | None = None) -> str:

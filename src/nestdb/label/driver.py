@@ -22,7 +22,8 @@ from ase import Atoms
 
 from nestdb.errors import ConfigError
 from nestdb.label.cache import LabelCache
-from nestdb.label.core import DEFAULT_LIMITS, Labeller, label_configuration, make_labeller
+from nestdb.label.core import DEFAULT_LIMITS, Labeller, label_configuration
+from nestdb.label.labellers import make_labeller
 
 
 @dataclass

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ase.calculators.emt import parameters
+
 from nestdb.errors import ConfigError
 
 #: GPAW setup names that need no file (all-electron, ghost atoms) or are not PAW data files.
@@ -47,7 +49,7 @@ def gpaw_setup_file(element: str, name: str, xc: str, paths: Sequence[str | Path
 
 def _check_gpaw(settings: dict, elements: Sequence[str], where: str) -> None:
     try:
-        from gpaw import setup_paths
+        from gpaw import setup_paths  # optional: GPAW is built by install.sh, not a package dependency
     except ImportError:  # GPAW lives in the label environment only; its jobs check again
         return
     setups = settings.get("setups")
@@ -109,8 +111,6 @@ def _check_vasp(settings: dict, elements: Sequence[str], where: str) -> None:
 def check_calculator_elements(spec: dict, elements: Sequence[str], where: str) -> None:
     """A classical potential (``emt``) must know every element it is given."""
     if spec.get("type") == "emt":
-        from ase.calculators.emt import parameters
-
         missing = [e for e in elements if e not in parameters]
         if missing:
             raise ConfigError(f"{where}: ASE's EMT has no parameters for {missing} (it knows "

@@ -8,7 +8,7 @@ each in its namelist): ``ecutwfc``/``ecutrho`` (Ry), ``occupations``,
 - ``pseudopotentials``: ``{element: file name}`` in ``ESPRESSO_PSEUDO``
   (required: pw.x has no built-in potentials),
 - ``kpoints_mp_spacing``: maximal k-point spacing, 1/Å without 2π (CASTEP
-  convention, :mod:`nestdb.label.kpoints`); the explicit MP grid is written
+  convention, :mod:`nestdb.kpoints`); the explicit MP grid is written
   (ASE 3.29's Espresso fails with ``kpts={"density": ...}``), ``kpoints_shift``
   (default false: Γ-centred).
 
@@ -32,8 +32,8 @@ from ase import Atoms
 from ase.calculators.espresso import Espresso, EspressoProfile
 
 from nestdb.errors import ConfigError
+from nestdb.kpoints import monkhorst_pack_grid
 from nestdb.label.core import Labeller, LabellingFailure
-from nestdb.label.kpoints import monkhorst_pack_grid
 from nestdb.label.launch import code_argv
 
 ESPRESSO_DEFAULTS: dict[str, Any] = {

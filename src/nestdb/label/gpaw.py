@@ -91,7 +91,7 @@ class GpawLabeller(Labeller):
 
     def shares_mpi_ranks(self) -> bool:
         """True when this GPAW was built with MPI and runs over more than one rank."""
-        from gpaw.mpi import world
+        from gpaw.mpi import world  # optional: GPAW is built by install.sh, not a package dependency
 
         return world.size > 1
 

@@ -15,6 +15,7 @@ split with :func:`shlex.split`.
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
@@ -86,3 +87,11 @@ def code_argv(prefix: list[str], command: str, *arguments: str) -> list[str]:
         # The command brings its own launcher (e.g. CASTEP_COMMAND="srun castep.mpi"): never launch twice.
         prefix = []
     return [*prefix, *split, *arguments]
+
+
+def mpi_rank() -> int:
+    """Rank of this process under srun/mpirun (0 when not launched by MPI)."""
+    for variable in ("SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"):
+        if variable in os.environ:
+            return int(os.environ[variable])
+    return 0

@@ -8,10 +8,11 @@ from typing import Any
 
 from nestdb.errors import ConfigError
 from nestdb.label.core import Labeller
+from nestdb.models.calculators import make_calculator
 
 
 class PotentialLabeller(Labeller):
-    """Labels from any calculator that :func:`nestdb.calculators.make_calculator` builds.
+    """Labels from any calculator that :func:`nestdb.models.calculators.make_calculator` builds.
 
     Parameters
     ----------
@@ -57,6 +58,4 @@ class PotentialLabeller(Labeller):
         """Fresh calculator (``directory`` is unused: potentials write no raw output)."""
         if self._factory is not None:
             return self._factory()
-        from nestdb.calculators import make_calculator  # lazy: written and owned elsewhere
-
         return make_calculator(dict(self.settings), base_dir=self.base_dir)

@@ -7,7 +7,7 @@ calculator takes them (``encut``, ``ediff``, ``ismear``, ``sigma``, ``amix``,
 - ``xc`` (ASE's functional name, default ``PBE``) and ``setups`` (POTCAR
   choice per element, e.g. ``{Mg: _pv}``; default ASE's minimal set),
 - ``kpoints_mp_spacing``: maximal k-point spacing in 1/Å *without* 2π, the
-  CASTEP convention (:mod:`nestdb.label.kpoints`); the explicit grid goes to
+  CASTEP convention (:mod:`nestdb.kpoints`); the explicit grid goes to
   ``KPOINTS`` (``gamma``: Γ-centred, default true). VASP's own ``KSPACING`` is
   ``2π`` times this.
 
@@ -33,8 +33,8 @@ from ase.calculators.vasp import Vasp
 from ase.io import write
 
 from nestdb.errors import ConfigError
+from nestdb.kpoints import monkhorst_pack_grid
 from nestdb.label.core import Labeller, LabellingFailure
-from nestdb.label.kpoints import monkhorst_pack_grid
 from nestdb.label.launch import code_argv
 
 #: Defaults: PBE, 500 eV, Methfessel–Paxton smearing as for metals.

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TextIO
 
@@ -14,7 +13,10 @@ import numpy as np
 from ase import Atoms
 from ase.io import write
 
-from nestdb.ns.restart import SNAPSHOT_SUFFIX
+from nestdb.io import write_json
+
+#: Suffix of a snapshot after the run's prefix.
+SNAPSHOT_SUFFIX = ".restart.npz"
 
 
 def output_paths(prefix: str | Path) -> dict[str, Path]:
@@ -71,15 +73,5 @@ def write_frame(handle: TextIO, atoms: Atoms) -> None:
 
 
 def write_summary(path: Path, summary: dict) -> None:
-    """Write the run summary as indented JSON."""
-    with open(path, "w") as handle:
-        json.dump(summary, handle, indent=2, default=_json_default)
-        handle.write("\n")
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+    """Write the run summary as indented JSON (:func:`nestdb.io.write_json`)."""
+    write_json(path, summary)

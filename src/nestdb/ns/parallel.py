@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nestdb.ns.engine import Sampler
+from nestdb.ns.sampler import Sampler
 from nestdb.ns.settings import MOVE_TYPES, NSSettings
 
 #: Seconds between a waiting worker's checks that its parent still lives.

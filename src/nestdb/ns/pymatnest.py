@@ -38,6 +38,7 @@ from nestdb.errors import ConfigError, DataError
 from nestdb.ns.output import output_paths, write_summary
 from nestdb.ns.restart import afresh_hint, chain_fingerprint, check_compatible, model_fingerprint
 from nestdb.ns.settings import NSSettings
+from nestdb.thermo.energies import read_energies  # lazy: nestdb.thermo pulls in pandas and matplotlib
 from nestdb.units import KB_EV_PER_K, gpa_to_ev_per_a3
 
 #: Suffix of the record of the chain a pymatnest run samples (checked before it resumes).
@@ -175,7 +176,7 @@ def write_calc_module(folder: Path, spec: dict, model_dir: str | Path | None = N
         spec["model"] = str(model_dir)
     code = ("# written by nestdb: pymatnest imports `calc` from here\n"
             "import json\n\n"
-            "from nestdb.calculators import make_calculator\n\n"
+            "from nestdb.models.calculators import make_calculator\n\n"
             f"calc = make_calculator(json.loads({json.dumps(spec)!r}), base_dir={str(Path.cwd())!r})\n")
     (folder / f"{CALC_MODULE}.py").write_text(code)
 
@@ -349,7 +350,6 @@ def convert_outputs(pymatnest_prefix: str | Path, out_prefix: str | Path, settin
         raise DataError(f"pymatnest left no snapshot {folder}/{name}.snapshot.*.extxyz (its final walkers)")
     newest = _snapshot_iteration(snapshots[-1])
     live = [frame for path in snapshots if _snapshot_iteration(path) == newest for frame in read_ns_frames(path)]
-    from nestdb.thermo.energies import read_energies  # lazy: nestdb.thermo pulls in pandas and matplotlib
 
     samples = read_energies(energies)
     n_iter = int(samples.iters[-1]) + 1 if samples.n_samples else 0

@@ -38,14 +38,17 @@ from pathlib import Path
 import numpy as np
 
 from nestdb.errors import ConfigError, DataError
+from nestdb.models.ace_committee import COMMITTEE_FILE, POTENTIAL_FILE
+from nestdb.models.pacemaker_committee import COMMITTEE_INDEX
+from nestdb.ns.output import SNAPSHOT_SUFFIX, output_paths
 from nestdb.ns.settings import RESTART_MAY_CHANGE, NSSettings
+from nestdb.potentials.eam import guess_kind
+from nestdb.potentials.lj import LJ_DEFAULTS
 
 #: Name written into every snapshot's header.
 SNAPSHOT_FORMAT = "nestdb-ns-snapshot"
 #: Bumped when the snapshot content changes incompatibly (1: the old pickle files).
 SNAPSHOT_VERSION = 2
-#: Suffix of a snapshot after the run's prefix.
-SNAPSHOT_SUFFIX = ".restart.npz"
 #: Suffix of the version-1 snapshots (pickles), refused unread.
 LEGACY_SNAPSHOT_SUFFIX = ".restart.pkl"
 _HEADER, _STATE = "header", "state"
@@ -201,7 +204,7 @@ def _fsync_folder(folder: Path) -> None:
 
 # --------------------------------------------------------------------------- chain fingerprint
 def model_fingerprint(spec: dict, base_dir: str | Path = ".") -> dict:
-    """What defines the energy model of a calculator spec (:func:`nestdb.calculators.make_calculator`).
+    """What defines the energy model of a calculator spec (:func:`nestdb.models.calculators.make_calculator`).
 
     Returns ``{"calculator": spec without paths, defaults filled in,
     "files": {label: {"path", "sha256"}}}`` with one entry per file the
@@ -215,12 +218,8 @@ def model_fingerprint(spec: dict, base_dir: str | Path = ".") -> dict:
     base = Path(base_dir)
     files: dict[str, Path] = {}
     if calc_type == "lj":
-        from nestdb.potentials.lj import LJ_DEFAULTS
-
         spec = {"type": "lj", **{key: float(spec.get(key, value)) for key, value in LJ_DEFAULTS.items()}}
     elif calc_type == "eam" and "file" in spec:
-        from nestdb.potentials.eam import guess_kind
-
         files["file"] = _resolve(spec.pop("file"), base)
         spec.setdefault("kind", guess_kind(files["file"]))
         spec.setdefault("implementation", "nestdb")
@@ -261,11 +260,7 @@ def chain_fingerprint(settings: NSSettings, numbers: np.ndarray, model: dict) ->
 def _model_files(calc_type: str, folder: Path) -> list[str]:
     """Names of the files in a committee folder that its calculator reads."""
     if calc_type == "ace_committee":
-        from nestdb.fit.linear_ace import COMMITTEE_FILE, POTENTIAL_FILE
-
         return [POTENTIAL_FILE, COMMITTEE_FILE]
-    from nestdb.fit.pacemaker_calculator import COMMITTEE_INDEX
-
     names = [COMMITTEE_INDEX]
     try:
         index = json.loads((folder / COMMITTEE_INDEX).read_text())
@@ -359,8 +354,6 @@ def truncate_outputs(offsets: dict[str, int], paths: dict[str, Path]) -> None:
 def publish_outputs(work_prefix: str | Path, out_prefix: str | Path) -> None:
     """Move a finished run's four outputs from its work folder to ``out_prefix``,
     then delete the snapshot and the emptied work folder."""
-    from nestdb.ns.output import output_paths
-
     work, out = output_paths(work_prefix), output_paths(out_prefix)
     Path(out["energies"]).parent.mkdir(parents=True, exist_ok=True)
     for kind in ("energies", "traj", "final", "summary"):

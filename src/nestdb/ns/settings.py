@@ -197,14 +197,20 @@ class NSSettings:
 BLOCK_ONLY_KEYS: tuple[str, ...] = ("composition", "calculator", "engine", "pymatnest")
 
 
+def ns_engine_settings(block: dict, pressure_gpa: float) -> dict:
+    """The keyword arguments of :class:`NSSettings` from a workflow ``ns`` block at one pressure."""
+    settings = {key: value for key, value in block.items() if key not in BLOCK_ONLY_KEYS}
+    settings["pressure_gpa"] = float(pressure_gpa)
+    return settings
+
+
 def check_ns_block(block: dict, pressures: list[float], where: str) -> None:
     """Validate a workflow ``ns`` block at every pressure before any job runs.
 
     Raises ConfigError prefixed with ``where`` (e.g. ``cycles[0].ns``).
     """
-    values = {key: value for key, value in block.items() if key not in BLOCK_ONLY_KEYS}
     for pressure in pressures:
         try:
-            NSSettings.from_dict({**values, "pressure_gpa": float(pressure)})
+            NSSettings.from_dict(ns_engine_settings(block, pressure))
         except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from None

@@ -52,7 +52,7 @@ def log_phase_volume(n_samples: int, n_walkers: int, n_cull: int = 1) -> tuple[n
     return log_x, log_a
 
 
-def _log_prior(energies: NSEnergies) -> np.ndarray:
+def log_prior(energies: NSEnergies) -> np.ndarray:
     """log a_i, plus N ln V_i for a flat-volume-prior run (ns_analyse reweighting)."""
     _, log_a = log_phase_volume(energies.n_samples, energies.n_walkers, energies.n_cull)
     if energies.flat_v_prior:
@@ -153,7 +153,7 @@ def analyse(energies: NSEnergies, temperatures: np.ndarray, kB: float = KB_EV_PE
         raise ConfigError(f"analyse: kB must be > 0, got {kB}")
     h_min = float(energies.enthalpy.min())
     betas = 1.0 / (kB * temps)
-    cols = _moments(_log_prior(energies), energies.enthalpy - h_min, betas, volume=energies.volume)
+    cols = _moments(log_prior(energies), energies.enthalpy - h_min, betas, volume=energies.volume)
     f = energies.n_extra_dof
     table = pd.DataFrame({
         "T": temps,

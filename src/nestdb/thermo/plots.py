@@ -1,7 +1,4 @@
-"""Figures of NS thermodynamics for the workflow report.
-
-All functions draw on a private Agg canvas, so pyplot's global state is untouched.
-"""
+"""Figures of NS thermodynamics for the workflow report (:mod:`nestdb.plotting`: each is returned)."""
 
 from __future__ import annotations
 
@@ -10,8 +7,11 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from nestdb.errors import DataError
+from nestdb.plotting import save, subplots
+from nestdb.structures.steinhardt import IDEAL_Q6_W6
 from nestdb.thermo.transitions import Transition
 from nestdb.units import KB_EV_PER_K
 
@@ -20,17 +20,8 @@ __all__ = ["plot_analysis", "plot_selection", "plot_order_parameters"]
 _KIND_COLOURS = {"melting": "C3", "solid-solid": "C2", "fluid": "C0", "unknown": "0.5"}
 
 
-def _figure(size: tuple[float, float]):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=size)
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def plot_analysis(table: pd.DataFrame, path: str | Path, title: str = "", n_atoms: int | None = None,
-                  transitions: Sequence[Transition] | None = None) -> None:
+                  transitions: Sequence[Transition] | None = None) -> Figure:
     """Plot C_p(T) and <V>(T) of an :func:`~nestdb.thermo.analyse` table to a PNG file.
 
     With ``n_atoms`` (or ``table.attrs['n_atoms']``) C_p is shown in kB/atom
@@ -44,8 +35,7 @@ def plot_analysis(table: pd.DataFrame, path: str | Path, title: str = "", n_atom
         raise DataError(f"plot_analysis: table lacks columns {missing}; pass the output of analyse()")
     n_atoms = n_atoms or table.attrs.get("n_atoms") or None
     kB = table.attrs.get("kB", KB_EV_PER_K)
-    fig = _figure((6.0, 6.5))
-    ax_cp, ax_v = fig.subplots(2, 1, sharex=True)
+    fig, (ax_cp, ax_v) = subplots(2, 1, figsize=(6.0, 6.5), sharex=True)
     cp_scale, v_scale = (n_atoms * kB, n_atoms) if n_atoms else (1.0, 1.0)
     temps = table["T"].to_numpy()
     for axis, key, scale in ((ax_cp, "Cp", cp_scale), (ax_v, "V", v_scale)):
@@ -67,12 +57,11 @@ def plot_analysis(table: pd.DataFrame, path: str | Path, title: str = "", n_atom
         ax_cp.legend(fontsize=7)
     if title:
         ax_cp.set_title(title)
-    fig.tight_layout()
-    fig.savefig(Path(path), dpi=120)
+    return save(fig, path, dpi=120)
 
 
 def plot_selection(iters: np.ndarray, enthalpy: np.ndarray, temperatures: np.ndarray, chosen: pd.DataFrame,
-                   path: str | Path, title: str = "") -> None:
+                   path: str | Path, title: str = "") -> Figure:
     """Enthalpy per atom vs NS iteration and vs sample temperature, selected samples marked (study Fig. 2).
 
     Parameters
@@ -82,8 +71,7 @@ def plot_selection(iters: np.ndarray, enthalpy: np.ndarray, temperatures: np.nda
     chosen : pandas.DataFrame
         Columns ``iter``, ``enthalpy`` (per atom) and ``temp`` of the selected ones.
     """
-    fig = _figure((9.0, 3.6))
-    left, right = fig.subplots(1, 2)
+    fig, (left, right) = subplots(1, 2, figsize=(9.0, 3.6))
     left.plot(iters, enthalpy, lw=0.8, color="0.4", label="culled samples")
     left.plot(chosen["iter"], chosen["enthalpy"], "o", ms=3, color="C3", label="selected")
     left.set_xlabel("NS iteration")
@@ -106,17 +94,13 @@ def plot_selection(iters: np.ndarray, enthalpy: np.ndarray, temperatures: np.nda
                 axis.set_ylim(bottom - margin, top + margin)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(Path(path), dpi=110)
+    return save(fig, path, dpi=110)
 
 
 def plot_order_parameters(q6: np.ndarray, w6: np.ndarray, temperatures: np.ndarray, path: str | Path,
-                          title: str = "") -> None:
+                          title: str = "") -> Figure:
     """Q6-W6 scatter of samples coloured by temperature, with the ideal fcc/hcp/bcc points."""
-    from nestdb.order import IDEAL_Q6_W6
-
-    fig = _figure((5.2, 4.2))
-    axis = fig.subplots()
+    fig, axis = subplots(figsize=(5.2, 4.2))
     temps = np.asarray(temperatures, dtype=float)
     finite = np.isfinite(temps)
     if np.any(~finite):
@@ -131,5 +115,4 @@ def plot_order_parameters(q6: np.ndarray, w6: np.ndarray, temperatures: np.ndarr
     axis.set_ylabel(r"$W_6$")
     if title:
         axis.set_title(title)
-    fig.tight_layout()
-    fig.savefig(Path(path), dpi=110)
+    return save(fig, path, dpi=110)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.interpolate import CubicHermiteSpline
 
 from nestdb.errors import ConfigError
-from nestdb.thermo.analysis import _check_energies, _log_prior, _moments, log_phase_volume
+from nestdb.thermo.analysis import _check_energies, _moments, log_phase_volume, log_prior
 from nestdb.thermo.energies import NSEnergies
 from nestdb.units import KB_EV_PER_K
 
@@ -46,9 +47,9 @@ def _grid_moments(energies: NSEnergies, kB: float, t_min: float, t_max: float,
                   n_grid: int) -> dict[str, np.ndarray]:
     """log Z, <h>, Var(h) on a log-spaced T grid, refined where <h>(T) is steep."""
     h = energies.enthalpy - energies.enthalpy.min()
-    log_prior = _log_prior(energies)
+    prior = log_prior(energies)
     log_t = np.linspace(np.log(t_min), np.log(t_max), n_grid)
-    grid = _moments(log_prior, h, 1.0 / (kB * np.exp(log_t)))
+    grid = _moments(prior, h, 1.0 / (kB * np.exp(log_t)))
     grid["log_t"] = log_t
     # A transition squeezes many samples into one grid interval of <h>; bisect
     # (in ln T) the intervals holding many more samples than average, a few
@@ -61,7 +62,7 @@ def _grid_moments(energies: NSEnergies, kB: float, t_min: float, t_max: float,
             break
         crowded = crowded[np.argsort(counts[crowded])[::-1][:_REFINE_MAX_NEW]]
         new_log_t = 0.5 * (grid["log_t"][crowded] + grid["log_t"][crowded + 1])
-        new = _moments(log_prior, h, 1.0 / (kB * np.exp(new_log_t)))
+        new = _moments(prior, h, 1.0 / (kB * np.exp(new_log_t)))
         new["log_t"] = new_log_t
         order = np.argsort(np.concatenate((grid["log_t"], new_log_t)), kind="stable")
         grid = {key: np.concatenate((grid[key], new[key]))[order] for key in grid}
@@ -162,7 +163,6 @@ def sample_temperatures(energies: NSEnergies, kB: float = KB_EV_PER_K, t_min: fl
     _check_grid(t_min, t_max, n_grid, "sample_temperatures")
     if live_set_ratio is not None and not live_set_ratio > 0:
         raise ConfigError(f"sample_temperatures: live_set_ratio must be > 0 or None, got {live_set_ratio}")
-    from scipy.interpolate import CubicHermiteSpline
 
     h = energies.enthalpy - energies.enthalpy.min()
     grid = _grid_moments(energies, kB, t_min, t_max, n_grid)

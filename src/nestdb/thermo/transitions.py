@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.signal import find_peaks, peak_widths
 
 from nestdb.errors import ConfigError, DataError
 from nestdb.units import KB_EV_PER_K
@@ -126,8 +127,6 @@ def detect_transitions(table: pd.DataFrame, n_atoms: int, min_prominence: float 
     list of Transition
         Peaks in order of increasing temperature.
     """
-    from scipy.signal import find_peaks, peak_widths
-
     if not 0 <= min_melting_jump < max_melting_jump:
         raise ConfigError(f"detect_transitions: need 0 <= min_melting_jump < max_melting_jump, got "
                           f"{min_melting_jump}, {max_melting_jump}")

@@ -5,7 +5,7 @@ survivors into their slots and walks each clone once (``walk_length`` model
 calls) below the new limit H_lim. There is deliberately no extra walk of a
 random walker per iteration (pymatnest does one since 2022, doubling the
 cost). The :class:`Sampler` holds the live set and walks single walkers;
-:mod:`nestdb.ns.run` drives the iterations.
+:mod:`nestdb.ns.loop` drives the iterations.
 
 Each model call asks only for what its move needs: cell, single-atom and
 swap moves the energy alone (a walker accepted that way keeps NaN forces

@@ -1,32 +1,28 @@
-"""The labelling stages of the workflow: one configuration, the isolated atom, a cycle's gathering.
+"""The labelling stages of the workflow (rules ``label``, ``label_isolated_atom``, ``gather_labels``).
 
-File paths in, file paths out, like :mod:`nestdb.stages` (which re-exports
-these names for the Snakemake scripts).
+One configuration, the isolated atom of an element, a cycle's gathering:
+file paths in, files out.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from pathlib import Path
 
 from ase import Atoms
+from ase.data import atomic_numbers, ground_state_magnetic_moments
 from ase.io import read, write
 
 from nestdb.errors import DataError
+from nestdb.io import write_json
+from nestdb.label.cache import LabelCache, probe_writable
+from nestdb.label.core import check_label_values, record_name
+from nestdb.label.driver import LabelPolicy, label_with_policy
+from nestdb.label.labellers import make_labeller
+from nestdb.label.launch import mpi_prefix, mpi_rank
 
-log = logging.getLogger("nestdb")
-
-
-def mpi_rank() -> int:
-    """Rank of this process under srun/mpirun (0 when not launched by MPI)."""
-    import os
-
-    for variable in ("SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"):
-        if variable in os.environ:
-            return int(os.environ[variable])
-    return 0
+log = logging.getLogger(__name__)
 
 
 def check_output_folders(folders: dict[str, str | Path]) -> None:
@@ -43,8 +39,6 @@ def check_output_folders(folders: dict[str, str | Path]) -> None:
     DataError
         Naming the folder, the reason and the fix.
     """
-    from nestdb.label.cache import probe_writable
-
     for what, folder in folders.items():
         error = probe_writable(folder)
         if error is not None:
@@ -86,11 +80,6 @@ def label_one(config_path: str | Path, out_path: str | Path, raw_dir: str | Path
     DataError
         An output folder that cannot be written.
     """
-    from nestdb.label import make_labeller
-    from nestdb.label.cache import LabelCache
-    from nestdb.label.driver import LabelPolicy, label_with_policy
-    from nestdb.label.launch import mpi_prefix
-
     atoms = read(config_path, format="extxyz")
     labeller = make_labeller(spec, base_dir=Path.cwd())
     if mpi_rank() > 0 and not labeller.shares_mpi_ranks():
@@ -148,12 +137,6 @@ def isolated_atom_energy(element: str, spec: dict, out_path: str | Path, raw_dir
         The calculation failed (its reason is in the message and in ``raw_dir``),
         or an output folder cannot be written (checked before calculating).
     """
-    from ase.data import atomic_numbers, ground_state_magnetic_moments
-
-    from nestdb.label import make_labeller
-    from nestdb.label.cache import LabelCache
-    from nestdb.label.driver import LabelPolicy, label_with_policy
-
     if element not in atomic_numbers:
         raise DataError(f"isolated atom: unknown element {element!r}")
     labeller = make_labeller(spec, base_dir=Path.cwd())
@@ -176,7 +159,7 @@ def isolated_atom_energy(element: str, spec: dict, out_path: str | Path, raw_dir
               "settings_hash": requested_hash, "box": float(box), "magnetic_moment": moment,
               "cpu_s": record.info["label_cpu_s"], "wall_s": record.info["label_wall_s"],
               "cached": bool(record.info.get("label_cached", False))}
-    Path(out_path).write_text(json.dumps(result, indent=1) + "\n")
+    write_json(out_path, result)
     if cache is not None and not result["cached"]:
         cache.store(record)  # after the result file: a cache that cannot be written costs no calculation
     log.info("E0(%s) = %.6f eV (%s)", element, result["energy"], labeller.name)
@@ -250,8 +233,6 @@ def gather_labels(paths: list[str | Path], database_path: str | Path, table_path
         a successful record has a missing, misshapen or non-finite DFT field
         (the message names the file, the configuration and the key).
     """
-    from nestdb.label.core import check_label_values, record_name
-
     frames = [read(p, format="extxyz") for p in paths]
     for frame, path in zip(frames, paths, strict=True):
         if frame.info.get("label_status") == "ok":

@@ -10,7 +10,7 @@ j-atoms (Cowley, Phys. Rev. 77, 669 (1950)). alpha = 0 for a random
 arrangement, < 0 where unlike neighbours are preferred (ordering; -1/3 for
 the ideal L1_2 and L1_0 structures on the fcc lattice), > 0 where like
 neighbours are (clustering, up to 1). The first shell is chosen per atom by
-SANN (the parameter-free rule of :mod:`nestdb.order`: 12 neighbours in fcc
+SANN (the parameter-free rule of :mod:`nestdb.structures.steinhardt`: 12 neighbours in fcc
 and hcp, 14 in bcc), a fixed number of nearest neighbours, or a cutoff.
 """
 
@@ -21,8 +21,10 @@ import math
 
 import numpy as np
 from ase import Atoms
+from ase.neighborlist import neighbor_list
 
 from nestdb.errors import ConfigError, DataError
+from nestdb.structures.steinhardt import _sann_count
 
 __all__ = ["neighbour_pairs", "warren_cowley", "warren_cowley_of_bonds", "pair_label", "random_reference"]
 
@@ -42,10 +44,6 @@ def neighbour_pairs(atoms: Atoms, neighbours: str | int | float = "sann") -> tup
     neighbours
         ``'sann'``, the number of nearest neighbours (int), or a cutoff in Å (float).
     """
-    from ase.neighborlist import neighbor_list
-
-    from nestdb.order import _sann_count
-
     n = len(atoms)
     if n < 2 and not atoms.pbc.any():
         raise DataError("Warren-Cowley parameters need at least 2 atoms or a periodic cell")

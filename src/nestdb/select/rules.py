@@ -6,36 +6,32 @@ rules of the reference study (method.md §2) pick configurations from a
 temperature window, the last few culled ones, or only the final one. The
 selected frames are plain copies carrying provenance in ``atoms.info`` so that
 labelled databases from many cycles and pressures can be merged and traced
-back (:func:`merge_databases`).
+back (:func:`nestdb.select.merge.merge_databases`). The rules that also choose
+from exploration pools are applied by :mod:`nestdb.select.pool`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
 from nestdb.errors import ConfigError, DataError
-from nestdb.fingerprint import structure_hash
 from nestdb.units import ev_per_a3_to_gpa, gpa_to_ev_per_a3
 
 __all__ = [
+    "IF_FEWER_CHOICES",
     "KNOWN_RULES",
-    "validate_rule",
-    "select_configurations",
+    "POOL_RULES",
+    "WEIGHT_RESCALE_CHOICES",
     "frame_temperatures",
     "pressure_tag",
-    "merge_databases",
-    "select_pool",
-    "committee_stds",
-    "POOL_RULES",
-    "IF_FEWER_CHOICES",
-    "WEIGHT_RESCALE_CHOICES",
+    "select_configurations",
+    "validate_rule",
 ]
 
 KNOWN_RULES = ("temperature_window", "last", "final", "trust_window", "random")
@@ -227,7 +223,7 @@ def _provenance_copy(atoms: Atoms, *, temp: float, weight: float, cycle: int, pr
 
 # --------------------------------------------------------------------------- selection
 
-def _evenly_spaced(indices: np.ndarray, count: int) -> np.ndarray:
+def evenly_spaced(indices: np.ndarray, count: int) -> np.ndarray:
     """``count`` entries of ``indices`` (sorted) equally spaced in position, both ends included."""
     if count >= indices.size:
         return indices
@@ -329,10 +325,10 @@ def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: d
         chosen = order[-1:]
     elif kind == "last":
         if rule["count"] > len(frames):
-            _shortfall(rule, name, f"rule 'last' asks for {rule['count']} frames but the run has {len(frames)}")
+            shortfall(rule, name, f"rule 'last' asks for {rule['count']} frames but the run has {len(frames)}")
         chosen = order[-rule["count"]:]
     elif kind in POOL_RULES:
-        chosen = order[_pool_choice([frames[j] for j in order], rule, name)]
+        chosen = order[pool_choice([frames[j] for j in order], rule, name)]
     else:
         t_lo, t_hi = float(rule["t_min"]), float(rule["t_max"])
         eligible = order[(temps[order] >= t_lo) & (temps[order] <= t_hi)]
@@ -343,9 +339,9 @@ def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: d
                             f"the run's frames cover {covered}. Widen the window or run NS longer "
                             "(converge to lower temperature)")
         if eligible.size < rule["count"]:
-            _shortfall(rule, name, f"only {eligible.size} frames lie in {t_lo:g}-{t_hi:g} K, fewer than the "
+            shortfall(rule, name, f"only {eligible.size} frames lie in {t_lo:g}-{t_hi:g} K, fewer than the "
                                    f"{rule['count']} requested")
-        chosen = _evenly_spaced(eligible, int(rule["count"]))
+        chosen = evenly_spaced(eligible, int(rule["count"]))
 
     h_final = float(frames[order[-1]].info["ns_energy"])
     energies = np.array([float(frames[j].info["ns_energy"]) for j in chosen])
@@ -385,7 +381,7 @@ def committee_stds(frames: Sequence[Atoms], source: str = "") -> np.ndarray:
     return out
 
 
-def _pool_choice(frames: Sequence[Atoms], rule: dict, name: str) -> np.ndarray:
+def pool_choice(frames: Sequence[Atoms], rule: dict, name: str) -> np.ndarray:
     """Positions in ``frames`` chosen by a pool rule (``trust_window`` or ``random``), in pool order.
 
     The trust window keeps ``sigma_lo <= sigma < sigma_hi`` (meV/atom) and
@@ -396,7 +392,7 @@ def _pool_choice(frames: Sequence[Atoms], rule: dict, name: str) -> np.ndarray:
     count = int(rule["count"])
     if rule["kind"] == "random":
         if count > len(frames):
-            _shortfall(rule, name, f"rule 'random' asks for {count} configurations but the pool has {len(frames)}")
+            shortfall(rule, name, f"rule 'random' asks for {count} configurations but the pool has {len(frames)}")
         rng = np.random.default_rng(int(rule.get("seed", 0)))
         return np.sort(rng.choice(len(frames), size=min(count, len(frames)), replace=False))
     stds = committee_stds(frames, name)
@@ -404,50 +400,14 @@ def _pool_choice(frames: Sequence[Atoms], rule: dict, name: str) -> np.ndarray:
     eligible = np.flatnonzero((stds >= lo) & (stds < hi))
     if eligible.size < count:
         below, above = int(np.sum(stds < lo)), int(np.sum(stds >= hi))
-        _shortfall(rule, name, f"{eligible.size} of {len(frames)} configurations have a committee STD in "
+        shortfall(rule, name, f"{eligible.size} of {len(frames)} configurations have a committee STD in "
                                f"[{lo:g}, {hi:g}) meV/atom ({below} below: already accurate, {above} above: "
                                f"untrusted), fewer than the {count} requested")
-    return _evenly_spaced(eligible, count)
+    return evenly_spaced(eligible, count)
 
 
-def select_pool(frames: list[Atoms], rule: dict, *, source: str = "") -> list[Atoms]:
-    """Select from an exploration pool (:mod:`nestdb.explore`) by a pool rule.
-
-    Parameters
-    ----------
-    frames : list of Atoms
-        Explored configurations in pool order, with their provenance info
-        (``config_id``, ``cycle``, ``pressure``, ...) and, for the trust
-        window, ``committee_std`` (eV/atom).
-    rule : dict
-        ``{"kind": "trust_window", "sigma_lo", "sigma_hi", "count"}`` or
-        ``{"kind": "random", "count", "seed"}`` (:func:`validate_rule`).
-    source : str
-        Name of the pool for messages.
-
-    Returns
-    -------
-    list of Atoms
-        Copies of the chosen frames. A trust window with no candidate returns
-        an empty list (DP-GEN's sign of convergence) unless ``if_fewer: fail``.
-
-    Raises
-    ------
-    ConfigError
-        A rule that needs NS thermodynamics (``temperature_window``, ``last``, ``final``).
-    DataError
-        Frames without committee STD for the trust window, or too few under ``if_fewer: fail``.
-    """
-    validate_rule(rule, f"selection rule for {source or 'pool'}")
-    if rule["kind"] not in POOL_RULES:
-        raise ConfigError(f"selection rule {rule['kind']!r} needs nested-sampling thermodynamics; an exploration "
-                          f"pool ({source or 'pool'}) is selected with one of {', '.join(POOL_RULES)}")
-    if not frames:
-        return []
-    return [frames[j].copy() for j in _pool_choice(frames, rule, source or "pool")]
-
-
-def _shortfall(rule: dict, name: str, message: str) -> None:
+def shortfall(rule: dict, name: str, message: str) -> None:
+    """A rule found fewer configurations than its ``count``: warn (``if_fewer: min``) or raise (``fail``)."""
     if rule.get("if_fewer", "min") == "fail":
         raise DataError(f"{name}: {message}, and the rule has if_fewer: fail. Set if_fewer: min to take them all, "
                         "lower count, or run NS longer")
@@ -472,81 +432,3 @@ def _make_ids_unique(selected: list[Atoms]) -> None:
         seen[base] = n + 1
         if n:
             atoms.info["config_id"] = f"{base}_{n}"
-
-
-# --------------------------------------------------------------------------- merging
-
-def _read_extxyz(path: Path) -> list[Atoms]:
-    from ase.io import read
-
-    if not path.is_file():
-        raise DataError(f"merge_databases: database file {path} does not exist")
-    if path.stat().st_size == 0:
-        return []
-    try:
-        return read(path, index=":", format="extxyz")
-    except Exception as exc:  # ase raises many types for corrupt files
-        raise DataError(f"merge_databases: cannot read {path} as extended XYZ ({exc})") from None
-
-
-def merge_databases(paths: Iterable[str | Path], out_path: str | Path, by_structure: bool = True) -> dict:
-    """Concatenate extxyz databases, dropping repeated configurations (first kept).
-
-    A frame is a duplicate when its ``config_id`` was seen before or, with
-    ``by_structure``, when an identical structure (:func:`nestdb.fingerprint.structure_hash`)
-    was. Provenance info keys (``cycle``, ``pressure``, ``iter``, ``temp``,
-    ``enthalpy``, ``weight``, ``config_type``, ...) travel unchanged.
-
-    Parameters
-    ----------
-    paths : iterable of str or Path
-        Selected or labelled extxyz files, in priority order.
-    out_path : str or Path
-        Output extxyz file (overwritten).
-    by_structure : bool
-        Also drop frames whose structure equals an earlier one.
-
-    Returns
-    -------
-    dict
-        ``{"n_read", "n_written", "n_duplicates", "n_duplicate_ids",
-        "n_duplicate_structures", "per_file": {path: n_frames}, "out_path"}``.
-
-    Raises
-    ------
-    DataError
-        A file is missing or unreadable, or a frame has no ``config_id``.
-    """
-    from ase.io import write
-
-    paths = [Path(p) for p in paths]
-    merged: list[Atoms] = []
-    seen_ids: set[str] = set()
-    seen_structures: set[bytes] = set()
-    per_file: dict[str, int] = {}
-    n_read = n_dup_ids = n_dup_structures = 0
-    for path in paths:
-        frames = _read_extxyz(path)
-        per_file[str(path)] = len(frames)
-        n_read += len(frames)
-        for j, atoms in enumerate(frames):
-            if "config_id" not in atoms.info:
-                raise DataError(f"merge_databases: frame {j} of {path} has no info key 'config_id'; "
-                                "merge only files written by nestdb.select (or their labelled versions)")
-            config_id = str(atoms.info["config_id"])
-            key = structure_hash(atoms) if by_structure else None
-            if config_id in seen_ids:
-                n_dup_ids += 1
-            elif key is not None and key in seen_structures:
-                n_dup_structures += 1
-            else:
-                seen_ids.add(config_id)
-                if key is not None:
-                    seen_structures.add(key)
-                merged.append(atoms)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    write(out_path, merged, format="extxyz")
-    return {"n_read": n_read, "n_written": len(merged), "n_duplicates": n_read - len(merged),
-            "n_duplicate_ids": n_dup_ids, "n_duplicate_structures": n_dup_structures,
-            "per_file": per_file, "out_path": str(out_path)}

@@ -31,6 +31,8 @@ from typing import Sequence
 
 import numpy as np
 from ase import Atoms
+from ase.neighborlist import neighbor_list
+from scipy.special import sph_harm_y
 
 from nestdb.errors import ConfigError, DataError
 
@@ -93,8 +95,6 @@ def _w_terms(l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 def _bond_vectors(atoms: Atoms, neighbours: str | int | float) -> tuple[np.ndarray, np.ndarray]:
     """(atom index, bond vector) of every chosen bond."""
-    from ase.neighborlist import neighbor_list
-
     n = len(atoms)
     if n < 2 and not atoms.pbc.any():
         raise DataError("order parameters need at least 2 atoms or a periodic cell")
@@ -149,8 +149,6 @@ def rdf_first_minimum(frames: Sequence[Atoms], r_max: float = 6.0, bin_width: fl
     first local minimum after the first peak is returned; usable as a fixed
     ``cutoff`` of :func:`steinhardt`.
     """
-    from ase.neighborlist import neighbor_list
-
     edges = np.arange(0.0, r_max + bin_width, bin_width)
     hist = np.zeros(edges.size - 1)
     for atoms in frames:
@@ -175,8 +173,6 @@ def rdf_first_minimum(frames: Sequence[Atoms], r_max: float = 6.0, bin_width: fl
 
 def _mean_qlm(bonds: np.ndarray, l: int) -> np.ndarray:
     """Qbar_lm, m = -l..l: spherical harmonics averaged over all bonds."""
-    from scipy.special import sph_harm_y
-
     r = np.linalg.norm(bonds, axis=1)
     polar = np.arccos(np.clip(bonds[:, 2] / r, -1.0, 1.0))
     azimuth = np.arctan2(bonds[:, 1], bonds[:, 0])

@@ -1,4 +1,4 @@
-"""``python -m nestdb.cli ns run CONFIG --pressure P --out PREFIX``: one NS run without Snakemake.
+"""``nestdb ns run CONFIG --pressure P --out PREFIX``: one NS run without Snakemake.
 
 The run uses the workflow's config file (validated against its schema, with
 its defaults) and the same stage function as the ``ns`` rule, so the files
@@ -11,23 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-import yaml
-
+from nestdb.config import load_config, n_cycles, ns_block
 from nestdb.errors import ConfigError
-
-#: The workflow's config schema (defaults and types), relative to a checkout.
-SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"
-
-
-def schema_path() -> Path:
-    """The schema of the checkout this module runs from, else of the working directory."""
-    for root in (Path(__file__).resolve().parents[3], Path.cwd()):
-        if (root / SCHEMA).is_file():
-            return root / SCHEMA
-    raise ConfigError(f"the config schema {SCHEMA} was found neither beside the installed nestdb nor in "
-                      f"{Path.cwd()}; run from the nestdb checkout")
+from nestdb.ns.stage import ns_run_stage
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,29 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--log", default=None, help="progress log (default PREFIX.log)")
 
 
-def load_config(path: str | Path) -> dict:
-    """Read a workflow config file, fill in the schema's defaults and check it."""
-    from snakemake.utils import validate
-
-    from nestdb.config import check_config
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    config = yaml.safe_load(path.read_text()) or {}
-    try:
-        validate(config, str(schema_path()), set_default=True)
-    except Exception as err:  # snakemake wraps jsonschema's errors in its own type
-        raise ConfigError(f"{path}: {err}") from None
-    check_config(config, base_dir=Path.cwd())
-    return config
-
-
 def run(args: argparse.Namespace) -> int:
     """Execute ``ns run``; prints the summary's main numbers as JSON."""
-    from nestdb.config import n_cycles, ns_block
-    from nestdb.stages import explore
-
     config = load_config(args.config)
     if not 0 <= args.cycle < n_cycles(config):
         raise ConfigError(f"--cycle {args.cycle}: {args.config} has cycles 0..{n_cycles(config) - 1}")
@@ -76,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.n_procs is not None:
         block["n_procs"] = args.n_procs
     log_path = args.log or f"{args.out}.log"
-    summary = explore(block, args.pressure, args.cycle, args.out, model_dir=args.model,
+    summary = ns_run_stage(block, args.pressure, args.cycle, args.out, model_dir=args.model,
                       progress_path=log_path, resume=args.restart)
     keys = ("n_iter", "stop_reason", "n_calls", "n_failed_calls", "wall_s", "calls_per_s")
     print(json.dumps({key: summary.get(key) for key in keys}))

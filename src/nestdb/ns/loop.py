@@ -10,11 +10,10 @@ import time
 from collections import deque
 from dataclasses import asdict
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 
-from nestdb.ns.engine import Sampler, parse_symbols
+from nestdb.logs import progress_logger
 from nestdb.ns.output import energies_header, energies_line, output_paths, write_frame, write_summary
 from nestdb.ns.parallel import WalkerPool, WalkResult, WalkTask, walk_seed
 from nestdb.ns.restart import (
@@ -27,6 +26,7 @@ from nestdb.ns.restart import (
     save_snapshot,
     truncate_outputs,
 )
+from nestdb.ns.sampler import Sampler, parse_symbols
 from nestdb.ns.settings import MOVE_TYPES, NSSettings
 from nestdb.ns.walkers import WALKER_FIELDS
 from nestdb.units import KB_EV_PER_K
@@ -65,7 +65,7 @@ def temperature_estimate(h_lims: deque, n_walkers: int, n_cull: int) -> float:
 
 
 def run_nested_sampling(symbols: list[str] | dict[str, int], calculator, settings: NSSettings,
-                        out_prefix: str | Path, log: TextIO | None = None, resume: bool = False,
+                        out_prefix: str | Path, resume: bool = False,
                         snapshot_path: str | Path | None = None, model: dict | None = None) -> dict:
     """Run constant-pressure nested sampling and write pymatnest-format outputs.
 
@@ -76,7 +76,7 @@ def run_nested_sampling(symbols: list[str] | dict[str, int], calculator, setting
     only for what the move needs (energy alone for cell, atom and swap moves);
     with a model that then skips forces, an MD move after such moves costs
     one call more for its starting forces, outside the walk budget (see
-    :class:`nestdb.ns.engine.Sampler`). With ``n_procs`` > 1 the ``n_cull``
+    :class:`nestdb.ns.sampler.Sampler`). With ``n_procs`` > 1 the ``n_cull``
     walks run side by side.
 
     Parameters
@@ -95,8 +95,9 @@ def run_nested_sampling(symbols: list[str] | dict[str, int], calculator, setting
         folder is created. Frames of the final live walkers carry
         ``iter`` = number of iterations done and ``config_n_global`` =
         ``iter * n_cull + walker index``.
-    log : text stream, optional
-        Progress lines every ``n_walkers / n_cull`` iterations.
+        Progress lines (a header, one line every ``n_walkers / n_cull``
+        iterations, the stop) go to the progress logger
+        (:func:`nestdb.logs.progress_to` chooses their file).
     resume : bool
         Continue from the snapshot if there is one (else start afresh).
     snapshot_path : str or Path, optional
@@ -127,10 +128,7 @@ def run_nested_sampling(symbols: list[str] | dict[str, int], calculator, setting
     snapshot = Path(snapshot_path) if snapshot_path is not None else paths["restart"]
     paths["energies"].parent.mkdir(parents=True, exist_ok=True)
 
-    def say(text: str) -> None:
-        if log is not None:
-            log.write(text + "\n")
-            log.flush()
+    say = progress_logger().info
 
     start = time.perf_counter()
     fingerprint = chain_fingerprint(settings, numbers, model if model is not None

@@ -1,4 +1,4 @@
-"""The fitted committee as an ASE calculator, and batch prediction.
+"""The linear-ACE committee (``committee.npz`` + ``potential.yaml``) as an ASE calculator, and batch prediction.
 
 One pyace evaluation per configuration gives the mean-model energy, forces
 and stress *and* the committee energies (see :class:`CommitteeACECalculator`),
@@ -17,7 +17,12 @@ from ase.data import chemical_symbols
 from ase.stress import voigt_6_to_full_3x3_stress
 
 from nestdb.errors import DataError
-from nestdb.fit.linear_ace import COMMITTEE_FILE, POTENTIAL_FILE
+from nestdb.models.committee import CommitteeCalculator
+
+#: The mean model of a fitted linear-ACE folder (pyace B-basis; energies exclude E0).
+POTENTIAL_FILE = "potential.yaml"
+#: The committee's coefficients, E0 and calibration (:func:`load_committee`).
+COMMITTEE_FILE = "committee.npz"
 
 
 @dataclass
@@ -49,10 +54,6 @@ class Committee:
             start = self.function_offsets[index[symbol]]
             phi[start:start + len(projection)] += projection
         return phi
-
-    def reference_energy(self, symbols: list[str]) -> np.ndarray:
-        """Per-atom isolated-atom energies E0."""
-        return np.array([self.reference_energies[s] for s in symbols])
 
 
 def load_committee(model_dir: str | Path) -> Committee:
@@ -93,16 +94,13 @@ def load_committee(model_dir: str | Path) -> Committee:
     return committee
 
 
-class CommitteeACECalculator(Calculator):
+class CommitteeACECalculator(CommitteeCalculator):
     """ASE calculator for a linear-ACE model fitted by :func:`nestdb.fit.fit_linear_ace`.
 
     Energy, forces and stress are those of the mean (posterior-mean) model,
     with the isolated-atom energies E0 added back, so energies are on the
-    DFT scale.  After a calculation ``results`` also holds
-
-    * ``energy_committee``: the K committee total energies (eV, incl. E0),
-    * ``energy_std``: their standard deviation (eV, total; ddof=1 like Julia's ``std``),
-    * ``energy_std_per_atom``: ``energy_std / n_atoms`` (eV/atom).
+    DFT scale; ``results`` also hold the committee's energies and STD
+    (:class:`~nestdb.models.committee.CommitteeCalculator`).
 
     How it is evaluated (benchmarks/ace_ns_cost.py measures it): pyace's
     recursive C-tilde evaluator gives the mean model's energy and forces in
@@ -131,14 +129,13 @@ class CommitteeACECalculator(Calculator):
         and asks for the STD only where a move needs it).
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies", "energy_committee",
-                              "energy_std", "energy_std_per_atom"]
+    description = "linear-ACE committee"
     _COMMITTEE_PROPERTIES = ("energy_std_per_atom", "energy_std", "energy_committee")
 
     def __init__(self, model_dir: str | Path, **kwargs):
-        Calculator.__init__(self, **kwargs)
-        self.committee = load_committee(model_dir)
-        self.model_dir = Path(model_dir)
+        committee = load_committee(model_dir)
+        super().__init__(model_dir, committee.reference_energies, **kwargs)
+        self.committee = committee
         self.std_on_request = False
         self._models = _PyaceModels(self.committee)
         self._species_key: bytes | None = None
@@ -157,12 +154,8 @@ class CommitteeACECalculator(Calculator):
         if key == self._species_key:
             return
         symbols = atoms.get_chemical_symbols()
-        unknown = set(symbols) - set(self.committee.elements)
-        if unknown:
-            raise DataError(f"configuration contains {sorted(unknown)} but the model in {self.model_dir} "
-                            f"was fitted for {self.committee.elements}")
         self._symbols = symbols
-        self._e0_atoms = self.committee.reference_energy(symbols)
+        self._e0_atoms = self.reference_energy(symbols)
         self._e0_total = float(self._e0_atoms.sum())
         counts = np.array([symbols.count(e) for e in self.committee.elements], dtype=float)
         self._onebody = self.committee.onebody_deviation @ counts
@@ -183,11 +176,7 @@ class CommitteeACECalculator(Calculator):
             "energies": np.array(calc.energies, dtype=float) + self._e0_atoms,
         }
         if deviations is not None:
-            committee_energies = energy + deviations + self._onebody
-            ddof = 1 if committee_energies.size > 1 else 0
-            energy_std = float(np.std(committee_energies, ddof=ddof))
-            self.results.update(energy_committee=committee_energies, energy_std=energy_std,
-                                energy_std_per_atom=energy_std / len(atoms))
+            self.store_committee(energy + deviations + self._onebody, len(atoms))
         if atoms.cell.rank == 3:
             # pyace's virial order xx, yy, zz, xy, xz, yz -> ASE Voigt xx, yy, zz, yz, xz, xy
             virial = np.array(calc.virial, dtype=float)
@@ -199,6 +188,7 @@ class _PyaceModels:
     pointers to its evaluator and basis: they are held here)."""
 
     def __init__(self, committee: Committee) -> None:
+        # optional: pyace is the `ace` extra, imported only where a model is built or evaluated
         from pyace.basis import ACEBBasisSet, BBasisConfiguration
         from pyace.calculator import ACECalculator
         from pyace.evaluator import ACEBEvaluator
@@ -219,6 +209,7 @@ class _PyaceModels:
 
     @staticmethod
     def _recursive(basis):
+        # optional: pyace is the `ace` extra, imported only where a model is built or evaluated
         from pyace.calculator import ACECalculator
         from pyace.evaluator import ACERecursiveEvaluator
 
@@ -244,6 +235,7 @@ class _PyaceModels:
         return config
 
     def environment(self, atoms: Atoms):
+        # optional: pyace is the `ace` extra, imported only where a model is built or evaluated
         from pyace.catomicenvironment import build_atomic_env
 
         pbc = atoms.pbc
@@ -289,7 +281,7 @@ def predict_frames(model_dir: str | Path | Calculator, frames: list[Atoms]) -> d
         Fitted model folder, or a committee calculator that sets
         ``energy_committee`` and ``energy_std_per_atom`` (a
         :class:`CommitteeACECalculator` or a
-        :class:`~nestdb.fit.pacemaker_calculator.PacemakerCommitteeCalculator`,
+        :class:`~nestdb.models.pacemaker_committee.PacemakerCommitteeCalculator`,
         whose ``max_gamma`` is returned too).
     frames
         Configurations; they are not modified (each is copied).

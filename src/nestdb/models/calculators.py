@@ -13,25 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from ase.calculators.calculator import Calculator
+from ase.calculators.eam import EAM as AseEAM
+from ase.calculators.emt import EMT
+from matscipy.calculators.eam import EAM as MatscipyEAM
 
 from nestdb.errors import ConfigError, DataError
+from nestdb.models.ace_committee import CommitteeACECalculator
+from nestdb.models.pacemaker_committee import PacemakerCommitteeCalculator
+from nestdb.models.registry import Registry, Spec
 from nestdb.potentials.eam import EAM_KINDS, FastEAM, guess_kind
 from nestdb.potentials.lj import LJ_DEFAULTS, FastLennardJones
 
-KNOWN_CALCULATORS: tuple[str, ...] = ("lj", "eam", "emt", "ace_committee", "pacemaker_committee")
 #: Implementations of ``type: eam``: ours (vectorised), ASE's and matscipy's.
 EAM_IMPLEMENTATIONS: tuple[str, ...] = ("nestdb", "ase", "matscipy")
+#: Calculator types that are a fitted committee read from a ``model`` folder (the previous cycle's fit).
+COMMITTEE_TYPES: tuple[str, ...] = ("ace_committee", "pacemaker_committee")
 
-#: Keys each calculator type accepts besides "type".
-_ALLOWED_KEYS: dict[str, tuple[str, ...]] = {
-    "lj": ("epsilon", "sigma", "cutoff"),
-    "eam": ("file", "kind", "implementation"),
-    "emt": (),
-    "ace_committee": ("model",),
-    "pacemaker_committee": ("model",),
-}
-
-__all__ = ["EAM_IMPLEMENTATIONS", "KNOWN_CALCULATORS", "LJ_DEFAULTS", "FastEAM", "FastLennardJones",
+__all__ = ["CALCULATORS", "COMMITTEE_TYPES", "EAM_IMPLEMENTATIONS", "KNOWN_CALCULATORS", "parse_calculator_spec",
            "make_calculator"]
 
 
@@ -50,6 +48,13 @@ def _resolve_file(value: Any, key: str, calc_type: str, base_dir: Path, must_be_
     if must_be_dir and not path.is_dir():
         raise ConfigError(f"calculator {calc_type!r}: {key}={str(value)!r} must be a directory ({path})")
     return path
+
+
+def parse_calculator_spec(spec: Any) -> Spec:
+    """The :class:`~nestdb.models.registry.Spec` of a ``calculator`` config section (``type`` + settings beside it)."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"calculator spec must be a mapping with a 'type' key, got {spec!r}")
+    return Spec(spec.get("type"), {key: value for key, value in spec.items() if key != "type"})
 
 
 def make_calculator(spec: dict, base_dir: str | Path = ".") -> Calculator:
@@ -84,58 +89,44 @@ def make_calculator(spec: dict, base_dir: str | Path = ".") -> Calculator:
     ConfigError
         Unknown type, unknown keys, or a missing file.
     """
-    if not isinstance(spec, dict):
-        raise ConfigError(f"calculator spec must be a mapping with a 'type' key, got {spec!r}")
-    calc_type = spec.get("type")
-    if calc_type not in KNOWN_CALCULATORS:
-        raise ConfigError(
-            f"calculator type {calc_type!r} is unknown; set 'type' to one of {', '.join(KNOWN_CALCULATORS)}"
-        )
-    extra = sorted(set(spec) - {"type"} - set(_ALLOWED_KEYS[calc_type]))
-    if extra:
-        allowed = ", ".join(_ALLOWED_KEYS[calc_type]) or "none"
-        raise ConfigError(
-            f"calculator {calc_type!r}: unknown key(s) {', '.join(map(repr, extra))}; allowed keys: {allowed}"
-        )
-    base = Path(base_dir)
+    return CALCULATORS.build(parse_calculator_spec(spec), base_dir=Path(base_dir))
 
-    if calc_type == "lj":
-        params = {key: spec.get(key, default) for key, default in LJ_DEFAULTS.items()}
-        try:
-            params = {key: float(value) for key, value in params.items()}
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"calculator 'lj': epsilon/sigma/cutoff must be numbers ({err})") from None
-        return FastLennardJones(**params)
 
-    if calc_type == "eam":
-        return _make_eam(spec, base)
+def _lj(settings: dict, base_dir: Path) -> Calculator:
+    params = {key: settings.get(key, default) for key, default in LJ_DEFAULTS.items()}
+    try:
+        params = {key: float(value) for key, value in params.items()}
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"calculator 'lj': epsilon/sigma/cutoff must be numbers ({err})") from None
+    return FastLennardJones(**params)
 
-    if calc_type == "emt":
-        from ase.calculators.emt import EMT
 
-        return EMT()
+def _emt(settings: dict, base_dir: Path) -> Calculator:
+    return EMT()
 
-    # ace_committee, pacemaker_committee
-    if "model" not in spec:
+
+def _model_dir(settings: dict, calc_type: str, base_dir: Path) -> Path:
+    if "model" not in settings:
         raise ConfigError(f"calculator {calc_type!r} needs key 'model' (a fitted committee model directory)")
-    model_dir = _resolve_file(spec["model"], "model", calc_type, base, must_be_dir=True)
-    if calc_type == "pacemaker_committee":
-        from nestdb.fit.pacemaker_calculator import PacemakerCommitteeCalculator
-
-        return PacemakerCommitteeCalculator.from_folder(model_dir)
-    from nestdb.fit.committee import CommitteeACECalculator
-
-    return CommitteeACECalculator(model_dir)
+    return _resolve_file(settings["model"], "model", calc_type, base_dir, must_be_dir=True)
 
 
-def _make_eam(spec: dict, base: Path) -> Calculator:
-    if "file" not in spec:
+def _ace_committee(settings: dict, base_dir: Path) -> Calculator:
+    return CommitteeACECalculator(_model_dir(settings, "ace_committee", base_dir))
+
+
+def _pacemaker_committee(settings: dict, base_dir: Path) -> Calculator:
+    return PacemakerCommitteeCalculator.from_folder(_model_dir(settings, "pacemaker_committee", base_dir))
+
+
+def _eam(settings: dict, base_dir: Path) -> Calculator:
+    if "file" not in settings:
         raise ConfigError("calculator 'eam' needs key 'file' (a LAMMPS eam/eam.fs/eam.alloy potential file)")
-    path = _resolve_file(spec["file"], "file", "eam", base)
-    kind = spec.get("kind", guess_kind(path))
+    path = _resolve_file(settings["file"], "file", "eam", base_dir)
+    kind = settings.get("kind", guess_kind(path))
     if kind not in EAM_KINDS:
         raise ConfigError(f"calculator 'eam': kind={kind!r} unknown; use one of {', '.join(EAM_KINDS)}")
-    implementation = spec.get("implementation", "nestdb")
+    implementation = settings.get("implementation", "nestdb")
     if implementation not in EAM_IMPLEMENTATIONS:
         raise ConfigError(f"calculator 'eam': implementation={implementation!r} unknown; use one of "
                           f"{', '.join(EAM_IMPLEMENTATIONS)} (nestdb is the fast one)")
@@ -143,14 +134,20 @@ def _make_eam(spec: dict, base: Path) -> Calculator:
         if implementation == "nestdb":
             return FastEAM(path, kind=kind)
         if implementation == "ase":
-            from ase.calculators.eam import EAM as AseEAM
-
             return AseEAM(potential=str(path), form={"eam": "eam", "eam/alloy": "alloy", "eam/fs": "fs"}[kind])
-        from matscipy.calculators.eam import EAM as MatscipyEAM
-
         return MatscipyEAM(str(path), kind=kind)
     except DataError as err:
         raise ConfigError(f"calculator 'eam': {err}") from err
     except Exception as err:  # the ASE/matscipy parsers fail with bare IndexError/ValueError on a wrong kind
         raise ConfigError(f"calculator 'eam': could not read file={str(path)!r} as {kind!r} "
                           f"with the {implementation} implementation: {err}") from err
+
+
+#: The energy models a config can name (``calculator: {type: <name>, ...}``) and the keys each accepts.
+CALCULATORS = Registry("calculator", "type")
+CALCULATORS.register("lj", _lj, keys=tuple(LJ_DEFAULTS))
+CALCULATORS.register("eam", _eam, keys=("file", "kind", "implementation"))
+CALCULATORS.register("emt", _emt, keys=())
+CALCULATORS.register("ace_committee", _ace_committee, keys=("model",))
+CALCULATORS.register("pacemaker_committee", _pacemaker_committee, keys=("model",))
+KNOWN_CALCULATORS: tuple[str, ...] = CALCULATORS.names

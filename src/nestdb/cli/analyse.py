@@ -1,4 +1,4 @@
-"""Command line like pymatnest's ``ns_analyse``."""
+"""``nestdb analyse`` (also ``nestdb-analyse``): thermodynamics of an ``.energies`` file, like pymatnest's ``ns_analyse``."""
 
 from __future__ import annotations
 

@@ -18,18 +18,19 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from nestdb.errors import DataError
+from nestdb.models.committee import CommitteeCalculator
 
 #: Index of a collected pacemaker committee (members, E0, active set).
 COMMITTEE_INDEX = "committee.json"
 
 
-class PacemakerCommitteeCalculator(Calculator):
+class PacemakerCommitteeCalculator(CommitteeCalculator):
     """Mean energy, forces and stress of pacemaker committee members, with their energy STD.
 
-    Energies include E0 (DFT scale).  After a calculation ``results`` also holds
-    ``energy_committee`` (K member energies, eV), ``energy_std`` (eV, ddof=1),
-    ``energy_std_per_atom`` (eV/atom) and, with an active set, ``max_gamma``
-    (the largest extrapolation grade of member 0 over the atoms).
+    Energies include E0 (DFT scale); ``results`` hold the committee's energies
+    and STD (:class:`~nestdb.models.committee.CommitteeCalculator`) and, with
+    an active set, ``max_gamma`` (the largest extrapolation grade of member 0
+    over the atoms).
 
     Parameters
     ----------
@@ -41,20 +42,19 @@ class PacemakerCommitteeCalculator(Calculator):
         ``.asi`` file of the first member, or None.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies"]
+    description = "pacemaker committee"
 
     def __init__(self, potentials: list[str | Path], reference_energies: dict[str, float],
                  active_set: str | Path | None = None, **kwargs):
-        from pyace import PyACECalculator
+        from pyace import PyACECalculator  # optional dependency (the `ace` extra): imported only to evaluate
 
-        Calculator.__init__(self, **kwargs)
         if not potentials:
             raise DataError("a pacemaker committee needs at least one member potential")
         for path in potentials:
             if not Path(path).is_file():
                 raise DataError(f"pacemaker committee member '{path}' is missing; rerun rule fit_pacemaker")
+        super().__init__(Path(potentials[0]).parent, reference_energies, **kwargs)
         self.potentials = [Path(p) for p in potentials]
-        self.reference_energies = {str(k): float(v) for k, v in reference_energies.items()}
         self._members = [PyACECalculator(str(p)) for p in self.potentials]
         self.active_set = Path(active_set) if active_set else None
         if self.active_set is not None:
@@ -85,12 +85,7 @@ class PacemakerCommitteeCalculator(Calculator):
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes):
         Calculator.calculate(self, atoms, properties, system_changes)
         atoms = self.atoms
-        symbols = atoms.get_chemical_symbols()
-        unknown = set(symbols) - set(self.reference_energies)
-        if unknown:
-            raise DataError(f"configuration contains {sorted(unknown)} but the pacemaker committee "
-                            f"{self.potentials[0].parent} has E0 only for {sorted(self.reference_energies)}")
-        e0_atoms = np.array([self.reference_energies[s] for s in symbols])
+        e0_atoms = self.reference_energy(atoms.get_chemical_symbols())
         energies, forces, stresses, per_atom = [], [], [], []
         gamma = None
         for k, member in enumerate(self._members):
@@ -104,17 +99,14 @@ class PacemakerCommitteeCalculator(Calculator):
             if k == 0 and self.active_set is not None:
                 gamma = float(np.max(result["gamma"]))
         committee = np.array(energies) + e0_atoms.sum()
-        std = float(np.std(committee, ddof=1)) if committee.size > 1 else 0.0
         energy = float(committee.mean())
         self.results = {
             "energy": energy,
             "free_energy": energy,
             "forces": np.mean(forces, axis=0),
             "energies": np.mean(per_atom, axis=0) + e0_atoms,
-            "energy_committee": committee,
-            "energy_std": std,
-            "energy_std_per_atom": std / len(atoms),
         }
+        self.store_committee(committee, len(atoms))
         if len(stresses) == len(energies):
             self.results["stress"] = np.mean(stresses, axis=0)
         if gamma is not None:

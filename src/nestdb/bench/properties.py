@@ -1,28 +1,34 @@
-"""Benchmark stages of the workflow: file paths in, file paths out.
+"""Every benchmark property with a calculator factory, and the model's side compared with the reference.
 
 Every property has a *reference* side (the configured labeller, once for
 all cycles, or the user's reference files) and a *model* side (each cycle's
-committee), written as JSON/CSV and a figure. The functions take calculator
-factories, so the tests run them with EAM/GPAW and the rules with the
-committee. ``nestdb.stages`` re-exports the E–V/elastic stages under their
-old names.
+committee). The functions here take calculator factories
+(``(name, atoms) -> calculator``: a fresh calculator per benchmark), so the
+tests run them with EAM/GPAW and the workflow stages
+(:mod:`nestdb.bench.stage`) with the labeller and the committee.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 from ase import Atoms
 
+from nestdb.bench import plots
+from nestdb.bench.alloy import compare_alloy, compute_alloy
+from nestdb.bench.bain import bain_path
+from nestdb.bench.elastic import elastic_constants
+from nestdb.bench.enthalpy import enthalpy_curve, transition_pressures
+from nestdb.bench.eos import ev_curve, fit_eos
+from nestdb.bench.phonons import phonon_dispersion
 from nestdb.errors import ConfigError
-
-log = logging.getLogger("nestdb")
+from nestdb.io import jsonable, write_json
+from nestdb.structures.crystals import build_structure
 
 #: matscipy symmetry of each structure's elastic tensor.
 ELASTIC_SYMMETRY = {"hcp": "hexagonal", "dhcp": "hexagonal", "bcc": "cubic", "fcc": "cubic"}
@@ -32,58 +38,10 @@ PROPERTIES = ("enthalpy", "bain", "phonons", "alloy")
 CalculatorFor = Callable[[str, Atoms], object]
 
 
-def jsonable(value):
-    """Plain-Python copy of nested dicts/lists/numpy values for ``json.dumps``."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
-    return value
-
-
-def _write_json(path: str | Path, value) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(jsonable(value), indent=2))
-
-
 def elastic_structures(bench: dict) -> list[str]:
     """``bench.elastic.structure`` as a list (a single name or a list of names)."""
     names = bench["elastic"]["structure"]
     return [names] if isinstance(names, str) else list(names)
-
-
-def property_enabled(config: dict, kind: str) -> bool:
-    """Whether a property runs: its ``enabled`` key; ``bench.alloy.enabled: null`` is on with two or more elements."""
-    enabled = (config["bench"].get(kind) or {}).get("enabled")
-    if kind == "alloy" and enabled is None:
-        return len(config["elements"]) >= 2
-    return bool(enabled)
-
-
-def bench_targets(config: dict, cycles: list[int]) -> list[str]:
-    """Workflow targets of the enabled properties, XRD and the phase diagram (``rule all``)."""
-    from nestdb.config import cycle_runs, explore_kind
-
-    bench = config["bench"]
-    targets = []
-    for cycle in cycles:
-        targets += [f"results/bench/cycle{cycle}/{kind}.json" for kind in PROPERTIES if property_enabled(config, kind)]
-        if bench["xrd"]["enabled"] and explore_kind(config, cycle) == "ns":  # XRD of NS samples only
-            targets += [f"results/bench/cycle{cycle}/xrd/{comp}P{pressure}GPa/xrd.csv"
-                        for comp, pressure in cycle_runs(config, cycle)]
-        if explore_kind(config, cycle) == "ns":
-            from nestdb.bench.alloy_samples import sample_targets
-
-            targets += sample_targets(config, cycle)
-    if bench["phase_diagram"]["enabled"]:
-        targets.append("results/bench/phase_diagram/melting.csv")
-    if (bench.get("learning_curve") or {}).get("enabled"):
-        targets.append("results/bench/learning_curve/learning_curve.csv")
-    return targets
 
 
 # --------------------------------------------------------------------------- E-V and elastic
@@ -122,8 +80,6 @@ def run_benchmarks(calculator_for: CalculatorFor, bench: dict, element: str,
         E–V rows (``structure``, ``volume_scale``, ``volume_per_atom``,
         ``energy_per_atom``) and ``{structure: elastic result}``.
     """
-    from nestdb.bench import build_structure, elastic_constants, ev_curve
-
     rows = []
     for name in bench["structures"]:
         if name in skip_ev:
@@ -145,60 +101,6 @@ def run_benchmarks(calculator_for: CalculatorFor, bench: dict, element: str,
         result["structure"] = name
         elastic[name] = result
     return rows, elastic
-
-
-def _fixed_grid_gpaw(spec: dict, atoms: Atoms, kpt_density: float, directory: Path):
-    """A GPAW calculator whose k-point grid stays that of ``atoms`` under strain.
-
-    Stresses of a soft metal at 1-2 % strain are ~1 GPa, the size of the
-    k-point noise of demo settings: the elastic fit needs a denser grid that
-    does not change between the strained cells (measured in
-    benchmarks/gpaw_elastic_settings.py).
-    """
-    from ase.calculators.calculator import kptdensity2monkhorstpack
-
-    from nestdb.label import make_labeller
-
-    size = [int(n) for n in kptdensity2monkhorstpack(atoms, kpt_density, True)]
-    settings = dict(spec.get("gpaw") or {}, kpts={"size": size, "gamma": True})
-    log.info("elastic reference: fixed GPAW k-point grid %s (density %s)", size, kpt_density)
-    return make_labeller({"code": "gpaw", "gpaw": settings}, base_dir=Path.cwd()).calculator(directory)
-
-
-def reference_calculators(spec: dict, raw_dir: str | Path, bench: dict | None = None) -> CalculatorFor:
-    """Calculator factory of the reference labeller: one fresh calculator (and folder) per label."""
-    from nestdb.label import make_labeller
-
-    labeller = make_labeller(spec, base_dir=Path.cwd())
-    raw_dir = Path(raw_dir)
-
-    def calculator_for(name: str, atoms: Atoms):
-        directory = raw_dir / name
-        directory.mkdir(parents=True, exist_ok=True)
-        if bench is not None and name.startswith("elastic_") and spec["code"] == "gpaw":
-            return _fixed_grid_gpaw(spec, atoms, bench["elastic"]["kpt_density"], directory)
-        return labeller.calculator(directory)
-
-    return calculator_for
-
-
-def bench_reference(spec: dict, bench: dict, element: str, ev_path: str | Path,
-                    elastic_path: str | Path, raw_dir: str | Path) -> None:
-    """Reference E–V curves and elastic constants (labeller, or reference files for E–V).
-
-    Cost: see :func:`run_benchmarks`; structures in ``bench.reference_files``
-    cost nothing (read from the files).
-    """
-    from nestdb.bench.reference_files import read_reference_ev
-
-    files = bench.get("reference_files") or {}
-    rows, elastic = run_benchmarks(reference_calculators(spec, raw_dir, bench), bench, element,
-                                   skip_ev=tuple(files))
-    ev = pd.DataFrame(rows)
-    if files:
-        ev = pd.concat([ev, read_reference_ev(files, base_dir=Path.cwd())], ignore_index=True)
-    ev.to_csv(ev_path, index=False)
-    _write_json(elastic_path, elastic)
 
 
 def _relaxed(elastic: dict) -> bool:
@@ -223,8 +125,6 @@ def compare_ev_elastic(calculator, bench: dict, element: str, reference_ev_path:
     Cost: as :func:`run_benchmarks` with the model calculator. The model's
     E–V points are the reference's volumes (which may come from files).
     """
-    from nestdb.bench import fit_eos, plot_ev
-
     reference = pd.read_csv(reference_ev_path)
     volumes = {name: reference[reference.structure == name].volume_per_atom.to_numpy()
                for name in bench["structures"]}
@@ -239,7 +139,7 @@ def compare_ev_elastic(calculator, bench: dict, element: str, reference_ev_path:
         eos[name] = {side: fit_eos(curves[side][name]) for side in ("model", "reference")}
         # Energy differences between volumes are what the model can get right.
         ev_rmse[name] = _ev_shape_rmse_mev(curves["model"][name], curves["reference"][name])
-    plot_ev(curves, ev_plot_path)
+    plots.plot_ev(curves, ev_plot_path)
     ref_elastic = json.loads(Path(reference_elastic_path).read_text())
     with open(elastic_path, "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -254,18 +154,8 @@ def compare_ev_elastic(calculator, bench: dict, element: str, reference_ev_path:
                                  _relaxed(ref), result["positive_definite"], ref["positive_definite"]])
     summary = {"eos": eos, "ev_shape_rmse_meV_per_atom": ev_rmse, "elastic_model": elastic,
                "elastic_reference": ref_elastic}
-    _write_json(summary_path, summary)
+    write_json(summary_path, summary)
     return jsonable(summary)
-
-
-def bench_model(model_dir: str | Path, bench: dict, element: str, reference_ev_path: str | Path,
-                reference_elastic_path: str | Path, ev_path: str | Path, ev_plot_path: str | Path,
-                elastic_path: str | Path, summary_path: str | Path) -> dict:
-    """Model side of E–V and elastic benchmarks with a cycle's committee (see :func:`compare_ev_elastic`)."""
-    from nestdb.fit.committee import CommitteeACECalculator
-
-    return compare_ev_elastic(CommitteeACECalculator(model_dir), bench, element, reference_ev_path,
-                              reference_elastic_path, ev_path, ev_plot_path, elastic_path, summary_path)
 
 
 # --------------------------------------------------------------------------- enthalpy, Bain, phonons
@@ -293,13 +183,9 @@ def compute_property(kind: str, calculator_for: CalculatorFor, bench: dict, elem
         ``alloy``: see :func:`nestdb.bench.alloy.compute_alloy`.
     """
     if kind == "alloy":
-        from nestdb.bench.alloy import compute_alloy
-
         return compute_alloy(calculator_for, bench, _elements(element))
     element = _elements(element)[0]
     if kind == "enthalpy":
-        from nestdb.bench.enthalpy import enthalpy_curve, transition_pressures
-
         cfg = bench["enthalpy"]
         table = pd.concat([enthalpy_curve(name, calculator_for, cfg["pressures"], element=element,
                                           relax_c_over_a=cfg["relax_c_over_a"], fmax=cfg["fmax"],
@@ -308,15 +194,11 @@ def compute_property(kind: str, calculator_for: CalculatorFor, bench: dict, elem
         return {"table": table.to_dict("records"), "transitions": transition_pressures(table),
                 "relax_c_over_a": cfg["relax_c_over_a"]}
     if kind == "bain":
-        from nestdb.bench.bain import bain_path
-
         cfg = bench["bain"]
         table = bain_path(calculator_for, cfg["pressures"], n_points=cfg["n_points"], element=element,
                           fmax=cfg["fmax"], max_steps=cfg["max_steps"])
         return {"table": table.to_dict("records")}
     if kind == "phonons":
-        from nestdb.bench.phonons import phonon_dispersion
-
         cfg = bench["phonons"]
         supercells = cfg.get("supercell") or {}
         return {name: phonon_dispersion(name, calculator_for, element=element, supercell=supercells.get(name),
@@ -324,37 +206,6 @@ def compute_property(kind: str, calculator_for: CalculatorFor, bench: dict, elem
                                         pressure_gpa=cfg["pressure"], fmax=cfg["fmax"])
                 for name in cfg["structures"]}
     raise ConfigError(f"unknown benchmark property {kind!r}; choose from {', '.join(PROPERTIES)}")
-
-
-def bench_property_reference(kind: str, spec: dict, bench: dict, element: str | list[str], json_path: str | Path,
-                             raw_dir: str | Path) -> dict:
-    """Reference side of one property with the reference labeller (one folder per calculation).
-
-    With ``bench.reference_files`` the enthalpy curves of those structures
-    come from an EOS fit of the files' E–V points instead (relaxations at
-    fixed ratios are exactly the minima of that fixed-shape E–V curve).
-    """
-    files = bench.get("reference_files") or {}
-    if kind == "enthalpy" and files:
-        from nestdb.bench.enthalpy import transition_pressures
-        from nestdb.bench.reference_files import enthalpy_from_ev, read_reference_ev
-
-        cfg = bench["enthalpy"]
-        from_files = [name for name in cfg["structures"] if name in files]
-        computed = dict(bench, enthalpy=dict(cfg, structures=[n for n in cfg["structures"] if n not in files]))
-        rows = []
-        if computed["enthalpy"]["structures"]:
-            rows = compute_property(kind, reference_calculators(spec, raw_dir), computed, element)["table"]
-        ev = read_reference_ev({name: files[name] for name in from_files}, base_dir=Path.cwd())
-        for name in from_files:
-            rows += enthalpy_from_ev(ev[ev.structure == name], cfg["pressures"]).to_dict("records")
-        table = pd.DataFrame(rows)
-        result = {"table": rows, "transitions": transition_pressures(table), "relax_c_over_a": cfg["relax_c_over_a"],
-                  "from_files": from_files}
-    else:
-        result = compute_property(kind, reference_calculators(spec, raw_dir), bench, element)
-    _write_json(json_path, result)
-    return result
 
 
 def compare_property(kind: str, calculator, bench: dict, element: str | list[str], reference_json: str | Path,
@@ -367,30 +218,16 @@ def compare_property(kind: str, calculator, bench: dict, element: str | list[str
     model against reference (``csv_path``, with ``converged`` columns) and a
     figure (``plot_path``).
     """
-    from nestdb.bench import plots
-
     reference = json.loads(Path(reference_json).read_text())
     model = jsonable(compute_property(kind, lambda name, atoms: calculator, bench, element))
     if kind == "alloy":
-        from nestdb.bench.alloy import compare_alloy
-
         comparison = compare_alloy(model, reference, csv_path, plot_path, title)
     elif kind == "enthalpy":
-        comparison = plots.compare_enthalpy(model, reference, csv_path, plot_path, title)
+        comparison, _ = plots.compare_enthalpy(model, reference, csv_path, plot_path, title)
     elif kind == "bain":
-        comparison = plots.compare_bain(model, reference, csv_path, plot_path, title)
+        comparison, _ = plots.compare_bain(model, reference, csv_path, plot_path, title)
     else:
-        comparison = plots.compare_phonons(model, reference, csv_path, plot_path, title)
+        comparison, _ = plots.compare_phonons(model, reference, csv_path, plot_path, title)
     result = {"model": model, "comparison": comparison}
-    _write_json(json_path, result)
+    write_json(json_path, result)
     return result
-
-
-def bench_property_model(kind: str, model_dir: str | Path, bench: dict, element: str | list[str],
-                         reference_json: str | Path, json_path: str | Path, csv_path: str | Path, plot_path: str | Path,
-                         title: str = "") -> dict:
-    """:func:`compare_property` with a cycle's committee."""
-    from nestdb.fit.committee import CommitteeACECalculator
-
-    return compare_property(kind, CommitteeACECalculator(model_dir), bench, element, reference_json, json_path,
-                            csv_path, plot_path, title)

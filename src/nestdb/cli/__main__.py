@@ -1,0 +1,7 @@
+"""``python -m nestdb.cli``: the ``nestdb`` command."""
+
+import sys
+
+from nestdb.cli import console
+
+sys.exit(console())
