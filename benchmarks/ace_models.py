@@ -34,10 +34,10 @@ SUBSET_STEP = 6
 #: Basis ladder: name -> (nradmax_by_orders, lmax_by_orders); number of functions at cutoff 6 A.
 BASES: dict[str, tuple[list[int], list[int]]] = {
     "b914": ([14, 10, 5], [0, 5, 3]),  # the study config's basis (body order 4)
-    "b496": ([12, 8, 4], [0, 4, 3]),   # mg-study.yaml: same 5-split mean error as 914
+    "b496": ([12, 8, 4], [0, 4, 3]),  # mg-study.yaml: same 5-split mean error as 914
     "b352": ([12, 8, 4], [0, 4, 2]),
     "b189": ([10, 6, 3], [0, 4, 2]),
-    "b74": ([8, 4, 2], [0, 3, 2]),     # nestdb's default fit basis
+    "b74": ([8, 4, 2], [0, 3, 2]),  # nestdb's default fit basis
 }
 
 
@@ -53,8 +53,16 @@ def fit_settings(name: str) -> dict:
     """The study config's fit settings with basis ``name`` (no refit, 80/20 split, one job)."""
     study = yaml.safe_load((ROOT / "config" / "mg-study.yaml").read_text())
     nradmax, lmax = BASES[name]
-    return dict(study["fit"], elements=study.get("elements", ["Mg"]), nradmax_by_orders=nradmax,
-                lmax_by_orders=lmax, refit_on_all_data=False, test_fraction=0.2, n_jobs=1, seed=0)
+    return dict(
+        study["fit"],
+        elements=study.get("elements", ["Mg"]),
+        nradmax_by_orders=nradmax,
+        lmax_by_orders=lmax,
+        refit_on_all_data=False,
+        test_fraction=0.2,
+        n_jobs=1,
+        seed=0,
+    )
 
 
 def committee_model(name: str, cache: Path = DEFAULT_CACHE, log=print) -> tuple[Path, dict]:
@@ -70,17 +78,25 @@ def committee_model(name: str, cache: Path = DEFAULT_CACHE, log=print) -> tuple[
         if summary.get("settings") == json.loads(json.dumps(settings)) and (folder / "committee.npz").is_file():
             return folder, summary
     frames = load_training_frames(FILES)[::SUBSET_STEP]
-    log(f"fitting {name} ({settings['nradmax_by_orders']}, {settings['lmax_by_orders']}) on {len(frames)} "
-        f"configurations into {folder}")
+    log(
+        f"fitting {name} ({settings['nradmax_by_orders']}, {settings['lmax_by_orders']}) on {len(frames)} "
+        f"configurations into {folder}"
+    )
     start = time.perf_counter()
     metrics = fit_linear_ace(frames, settings, folder)
-    summary = {"settings": settings, "n_functions": metrics["n_functions"], "n_configurations": len(frames),
-               "test_energy_rmse_mev_per_atom": metrics["test"]["energy_rmse_mev_per_atom"],
-               "test_force_rmse_mev_per_a": metrics["test"]["force_rmse_mev_per_a"],
-               "fit_wall_s": time.perf_counter() - start}
+    summary = {
+        "settings": settings,
+        "n_functions": metrics["n_functions"],
+        "n_configurations": len(frames),
+        "test_energy_rmse_mev_per_atom": metrics["test"]["energy_rmse_mev_per_atom"],
+        "test_force_rmse_mev_per_a": metrics["test"]["force_rmse_mev_per_a"],
+        "fit_wall_s": time.perf_counter() - start,
+    }
     summary_path.write_text(json.dumps(summary, indent=1))
-    log(f"  {summary['n_functions']} functions, test {summary['test_energy_rmse_mev_per_atom']:.2f} meV/atom, "
-        f"{summary['test_force_rmse_mev_per_a']:.1f} meV/A, {summary['fit_wall_s']:.0f} s")
+    log(
+        f"  {summary['n_functions']} functions, test {summary['test_energy_rmse_mev_per_atom']:.2f} meV/atom, "
+        f"{summary['test_force_rmse_mev_per_a']:.1f} meV/A, {summary['fit_wall_s']:.0f} s"
+    )
     return folder, summary
 
 

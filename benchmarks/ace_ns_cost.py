@@ -96,29 +96,43 @@ def study_settings(pressure: float, **changes) -> NSSettings:
 
 def count_run(n_atoms: int, walkers: int, walk_length: int, pressure: float, seed: int, workdir: Path) -> dict:
     """One converged run with the EAM; iterations, calls, move statistics, stage of each iteration, frames."""
-    settings = study_settings(pressure, n_walkers=walkers, walk_length=walk_length, seed=seed,
-                              traj_interval=max(1, walkers // 4), committee_std_max=None,
-                              committee_stop_std=None)
+    settings = study_settings(
+        pressure,
+        n_walkers=walkers,
+        walk_length=walk_length,
+        seed=seed,
+        traj_interval=max(1, walkers // 4),
+        committee_std_max=None,
+        committee_stop_std=None,
+    )
     calc = ForcesAlwaysEAM(EAM_FILE)
     timer = ModelTimer(calc)
     prefix = workdir / f"count_{n_atoms}_{walkers}"
     cpu0, start = time.process_time(), time.perf_counter()
     summary = run_nested_sampling({"Mg": n_atoms}, calc, settings, prefix)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - start
-    h_lims = np.array([float(line.split()[1]) for line in
-                       output_paths(prefix)["energies"].read_text().splitlines()[1:]])
+    h_lims = np.array(
+        [float(line.split()[1]) for line in output_paths(prefix)["energies"].read_text().splitlines()[1:]]
+    )
     stages = stage_of_iterations(h_lims, walkers, GAS_ABOVE, CRYSTAL_BELOW)
     calls = summary["n_calls"] - summary["n_init_calls"]
     md_steps = summary["attempts"].get("md", 0) * settings.md_traj_len
     return {
-        "atoms": n_atoms, "walkers": walkers, "walk_length": walk_length, "stop_reason": summary["stop_reason"],
-        "iterations": summary["n_iter"], "calls": calls, "calls_per_iter": calls / summary["n_iter"],
+        "atoms": n_atoms,
+        "walkers": walkers,
+        "walk_length": walk_length,
+        "stop_reason": summary["stop_reason"],
+        "iterations": summary["n_iter"],
+        "calls": calls,
+        "calls_per_iter": calls / summary["n_iter"],
         # MD steps that do not end a trajectory need no committee STD (upper bound: trajectories end early
         # only on a failed call)
         "share_without_std": md_steps * (settings.md_traj_len - 1) / settings.md_traj_len / calls,
         "stage_fractions": {s: stages.count(s) / len(stages) for s in STAGES},
         "driver_overhead_cpu_ms_per_call": 1e3 * (cpu - timer.cpu) / timer.calls,
-        "wall_s": wall, "cpu_s": cpu, "settings": dataclasses.asdict(settings),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "settings": dataclasses.asdict(settings),
         "_frames": _stage_frames(prefix, stages),
     }
 
@@ -128,7 +142,8 @@ def _stage_frames(prefix: Path, stages: list[str]) -> dict[str, list[Atoms]]:
     by_stage: dict[str, list[Atoms]] = {s: [] for s in STAGES}
     for frame in frames:
         by_stage[stages[min(int(frame.info["iter"]), len(stages) - 1)]].append(
-            Atoms(frame.numbers, positions=frame.positions, cell=frame.cell, pbc=True))
+            Atoms(frame.numbers, positions=frame.positions, cell=frame.cell, pbc=True)
+        )
     return by_stage
 
 
@@ -139,9 +154,12 @@ def make_counts(args) -> tuple[list[dict], dict]:
         for walkers in sorted(args.count_walkers):
             counts.append(count_run(16, walkers, args.count_walk_length, args.pressure, args.seed, Path(tmp)))
             c = counts[-1]
-            print(f"count run K={walkers}: {c['iterations']} iterations ({c['stop_reason']}), "
-                  f"{c['calls_per_iter']:.1f} calls/it, stages {c['stage_fractions']}, "
-                  f"{c['share_without_std']:.2f} of calls without STD, {c['wall_s']:.0f} s", flush=True)
+            print(
+                f"count run K={walkers}: {c['iterations']} iterations ({c['stop_reason']}), "
+                f"{c['calls_per_iter']:.1f} calls/it, stages {c['stage_fractions']}, "
+                f"{c['share_without_std']:.2f} of calls without STD, {c['wall_s']:.0f} s",
+                flush=True,
+            )
         frames = {16: counts[-1].pop("_frames")}
         for c in counts:
             c.pop("_frames", None)
@@ -237,8 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--models-dir", type=Path, default=ace_models.DEFAULT_CACHE)
     parser.add_argument("--keep", type=Path, default=None, help="keep the count runs and configurations here")
-    parser.add_argument("--reuse", type=Path, default=None,
-                        help="take the count runs and configurations from a --keep folder (timings only)")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        help="take the count runs and configurations from a --keep folder (timings only)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ace_ns_cost.json")
     args = parser.parse_args(argv)
     if ace_models.data_missing() or not EAM_FILE.is_file():
@@ -275,22 +297,35 @@ def main(argv: list[str] | None = None) -> int:
                 per_stage[stage]["n_configurations"] = len(chosen)
                 per_stage[stage]["volume_per_atom"] = float(np.mean([a.get_volume() / len(a) for a in chosen]))
             timings[name]["sizes"][size] = per_stage
-            print(f"{name} ({fit['n_functions']} functions) {size} atoms: " + "; ".join(
-                f"{stage} " + " ".join(f"{route} {per_stage[stage][route]:.2f}" for route in ROUTES)
-                for stage in per_stage) + " ms/call (CPU)", flush=True)
+            print(
+                f"{name} ({fit['n_functions']} functions) {size} atoms: "
+                + "; ".join(
+                    f"{stage} " + " ".join(f"{route} {per_stage[stage][route]:.2f}" for route in ROUTES)
+                    for stage in per_stage
+                )
+                + " ms/call (CPU)",
+                flush=True,
+            )
         if 16 in args.sizes:
             timings[name]["projection"] = projection(counts[-1], iterations_336, timings[name]["sizes"][16])
 
-    print("\n| basis | functions | atoms | stage | V/atom (A^3) | pyace calls/s | committee calls/s "
-          "| mean-only calls/s | compute-only calls/s |")
+    print(
+        "\n| basis | functions | atoms | stage | V/atom (A^3) | pyace calls/s | committee calls/s "
+        "| mean-only calls/s | compute-only calls/s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, entry in timings.items():
         for size, per_stage in entry["sizes"].items():
             for stage, row in per_stage.items():
-                print(f"| {name} | {entry['n_functions']} | {size} | {stage} | {row['volume_per_atom']:.1f} | "
-                      + " | ".join(f"{1e3 / row[route]:.0f}" for route in ROUTES) + " |")
-    print(f"\nStudy-sized 16-atom cycle-1 run at {args.pressure} GPa: {iterations_336:.0f} iterations x "
-          f"{counts[-1]['calls_per_iter']:.1f} calls = {iterations_336 * counts[-1]['calls_per_iter']:.3g} calls")
+                print(
+                    f"| {name} | {entry['n_functions']} | {size} | {stage} | {row['volume_per_atom']:.1f} | "
+                    + " | ".join(f"{1e3 / row[route]:.0f}" for route in ROUTES)
+                    + " |"
+                )
+    print(
+        f"\nStudy-sized 16-atom cycle-1 run at {args.pressure} GPa: {iterations_336:.0f} iterations x "
+        f"{counts[-1]['calls_per_iter']:.1f} calls = {iterations_336 * counts[-1]['calls_per_iter']:.3g} calls"
+    )
     print("| basis | functions | CPU-hours (this calculator) | CPU-hours (pyace's calculator, every call) |")
     print("|---|---|---|---|")
     for name, entry in timings.items():
@@ -300,12 +335,26 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
     print(f"\nload average before/after: {load_before[0]:.1f} / {load_after[0]:.1f} on {os.cpu_count()} cores")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "count_runs": counts, "iterations_fit": {"slope_per_walker": slope, "intercept": intercept,
-                                                 "iterations_at_336": iterations_336},
-        "pressure_gpa": args.pressure, "timings": timings, "cpus": os.cpu_count(),
-        "load_average_before_after": [load_before, load_after], "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1, default=str))
+    args.out.write_text(
+        json.dumps(
+            {
+                "count_runs": counts,
+                "iterations_fit": {
+                    "slope_per_walker": slope,
+                    "intercept": intercept,
+                    "iterations_at_336": iterations_336,
+                },
+                "pressure_gpa": args.pressure,
+                "timings": timings,
+                "cpus": os.cpu_count(),
+                "load_average_before_after": [load_before, load_after],
+                "python": platform.python_version(),
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            indent=1,
+            default=str,
+        )
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -12,6 +12,7 @@ Snakemake runs two of these jobs at a time.
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/bench_cost.py --config config/config.yaml \
         --gpaw '{"mode": {"name": "pw", "ecut": 300}, "kpts": {"density": 4, "gamma": true}}'
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from nestdb.bench.properties import compute_property, run_benchmarks
     from nestdb.bench.stage import reference_calculators
-    from nestdb.models.calculators import make_calculator
     from nestdb.config import bench_reference_spec
+    from nestdb.models.calculators import make_calculator
 
     config = load_config(args.config)
     bench, element = config["bench"], config["elements"][0]
@@ -108,16 +109,27 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     compute_property(kind, factory, bench, element)
                 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-                rows.append({"property": kind, "side": side, "wall_s": round(seconds, 1), "cpu_s": round(cpu, 1),
-                             "calls": calls["n"]})
+                rows.append(
+                    {
+                        "property": kind,
+                        "side": side,
+                        "wall_s": round(seconds, 1),
+                        "cpu_s": round(cpu, 1),
+                        "calls": calls["n"],
+                    }
+                )
                 counted = f"{calls['n']:5d} calls" if calls["n"] else "    - calls"
                 print(f"{kind:12s} {side:9s} wall {seconds:8.1f} s  cpu {cpu:8.1f} s {counted}", flush=True)
     wall, cpu = sum(r["wall_s"] for r in rows), sum(r["cpu_s"] for r in rows)
     # On a shared machine wall time includes waiting for a core; CPU time is what a free core needs.
     print(f"{'total':22s} wall {wall:8.1f} s  cpu {cpu:8.1f} s (one thread; Snakemake runs 2 jobs on 2 cores)")
     if args.out:
-        args.out.write_text(json.dumps({"config": str(args.config), "spec": spec, "rows": rows, "total_wall_s": wall,
-                                        "total_cpu_s": cpu}, indent=2))
+        args.out.write_text(
+            json.dumps(
+                {"config": str(args.config), "spec": spec, "rows": rows, "total_wall_s": wall, "total_cpu_s": cpu},
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -55,28 +55,59 @@ CONFIGS = {"full": REPO / "config" / "oracle-mg.yaml", "smoke": REPO / "config" 
 #: Per-mode settings of the parts outside the workflow configs.
 MODES = {
     "full": {
-        "md": {"structures": ["fcc", "hcp", "bcc"], "temperatures": [300, 800, 1500, 2500], "steps": 300,
-               "interval": 15, "timestep": 2.0},
+        "md": {
+            "structures": ["fcc", "hcp", "bcc"],
+            "temperatures": [300, 800, 1500, 2500],
+            "steps": 300,
+            "interval": 15,
+            "timestep": 2.0,
+        },
         "trust_window": {"sigma_lo": 2.0, "sigma_hi": 100.0},
         "hand_md_steps": 600,
-        "melt": {"pressure": 15.0, "seeds": [101, 102], "n_walkers": 32, "walk_length": 12,
-                 "max_volume_per_atom": 25.0, "converge_down_to_T": 600.0, "max_iter": 40000},
+        "melt": {
+            "pressure": 15.0,
+            "seeds": [101, 102],
+            "n_walkers": 32,
+            "walk_length": 12,
+            "max_volume_per_atom": 25.0,
+            "converge_down_to_T": 600.0,
+            "max_iter": 40000,
+        },
         "scatter_seeds": [1],
     },
     "smoke": {
-        "md": {"structures": ["fcc", "bcc"], "temperatures": [500, 2000], "steps": 40, "interval": 10,
-               "timestep": 2.0},
+        "md": {"structures": ["fcc", "bcc"], "temperatures": [500, 2000], "steps": 40, "interval": 10, "timestep": 2.0},
         "trust_window": {"sigma_lo": 0.5, "sigma_hi": 500.0},
         "hand_md_steps": 60,
-        "melt": {"pressure": 15.0, "seeds": [101], "n_walkers": 12, "walk_length": 6,
-                 "max_volume_per_atom": 25.0, "converge_down_to_T": 800.0, "max_iter": 1500},
+        "melt": {
+            "pressure": 15.0,
+            "seeds": [101],
+            "n_walkers": 12,
+            "walk_length": 6,
+            "max_volume_per_atom": 25.0,
+            "converge_down_to_T": 800.0,
+            "max_iter": 1500,
+        },
         "scatter_seeds": [1],
     },
 }
-COLUMNS = ["campaign", "cycle", "labels", "crystal_energy_rmse_mev", "liquid_energy_rmse_mev",
-           "dilute_energy_rmse_mev", "liquid_or_hot_energy_rmse_mev", "crystal_force_rmse_mev_per_a",
-           "liquid_force_rmse_mev_per_a", "spearman", "within_1_std", "within_2_std", "ev_shape_rmse_mev",
-           "v0_error_percent", "elastic_mae_gpa"]
+COLUMNS = [
+    "campaign",
+    "cycle",
+    "labels",
+    "crystal_energy_rmse_mev",
+    "liquid_energy_rmse_mev",
+    "dilute_energy_rmse_mev",
+    "liquid_or_hot_energy_rmse_mev",
+    "crystal_force_rmse_mev_per_a",
+    "liquid_force_rmse_mev_per_a",
+    "spearman",
+    "within_1_std",
+    "within_2_std",
+    "ev_shape_rmse_mev",
+    "v0_error_percent",
+    "elastic_mae_gpa",
+]
 
 
 def load_config(mode: str) -> dict:
@@ -96,10 +127,27 @@ def run_workflow(config: dict, workdir: Path, cores: int) -> float:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     start = time.perf_counter()
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory",
-                             str(workdir), "--cores", str(cores), "--configfile", str(path),
-                             "--rerun-triggers", "mtime", "--rerun-incomplete"],
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--cores",
+            str(cores),
+            "--configfile",
+            str(path),
+            "--rerun-triggers",
+            "mtime",
+            "--rerun-incomplete",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     (workdir / "snakemake.log").write_text(result.stdout + result.stderr)
     if result.returncode:
         raise RuntimeError(f"workflow in {workdir} failed:\n{(result.stdout + result.stderr)[-4000:]}")
@@ -121,13 +169,20 @@ def baseline_config(base: dict, kind: str, per_cycle: list[int], test_set: Path,
         count = max(1, math.ceil(n_labels / n_pressures))
         entry = {"ns": {"calculator": base["cycles"][0]["ns"]["calculator"]} if cycle == 0 else {}}
         if kind == "random_crystals":
-            entry["explore"] = {"kind": "random_crystals", "count": max(2, math.ceil(count / 2) + 1),
-                                "perturbations": 2, "relax_steps": 5}
+            entry["explore"] = {
+                "kind": "random_crystals",
+                "count": max(2, math.ceil(count / 2) + 1),
+                "perturbations": 2,
+                "relax_steps": 5,
+            }
             entry["select"] = {"kind": "random", "count": count, "seed": cycle}
         else:
             entry["explore"] = {"kind": "md", **settings["md"]}
-            entry["select"] = ({"kind": "random", "count": count, "seed": cycle} if cycle == 0 else
-                               {"kind": "trust_window", "count": count, **settings["trust_window"]})
+            entry["select"] = (
+                {"kind": "random", "count": count, "seed": cycle}
+                if cycle == 0
+                else {"kind": "trust_window", "count": count, **settings["trust_window"]}
+            )
         cycles.append(entry)
     config["cycles"] = cycles
     for key in ("committee_std_max", "committee_stop_std"):
@@ -141,12 +196,12 @@ def baseline_config(base: dict, kind: str, per_cycle: list[int], test_set: Path,
 def hand_built(base: dict, budget: int, test_frames, reference_dir: Path, workdir: Path, md_steps: int) -> dict:
     """Fit the hand-built database (library calls) and score it like the workflow's models."""
     from nestdb.bench.properties import compare_ev_elastic
-    from nestdb.models.calculators import make_calculator
     from nestdb.campaign.baselines import hand_built_database
     from nestdb.campaign.learning_curve import curve_row, evaluate_model
     from nestdb.campaign.testset import oracle_label
     from nestdb.fit import fit_linear_ace
     from nestdb.models.ace_committee import CommitteeACECalculator
+    from nestdb.models.calculators import make_calculator
 
     cached = workdir / "result.json"
     if cached.is_file():  # delete it to recompute
@@ -154,10 +209,19 @@ def hand_built(base: dict, budget: int, test_frames, reference_dir: Path, workdi
     start = time.perf_counter()
     oracle = make_calculator(base["label"]["potential"])
     composition = base["ns"]["composition"]
-    frames = hand_built_database(oracle, next(iter(composition)), int(sum(composition.values())),
-                                 [float(p) for p in base["pressures"]], budget, seed=7, md_steps=md_steps,
-                                 volume_bounds=(float(base["ns"].get("min_volume_per_atom", 5.0)),
-                                                float(base["ns"].get("max_volume_per_atom", 60.0))))
+    frames = hand_built_database(
+        oracle,
+        next(iter(composition)),
+        int(sum(composition.values())),
+        [float(p) for p in base["pressures"]],
+        budget,
+        seed=7,
+        md_steps=md_steps,
+        volume_bounds=(
+            float(base["ns"].get("min_volume_per_atom", 5.0)),
+            float(base["ns"].get("max_volume_per_atom", 60.0)),
+        ),
+    )
     frames = oracle_label(frames, oracle)
     model = workdir / "fit"
     settings = dict(base["fit"], elements=base["elements"], feature_cache=str(workdir / "feature_cache"))
@@ -165,18 +229,26 @@ def hand_built(base: dict, budget: int, test_frames, reference_dir: Path, workdi
     evaluation = evaluate_model(model, test_frames)
     bench_dir = workdir / "bench"
     bench_dir.mkdir(parents=True, exist_ok=True)
-    bench = compare_ev_elastic(CommitteeACECalculator(model), base["bench"] | {"enthalpy": {"enabled": False}},
-                               base["elements"][0], reference_dir / "ev.csv", reference_dir / "elastic.json",
-                               bench_dir / "ev.csv", bench_dir / "ev.png", bench_dir / "elastic.csv",
-                               bench_dir / "summary.json")
+    bench = compare_ev_elastic(
+        CommitteeACECalculator(model),
+        base["bench"] | {"enthalpy": {"enabled": False}},
+        base["elements"][0],
+        reference_dir / "ev.csv",
+        reference_dir / "elastic.json",
+        bench_dir / "ev.csv",
+        bench_dir / "ev.png",
+        bench_dir / "elastic.csv",
+        bench_dir / "summary.json",
+    )
     row = curve_row("hand-built", 0, len(frames), evaluation, bench)
     result = {"row": row, "evaluation": evaluation, "wall_s": time.perf_counter() - start}
     cached.write_text(json.dumps(result, indent=2, default=float))
     return result
 
 
-def seed_scatter(workdir: Path, fit_settings: dict, elements: list[str], n_cycles: int, seeds: list[int],
-                 test_frames) -> dict[int, list[dict]]:
+def seed_scatter(
+    workdir: Path, fit_settings: dict, elements: list[str], n_cycles: int, seeds: list[int], test_frames
+) -> dict[int, list[dict]]:
     """Test energy RMSE (all and per phase) of every cycle's fit without its test split, over split seeds.
 
     The workflow's own ``split/`` model (fit seed ``fit.seed``) is one value;
@@ -188,8 +260,11 @@ def seed_scatter(workdir: Path, fit_settings: dict, elements: list[str], n_cycle
 
     def summary(seed, model):
         evaluation = evaluate_model(model, test_frames)
-        return {"seed": seed, "all": evaluation["all"]["energy_rmse_mev"],
-                **{p: m["energy_rmse_mev"] for p, m in evaluation["phase"].items()}}
+        return {
+            "seed": seed,
+            "all": evaluation["all"]["energy_rmse_mev"],
+            **{p: m["energy_rmse_mev"] for p, m in evaluation["phase"].items()},
+        }
 
     out: dict[int, list[dict]] = {}
     for cycle in range(n_cycles):
@@ -198,13 +273,19 @@ def seed_scatter(workdir: Path, fit_settings: dict, elements: list[str], n_cycle
             continue
         own = fitted / "split" if (fitted / "split").is_dir() else fitted
         out[cycle] = [summary(int(fit_settings.get("seed", 0)), own)]
-        frames = load_training_frames([workdir / "results" / "label" / f"cycle{c}" / "labelled.extxyz"
-                                       for c in range(cycle + 1)])
+        frames = load_training_frames(
+            [workdir / "results" / "label" / f"cycle{c}" / "labelled.extxyz" for c in range(cycle + 1)]
+        )
         for seed in seeds:
             model = workdir / "scatter" / f"cycle{cycle}_seed{seed}"
             if not (model / "committee.npz").is_file():  # refits are kept: delete the folder to redo one
-                settings = dict(fit_settings, elements=elements, seed=seed, refit_on_all_data=False,
-                                feature_cache=str(workdir / "results" / "fit" / "feature_cache"))
+                settings = dict(
+                    fit_settings,
+                    elements=elements,
+                    seed=seed,
+                    refit_on_all_data=False,
+                    feature_cache=str(workdir / "results" / "fit" / "feature_cache"),
+                )
                 fit_linear_ace(frames, settings, model)
             out[cycle].append(summary(seed, model))
     return out
@@ -225,8 +306,14 @@ def melting(base: dict, settings: dict, models: dict[str, dict], workdir: Path) 
                 rows.append(json.loads(cached.read_text()))
                 continue
             run = melting_run(spec, base["ns"]["composition"], settings["pressure"], ns, seed, prefix)
-            rows.append({"model": name, "pressure_gpa": settings["pressure"], **run,
-                         "most_prominent_peak_T": most_prominent_peak(prefix)})
+            rows.append(
+                {
+                    "model": name,
+                    "pressure_gpa": settings["pressure"],
+                    **run,
+                    "most_prominent_peak_T": most_prominent_peak(prefix),
+                }
+            )
             cached.write_text(json.dumps(rows[-1], default=float))
     return rows
 
@@ -249,12 +336,21 @@ def melting_table(rows: list[dict]) -> pd.DataFrame:
         runs = group.to_dict("records")
         stats = melting_statistics(runs)
         peak = melting_statistics([{"melting_T": r["most_prominent_peak_T"]} for r in runs])
-        table.append({"model": name, "pressure_gpa": runs[0]["pressure_gpa"], "seeds": stats["n_seeds"],
-                      "found": stats["n_found"], "melting_T_mean": stats["mean"], "melting_T_std": stats["std"],
-                      "peak_T_mean": peak["mean"], "peak_T_std": peak["std"],
-                      "values": ", ".join(f"{v:.0f}" for v in group.melting_T),
-                      "peaks": ", ".join(f"{v:.0f}" for v in group.most_prominent_peak_T),
-                      "wall_s": float(group.wall_s.sum())})
+        table.append(
+            {
+                "model": name,
+                "pressure_gpa": runs[0]["pressure_gpa"],
+                "seeds": stats["n_seeds"],
+                "found": stats["n_found"],
+                "melting_T_mean": stats["mean"],
+                "melting_T_std": stats["std"],
+                "peak_T_mean": peak["mean"],
+                "peak_T_std": peak["std"],
+                "values": ", ".join(f"{v:.0f}" for v in group.melting_T),
+                "peaks": ", ".join(f"{v:.0f}" for v in group.most_prominent_peak_T),
+                "wall_s": float(group.wall_s.sum()),
+            }
+        )
     return pd.DataFrame(table)
 
 
@@ -270,22 +366,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("campaign_runs"), help="where the campaigns run")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="result folder")
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--melt-cycles", default="final",
-                        help="nestdb models melted: 'all', 'final', 'none' or cycle numbers (e.g. 2,3)")
+    parser.add_argument(
+        "--melt-cycles",
+        default="final",
+        help="nestdb models melted: 'all', 'final', 'none' or cycle numbers (e.g. 2,3)",
+    )
     parser.add_argument("--skip", default="", help="comma list of baselines to leave out (random_crystals,md,hand)")
-    parser.add_argument("--only", default="", help="run only these parts now and stop (comma list of nestdb, "
-                        "random_crystals, md, hand, scatter, melting); finished parts are kept, so a later call "
-                        "without --only collects everything")
-    parser.add_argument("--no-run", action="store_true",
-                        help="run no workflow: collect the campaigns' finished cycles as they are")
-    parser.add_argument("--baseline-cycles", default="",
-                        help="per-cycle label budgets of the workflow baselines, e.g. 120,160 (default: nestdb's "
-                             "per-cycle label counts, which needs nestdb's run first)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="run only these parts now and stop (comma list of nestdb, "
+        "random_crystals, md, hand, scatter, melting); finished parts are kept, so a later call "
+        "without --only collects everything",
+    )
+    parser.add_argument(
+        "--no-run", action="store_true", help="run no workflow: collect the campaigns' finished cycles as they are"
+    )
+    parser.add_argument(
+        "--baseline-cycles",
+        default="",
+        help="per-cycle label budgets of the workflow baselines, e.g. 120,160 (default: nestdb's "
+        "per-cycle label counts, which needs nestdb's run first)",
+    )
     args = parser.parse_args(argv)
     n_config_cycles = len(yaml.safe_load(CONFIGS["smoke" if args.smoke else "full"].read_text())["cycles"])
-    melt_cycles = {"all": list(range(n_config_cycles)), "final": [n_config_cycles - 1], "none": []}.get(
-        args.melt_cycles) if args.melt_cycles in ("all", "final", "none") else \
-        [int(c) for c in args.melt_cycles.split(",")]
+    melt_cycles = (
+        {"all": list(range(n_config_cycles)), "final": [n_config_cycles - 1], "none": []}.get(args.melt_cycles)
+        if args.melt_cycles in ("all", "final", "none")
+        else [int(c) for c in args.melt_cycles.split(",")]
+    )
     if not EAM_FILE.exists():
         print(f"the oracle {EAM_FILE} is missing: this benchmark needs ../shared")
         return 1
@@ -305,27 +414,40 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_run and (not only or "nestdb" in only):
         timings["nestdb"] = run_workflow(base, nestdb_dir, args.cores)
     test_set = nestdb_dir / "results" / "bench" / "learning_curve" / "test_set.extxyz"
-    budget = ([int(n) for n in args.baseline_cycles.split(",")] if args.baseline_cycles
-              else labels_per_cycle(nestdb_dir, n_cycles))
+    budget = (
+        [int(n) for n in args.baseline_cycles.split(",")]
+        if args.baseline_cycles
+        else labels_per_cycle(nestdb_dir, n_cycles)
+    )
     for kind in ("random_crystals", "md"):
         if kind in skip or (only and kind not in only) or args.no_run:
             continue
-        timings[kind] = run_workflow(baseline_config(base, kind, budget, test_set, settings), args.workdir / kind,
-                                     args.cores)
+        timings[kind] = run_workflow(
+            baseline_config(base, kind, budget, test_set, settings), args.workdir / kind, args.cores
+        )
     if only & {"hand", "melting", "scatter"}:
         from ase.io import read
 
         test_frames = read(test_set, index=":")
         if "hand" in only:
-            hand_built(base, int(np.sum(budget)), test_frames, nestdb_dir / "results" / "bench" / "reference",
-                       args.workdir / "hand_built", settings["hand_md_steps"])
+            hand_built(
+                base,
+                int(np.sum(budget)),
+                test_frames,
+                nestdb_dir / "results" / "bench" / "reference",
+                args.workdir / "hand_built",
+                settings["hand_md_steps"],
+            )
         if "scatter" in only:
             seed_scatter(nestdb_dir, base["fit"], base["elements"], n_cycles, settings["scatter_seeds"], test_frames)
         if "melting" in only:
             fits = nestdb_dir / "results" / "fit"
             models = {"oracle": base["label"]["potential"]}
-            models |= {f"nestdb cycle {c}": {"type": "ace_committee", "model": str(fits / f"cycle{c}")}
-                       for c in melt_cycles if (fits / f"cycle{c}" / "committee.npz").is_file()}
+            models |= {
+                f"nestdb cycle {c}": {"type": "ace_committee", "model": str(fits / f"cycle{c}")}
+                for c in melt_cycles
+                if (fits / f"cycle{c}" / "committee.npz").is_file()
+            }
             melting(base, settings["melt"], models, args.workdir)
     if only:
         print(f"ran {sorted(only)}: {timings}")
@@ -342,12 +464,19 @@ def main(argv: list[str] | None = None) -> int:
     curves = [pd.DataFrame(campaign_curve("nestdb", nestdb_dir / "results", test_frames, n_cycles)[0])]
     for kind in ("random_crystals", "md"):
         if kind not in skip:
-            curves.append(pd.DataFrame(campaign_curve(kind, args.workdir / kind / "results", test_frames,
-                                                      len(budget))[0]))
+            curves.append(
+                pd.DataFrame(campaign_curve(kind, args.workdir / kind / "results", test_frames, len(budget))[0])
+            )
     hand = None
     if "hand" not in skip:
-        hand = hand_built(base, int(np.sum(budget)), test_frames, nestdb_dir / "results" / "bench" / "reference",
-                          args.workdir / "hand_built", settings["hand_md_steps"])
+        hand = hand_built(
+            base,
+            int(np.sum(budget)),
+            test_frames,
+            nestdb_dir / "results" / "bench" / "reference",
+            args.workdir / "hand_built",
+            settings["hand_md_steps"],
+        )
         timings["hand_built"] = hand["wall_s"]
         curves.append(pd.DataFrame([hand["row"]]))
     table = pd.concat(curves, ignore_index=True)
@@ -370,22 +499,35 @@ def main(argv: list[str] | None = None) -> int:
     from nestdb.campaign.learning_curve import markdown_table, plot_learning_curve
 
     table.to_csv(args.out / f"{prefix}_learning_curve.csv", index=False)
-    plot_learning_curve(table, args.out / f"{prefix}_learning_curve.png",
-                        title="oracle (EAM) test set: nestdb vs baselines")
+    plot_learning_curve(
+        table, args.out / f"{prefix}_learning_curve.png", title="oracle (EAM) test set: nestdb vs baselines"
+    )
     if not melt.empty:
         melt.to_csv(args.out / f"{prefix}_melting.csv", index=False)
     final = table.sort_values("cycle").groupby("campaign", sort=False).tail(1)
     ours = final[final.campaign == "nestdb"].iloc[0]
-    ratios = {row.campaign: {key: row[key] / ours[key] for key in
-                             ("liquid_energy_rmse_mev", "liquid_or_hot_energy_rmse_mev", "crystal_energy_rmse_mev")}
-              for _, row in final.iterrows() if row.campaign != "nestdb"}
+    ratios = {
+        row.campaign: {
+            key: row[key] / ours[key]
+            for key in ("liquid_energy_rmse_mev", "liquid_or_hot_energy_rmse_mev", "crystal_energy_rmse_mev")
+        }
+        for _, row in final.iterrows()
+        if row.campaign != "nestdb"
+    }
     wall = time.perf_counter() - start
     result = {
-        "mode": mode, "per_cycle_labels_nestdb": per_cycle, "baseline_budget_per_cycle": budget,
+        "mode": mode,
+        "per_cycle_labels_nestdb": per_cycle,
+        "baseline_budget_per_cycle": budget,
         "learning_curve": table.to_dict("records"),
-        "final_ratios_baseline_over_nestdb": ratios, "seed_scatter": scatter,
-        "melting": melt.to_dict("records"), "melting_runs": melt_rows, "timings_wall_s": timings,
-        "wall_s": wall, "cpu_s": cpu_seconds() - cpu_start, "load_average_end": os.getloadavg(),
+        "final_ratios_baseline_over_nestdb": ratios,
+        "seed_scatter": scatter,
+        "melting": melt.to_dict("records"),
+        "melting_runs": melt_rows,
+        "timings_wall_s": timings,
+        "wall_s": wall,
+        "cpu_s": cpu_seconds() - cpu_start,
+        "load_average_end": os.getloadavg(),
         "cores": os.cpu_count(),
     }
     (args.out / f"{prefix}.json").write_text(json.dumps(result, indent=2, default=float))
@@ -394,8 +536,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\nseed scatter of nestdb's test energy RMSE (meV/atom):", json.dumps(scatter, default=float))
     if not melt.empty:
         print(markdown_table(melt, list(melt.columns)))
-    print(f"\n{mode}: wall {wall:.0f} s, CPU {result['cpu_s']:.0f} s, timings {timings}, "
-          f"load average {os.getloadavg()}")
+    print(
+        f"\n{mode}: wall {wall:.0f} s, CPU {result['cpu_s']:.0f} s, timings {timings}, load average {os.getloadavg()}"
+    )
     return 0
 
 

@@ -142,8 +142,11 @@ def compare_extxyz(result: Comparison, a: Path, b: Path) -> None:
             continue
         result.numbers(x.positions, y.positions, f"frame {k} positions")
         result.numbers(x.cell.array, y.cell.array, f"frame {k} cell")
-        result.value({key: _plain(v) for key, v in x.info.items()}, {key: _plain(v) for key, v in y.info.items()},
-                     f"frame {k} info")
+        result.value(
+            {key: _plain(v) for key, v in x.info.items()},
+            {key: _plain(v) for key, v in y.info.items()},
+            f"frame {k} info",
+        )
         for key in sorted(set(x.arrays) | set(y.arrays)):
             if key not in x.arrays or key not in y.arrays:
                 result.differences.append(f"frame {k}: array {key} on one side only")
@@ -226,9 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     counts, problems, worst = compare_runs(args.before, args.after)
     print("compared: " + ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())))
-    print(f"files with numbers not bit-identical: {len(worst)}; largest relative difference "
-          f"{max(worst.values(), default=0.0):.3g}" + (f" ({max(worst, key=worst.get)})" if worst else ""))
-    for name, value in sorted(worst.items(), key=lambda item: -item[1])[:args.top]:
+    print(
+        f"files with numbers not bit-identical: {len(worst)}; largest relative difference "
+        f"{max(worst.values(), default=0.0):.3g}" + (f" ({max(worst, key=worst.get)})" if worst else "")
+    )
+    for name, value in sorted(worst.items(), key=lambda item: -item[1])[: args.top]:
         print(f"  {value:.3g}  {name}")
     for line in problems:
         print("DIFF", line)

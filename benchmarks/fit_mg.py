@@ -44,13 +44,15 @@ def main() -> int:
     # nestdb's fit and pacemaker steps report through logging: print their messages as they come
     logging.basicConfig(level=logging.INFO, format="  %(message)s", stream=sys.stdout)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one fit setting (YAML value)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override one fit setting (YAML value)"
+    )
     parser.add_argument("--cache", default=None, help="design-row cache folder (default: none, all rows computed)")
     parser.add_argument("--out", default=None, help="model folder to keep (default: a temporary one)")
     parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--seeds", default="0",
-                        help="comma-separated split seeds: one fit per 80/20 split, then the mean (default: 0)")
+    parser.add_argument(
+        "--seeds", default="0", help="comma-separated split seeds: one fit per 80/20 split, then the mean (default: 0)"
+    )
     parser.add_argument("--report", default=None, help="also write the report (JSON) here")
     args = parser.parse_args()
     if data_missing():
@@ -67,8 +69,12 @@ def main() -> int:
         print(json.dumps(splits[-1], indent=2), flush=True)
     report = {"splits": splits}
     if len(splits) > 1:
-        keys = ["test_energy_rmse_mev_per_atom", "test_force_rmse_mev_per_a", "test_virial_rmse_mev_per_atom",
-                "test_spearman"]
+        keys = [
+            "test_energy_rmse_mev_per_atom",
+            "test_force_rmse_mev_per_a",
+            "test_virial_rmse_mev_per_atom",
+            "test_spearman",
+        ]
         report["mean_over_splits"] = {k: float(np.mean([s[k] for s in splits])) for k in keys}
         report["std_over_splits"] = {k: float(np.std([s[k] for s in splits], ddof=1)) for k in keys}
         print(json.dumps({k: report[k] for k in ("mean_over_splits", "std_over_splits")}, indent=2))
@@ -114,12 +120,24 @@ def fit_split(frames, settings: dict, out: Path) -> dict:
     model = json.loads((out / "model.json").read_text())
     return {
         "seed": settings["seed"],
-        "settings": {k: model["settings"][k] for k in ("cutoff", "nradmax_by_orders", "lmax_by_orders",
-                                                      "smoothness_prior", "smoothness_l_weight",
-                                                      "energy_weight", "force_weight", "virial_weight",
-                                                      "committee_method", "committee_size")},
+        "settings": {
+            k: model["settings"][k]
+            for k in (
+                "cutoff",
+                "nradmax_by_orders",
+                "lmax_by_orders",
+                "smoothness_prior",
+                "smoothness_l_weight",
+                "energy_weight",
+                "force_weight",
+                "virial_weight",
+                "committee_method",
+                "committee_size",
+            )
+        },
         "n_functions": metrics["n_functions"],
-        "n_train": train["n_configs"], "n_test": test["n_configs"],
+        "n_train": train["n_configs"],
+        "n_test": test["n_configs"],
         "test_energy_rmse_mev_per_atom": test["energy_rmse_mev_per_atom"],
         "test_force_rmse_mev_per_a": test["force_rmse_mev_per_a"],
         "test_virial_rmse_mev_per_atom": test.get("virial_rmse_mev_per_atom"),
@@ -142,8 +160,10 @@ def fit_split(frames, settings: dict, out: Path) -> dict:
 
 
 def _cpu_seconds() -> float:
-    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
-               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return sum(
+        resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
 
 
 if __name__ == "__main__":

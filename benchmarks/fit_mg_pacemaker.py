@@ -30,26 +30,40 @@ import tempfile
 import time
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from fit_mg import FILES, apply_overrides, data_missing, study_fit_settings  # noqa: E402
+
 #: Basis shape of the measured run (benchmarks/README.md); the study config's linear basis is larger since.
 BASIS = {"cutoff": 6.0, "nradmax_by_orders": [12, 8, 4], "lmax_by_orders": [0, 4, 3]}
 #: Basis size and iterations sized for a 2-core CPU run of about an hour per member.
-PACEMAKER_DEFAULTS = {"enabled": True, "ndensity": 2, "number_of_functions_per_element": 300,
-                      "maxiter": 400, "batch_size": 200, "kappa": 0.1}
+PACEMAKER_DEFAULTS = {
+    "enabled": True,
+    "ndensity": 2,
+    "number_of_functions_per_element": 300,
+    "maxiter": 400,
+    "batch_size": 200,
+    "kappa": 0.1,
+}
 
 
 def main() -> int:
     # nestdb's fit and pacemaker steps report through logging: print their messages as they come
     logging.basicConfig(level=logging.INFO, format="  %(message)s", stream=sys.stdout)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one fit.pacemaker setting (YAML value)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one fit.pacemaker setting (YAML value)",
+    )
     parser.add_argument("--members", type=int, default=2, help="committee members (one pacemaker run each)")
-    parser.add_argument("--pacemaker", default=str(ROOT / ".venv-pacemaker" / "bin" / "pacemaker"),
-                        help="pacemaker command (pace_activeset is taken from the same folder)")
+    parser.add_argument(
+        "--pacemaker",
+        default=str(ROOT / ".venv-pacemaker" / "bin" / "pacemaker"),
+        help="pacemaker command (pace_activeset is taken from the same folder)",
+    )
     parser.add_argument("--out", default=None, help="work folder (default: a temporary one)")
     parser.add_argument("--report", default=None, help="also write the report (JSON) here")
     args = parser.parse_args()
@@ -62,9 +76,15 @@ def main() -> int:
     from nestdb.fit import load_training_frames
     from nestdb.fit.pacemaker import collect_committee, prepare_committee, run_member
 
-    pacemaker = apply_overrides(dict(PACEMAKER_DEFAULTS, committee_size=args.members, command=args.pacemaker,
-                                     activeset_command=str(Path(args.pacemaker).with_name("pace_activeset"))),
-                                args.set)
+    pacemaker = apply_overrides(
+        dict(
+            PACEMAKER_DEFAULTS,
+            committee_size=args.members,
+            command=args.pacemaker,
+            activeset_command=str(Path(args.pacemaker).with_name("pace_activeset")),
+        ),
+        args.set,
+    )
     settings = study_fit_settings(pacemaker=pacemaker, **BASIS)
     frames = load_training_frames(FILES)
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="fit_mg_pacemaker_"))
@@ -73,16 +93,21 @@ def main() -> int:
     member_times = []
     for folder in folders:
         start = time.perf_counter()
-        run_member(folder, settings["pacemaker"] | {"command": pacemaker["command"],
-                                                    "activeset_command": pacemaker["activeset_command"]})
+        run_member(
+            folder,
+            settings["pacemaker"]
+            | {"command": pacemaker["command"], "activeset_command": pacemaker["activeset_command"]},
+        )
         member_times.append(time.perf_counter() - start)
         print(f"  member {folder.name}: {member_times[-1]:.0f} s", flush=True)
     metrics = collect_committee(frames, settings, folders, out)
     test, train = metrics["test"], metrics["train"]
     report = {
-        "pacemaker": {k: pacemaker[k] for k in ("ndensity", "number_of_functions_per_element", "maxiter",
-                                                "batch_size", "kappa")},
-        "cutoff": settings["cutoff"], "nradmax_by_orders": settings["nradmax_by_orders"],
+        "pacemaker": {
+            k: pacemaker[k] for k in ("ndensity", "number_of_functions_per_element", "maxiter", "batch_size", "kappa")
+        },
+        "cutoff": settings["cutoff"],
+        "nradmax_by_orders": settings["nradmax_by_orders"],
         "lmax_by_orders": settings["lmax_by_orders"],
         "members": len(folders),
         "test_energy_rmse_mev_per_atom": test["energy_rmse_mev_per_atom"],

@@ -26,8 +26,8 @@ import warnings  # noqa: E402
 from ase.calculators.calculator import kptdensity2monkhorstpack  # noqa: E402
 
 from nestdb.bench import elastic_constants  # noqa: E402
-from nestdb.structures.crystals import build_structure  # noqa: E402
 from nestdb.label import make_labeller  # noqa: E402
+from nestdb.structures.crystals import build_structure  # noqa: E402
 
 warnings.filterwarnings("ignore")
 DENSITY = float(sys.argv[1]) if len(sys.argv) > 1 else 6.0
@@ -38,12 +38,23 @@ size = [int(n) for n in kptdensity2monkhorstpack(atoms, DENSITY, True)]
 settings = {"kpts": {"size": size, "gamma": True}}  # rest: nestdb GPAW defaults (pw 400, PBE, Mg 2e, MV 0.1)
 calc = make_labeller({"code": "gpaw", "gpaw": settings}).calculator(tempfile.mkdtemp(prefix="gpaw_elastic_"))
 t0 = time.time()
-res = elastic_constants(atoms, calc, symmetry="hexagonal", delta=DELTA, n_steps=3, relax=True,
-                        fmax=5e-3, relax_internal=True, max_steps=20)
+res = elastic_constants(
+    atoms, calc, symmetry="hexagonal", delta=DELTA, n_steps=3, relax=True, fmax=5e-3, relax_internal=True, max_steps=20
+)
 wall = time.time() - t0
 print("kpts size", size, "delta", DELTA, "n_steps 3")
 print(" ".join(f"{k}={res[k]:.1f}" for k in ("C11", "C12", "C13", "C33", "C44", "C66")), "GPa")
-print("positive_definite", res["positive_definite"], "min_eig", round(res["min_eigenvalue_gpa"], 1),
-      "B_V", round(res["bulk_modulus_voigt_gpa"], 1), "relax", res["relaxation"]["steps"], "steps",
-      "internal", res["internal_relaxation"])
+print(
+    "positive_definite",
+    res["positive_definite"],
+    "min_eig",
+    round(res["min_eigenvalue_gpa"], 1),
+    "B_V",
+    round(res["bulk_modulus_voigt_gpa"], 1),
+    "relax",
+    res["relaxation"]["steps"],
+    "steps",
+    "internal",
+    res["internal_relaxation"],
+)
 print(f"wall {wall:.0f} s")

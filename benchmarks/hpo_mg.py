@@ -58,14 +58,20 @@ HYPEROPT = {
     "cv_repeats": 2,
     "n_startup_trials": 20,
 }
-METRICS = ("test_energy_rmse_mev_per_atom", "test_force_rmse_mev_per_a", "test_virial_rmse_mev_per_atom",
-           "test_spearman")
+METRICS = (
+    "test_energy_rmse_mev_per_atom",
+    "test_force_rmse_mev_per_a",
+    "test_virial_rmse_mev_per_atom",
+    "test_spearman",
+)
 
 
 def cpu_seconds() -> float:
     """CPU seconds of this process and its finished children (row workers)."""
-    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
-               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return sum(
+        resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
 
 
 class Timer:
@@ -76,8 +82,11 @@ class Timer:
         return self
 
     def __exit__(self, *exc):
-        self.result = {"wall_s": time.perf_counter() - self.wall, "cpu_s": cpu_seconds() - self.cpu,
-                       "load_average_before_after": [self.load, os.getloadavg()[0]]}
+        self.result = {
+            "wall_s": time.perf_counter() - self.wall,
+            "cpu_s": cpu_seconds() - self.cpu,
+            "load_average_before_after": [self.load, os.getloadavg()[0]],
+        }
 
 
 def main() -> int:
@@ -99,8 +108,9 @@ def main() -> int:
     hyperopt = dict(HYPEROPT, n_trials=args.n_trials)
     if args.cutoffs:
         hyperopt["cutoffs"] = [float(c) for c in args.cutoffs.split(",")]
-    fit_settings = validate_fit_settings(study_fit_settings(n_jobs=args.n_jobs, feature_cache=args.cache,
-                                                            refit_on_all_data=False, hyperopt=hyperopt))
+    fit_settings = validate_fit_settings(
+        study_fit_settings(n_jobs=args.n_jobs, feature_cache=args.cache, refit_on_all_data=False, hyperopt=hyperopt)
+    )
     frames = load_training_frames(FILES)
     if args.phase == "rows":
         ROWS_RECORD.write_text(json.dumps(compute_rows(frames, fit_settings, args), indent=2) + "\n")
@@ -122,8 +132,9 @@ def compute_rows(frames, fit_settings: dict, args) -> dict:
     record = {"n_configs": len(frames), "n_jobs": args.n_jobs, "cpu_count": os.cpu_count(), "cutoffs": {}}
     for cutoff in hyperopt["cutoffs"]:
         with Timer() as timer:
-            _, info = compute_features(frames, largest_basis_settings(fit_settings, hyperopt, cutoff),
-                                       cache_dir=args.cache, n_jobs=args.n_jobs)
+            _, info = compute_features(
+                frames, largest_basis_settings(fit_settings, hyperopt, cutoff), cache_dir=args.cache, n_jobs=args.n_jobs
+            )
         entry = {**info, **timer.result}
         previous = earlier.get(str(cutoff), {})
         if info["n_computed"] == 0 and previous.get("basis_key") == info["basis_key"] and previous.get("n_computed"):
@@ -148,8 +159,12 @@ STUDIES = {
     "half": {"cost_objective": False, "max_functions": 457},
 }
 #: Candidates fitted on each split's training part and scored on its test set: (study, select rule).
-CANDIDATES = {"hpo best": ("best", "best"), "hpo half": ("half", "best"), "pareto knee": ("pareto", "knee"),
-              "pareto within 2 %": ("pareto", "within")}
+CANDIDATES = {
+    "hpo best": ("best", "best"),
+    "hpo half": ("half", "best"),
+    "pareto knee": ("pareto", "knee"),
+    "pareto within 2 %": ("pareto", "within"),
+}
 
 
 def run_all(frames, fit_settings: dict, args) -> dict:
@@ -158,9 +173,15 @@ def run_all(frames, fit_settings: dict, args) -> dict:
     from nestdb.fit.hyperopt import TUNED_FIT_KEYS, run_study, seed_feature_cache, summarise_study
 
     out = Path(args.out)
-    report = {"cpu_count": os.cpu_count(), "load_average_start": os.getloadavg(), "n_trials": args.n_trials,
-              "hyperopt": fit_settings["hyperopt"], "studies": STUDIES,
-              "rows": json.loads(ROWS_RECORD.read_text()) if ROWS_RECORD.exists() else None, "splits": []}
+    report = {
+        "cpu_count": os.cpu_count(),
+        "load_average_start": os.getloadavg(),
+        "n_trials": args.n_trials,
+        "hyperopt": fit_settings["hyperopt"],
+        "studies": STUDIES,
+        "rows": json.loads(ROWS_RECORD.read_text()) if ROWS_RECORD.exists() else None,
+        "splits": [],
+    }
     logging.getLogger("nestdb").setLevel(logging.WARNING)  # the trials' lines would drown the summary
     with Timer() as total:
         for seed in [int(s) for s in args.seeds.split(",")]:
@@ -173,11 +194,13 @@ def run_all(frames, fit_settings: dict, args) -> dict:
                     hyperopt["n_trials"] = max(1, 2 * args.n_trials // 5)
                 study_dir = out / f"seed{seed}" / name
                 with Timer() as timer:
-                    run = run_study(training, fit_settings, hyperopt, study_dir, cache_dir=args.cache,
-                                    n_jobs=args.n_jobs)
+                    run = run_study(
+                        training, fit_settings, hyperopt, study_dir, cache_dir=args.cache, n_jobs=args.n_jobs
+                    )
                     for rule in ("best", "knee", "within"):
-                        chosen[name, rule] = summarise_study(training, fit_settings, dict(hyperopt, select=rule),
-                                                             study_dir)
+                        chosen[name, rule] = summarise_study(
+                            training, fit_settings, dict(hyperopt, select=rule), study_dir
+                        )
                 studies[name] = {**run, **timer.result}
                 print(f"split {seed}, study {name}: {timer.result}", flush=True)
             candidates = {"hand-tuned": {}}
@@ -192,21 +215,38 @@ def run_all(frames, fit_settings: dict, args) -> dict:
                         continue
                     fitted[resolved] = name
                     seed_feature_cache(frames, fit_settings, fit_settings["hyperopt"], changes, args.cache)
-                    fits[name] = fit_split(frames, dict(fit_settings, **changes, seed=seed),
-                                           out / f"seed{seed}" / name.replace(" ", "_").replace("%", "pc"))
-                    print(f"  {name}: test E {fits[name]['test_energy_rmse_mev_per_atom']:.2f} meV/atom, "
-                          f"F {fits[name]['test_force_rmse_mev_per_a']:.1f} meV/Å, "
-                          f"{fits[name]['n_functions']} functions", flush=True)
+                    fits[name] = fit_split(
+                        frames,
+                        dict(fit_settings, **changes, seed=seed),
+                        out / f"seed{seed}" / name.replace(" ", "_").replace("%", "pc"),
+                    )
+                    print(
+                        f"  {name}: test E {fits[name]['test_energy_rmse_mev_per_atom']:.2f} meV/atom, "
+                        f"F {fits[name]['test_force_rmse_mev_per_a']:.1f} meV/Å, "
+                        f"{fits[name]['n_functions']} functions",
+                        flush=True,
+                    )
             cv_keys = ("number", "loss", "n_functions", "energy_rmse_mev_per_atom", "force_rmse_mev_per_a")
-            report["splits"].append({
-                "seed": seed, "n_train": len(train), "studies": studies, "final_fits": fit_timer.result,
-                "cv": {name: {k: chosen[key]["chosen"][k] for k in cv_keys} for name, key in CANDIDATES.items()},
-                "cv_fit_settings_trial": chosen["pareto", "best"]["fit_settings_trial"],
-                "pareto_front": chosen["pareto", "best"]["pareto_front"],
-                "test": {name: {"settings": candidates[name] or "config/mg-study.yaml",
-                                "model_dir": fit["model_dir"], "n_functions": fit["n_functions"],
-                                **{k: fit[k] for k in METRICS}}
-                         for name, fit in fits.items()}})
+            report["splits"].append(
+                {
+                    "seed": seed,
+                    "n_train": len(train),
+                    "studies": studies,
+                    "final_fits": fit_timer.result,
+                    "cv": {name: {k: chosen[key]["chosen"][k] for k in cv_keys} for name, key in CANDIDATES.items()},
+                    "cv_fit_settings_trial": chosen["pareto", "best"]["fit_settings_trial"],
+                    "pareto_front": chosen["pareto", "best"]["pareto_front"],
+                    "test": {
+                        name: {
+                            "settings": candidates[name] or "config/mg-study.yaml",
+                            "model_dir": fit["model_dir"],
+                            "n_functions": fit["n_functions"],
+                            **{k: fit[k] for k in METRICS},
+                        }
+                        for name, fit in fits.items()
+                    },
+                }
+            )
     report["total"] = total.result
     report["comparison"] = compare(report["splits"])
     report["calls_per_second"] = calls_per_second(report["splits"])
@@ -269,13 +309,20 @@ def timing_summary(report: dict) -> dict:
     study_cpu = sum(t["cpu_s"] for s in report["splits"] for t in s["studies"].values())
     study_wall = sum(t["wall_s"] for s in report["splits"] for t in s["studies"].values())
     fits_cpu = sum(s["final_fits"]["cpu_s"] for s in report["splits"])
-    return {"rows_wall_s": rows_wall, "rows_cpu_s": rows_cpu, "studies_wall_s": study_wall,
-            "studies_cpu_s": study_cpu, "final_fits_wall_s": sum(s["final_fits"]["wall_s"] for s in report["splits"]),
-            "final_fits_cpu_s": fits_cpu, "hpo_wall_s": rows_wall + study_wall,
-            "hpo_cpu_s": rows_cpu + study_cpu, "rows_reused_from_cache": reused,
-            "rows_reused_cpu_s_estimate": reused_cpu,
-            "hpo_quiet_2core_estimate_s": (rows_cpu + study_cpu) / 2,
-            "hpo_from_scratch_quiet_2core_estimate_s": (rows_cpu + reused_cpu + study_cpu) / 2}
+    return {
+        "rows_wall_s": rows_wall,
+        "rows_cpu_s": rows_cpu,
+        "studies_wall_s": study_wall,
+        "studies_cpu_s": study_cpu,
+        "final_fits_wall_s": sum(s["final_fits"]["wall_s"] for s in report["splits"]),
+        "final_fits_cpu_s": fits_cpu,
+        "hpo_wall_s": rows_wall + study_wall,
+        "hpo_cpu_s": rows_cpu + study_cpu,
+        "rows_reused_from_cache": reused,
+        "rows_reused_cpu_s_estimate": reused_cpu,
+        "hpo_quiet_2core_estimate_s": (rows_cpu + study_cpu) / 2,
+        "hpo_from_scratch_quiet_2core_estimate_s": (rows_cpu + reused_cpu + study_cpu) / 2,
+    }
 
 
 def plot(report: dict, path: Path) -> None:
@@ -290,24 +337,41 @@ def plot(report: dict, path: Path) -> None:
     for k, split in enumerate(report["splits"]):
         colour = f"C{k}"
         front = split["pareto_front"]
-        left.plot([r["n_functions"] for r in front], [r["loss"] for r in front], "-", color=colour, lw=1,
-                  label=f"split {split['seed']}")
+        left.plot(
+            [r["n_functions"] for r in front],
+            [r["loss"] for r in front],
+            "-",
+            color=colour,
+            lw=1,
+            label=f"split {split['seed']}",
+        )
         reference = split["cv_fit_settings_trial"]
         if reference:
-            left.scatter([reference["n_functions"]], [reference["loss"]], marker="s", facecolor="none",
-                         edgecolor=colour)
+            left.scatter(
+                [reference["n_functions"]], [reference["loss"]], marker="s", facecolor="none", edgecolor=colour
+            )
         for name, cv in split["cv"].items():
             left.scatter([cv["n_functions"]], [cv["loss"]], marker=markers[name], color=colour, s=40)
         for name, test in split["test"].items():
             for ax, key in ((energy, "test_energy_rmse_mev_per_atom"), (force, "test_force_rmse_mev_per_a")):
-                ax.scatter([test["n_functions"]], [test[key]], marker=markers[name], color=colour, s=40,
-                           label=name if k == 0 else None)
+                ax.scatter(
+                    [test["n_functions"]],
+                    [test[key]],
+                    marker=markers[name],
+                    color=colour,
+                    s=40,
+                    label=name if k == 0 else None,
+                )
     hyperopt = report["hyperopt"]
     objective = hyperopt.get("objective", {"energy": 1.0, "force": 0.1})
-    left.set_ylabel(f"CV loss of the split's training part ({hyperopt['cv_folds']}-fold x {hyperopt['cv_repeats']}): "
-                    f"{objective['energy']:g} E + {objective['force']:g} F (meV)", fontsize=8)
-    left.set_title("CV Pareto fronts (square: hand-tuned; o best, D best <= 457 functions, ^ knee, * within 2 %)",
-                   fontsize=8)
+    left.set_ylabel(
+        f"CV loss of the split's training part ({hyperopt['cv_folds']}-fold x {hyperopt['cv_repeats']}): "
+        f"{objective['energy']:g} E + {objective['force']:g} F (meV)",
+        fontsize=8,
+    )
+    left.set_title(
+        "CV Pareto fronts (square: hand-tuned; o best, D best <= 457 functions, ^ knee, * within 2 %)", fontsize=8
+    )
     left.legend(fontsize=8)
     energy.set_ylabel("test energy RMSE (meV/atom)")
     force.set_ylabel("test force RMSE (meV/Å)")

@@ -30,20 +30,29 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ns_thermo_validation import print_volume_table, stats  # same folder: run as a script
 
 from nestdb.models.calculators import make_calculator
 from nestdb.ns import NSSettings, output_paths, run_nested_sampling
 from nestdb.thermo import analyse, detect_transitions, read_energies, resolved_temperature
-from ns_thermo_validation import print_volume_table, stats  # same folder: run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared" / "data" / "mg" / "pymatnest" / "samples" / "lj16_fastlj" / "lj16_fastlj.energies"
 EV_PER_A3_IN_GPA = 160.21766208
 LJ = {"type": "lj", "epsilon": 0.1, "sigma": 2.5, "cutoff": 7.5}
-SAMPLE_SETTINGS = dict(n_walkers=64, walk_length=48, pressure_gpa=2.0224e-4 * EV_PER_A3_IN_GPA, md_traj_len=8,
-                       move_fractions={"md": 2, "volume": 4, "shear": 2, "stretch": 2},
-                       min_aspect_ratio=0.8, max_volume_per_atom=312.5, min_volume_per_atom=1.0,
-                       kemax_max_T=3000.0, traj_interval=0, snapshot_seconds=None)
+SAMPLE_SETTINGS = dict(
+    n_walkers=64,
+    walk_length=48,
+    pressure_gpa=2.0224e-4 * EV_PER_A3_IN_GPA,
+    md_traj_len=8,
+    move_fractions={"md": 2, "volume": 4, "shear": 2, "stretch": 2},
+    min_aspect_ratio=0.8,
+    max_volume_per_atom=312.5,
+    min_volume_per_atom=1.0,
+    kemax_max_T=3000.0,
+    traj_interval=0,
+    snapshot_seconds=None,
+)
 SAMPLE_ITERATIONS = 12800
 TEMPERATURES = np.arange(100.0, 3001.0, 5.0)
 VOLUME_TEMPERATURES = (300.0, 500.0, 700.0, 850.0, 950.0, 1050.0, 1200.0, 1500.0, 2000.0)
@@ -55,8 +64,13 @@ def run_seed(seed: int, iterations: int, walk_length: int, workdir: str) -> dict
     settings = NSSettings(**dict(SAMPLE_SETTINGS, max_iter=iterations, seed=seed, walk_length=walk_length))
     prefix = Path(workdir) / f"lj16_seed{seed}"
     summary = run_nested_sampling({"H": 16}, make_calculator(LJ), settings, prefix)
-    return {"seed": seed, "energies": str(output_paths(prefix)["energies"]), "n_iter": summary["n_iter"],
-            "n_calls": summary["n_calls"], "wall_s": summary["wall_s"]}
+    return {
+        "seed": seed,
+        "energies": str(output_paths(prefix)["energies"]),
+        "n_iter": summary["n_iter"],
+        "n_calls": summary["n_calls"],
+        "wall_s": summary["wall_s"],
+    }
 
 
 def summarise(path: str | Path) -> dict:
@@ -71,8 +85,9 @@ def summarise(path: str | Path) -> dict:
         "cp_max_T": float(table["T"].iloc[int(np.argmax(cp_per_atom))]),
         "cp_max_kB_per_atom": float(cp_per_atom.max()),
         "resolved_T": resolved_temperature(energies),
-        "volume_per_atom": {float(t): float(np.interp(t, table["T"], table["V"]) / n_atoms)
-                            for t in VOLUME_TEMPERATURES},
+        "volume_per_atom": {
+            float(t): float(np.interp(t, table["T"], table["V"]) / n_atoms) for t in VOLUME_TEMPERATURES
+        },
         "n_samples": energies.n_samples,
     }
 
@@ -88,8 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="independent runs (seeds 1..n), one after another")
     parser.add_argument("--iterations", type=int, default=SAMPLE_ITERATIONS, help="NS iterations per run")
-    parser.add_argument("--walk-length", type=int, default=SAMPLE_SETTINGS["walk_length"],
-                        help="model calls per walk; 96 matches pymatnest's cost per iteration (it walks twice)")
+    parser.add_argument(
+        "--walk-length",
+        type=int,
+        default=SAMPLE_SETTINGS["walk_length"],
+        help="model calls per walk; 96 matches pymatnest's cost per iteration (it walks twice)",
+    )
     parser.add_argument("--keep", type=Path, default=None, help="folder to keep the runs' outputs in")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ns_lj_validation.json")
     args = parser.parse_args(argv)
@@ -101,28 +120,46 @@ def main(argv: list[str] | None = None) -> int:
         ours = [dict(run, **summarise(run["energies"])) for run in runs]
     reference = {"pymatnest lj16_fastlj": summarise(SAMPLE)} if SAMPLE.exists() else {}
 
-    print("| run | iterations | wall (s) | C_p peaks (K, kind, FWHM K, dV A^3/atom) | global C_p max (K) | "
-          "resolved T (K) |")
+    print(
+        "| run | iterations | wall (s) | C_p peaks (K, kind, FWHM K, dV A^3/atom) | global C_p max (K) | "
+        "resolved T (K) |"
+    )
     print("|---|---|---|---|---|---|")
     for name, row in [(f"nestdb seed {r['seed']}", r) for r in ours] + list(reference.items()):
         peaks = ", ".join(f"{t:.0f} {k} ({w}, {dv:+.1f})" for t, k, w, dv in row["peaks"])
         wall = f"{row['wall_s']:.0f}" if "wall_s" in row else "-"
-        print(f"| {name} | {row.get('n_iter', row['n_samples'])} | {wall} | {peaks} | {row['cp_max_T']:.0f} "
-              f"| {row['resolved_T']:.0f} |")
-    print(f"\nnestdb over seeds: melting (freezing) peak {stats([_peak_of(r, 'melting') for r in ours])} K; "
-          f"condensation (fluid peak with the largest volume jump) {stats([_peak_of(r, 'fluid') for r in ours])} K; "
-          f"global C_p max {stats([r['cp_max_T'] for r in ours])} K")
+        print(
+            f"| {name} | {row.get('n_iter', row['n_samples'])} | {wall} | {peaks} | {row['cp_max_T']:.0f} "
+            f"| {row['resolved_T']:.0f} |"
+        )
+    print(
+        f"\nnestdb over seeds: melting (freezing) peak {stats([_peak_of(r, 'melting') for r in ours])} K; "
+        f"condensation (fluid peak with the largest volume jump) {stats([_peak_of(r, 'fluid') for r in ours])} K; "
+        f"global C_p max {stats([r['cp_max_T'] for r in ours])} K"
+    )
     print_volume_table(ours, reference, VOLUME_TEMPERATURES)
     wall = time.perf_counter() - start
-    print(f"\n{args.seeds} runs x {args.iterations} iterations (L = {args.walk_length}) in {wall:.0f} s wall "
-          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(
+        f"\n{args.seeds} runs x {args.iterations} iterations (L = {args.walk_length}) in {wall:.0f} s wall "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for row in ours:
         row.pop("energies")
-    args.out.write_text(json.dumps({"settings": dict(SAMPLE_SETTINGS, walk_length=args.walk_length),
-                                    "iterations": args.iterations, "nestdb": ours, "pymatnest": reference,
-                                    "wall_s": wall, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-                                   indent=1, default=str))
+    args.out.write_text(
+        json.dumps(
+            {
+                "settings": dict(SAMPLE_SETTINGS, walk_length=args.walk_length),
+                "iterations": args.iterations,
+                "nestdb": ours,
+                "pymatnest": reference,
+                "wall_s": wall,
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            indent=1,
+            default=str,
+        )
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -53,8 +53,8 @@ import numpy as np
 
 from nestdb.models.calculators import make_calculator
 from nestdb.ns import NSSettings, run_nested_sampling
-from nestdb.ns.sampler import Sampler
 from nestdb.ns.loop import T_ESTIMATE_WINDOW, temperature_estimate
+from nestdb.ns.sampler import Sampler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ace_models  # noqa: E402
@@ -63,10 +63,18 @@ REPO = Path(__file__).resolve().parents[1]
 EAM_FILE = REPO.parent / "shared" / "data" / "mg" / "Mg1.eam.fs"
 
 #: pymatnest's sample settings (mg16_1GPa_*.inp), in nestdb's keys.
-SAMPLE_SETTINGS = dict(n_walkers=100, walk_length=32, pressure_gpa=1.0, md_traj_len=8,
-                       move_fractions={"md": 1, "volume": 4, "shear": 2, "stretch": 2},
-                       min_aspect_ratio=0.8, max_volume_per_atom=60.0, min_volume_per_atom=5.0,
-                       kemax_max_T=5000.0, traj_interval=10)
+SAMPLE_SETTINGS = dict(
+    n_walkers=100,
+    walk_length=32,
+    pressure_gpa=1.0,
+    md_traj_len=8,
+    move_fractions={"md": 1, "volume": 4, "shear": 2, "stretch": 2},
+    min_aspect_ratio=0.8,
+    max_volume_per_atom=60.0,
+    min_volume_per_atom=5.0,
+    kemax_max_T=5000.0,
+    traj_interval=10,
+)
 #: The study's cycle-1 committee restriction (method.md section 1).
 COMMITTEE_SETTINGS = dict(committee_std_max=62.5, committee_stop_std=60.625, committee_stop_fraction=0.9)
 
@@ -157,11 +165,18 @@ def rates(rows: np.ndarray, selected: np.ndarray) -> dict:
     if iterations == 0 or calls == 0:
         return {"iterations": iterations}
     return {
-        "iterations": iterations, "calls": int(calls), "calls_per_iter": calls / iterations,
-        "force_call_fraction": force_calls / calls, "wall_s": wall, "cpu_s": cpu,
-        "iters_per_s": iterations / wall, "calls_per_s": calls / wall,
-        "iters_per_cpu_s": iterations / cpu, "calls_per_cpu_s": calls / cpu,
-        "model_ms_per_call": 1e3 * model_wall / calls, "model_cpu_ms_per_call": 1e3 * model_cpu / calls,
+        "iterations": iterations,
+        "calls": int(calls),
+        "calls_per_iter": calls / iterations,
+        "force_call_fraction": force_calls / calls,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "iters_per_s": iterations / wall,
+        "calls_per_s": calls / wall,
+        "iters_per_cpu_s": iterations / cpu,
+        "calls_per_cpu_s": calls / cpu,
+        "model_ms_per_call": 1e3 * model_wall / calls,
+        "model_cpu_ms_per_call": 1e3 * model_cpu / calls,
         "overhead_ms_per_call": 1e3 * (wall - model_wall) / calls,
         "overhead_cpu_ms_per_call": 1e3 * (cpu - model_cpu) / calls,
         "h_lim_per_atom_range_ev": [float(rows[selected[0], 0]) / 16, float(rows[selected[-1], 0]) / 16],
@@ -191,29 +206,36 @@ def measure(model: str, args, workdir: Path) -> dict:
     inner = np.arange(1, n_iter - 1)  # not the first iteration (first calls) nor the last
     labels = np.array(stages)[inner]
     result = {
-        "model": model, "settings": dataclasses.asdict(settings), "stop_reason": summary["stop_reason"],
+        "model": model,
+        "settings": dataclasses.asdict(settings),
+        "stop_reason": summary["stop_reason"],
         "stage_thresholds_k": {"gas_above": spec["gas_above"], "crystal_below": spec["crystal_below"]},
         "whole_run": rates(rows, inner),
         "stages": {stage: rates(rows, inner[labels == stage]) for stage in STAGES},
-        "load_average_before_after": [load_before, os.getloadavg()], **extra,
+        "load_average_before_after": [load_before, os.getloadavg()],
+        **extra,
     }
     return result
 
 
 def print_table(results: list[dict]) -> None:
-    print("\n| model | stage | iterations | it/s | calls/s | it/CPU-s | calls/CPU-s | calls/it | force calls "
-          "| model ms/call (CPU) | overhead ms/call | overhead CPU ms/call |")
+    print(
+        "\n| model | stage | iterations | it/s | calls/s | it/CPU-s | calls/CPU-s | calls/it | force calls "
+        "| model ms/call (CPU) | overhead ms/call | overhead CPU ms/call |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for result in results:
         for stage, row in [("whole run", result["whole_run"])] + list(result["stages"].items()):
             if "calls" not in row:
                 print(f"| {result['model']} | {stage} | {row['iterations']} | – | – | – | – | – | – | – | – | – |")
                 continue
-            print(f"| {result['model']} | {stage} | {row['iterations']} | {row['iters_per_s']:.1f} | "
-                  f"{row['calls_per_s']:.0f} | {row['iters_per_cpu_s']:.1f} | {row['calls_per_cpu_s']:.0f} | "
-                  f"{row['calls_per_iter']:.1f} | {100 * row['force_call_fraction']:.0f} % | "
-                  f"{row['model_cpu_ms_per_call']:.4f} | {row['overhead_ms_per_call']:.4f} | "
-                  f"{row['overhead_cpu_ms_per_call']:.4f} |")
+            print(
+                f"| {result['model']} | {stage} | {row['iterations']} | {row['iters_per_s']:.1f} | "
+                f"{row['calls_per_s']:.0f} | {row['iters_per_cpu_s']:.1f} | {row['calls_per_cpu_s']:.0f} | "
+                f"{row['calls_per_iter']:.1f} | {100 * row['force_call_fraction']:.0f} % | "
+                f"{row['model_cpu_ms_per_call']:.4f} | {row['overhead_ms_per_call']:.4f} | "
+                f"{row['overhead_cpu_ms_per_call']:.4f} |"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,8 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=None, help="override every model's iteration count")
     parser.add_argument("--ace-basis", default="b74", choices=list(ace_models.BASES))
     parser.add_argument("--ace-walkers", type=int, default=50)
-    parser.add_argument("--models-dir", dest="models", type=Path, default=ace_models.DEFAULT_CACHE,
-                        help="cache of fitted committees (benchmarks/ace_models.py)")
+    parser.add_argument(
+        "--models-dir",
+        dest="models",
+        type=Path,
+        default=ace_models.DEFAULT_CACHE,
+        help="cache of fitted committees (benchmarks/ace_models.py)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ns_speed.json")
     args = parser.parse_args(argv)
@@ -236,16 +263,29 @@ def main(argv: list[str] | None = None) -> int:
         for model in args.model_names:
             results.append(measure(model, args, Path(tmp)))
             whole = results[-1]["whole_run"]
-            print(f"{model}: {whole['iterations']} it, {whole['iters_per_s']:.1f} it/s, {whole['calls_per_s']:.0f} "
-                  f"calls/s, overhead {whole['overhead_ms_per_call']:.4f} ms/call", flush=True)
+            print(
+                f"{model}: {whole['iterations']} it, {whole['iters_per_s']:.1f} it/s, {whole['calls_per_s']:.0f} "
+                f"calls/s, overhead {whole['overhead_ms_per_call']:.4f} ms/call",
+                flush=True,
+            )
     print_table(results)
     load_after = os.getloadavg()
     print(f"\nload average before/after: {load_before[0]:.1f} / {load_after[0]:.1f} on {os.cpu_count()} cores")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "results": results, "cpus": os.cpu_count(), "load_average_before_after": [load_before, load_after],
-        "python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1))
+    args.out.write_text(
+        json.dumps(
+            {
+                "results": results,
+                "cpus": os.cpu_count(),
+                "load_average_before_after": [load_before, load_after],
+                "python": platform.python_version(),
+                "numpy": np.__version__,
+                "machine": platform.machine(),
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {args.out}")
     return 0
 

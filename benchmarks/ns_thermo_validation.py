@@ -58,13 +58,22 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 EAM_FILE = SHARED / "data" / "mg" / "Mg1.eam.fs"
 SAMPLES = SHARED / "data" / "mg" / "pymatnest" / "samples"
-PYMATNEST_RUNS = {"pymatnest (aspect 0.8, seed 4321)": SAMPLES / "mg16_1GPa_fasteam" / "mg16_1GPa_fasteam.energies",
-                  "pymatnest (aspect 0.65, seed 777)":
-                      SAMPLES / "mg16_1GPa_fasteam_mar065" / "mg16_1GPa_fasteam_mar065.energies"}
-SAMPLE_SETTINGS = dict(n_walkers=100, walk_length=32, pressure_gpa=1.0, md_traj_len=8,
-                       move_fractions={"md": 1, "volume": 4, "shear": 2, "stretch": 2},
-                       min_aspect_ratio=0.8, max_volume_per_atom=60.0, min_volume_per_atom=5.0,
-                       kemax_max_T=5000.0, traj_interval=0)
+PYMATNEST_RUNS = {
+    "pymatnest (aspect 0.8, seed 4321)": SAMPLES / "mg16_1GPa_fasteam" / "mg16_1GPa_fasteam.energies",
+    "pymatnest (aspect 0.65, seed 777)": SAMPLES / "mg16_1GPa_fasteam_mar065" / "mg16_1GPa_fasteam_mar065.energies",
+}
+SAMPLE_SETTINGS = dict(
+    n_walkers=100,
+    walk_length=32,
+    pressure_gpa=1.0,
+    md_traj_len=8,
+    move_fractions={"md": 1, "volume": 4, "shear": 2, "stretch": 2},
+    min_aspect_ratio=0.8,
+    max_volume_per_atom=60.0,
+    min_volume_per_atom=5.0,
+    kemax_max_T=5000.0,
+    traj_interval=0,
+)
 TEMPERATURES = np.arange(100.0, 3001.0, 5.0)
 VOLUME_TEMPERATURES = (300.0, 500.0, 700.0, 900.0, 1100.0, 1500.0, 2000.0, 2500.0)
 #: Midpoint of the <V>/atom rise across pymatnest's melting peak (22.9 -> 23.7 A^3
@@ -73,8 +82,14 @@ VOLUME_TEMPERATURES = (300.0, 500.0, 700.0, 900.0, 1100.0, 1500.0, 2000.0, 2500.
 MELTING_MID_VOLUME = 23.3
 
 
-def run_seed(seed: int, iterations: int, walk_length: int, n_atoms: int, workdir: str,
-             n_walkers: int = SAMPLE_SETTINGS["n_walkers"]) -> dict:
+def run_seed(
+    seed: int,
+    iterations: int,
+    walk_length: int,
+    n_atoms: int,
+    workdir: str,
+    n_walkers: int = SAMPLE_SETTINGS["n_walkers"],
+) -> dict:
     """One NS run; returns its .energies path and run statistics."""
     names = {f.name for f in dataclasses.fields(NSSettings)}
     values = dict(SAMPLE_SETTINGS, max_iter=iterations, seed=seed, walk_length=walk_length, n_walkers=n_walkers)
@@ -83,8 +98,13 @@ def run_seed(seed: int, iterations: int, walk_length: int, n_atoms: int, workdir
     calc = make_calculator({"type": "eam", "file": str(EAM_FILE)})
     prefix = Path(workdir) / f"mg{n_atoms}_K{n_walkers}_seed{seed}"
     summary = run_nested_sampling({"Mg": n_atoms}, calc, NSSettings(**values), prefix)
-    return {"seed": seed, "energies": str(output_paths(prefix)["energies"]), "n_iter": summary["n_iter"],
-            "n_calls": summary["n_calls"], "wall_s": summary["wall_s"]}
+    return {
+        "seed": seed,
+        "energies": str(output_paths(prefix)["energies"]),
+        "n_iter": summary["n_iter"],
+        "n_calls": summary["n_calls"],
+        "wall_s": summary["wall_s"],
+    }
 
 
 def summarise(path: str | Path, n_samples: int | None = None) -> dict:
@@ -92,8 +112,12 @@ def summarise(path: str | Path, n_samples: int | None = None) -> dict:
     file (of its first ``n_samples`` culls only, if given)."""
     energies = read_energies(path)
     if n_samples is not None:
-        energies = dataclasses.replace(energies, iters=energies.iters[:n_samples],
-                                       enthalpy=energies.enthalpy[:n_samples], volume=energies.volume[:n_samples])
+        energies = dataclasses.replace(
+            energies,
+            iters=energies.iters[:n_samples],
+            enthalpy=energies.enthalpy[:n_samples],
+            volume=energies.volume[:n_samples],
+        )
     table = analyse(energies, TEMPERATURES)
     n_atoms = energies.n_atoms
     melting = melting_transition(table, n_atoms)
@@ -104,7 +128,7 @@ def summarise(path: str | Path, n_samples: int | None = None) -> dict:
     v_mid_t = None
     if len(above) and above[0] > 0:
         k = above[0]
-        v_mid_t = float(np.interp(MELTING_MID_VOLUME, per_atom[k - 1:k + 1], table["T"].to_numpy()[k - 1:k + 1]))
+        v_mid_t = float(np.interp(MELTING_MID_VOLUME, per_atom[k - 1 : k + 1], table["T"].to_numpy()[k - 1 : k + 1]))
     return {
         "melting_T": melting.temperature if melting else None,
         "melting_fwhm": melting.fwhm if melting else None,
@@ -138,8 +162,11 @@ def print_volume_table(ours: list[dict], reference: dict[str, dict], temperature
         values = [r["volume_per_atom"][t] for r in ours]
         spread = f" +- {np.std(values, ddof=1):.2f}" if len(values) > 1 else ""
         flag = "*" if any(t < r["resolved_T"] for r in ours) else ""
-        print(f"| {t:.0f} | {np.mean(values):.2f}{spread}{flag} | "
-              + " | ".join(f"{row['volume_per_atom'][t]:.2f}" for row in reference.values()) + " |")
+        print(
+            f"| {t:.0f} | {np.mean(values):.2f}{spread}{flag} | "
+            + " | ".join(f"{row['volume_per_atom'][t]:.2f}" for row in reference.values())
+            + " |"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,10 +174,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=2, help="independent runs (seeds first..first+n-1)")
     parser.add_argument("--first-seed", type=int, default=1, help="seed of the first run")
     parser.add_argument("--iterations", type=int, default=20000, help="NS iterations per run")
-    parser.add_argument("--walk-length", type=int, default=SAMPLE_SETTINGS["walk_length"],
-                        help="model calls per walk; 64 matches pymatnest's cost per iteration (it walks twice)")
-    parser.add_argument("--walkers", type=int, default=SAMPLE_SETTINGS["n_walkers"],
-                        help="live walkers K; iterations needed to reach a temperature grow ~linearly with K")
+    parser.add_argument(
+        "--walk-length",
+        type=int,
+        default=SAMPLE_SETTINGS["walk_length"],
+        help="model calls per walk; 64 matches pymatnest's cost per iteration (it walks twice)",
+    )
+    parser.add_argument(
+        "--walkers",
+        type=int,
+        default=SAMPLE_SETTINGS["n_walkers"],
+        help="live walkers K; iterations needed to reach a temperature grow ~linearly with K",
+    )
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="runs at a time")
     parser.add_argument("--keep", type=Path, default=None, help="folder to keep the runs' outputs in")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "ns_thermo_validation.json")
@@ -164,9 +199,17 @@ def main(argv: list[str] | None = None) -> int:
         Path(workdir).mkdir(parents=True, exist_ok=True)
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             seeds = range(args.first_seed, args.first_seed + args.seeds)
-            runs = list(pool.map(run_seed, seeds, [args.iterations] * args.seeds,
-                                 [args.walk_length] * args.seeds, [16] * args.seeds, [workdir] * args.seeds,
-                                 [args.walkers] * args.seeds))
+            runs = list(
+                pool.map(
+                    run_seed,
+                    seeds,
+                    [args.iterations] * args.seeds,
+                    [args.walk_length] * args.seeds,
+                    [16] * args.seeds,
+                    [workdir] * args.seeds,
+                    [args.walkers] * args.seeds,
+                )
+            )
         ours = [dict(run, **summarise(run["energies"])) for run in runs]
     reference = {}
     for name, path in PYMATNEST_RUNS.items():
@@ -176,8 +219,10 @@ def main(argv: list[str] | None = None) -> int:
                 # the same number of culls as ours: what pymatnest knew at that point
                 reference[f"{name}, first {args.iterations} it"] = summarise(path, args.iterations)
 
-    print(f"| run | iterations | melting C_p peak T (K) | FWHM (K) | T at <V>/atom = {MELTING_MID_VOLUME} A^3 (K) | "
-          "global C_p max T (K) | resolved T (K) | C_p peaks (K, kind) |")
+    print(
+        f"| run | iterations | melting C_p peak T (K) | FWHM (K) | T at <V>/atom = {MELTING_MID_VOLUME} A^3 (K) | "
+        "global C_p max T (K) | resolved T (K) | C_p peaks (K, kind) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, row in [(f"nestdb seed {r['seed']}", r) for r in ours] + list(reference.items()):
         n_iter = row.get("n_iter", row["n_samples"])
@@ -185,24 +230,40 @@ def main(argv: list[str] | None = None) -> int:
         fwhm = f"{row['melting_fwhm']:.0f}" if row["melting_fwhm"] else "-"
         peaks = ", ".join(f"{t:.0f} {k}" for t, k in row["peaks"])
         v_mid = f"{row['v_mid_T']:.0f}" if row["v_mid_T"] else "-"
-        print(f"| {name} | {n_iter} | {melting} | {fwhm} | {v_mid} | {row['cp_max_T']:.0f} | {row['resolved_T']:.0f} "
-              f"| {peaks} |")
-    print(f"\nnestdb over seeds: melting C_p peak {stats([r['melting_T'] for r in ours])} K; "
-          f"<V> midpoint {stats([r['v_mid_T'] for r in ours])} K; "
-          f"global C_p max {stats([r['cp_max_T'] for r in ours])} K")
+        print(
+            f"| {name} | {n_iter} | {melting} | {fwhm} | {v_mid} | {row['cp_max_T']:.0f} | {row['resolved_T']:.0f} "
+            f"| {peaks} |"
+        )
+    print(
+        f"\nnestdb over seeds: melting C_p peak {stats([r['melting_T'] for r in ours])} K; "
+        f"<V> midpoint {stats([r['v_mid_T'] for r in ours])} K; "
+        f"global C_p max {stats([r['cp_max_T'] for r in ours])} K"
+    )
     print_volume_table(ours, reference, VOLUME_TEMPERATURES)
     wall = time.perf_counter() - start
-    print(f"\n{args.seeds} runs x {args.iterations} iterations (K = {args.walkers}, L = {args.walk_length}) "
-          f"in {wall:.0f} s wall "
-          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    print(
+        f"\n{args.seeds} runs x {args.iterations} iterations (K = {args.walkers}, L = {args.walk_length}) "
+        f"in {wall:.0f} s wall "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for row in ours:
         row.pop("energies")
     settings = dict(SAMPLE_SETTINGS, walk_length=args.walk_length, n_walkers=args.walkers)
-    args.out.write_text(json.dumps({"settings": settings, "iterations": args.iterations, "nestdb": ours,
-                                    "pymatnest": reference, "wall_s": wall,
-                                    "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1,
-                                   default=str))
+    args.out.write_text(
+        json.dumps(
+            {
+                "settings": settings,
+                "iterations": args.iterations,
+                "nestdb": ours,
+                "pymatnest": reference,
+                "wall_s": wall,
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            indent=1,
+            default=str,
+        )
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -48,9 +48,19 @@ def _summary(rows: np.ndarray) -> dict:
 
 def our_selection(pressure: float, n_atoms: int, n_walkers: int, workdir: Path, seed: int) -> tuple[dict, float]:
     calc = make_calculator({"type": "eam", "file": str(SHARED / "Mg1.eam.fs"), "kind": "eam/fs"})
-    settings = NSSettings(n_walkers=n_walkers, walk_length=n_walkers, pressure_gpa=pressure, max_iter=200 * n_walkers,
-                          converge_down_to_T=200.0, max_volume_per_atom=100.0, min_aspect_ratio=0.65,
-                          kemax_max_T=14487.0, seed=seed, traj_interval=1, snapshot_seconds=None)
+    settings = NSSettings(
+        n_walkers=n_walkers,
+        walk_length=n_walkers,
+        pressure_gpa=pressure,
+        max_iter=200 * n_walkers,
+        converge_down_to_T=200.0,
+        max_volume_per_atom=100.0,
+        min_aspect_ratio=0.65,
+        kemax_max_T=14487.0,
+        seed=seed,
+        traj_interval=1,
+        snapshot_seconds=None,
+    )
     prefix = workdir / f"mg{n_atoms}_P{pressure:g}"
     start = time.perf_counter()
     with progress_to(workdir / "ns_progress.log"):
@@ -59,8 +69,9 @@ def our_selection(pressure: float, n_atoms: int, n_walkers: int, workdir: Path, 
     energies = read_energies(f"{prefix}.energies")
     frames = read(f"{prefix}.traj.extxyz", index=":")
     temps = frame_temperatures(frames, energies.iters, energies.enthalpy, sample_temperatures(energies))
-    chosen = select_configurations(frames, temps, RULE, stopped_early=False, cycle=0, pressure_gpa=pressure,
-                                   min_policy="min", source=prefix.name)
+    chosen = select_configurations(
+        frames, temps, RULE, stopped_early=False, cycle=0, pressure_gpa=pressure, min_policy="min", source=prefix.name
+    )
     rows = np.array([(a.info["temp"], a.info["volume"] / len(a)) for a in chosen])
     return _summary(rows), wall
 
@@ -78,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     study = study_ranges(database)
     print(f"ours: {args.atoms} Mg atoms, K = L = {args.walkers}, rule {RULE}; study: 16 atoms, K = L = 1248")
-    header = (f"{'P GPa':>5} | {'n':>4} {'T min/med/max (K)':>22} {'V/atom min/med/max (A^3)':>26} | "
-              f"{'n':>4} {'T min/med/max (K)':>22} {'V/atom min/med/max (A^3)':>26} | NS wall s")
+    header = (
+        f"{'P GPa':>5} | {'n':>4} {'T min/med/max (K)':>22} {'V/atom min/med/max (A^3)':>26} | "
+        f"{'n':>4} {'T min/med/max (K)':>22} {'V/atom min/med/max (A^3)':>26} | NS wall s"
+    )
     print(f"{'':>5} | {'ours':^54} | {'study':^54} |")
     print(header)
     with tempfile.TemporaryDirectory() as tmp:

@@ -57,9 +57,12 @@ def run_chain(workdir: Path, extra: list[str]) -> float:
     """Wall seconds of one snakemake run of the chain in ``workdir``."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(workdir / "Snakefile"),
-                             "--directory", str(workdir), *extra],
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(workdir / "Snakefile"), "--directory", str(workdir), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     wall = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"snakemake failed in {workdir}:\n{result.stderr[-4000:]}")
@@ -88,8 +91,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=4, help="length of the job chain")
     parser.add_argument("--sleep", type=float, default=2.0, help="seconds each job's rule sleeps")
-    parser.add_argument("--init", type=int, nargs="+", default=[1, 5, 20],
-                        help="slurm-init-seconds-before-status-checks values to compare")
+    parser.add_argument(
+        "--init",
+        type=int,
+        nargs="+",
+        default=[1, 5, 20],
+        help="slurm-init-seconds-before-status-checks values to compare",
+    )
     args = parser.parse_args()
 
     cluster_mod = load_cluster_module()
@@ -110,8 +118,10 @@ def main() -> None:
                 return workdir
 
             local = run_chain(fresh("local"), ["--cores", "1"])
-            print(f"local executor: {local:.1f} s for {args.jobs} chained jobs "
-                  f"({local / args.jobs:.1f} s per job incl. the {args.sleep:g} s sleep)")
+            print(
+                f"local executor: {local:.1f} s for {args.jobs} chained jobs "
+                f"({local / args.jobs:.1f} s per job incl. the {args.sleep:g} s sleep)"
+            )
             print(f"{'init s':>7} {'wall s':>8} {'overhead/job s':>15} {'in-job s':>9} {'queue+notice s':>15}")
             for init in args.init:
                 profile = cluster_mod.derived_profile(REPO / "profiles" / "slurm", tmp / f"profile{init}", cpus)
@@ -122,8 +132,10 @@ def main() -> None:
                 wall = run_chain(fresh(f"slurm{init}"), ["--profile", str(profile)])
                 in_job = sum(in_job_seconds(cluster, first)) / args.jobs
                 per_job = wall / args.jobs
-                print(f"{init:>7} {wall:>8.1f} {(wall - local) / args.jobs:>15.1f} {in_job:>9.1f} "
-                      f"{per_job - in_job:>15.1f}")
+                print(
+                    f"{init:>7} {wall:>8.1f} {(wall - local) / args.jobs:>15.1f} {in_job:>9.1f} "
+                    f"{per_job - in_job:>15.1f}"
+                )
     finally:
         cluster.stop()
 

@@ -6,6 +6,7 @@ max RSS) by rule. This is how the README's default-run time is measured:
 
     .venv/bin/python benchmarks/time_workflow.py --config config/config.yaml --cores 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +48,22 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-         "--cores", str(args.cores), "--configfile", str(Path(args.config).resolve())],
-        env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--cores",
+            str(args.cores),
+            "--configfile",
+            str(Path(args.config).resolve()),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     wall = time.perf_counter() - start
     if result.returncode != 0:

@@ -1,4 +1,5 @@
 """Snakemake entry point of rules `analyse` and `bench_phase_diagram_analyse`: thermodynamics of one NS run."""
+
 from nestdb.logs import main_guard
 from nestdb.thermo.stage import analyse_run
 

@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `bench`: one cycle's model against the reference."""
+
 from nestdb.bench.stage import bench_model
 from nestdb.logs import main_guard
 

@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `bench_learning_curve`: every cycle's model on the oracle's test set."""
+
 from nestdb.campaign.stage import learning_curve_stage
 from nestdb.logs import main_guard
 

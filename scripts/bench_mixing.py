@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `bench_mixing`: mixing enthalpy of the NS runs of all compositions at one pressure."""
+
 from nestdb.bench.stage import bench_mixing
 from nestdb.logs import main_guard
 

@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `bench_phase_diagram`: melting line and P-T plot."""
+
 from nestdb.bench.stage import bench_phase_diagram
 from nestdb.logs import main_guard
 

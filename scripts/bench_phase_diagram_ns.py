@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `bench_phase_diagram_ns`: NS with the final model at one pressure."""
+
 from pathlib import Path
 
 from nestdb.logs import main_guard

@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `bench_property`: one property of a cycle's model against the reference."""
+
 from nestdb.bench.stage import bench_property_model
 from nestdb.logs import main_guard
 

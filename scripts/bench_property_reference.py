@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `bench_property_reference`: one property with the reference labeller."""
+
 from nestdb.bench.stage import bench_property_reference
 from nestdb.logs import main_guard
 

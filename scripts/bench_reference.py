@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `bench_reference`: reference E-V curves and elastic constants."""
+
 from nestdb.bench.stage import bench_reference
 from nestdb.logs import main_guard
 

@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `bench_sro`: Warren-Cowley order of one NS run's samples against temperature."""
+
 from nestdb.bench.stage import bench_sro
 from nestdb.logs import main_guard
 

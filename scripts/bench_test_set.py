@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `bench_test_set`: the oracle's independent test set."""
+
 from nestdb.campaign.stage import test_set_stage
 from nestdb.logs import main_guard
 

@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `bench_xrd`: XRD patterns of one NS run by temperature."""
+
 from nestdb.bench.stage import bench_xrd
 from nestdb.logs import main_guard
 

@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `explore`: a random-crystal or MD pool at one pressure."""
+
 from pathlib import Path
 
 from nestdb.explore.stage import explore_pool

@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `fit`: the cycle's linear-ACE committee."""
+
 from pathlib import Path
 
 from nestdb.fit.stage import fit_cycle

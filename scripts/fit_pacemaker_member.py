@@ -7,6 +7,7 @@ shell: nestdb.fit.pacemaker_member. The rule runs in pacemaker's environment
 the standard library and nestdb.errors, so it is then loaded from this
 repository's source tree.
 """
+
 import importlib.util
 import sys
 from pathlib import Path
@@ -19,15 +20,17 @@ except ImportError:  # pacemaker's environment: no nestdb (and no nestdb.fit dep
     sys.path.append(str(source))
     from nestdb.errors import NestdbError
 
-    spec = importlib.util.spec_from_file_location("nestdb_pacemaker_member",
-                                                  source / "nestdb" / "fit" / "pacemaker_member.py")
+    spec = importlib.util.spec_from_file_location(
+        "nestdb_pacemaker_member", source / "nestdb" / "fit" / "pacemaker_member.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     run_member_steps = module.run_member_steps
 
 try:
-    run_member_steps(Path(snakemake.input[0]).parent, snakemake.params.command, snakemake.params.activeset,
-                     log_path=snakemake.log[0])
+    run_member_steps(
+        Path(snakemake.input[0]).parent, snakemake.params.command, snakemake.params.activeset, log_path=snakemake.log[0]
+    )
 except NestdbError as error:
     with open(snakemake.log[0], "a") as log:
         log.write(f"error: {error}\n")

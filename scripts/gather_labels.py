@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `gather_labels`: one cycle's labelled database, failures and cost."""
+
 from nestdb.label.stage import gather_labels
 from nestdb.logs import main_guard
 

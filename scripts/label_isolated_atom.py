@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `label_isolated_atom`: E0 of one element."""
+
 from nestdb.label.stage import isolated_atom_energy
 from nestdb.logs import main_guard
 

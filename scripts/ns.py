@@ -1,4 +1,5 @@
 """Snakemake entry point of rule `ns`: one nested-sampling run."""
+
 from pathlib import Path
 
 from nestdb.logs import main_guard

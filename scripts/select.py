@@ -1,4 +1,5 @@
 """Snakemake entry point of checkpoint `select`: the cycle's selection rule on one run or exploration pool."""
+
 from pathlib import Path
 
 from nestdb.logs import main_guard

@@ -7,6 +7,7 @@ missing file skips the test, except under ``NESTDB_STRICT_SHARED=1`` (set by
 ``.ci/run``), where it fails the test with the path, so that CI cannot pass
 without the cross-checks against the reference data.
 """
+
 import os
 import subprocess
 import sys
@@ -38,16 +39,17 @@ def require_shared(*paths: str | Path) -> Path:
             continue
         message = f"reference data not found at {path} (../shared is not beside the repository)"
         if strict_shared():
-            pytest.fail(f"{message}; {STRICT_SHARED_VARIABLE} is set, so this cross-check must run",
-                        pytrace=False)
+            pytest.fail(f"{message}; {STRICT_SHARED_VARIABLE} is set, so this cross-check must run", pytrace=False)
         pytest.skip(message)
     return Path(paths[0])
 
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "needs_shared(*paths): the test reads these ../shared files (skip when missing, "
-                   "fail under NESTDB_STRICT_SHARED=1)")
+        "markers",
+        "needs_shared(*paths): the test reads these ../shared files (skip when missing, "
+        "fail under NESTDB_STRICT_SHARED=1)",
+    )
 
 
 def pytest_runtest_setup(item):
@@ -61,7 +63,11 @@ def snakemake(workdir: Path, *args: str, timeout: int = 3000, **popen) -> subpro
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args],
-        capture_output=True, text=True, timeout=timeout, env=env, **popen,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **popen,
     )
 
 

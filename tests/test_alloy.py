@@ -1,4 +1,5 @@
 """Alloy benchmarks: formation energies and convex hull, Warren-Cowley order, mixing enthalpy of NS runs."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,10 +8,10 @@ from ase.calculators.emt import EMT
 
 from nestdb.bench.alloy import alloy_structures, compare_alloy, formation_table, formula, hull_energies, ordered_cell
 from nestdb.bench.alloy_samples import mixing_enthalpy, weighted_by_temperature
-from nestdb.structures.crystals import build_structure, reference_c_over_a, reference_volume_per_atom
 from nestdb.bench.properties import compute_property
-from nestdb.structures.warren_cowley import neighbour_pairs, warren_cowley
 from nestdb.errors import ConfigError, DataError
+from nestdb.structures.crystals import build_structure, reference_c_over_a, reference_volume_per_atom
+from nestdb.structures.warren_cowley import neighbour_pairs, warren_cowley
 
 
 # ---------------------------------------------------------------- structures per element
@@ -31,8 +32,10 @@ def test_ordered_cells_match_ase_prototypes():
     from ase.lattice.compounds import B2, L1_0, L1_2
 
     a = 3.75
-    for ours, theirs in ((ordered_cell("L1_2", "Cu", "Au", a**3 / 4, (3, 1)), L1_2(("Au", "Cu"), latticeconstant=a)),
-                         (ordered_cell("B2", "Cu", "Au", a**3 / 2), B2(("Cu", "Au"), latticeconstant=a))):
+    for ours, theirs in (
+        (ordered_cell("L1_2", "Cu", "Au", a**3 / 4, (3, 1)), L1_2(("Au", "Cu"), latticeconstant=a)),
+        (ordered_cell("B2", "Cu", "Au", a**3 / 2), B2(("Cu", "Au"), latticeconstant=a)),
+    ):
         assert ours.get_chemical_formula() == theirs.get_chemical_formula()
         assert ours.get_volume() / len(ours) == pytest.approx(theirs.get_volume() / len(theirs))
         assert warren_cowley(ours) == pytest.approx(warren_cowley(theirs))
@@ -72,8 +75,10 @@ def test_ternary_hull_by_hand():
 
 
 def test_formation_table_needs_every_pure_element():
-    results = [{"name": "Cu_fcc", "prototype": "fcc", "counts": {"Cu": 1}, "energy_per_atom": -1.0},
-               {"name": "CuAu_B2", "prototype": "B2", "counts": {"Cu": 1, "Au": 1}, "energy_per_atom": -1.0}]
+    results = [
+        {"name": "Cu_fcc", "prototype": "fcc", "counts": {"Cu": 1}, "energy_per_atom": -1.0},
+        {"name": "CuAu_B2", "prototype": "B2", "counts": {"Cu": 1, "Au": 1}, "energy_per_atom": -1.0},
+    ]
     with pytest.raises(DataError, match="no pure Au"):
         formation_table(results, ["Cu", "Au"])
 
@@ -91,14 +96,20 @@ def test_emt_formation_energies_and_hull_by_hand(tmp_path):
 
     from ase.lattice.compounds import B2, L1_2
 
-    cells = {"Cu_fcc": bulk("Cu", "fcc", a=3.6), "Au_fcc": bulk("Au", "fcc", a=4.1),
-             "Cu3Au_L1_2": L1_2(("Au", "Cu"), latticeconstant=3.8), "CuAu_B2": B2(("Cu", "Au"), latticeconstant=3.2)}
+    cells = {
+        "Cu_fcc": bulk("Cu", "fcc", a=3.6),
+        "Au_fcc": bulk("Au", "fcc", a=4.1),
+        "Cu3Au_L1_2": L1_2(("Au", "Cu"), latticeconstant=3.8),
+        "CuAu_B2": B2(("Cu", "Au"), latticeconstant=3.2),
+    }
     energies = {name: emt_energy(cell, table.loc[name, "volume_per_atom"]) for name, cell in cells.items()}
     mu_cu, mu_au = energies["Cu_fcc"], energies["Au_fcc"]
     assert table.loc["Cu3Au_L1_2", "formation_energy"] == pytest.approx(
-        energies["Cu3Au_L1_2"] - 0.75 * mu_cu - 0.25 * mu_au, abs=1e-8)
+        energies["Cu3Au_L1_2"] - 0.75 * mu_cu - 0.25 * mu_au, abs=1e-8
+    )
     assert table.loc["CuAu_B2", "formation_energy"] == pytest.approx(
-        energies["CuAu_B2"] - 0.5 * mu_cu - 0.5 * mu_au, abs=1e-8)
+        energies["CuAu_B2"] - 0.5 * mu_cu - 0.5 * mu_au, abs=1e-8
+    )
     # relaxed: 1 % more or less volume costs energy
     for name, cell in cells.items():
         volume = table.loc[name, "volume_per_atom"]
@@ -120,16 +131,28 @@ def test_emt_formation_energies_and_hull_by_hand(tmp_path):
 
 
 def test_compare_alloy_reports_errors_per_structure(tmp_path):
-    reference = {"elements": ["Cu", "Au"], "table": formation_table([
-        {"name": "Cu_fcc", "prototype": "fcc", "counts": {"Cu": 1}, "energy_per_atom": -3.0},
-        {"name": "Au_fcc", "prototype": "fcc", "counts": {"Au": 1}, "energy_per_atom": -3.2},
-        {"name": "CuAu_B2", "prototype": "B2", "counts": {"Cu": 1, "Au": 1}, "energy_per_atom": -3.15},
-    ], ["Cu", "Au"]).to_dict("records")}
-    model = {"elements": ["Cu", "Au"], "table": formation_table([
-        {"name": "Cu_fcc", "prototype": "fcc", "counts": {"Cu": 1}, "energy_per_atom": -3.0},
-        {"name": "Au_fcc", "prototype": "fcc", "counts": {"Au": 1}, "energy_per_atom": -3.2},
-        {"name": "CuAu_B2", "prototype": "B2", "counts": {"Cu": 1, "Au": 1}, "energy_per_atom": -3.05},
-    ], ["Cu", "Au"]).to_dict("records")}
+    reference = {
+        "elements": ["Cu", "Au"],
+        "table": formation_table(
+            [
+                {"name": "Cu_fcc", "prototype": "fcc", "counts": {"Cu": 1}, "energy_per_atom": -3.0},
+                {"name": "Au_fcc", "prototype": "fcc", "counts": {"Au": 1}, "energy_per_atom": -3.2},
+                {"name": "CuAu_B2", "prototype": "B2", "counts": {"Cu": 1, "Au": 1}, "energy_per_atom": -3.15},
+            ],
+            ["Cu", "Au"],
+        ).to_dict("records"),
+    }
+    model = {
+        "elements": ["Cu", "Au"],
+        "table": formation_table(
+            [
+                {"name": "Cu_fcc", "prototype": "fcc", "counts": {"Cu": 1}, "energy_per_atom": -3.0},
+                {"name": "Au_fcc", "prototype": "fcc", "counts": {"Au": 1}, "energy_per_atom": -3.2},
+                {"name": "CuAu_B2", "prototype": "B2", "counts": {"Cu": 1, "Au": 1}, "energy_per_atom": -3.05},
+            ],
+            ["Cu", "Au"],
+        ).to_dict("records"),
+    }
     summary = compare_alloy(model, reference, tmp_path / "a.csv", tmp_path / "a.png")
     # reference E_f(B2) = -3.15 + 3.1 = -0.05 eV (on the hull), model +0.05 (above): 100 meV/atom too high
     assert summary["errors_meV_per_atom"]["CuAu_B2"] == pytest.approx(100.0)
@@ -201,8 +224,16 @@ def test_weighted_averages_follow_the_ns_weights():
 
     n = 200
     enthalpy = np.linspace(2.0, 0.0, n)
-    energies = NSEnergies(n_walkers=10, n_cull=1, n_extra_dof=0, flat_v_prior=False, n_atoms=4,
-                          iters=np.arange(n), enthalpy=enthalpy, volume=np.full(n, 50.0))
+    energies = NSEnergies(
+        n_walkers=10,
+        n_cull=1,
+        n_extra_dof=0,
+        flat_v_prior=False,
+        n_atoms=4,
+        iters=np.arange(n),
+        enthalpy=enthalpy,
+        volume=np.full(n, 50.0),
+    )
     values = np.c_[enthalpy**2]
     lines = np.arange(0, n, 2)  # every second sample in the trajectory
     averages, n_eff = weighted_by_temperature(energies, lines, values[lines], np.array([300.0, 3000.0]))
@@ -216,15 +247,18 @@ def test_weighted_averages_follow_the_ns_weights():
 def test_mixing_enthalpy_by_hand():
     temperatures = np.array([300.0, 600.0])
     # per atom: Cu -3.0 + 1e-4 T, Au -3.5 + 2e-4 T, Cu3Au -3.2 + 1.5e-4 T (cells of 4 atoms)
-    tables = {"Cu4": pd.DataFrame({"T": temperatures, "U": 4 * (-3.0 + 1e-4 * temperatures)}),
-              "Au4": pd.DataFrame({"T": temperatures, "U": 4 * (-3.5 + 2e-4 * temperatures)}),
-              "Cu3Au1": pd.DataFrame({"T": temperatures, "U": 4 * (-3.2 + 1.5e-4 * temperatures)})}
+    tables = {
+        "Cu4": pd.DataFrame({"T": temperatures, "U": 4 * (-3.0 + 1e-4 * temperatures)}),
+        "Au4": pd.DataFrame({"T": temperatures, "U": 4 * (-3.5 + 2e-4 * temperatures)}),
+        "Cu3Au1": pd.DataFrame({"T": temperatures, "U": 4 * (-3.2 + 1.5e-4 * temperatures)}),
+    }
     compositions = {"Cu4": {"Cu": 4}, "Au4": {"Au": 4}, "Cu3Au1": {"Cu": 3, "Au": 1}}
     table = mixing_enthalpy(tables, compositions, ["Cu", "Au"])
     mixed = table[table.composition == "Cu3Au1"].set_index("T")["mixing_enthalpy"]
     for temperature in temperatures:
-        expected = ((-3.2 + 1.5e-4 * temperature) - 0.75 * (-3.0 + 1e-4 * temperature)
-                    - 0.25 * (-3.5 + 2e-4 * temperature))
+        expected = (
+            (-3.2 + 1.5e-4 * temperature) - 0.75 * (-3.0 + 1e-4 * temperature) - 0.25 * (-3.5 + 2e-4 * temperature)
+        )
         assert mixed[temperature] == pytest.approx(expected)
     assert (table[table.composition != "Cu3Au1"].mixing_enthalpy.abs() < 1e-12).all()
     with pytest.raises(DataError, match="no pure Au"):
@@ -236,13 +270,28 @@ def test_sro_of_an_ns_run(tmp_path):
     from nestdb.models.calculators import make_calculator
     from nestdb.ns import NSSettings, run_nested_sampling
 
-    settings = NSSettings(n_walkers=8, walk_length=8, pressure_gpa=1.0, max_iter=150, converge_down_to_T=None,
-                          max_volume_per_atom=30.0, kemax_max_T=3000, seed=4, snapshot_seconds=None,
-                          move_fractions={"md": 0.2, "volume": 0.3, "shear": 0.2, "stretch": 0.2, "swap": 0.1})
+    settings = NSSettings(
+        n_walkers=8,
+        walk_length=8,
+        pressure_gpa=1.0,
+        max_iter=150,
+        converge_down_to_T=None,
+        max_volume_per_atom=30.0,
+        kemax_max_T=3000,
+        seed=4,
+        snapshot_seconds=None,
+        move_fractions={"md": 0.2, "volume": 0.3, "shear": 0.2, "stretch": 0.2, "swap": 0.1},
+    )
     lj = make_calculator({"type": "lj", "epsilon": 0.3, "sigma": 2.35})  # fast; the files are what is tested
     run_nested_sampling({"Cu": 2, "Au": 2}, lj, settings, tmp_path / "ns")
-    summary = bench_sro(tmp_path / "ns.traj.extxyz", tmp_path / "ns.energies", ["Cu", "Au"],
-                        {"t_min": 200, "t_max": 20000, "t_step": 200}, tmp_path / "sro.csv", tmp_path / "sro.png")
+    summary = bench_sro(
+        tmp_path / "ns.traj.extxyz",
+        tmp_path / "ns.energies",
+        ["Cu", "Au"],
+        {"t_min": 200, "t_max": 20000, "t_step": 200},
+        tmp_path / "sro.csv",
+        tmp_path / "sro.png",
+    )
     table = pd.read_csv(tmp_path / "sro.csv")
     assert summary["pairs"] == ["alpha_Cu-Au"] and summary["n_samples"] == 150
     assert table["alpha_Cu-Au"].between(-1.0, 1.0).all() and (table.n_eff >= 1).all()
@@ -253,16 +302,27 @@ def test_sro_of_an_ns_run(tmp_path):
 def test_bench_targets_of_an_alloy_campaign():
     from nestdb.config import bench_targets
 
-    config = {"elements": ["Cu", "Au"], "pressures": [0, 5],
-              "ns": {"composition": [{"Cu": 4}, {"Cu": 2, "Au": 2}, {"Au": 4}]},
-              "cycles": [{"select": {"kind": "final"}}],
-              "bench": {"enthalpy": {"enabled": False}, "bain": {"enabled": False}, "phonons": {"enabled": False},
-                        "xrd": {"enabled": True}, "alloy": {"enabled": None}, "phase_diagram": {"enabled": False}}}
+    config = {
+        "elements": ["Cu", "Au"],
+        "pressures": [0, 5],
+        "ns": {"composition": [{"Cu": 4}, {"Cu": 2, "Au": 2}, {"Au": 4}]},
+        "cycles": [{"select": {"kind": "final"}}],
+        "bench": {
+            "enthalpy": {"enabled": False},
+            "bain": {"enabled": False},
+            "phonons": {"enabled": False},
+            "xrd": {"enabled": True},
+            "alloy": {"enabled": None},
+            "phase_diagram": {"enabled": False},
+        },
+    }
     targets = bench_targets(config, [0])
     assert "results/bench/cycle0/alloy.json" in targets
     assert "results/bench/cycle0/xrd/Cu2Au2/P5GPa/xrd.csv" in targets
-    assert [t for t in targets if "/sro/" in t] == ["results/bench/cycle0/sro/Cu2Au2/P0GPa/sro.csv",
-                                                    "results/bench/cycle0/sro/Cu2Au2/P5GPa/sro.csv"]
+    assert [t for t in targets if "/sro/" in t] == [
+        "results/bench/cycle0/sro/Cu2Au2/P0GPa/sro.csv",
+        "results/bench/cycle0/sro/Cu2Au2/P5GPa/sro.csv",
+    ]
     assert "results/bench/cycle0/mixing/P5GPa/mixing.csv" in targets
     # without the pure Au runs there is no mixing enthalpy; one element has no alloy benchmark
     config["ns"]["composition"] = [{"Cu": 4}, {"Cu": 2, "Au": 2}]

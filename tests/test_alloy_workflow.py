@@ -1,6 +1,7 @@
 """The workflow on a campaign of another element and on alloys: dry runs of the shipped configs, bad input
 named before any job, and a tiny Cu-Au campaign end to end (real NS, EMT labels, real two-element pyace fit,
 formation energies and hull, short-range order, mixing enthalpy, report)."""
+
 import json
 import re
 
@@ -90,8 +91,9 @@ def test_composition_outside_elements_is_named_before_any_job(tmp_path):
 
 
 def test_element_in_no_composition_is_named_before_any_job(tmp_path):
-    output = _bad_alloy(tmp_path, elements=["Cu", "Au", "Ag"],
-                        **{"fit.reference_energies": {"Cu": 0.0, "Au": 0.0, "Ag": 0.0}})
+    output = _bad_alloy(
+        tmp_path, elements=["Cu", "Au", "Ag"], **{"fit.reference_energies": {"Cu": 0.0, "Au": 0.0, "Ag": 0.0}}
+    )
     assert "`elements` lists ['Ag'], which no ns.composition" in output
 
 

@@ -8,10 +8,11 @@ import pytest
 from ase.calculators.emt import EMT
 
 from nestdb.bench import elastic_constants, ev_curve, fit_eos, plot_ev
+from nestdb.errors import ConfigError, DataError
 from nestdb.relax import relax_cell
 from nestdb.structures.crystals import KNOWN_STRUCTURES, build_structure
-from nestdb.errors import ConfigError, DataError
 from nestdb.units import GPA
+
 from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -145,8 +146,13 @@ def test_eam_hcp_elastic_constants(eam):
     assert full[0, 0] == pytest.approx(hexagonal["C11"], rel=0.02)
     assert full[2, 2] == pytest.approx(hexagonal["C33"], rel=0.05)
     # Voigt bulk modulus agrees with the E-V curvature of the relaxed cell.
-    fit = fit_eos(ev_curve(build_structure("hcp", "Mg", volume_per_atom=hexagonal["volume_per_atom"]), eam,
-                           volume_scales=np.linspace(0.98, 1.02, 5)))
+    fit = fit_eos(
+        ev_curve(
+            build_structure("hcp", "Mg", volume_per_atom=hexagonal["volume_per_atom"]),
+            eam,
+            volume_scales=np.linspace(0.98, 1.02, 5),
+        )
+    )
     assert hexagonal["bulk_modulus_voigt_gpa"] == pytest.approx(fit["B0"], rel=0.1)
 
 

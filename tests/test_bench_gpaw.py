@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from conftest import require_shared
 
 pytest.importorskip("gpaw")
@@ -13,8 +14,10 @@ pytest.importorskip("gpaw")
 MG = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mg"
 #: 300 eV with k-point density 4/Å orders the Mg phases as converged PBE does
 #: (density 2.5 puts bcc below hcp: k-point error larger than the 20 meV differences).
-GPAW_SPEC = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 300}, "kpts": {"density": 4, "gamma": True},
-                                     "setups": {"Mg": "2"}}}
+GPAW_SPEC = {
+    "code": "gpaw",
+    "gpaw": {"mode": {"name": "pw", "ecut": 300}, "kpts": {"density": 4, "gamma": True}, "setups": {"Mg": "2"}},
+}
 
 
 @pytest.mark.gpaw
@@ -24,8 +27,15 @@ def test_gpaw_reference_enthalpies_hcp_lowest_and_eam_model(tmp_path):
     from nestdb.bench.stage import bench_property_reference
     from nestdb.models.calculators import make_calculator
 
-    bench = {"enthalpy": {"structures": ["hcp", "bcc", "fcc"], "pressures": [0], "relax_c_over_a": False,
-                          "fmax": 0.01, "max_steps": 10}}
+    bench = {
+        "enthalpy": {
+            "structures": ["hcp", "bcc", "fcc"],
+            "pressures": [0],
+            "relax_c_over_a": False,
+            "fmax": 0.01,
+            "max_steps": 10,
+        }
+    }
     reference = bench_property_reference("enthalpy", GPAW_SPEC, bench, "Mg", tmp_path / "ref.json", tmp_path / "raw")
     assert (tmp_path / "raw" / "hcp_P0" / "gpaw.txt").exists()  # one DFT folder per relaxation
     table = pd.DataFrame(reference["table"]).set_index("structure")
@@ -35,8 +45,16 @@ def test_gpaw_reference_enthalpies_hcp_lowest_and_eam_model(tmp_path):
     delta = 1000 * (table.enthalpy_per_atom - table.loc["hcp", "enthalpy_per_atom"])
     assert 0.0 < delta["fcc"] < delta["bcc"] < 50.0, delta.to_dict()
     eam = make_calculator({"type": "eam", "file": str(MG / "Mg1.eam.fs"), "kind": "eam/fs"})
-    result = compare_property("enthalpy", eam, bench, "Mg", tmp_path / "ref.json", tmp_path / "model.json",
-                              tmp_path / "enthalpy.csv", tmp_path / "enthalpy.png")
+    result = compare_property(
+        "enthalpy",
+        eam,
+        bench,
+        "Mg",
+        tmp_path / "ref.json",
+        tmp_path / "model.json",
+        tmp_path / "enthalpy.csv",
+        tmp_path / "enthalpy.png",
+    )
     comparison = result["comparison"]
     assert comparison["all_converged_reference"] and comparison["all_converged_model"]
     assert 0.0 < comparison["delta_h_rmse_meV_per_atom"] < 50.0
@@ -49,10 +67,17 @@ def test_gpaw_phonons_acoustic_modes_vanish_at_gamma(tmp_path):
     from nestdb.bench.stage import reference_calculators
 
     # The sum rule does not need converged settings: the cheapest grid that is still a metal's.
-    cheap = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 250}, "kpts": {"size": [3, 3, 3], "gamma": True},
-                                 "setups": {"Mg": "2"}}}
-    result = phonon_dispersion("fcc", reference_calculators(cheap, tmp_path), "Mg", supercell=(2, 2, 2),
-                               relax=False, npoints=20)
+    cheap = {
+        "code": "gpaw",
+        "gpaw": {
+            "mode": {"name": "pw", "ecut": 250},
+            "kpts": {"size": [3, 3, 3], "gamma": True},
+            "setups": {"Mg": "2"},
+        },
+    }
+    result = phonon_dispersion(
+        "fcc", reference_calculators(cheap, tmp_path), "Mg", supercell=(2, 2, 2), relax=False, npoints=20
+    )
     assert result["n_displacements"] == 1 and result["n_atoms_supercell"] == 8
     frequencies = np.array(result["frequencies_thz"])
     assert max(result["gamma_acoustic_thz"]) < 0.05

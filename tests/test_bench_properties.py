@@ -10,13 +10,14 @@ import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
-from nestdb.structures.crystals import build_structure
 from nestdb.bench.bain import bain_path, bct_cell
 from nestdb.bench.enthalpy import enthalpy_curve, relative_enthalpies, stable_structure, transition_pressures
 from nestdb.bench.phonons import frequency_rmse, phonon_dispersion
 from nestdb.bench.reference_files import enthalpy_from_ev, read_reference_ev
 from nestdb.bench.xrd import patterns_by_temperature, powder_pattern
 from nestdb.errors import ConfigError, DataError
+from nestdb.structures.crystals import build_structure
+
 from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -40,8 +41,10 @@ def eam_enthalpies(eam):
         calls.append(label)
         return eam
 
-    table = pd.concat([enthalpy_curve(name, calculator_for, [0, 5, 10], "Mg") for name in ("hcp", "fcc", "bcc", "dhcp")],
-                      ignore_index=True)
+    table = pd.concat(
+        [enthalpy_curve(name, calculator_for, [0, 5, 10], "Mg") for name in ("hcp", "fcc", "bcc", "dhcp")],
+        ignore_index=True,
+    )
     return table, calls
 
 
@@ -77,12 +80,14 @@ def test_transitions_eam_hcp_to_fcc(eam_enthalpies):
 def test_transition_pressure_is_the_crossing_of_straight_lines():
     # H_a = 1 + 0.1 P, H_b = 2 + 0.05 P cross at P = 20 exactly.
     pressures = np.array([0.0, 15.0, 25.0, 40.0])
-    table = pd.DataFrame({
-        "structure": ["a"] * 4 + ["b"] * 4,
-        "pressure_gpa": np.concatenate([pressures, pressures]),
-        "enthalpy_per_atom": np.concatenate([1 + 0.1 * pressures, 2 + 0.05 * pressures]),
-        "converged": [True] * 7 + [False],
-    })
+    table = pd.DataFrame(
+        {
+            "structure": ["a"] * 4 + ["b"] * 4,
+            "pressure_gpa": np.concatenate([pressures, pressures]),
+            "enthalpy_per_atom": np.concatenate([1 + 0.1 * pressures, 2 + 0.05 * pressures]),
+            "converged": [True] * 7 + [False],
+        }
+    )
     (transition,) = transition_pressures(table)
     assert transition["from"] == "a" and transition["to"] == "b"
     assert transition["pressure_gpa"] == pytest.approx(20.0)
@@ -144,8 +149,9 @@ def test_xrd_bragg_peaks_of_fcc():
     forbidden = 2 * np.degrees(np.arcsin(0.62 / (2 * a)))
     assert pattern[np.argmin(abs(two_theta - forbidden))] < 1e-3 * pattern.max()
     # A supercell is the same crystal.
-    np.testing.assert_allclose(powder_pattern(fcc.repeat((2, 2, 2)), two_theta, 0.62, 0.1), pattern,
-                               atol=1e-8 * pattern.max())
+    np.testing.assert_allclose(
+        powder_pattern(fcc.repeat((2, 2, 2)), two_theta, 0.62, 0.1), pattern, atol=1e-8 * pattern.max()
+    )
     with pytest.raises(ConfigError):
         patterns_by_temperature([fcc], [100.0], [300, 100], two_theta)
 
@@ -157,11 +163,24 @@ def test_xrd_of_real_ns_run_by_temperature(tmp_path):
 
     energies = NS_RUN / "mg16_1GPa_fasteam.energies"
     traj = next(NS_RUN.glob("*.traj*.extxyz"))
-    analyse_run(energies, tmp_path / "thermo.csv", tmp_path / "temps.csv", tmp_path / "thermo.png",
-                {"t_min": 100, "t_max": 3000, "t_step": 20})
-    cfg = {"wavelength": 0.62, "two_theta_range": [5.0, 25.0], "two_theta_step": 0.05, "fwhm": 0.3,
-           "temperature_bins": [0, 600, 1200, 5000], "max_per_bin": 5}
-    summary = bench_xrd(traj, tmp_path / "temps.csv", cfg, tmp_path / "xrd.csv", tmp_path / "xrd.png", "1 GPa", element="Mg")
+    analyse_run(
+        energies,
+        tmp_path / "thermo.csv",
+        tmp_path / "temps.csv",
+        tmp_path / "thermo.png",
+        {"t_min": 100, "t_max": 3000, "t_step": 20},
+    )
+    cfg = {
+        "wavelength": 0.62,
+        "two_theta_range": [5.0, 25.0],
+        "two_theta_step": 0.05,
+        "fwhm": 0.3,
+        "temperature_bins": [0, 600, 1200, 5000],
+        "max_per_bin": 5,
+    }
+    summary = bench_xrd(
+        traj, tmp_path / "temps.csv", cfg, tmp_path / "xrd.csv", tmp_path / "xrd.png", "1 GPa", element="Mg"
+    )
     table = pd.read_csv(tmp_path / "xrd.csv")
     assert len(summary["bins"]) >= 2 and table.shape[1] == 1 + len(summary["bins"])
     assert (tmp_path / "xrd.png").stat().st_size > 10_000
@@ -177,8 +196,9 @@ def test_reference_files_real_castep_and_errors(tmp_path):
     assert len(ev) == 4 and set(ev.structure) == {"hcp"}
     assert np.all((-1690 < ev.energy_per_atom) & (ev.energy_per_atom < -1688))  # CASTEP Mg, eV/atom
     first = read(castep / "mg_0000.castep")
-    assert ev.volume_per_atom.iloc[0] == pytest.approx(sorted(
-        read(p).get_volume() / 16 for p in sorted(castep.glob("mg_000[0-3].castep")))[0])
+    assert ev.volume_per_atom.iloc[0] == pytest.approx(
+        sorted(read(p).get_volume() / 16 for p in sorted(castep.glob("mg_000[0-3].castep")))[0]
+    )
     # The force-consistent (free) energy, as for the model side.
     assert first.get_potential_energy(force_consistent=True) / 16 in set(ev.energy_per_atom)
     with pytest.raises(ConfigError, match="matches no file"):
@@ -214,18 +234,38 @@ def test_property_stages_model_against_reference(eam, tmp_path):
     from nestdb.bench.stage import bench_property_reference
 
     bench = {
-        "enthalpy": {"structures": ["hcp", "fcc"], "pressures": [0, 10], "relax_c_over_a": False,
-                     "fmax": 0.005, "max_steps": 40},
+        "enthalpy": {
+            "structures": ["hcp", "fcc"],
+            "pressures": [0, 10],
+            "relax_c_over_a": False,
+            "fmax": 0.005,
+            "max_steps": 40,
+        },
         "bain": {"pressures": [0], "n_points": 4, "fmax": 0.005, "max_steps": 40},
-        "phonons": {"structures": ["fcc"], "supercell": {"fcc": [2, 2, 2]}, "displacement": 0.05,
-                    "npoints": 30, "pressure": 0.0, "fmax": 0.005},
+        "phonons": {
+            "structures": ["fcc"],
+            "supercell": {"fcc": [2, 2, 2]},
+            "displacement": 0.05,
+            "npoints": 30,
+            "pressure": 0.0,
+            "fmax": 0.005,
+        },
     }
     spec = {"code": "potential", "potential": {"type": "eam", "file": str(MG / "Mg1.eam.fs"), "kind": "eam/fs"}}
     for kind in ("enthalpy", "bain", "phonons"):
-        reference = bench_property_reference(kind, spec, bench, "Mg", tmp_path / f"ref_{kind}.json",
-                                             tmp_path / f"raw_{kind}")
-        result = compare_property(kind, eam, bench, "Mg", tmp_path / f"ref_{kind}.json",
-                                  tmp_path / f"{kind}.json", tmp_path / f"{kind}.csv", tmp_path / f"{kind}.png")
+        reference = bench_property_reference(
+            kind, spec, bench, "Mg", tmp_path / f"ref_{kind}.json", tmp_path / f"raw_{kind}"
+        )
+        result = compare_property(
+            kind,
+            eam,
+            bench,
+            "Mg",
+            tmp_path / f"ref_{kind}.json",
+            tmp_path / f"{kind}.json",
+            tmp_path / f"{kind}.csv",
+            tmp_path / f"{kind}.png",
+        )
         assert (tmp_path / f"{kind}.png").stat().st_size > 10_000
         table = pd.read_csv(tmp_path / f"{kind}.csv")
         saved = json.loads((tmp_path / f"{kind}.json").read_text())
@@ -250,8 +290,14 @@ def test_melting_line_from_real_ns_run(tmp_path):
     table = analyse(read_energies(NS_RUN / "mg16_1GPa_fasteam.energies"), np.arange(300, 2500, 5.0))
     table.to_csv(tmp_path / "thermo.csv", index=False)
     final = next(NS_RUN.glob("*.snapshot.19999*.extxyz"), None)
-    line = bench_phase_diagram({1.0: tmp_path / "thermo.csv"}, 16, tmp_path / "melting.csv", tmp_path / "pd.png",
-                        json_path=tmp_path / "transitions.json", finals={1.0: final} if final else None)
+    line = bench_phase_diagram(
+        {1.0: tmp_path / "thermo.csv"},
+        16,
+        tmp_path / "melting.csv",
+        tmp_path / "pd.png",
+        json_path=tmp_path / "transitions.json",
+        finals={1.0: final} if final else None,
+    )
     row = line.iloc[0]
     if final:  # the EAM's low-temperature solid at 1 GPa, from the final walkers' order parameters
         assert row.solid_phase in ("hcp", "fcc")
@@ -272,18 +318,36 @@ def test_ev_elastic_stages_with_reference_files(eam, tmp_path):
         atoms.calc = eam
         atoms.calc = SinglePointCalculator(atoms, energy=atoms.get_potential_energy())
         write(tmp_path / f"fcc_{k}.extxyz", atoms)
-    bench = {"structures": ["hcp", "fcc"], "ev_points": 5, "ev_range": [0.9, 1.1],
-             "elastic": {"structure": ["fcc", "hcp"], "delta": 0.01, "n_steps": 3, "relax_fmax": 0.005,
-                         "relax_max_steps": 30, "kpt_density": 6.0},
-             "reference_files": {"fcc": str(tmp_path / "fcc_*.extxyz")}}
+    bench = {
+        "structures": ["hcp", "fcc"],
+        "ev_points": 5,
+        "ev_range": [0.9, 1.1],
+        "elastic": {
+            "structure": ["fcc", "hcp"],
+            "delta": 0.01,
+            "n_steps": 3,
+            "relax_fmax": 0.005,
+            "relax_max_steps": 30,
+            "kpt_density": 6.0,
+        },
+        "reference_files": {"fcc": str(tmp_path / "fcc_*.extxyz")},
+    }
     spec = {"code": "potential", "potential": {"type": "eam", "file": str(MG / "Mg1.eam.fs"), "kind": "eam/fs"}}
     bench_reference(spec, bench, "Mg", tmp_path / "ev.csv", tmp_path / "elastic.json", tmp_path / "raw")
     reference = pd.read_csv(tmp_path / "ev.csv")
     assert reference[reference.structure == "fcc"].source.str.endswith(".extxyz").all()
     assert len(reference[reference.structure == "hcp"]) == 5
-    summary = compare_ev_elastic(eam, bench, "Mg", tmp_path / "ev.csv", tmp_path / "elastic.json",
-                                 tmp_path / "model_ev.csv", tmp_path / "ev.png", tmp_path / "elastic.csv",
-                                 tmp_path / "summary.json")
+    summary = compare_ev_elastic(
+        eam,
+        bench,
+        "Mg",
+        tmp_path / "ev.csv",
+        tmp_path / "elastic.json",
+        tmp_path / "model_ev.csv",
+        tmp_path / "ev.png",
+        tmp_path / "elastic.csv",
+        tmp_path / "summary.json",
+    )
     # Same EAM on both sides, at the files' volumes: identical curves.
     assert summary["ev_shape_rmse_meV_per_atom"]["fcc"] == pytest.approx(0.0, abs=1e-9)
     elastic = pd.read_csv(tmp_path / "elastic.csv")
@@ -296,9 +360,17 @@ def test_ev_elastic_stages_with_reference_files(eam, tmp_path):
 def test_phase_diagram_block_uses_final_model_and_overrides():
     from nestdb.config import phase_diagram_block
 
-    config = {"elements": ["Mg"], "ns": {"composition": {"Mg": 8}, "n_walkers": 24, "committee_std_max": 60.0,
-                                         "committee_stop_std": 50.0, "calculator": {"type": "lj"}},
-              "bench": {"phase_diagram": {"n_atoms": 64, "ns": {"n_walkers": 640}}}}
+    config = {
+        "elements": ["Mg"],
+        "ns": {
+            "composition": {"Mg": 8},
+            "n_walkers": 24,
+            "committee_std_max": 60.0,
+            "committee_stop_std": 50.0,
+            "calculator": {"type": "lj"},
+        },
+        "bench": {"phase_diagram": {"n_atoms": 64, "ns": {"n_walkers": 640}}},
+    }
     block = phase_diagram_block(config)
     assert block["composition"] == {"Mg": 64} and block["n_walkers"] == 640
     assert block["calculator"] == {"type": "ace_committee"}

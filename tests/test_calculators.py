@@ -11,10 +11,10 @@ from ase.build import bulk
 from ase.calculators.lj import LennardJones
 from scipy.optimize import minimize_scalar
 
-from nestdb.models.calculators import KNOWN_CALCULATORS, make_calculator
-from nestdb.potentials.lj import LJ_DEFAULTS, FastLennardJones
 import nestdb.models.calculators
 from nestdb.errors import ConfigError
+from nestdb.models.calculators import KNOWN_CALCULATORS, make_calculator
+from nestdb.potentials.lj import LJ_DEFAULTS, FastLennardJones
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 EAM_FILE = SHARED / "data" / "mg" / "Mg1.eam.fs"
@@ -40,8 +40,9 @@ def test_lj_matches_ase_lennard_jones():
     atoms.calc = ours
     e_ours, f_ours, s_ours = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()
     reference = atoms.copy()
-    reference.calc = LennardJones(epsilon=LJ_DEFAULTS["epsilon"], sigma=LJ_DEFAULTS["sigma"],
-                                  rc=LJ_DEFAULTS["cutoff"], smooth=False)
+    reference.calc = LennardJones(
+        epsilon=LJ_DEFAULTS["epsilon"], sigma=LJ_DEFAULTS["sigma"], rc=LJ_DEFAULTS["cutoff"], smooth=False
+    )
     assert e_ours == pytest.approx(reference.get_potential_energy(), abs=1e-9)
     np.testing.assert_allclose(f_ours, reference.get_forces(), atol=1e-9)
     np.testing.assert_allclose(s_ours, reference.get_stress(), atol=1e-10)
@@ -118,8 +119,7 @@ def test_eam_matches_ase_eam_on_hcp_mg(tmp_path):
     reference = atoms.copy()
     reference.calc = AseEAM(potential=str(EAM_FILE), form="fs")
     n_atoms = len(atoms)
-    assert ours.get_potential_energy() / n_atoms == pytest.approx(
-        reference.get_potential_energy() / n_atoms, abs=3e-3)
+    assert ours.get_potential_energy() / n_atoms == pytest.approx(reference.get_potential_energy() / n_atoms, abs=3e-3)
     np.testing.assert_allclose(ours.get_forces(), reference.get_forces(), atol=5e-3)
     # absolute path and the explicit kind work too
     assert make_calculator({"type": "eam", "file": str(EAM_FILE), "kind": "eam/fs"}) is not None

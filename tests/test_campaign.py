@@ -30,10 +30,15 @@ def _dry_run(tmp_path, config):
 
 def _baseline_cycles():
     return [
-        {"ns": {"calculator": {"type": "lj"}}, "explore": {"kind": "random_crystals", "count": 4},
-         "select": {"kind": "random", "count": 3}},
-        {"explore": {"kind": "md", "temperatures": [300, 2000], "steps": 40, "interval": 10},
-         "select": {"kind": "trust_window", "sigma_lo": 2, "sigma_hi": 100, "count": 3}},
+        {
+            "ns": {"calculator": {"type": "lj"}},
+            "explore": {"kind": "random_crystals", "count": 4},
+            "select": {"kind": "random", "count": 3},
+        },
+        {
+            "explore": {"kind": "md", "temperatures": [300, 2000], "steps": 40, "interval": 10},
+            "select": {"kind": "trust_window", "sigma_lo": 2, "sigma_hi": 100, "count": 3},
+        },
         {"select": {"kind": "trust_window", "sigma_lo": 2, "sigma_hi": 100, "count": 3}},
     ]
 
@@ -62,15 +67,24 @@ def test_trust_window_on_ns_samples_scores_them_with_the_committee(tmp_path, sha
 
     from ase.io import read
 
-    from nestdb.models.calculators import make_calculator
     from nestdb.campaign.testset import oracle_label
     from nestdb.fit import fit_linear_ace
+    from nestdb.models.calculators import make_calculator
     from nestdb.ns import NSSettings, output_paths, run_nested_sampling
     from nestdb.select.stage import select_run
     from nestdb.thermo.stage import analyse_run
 
-    settings = NSSettings(n_walkers=8, walk_length=4, pressure_gpa=5.0, max_iter=300, converge_down_to_T=None,
-                          max_volume_per_atom=40.0, min_volume_per_atom=5.0, seed=3, snapshot_seconds=None)
+    settings = NSSettings(
+        n_walkers=8,
+        walk_length=4,
+        pressure_gpa=5.0,
+        max_iter=300,
+        converge_down_to_T=None,
+        max_volume_per_atom=40.0,
+        min_volume_per_atom=5.0,
+        seed=3,
+        snapshot_seconds=None,
+    )
     prefix = tmp_path / "ns"
     run_nested_sampling({"Mg": 4}, make_calculator({"type": "lj"}), settings, prefix)
     paths = output_paths(prefix)
@@ -79,33 +93,73 @@ def test_trust_window_on_ns_samples_scores_them_with_the_committee(tmp_path, sha
     oracle = make_calculator({"type": "eam", "file": str(shared_mg / "Mg1.eam.fs")})
     for atoms in (training := oracle_label(frames[::20], oracle)):
         atoms.info.update(cycle=0, pressure=5.0)
-    fit_linear_ace(training, {"cutoff": 4.5, "nradmax_by_orders": [4, 2], "lmax_by_orders": [0, 1],
-                              "reference_energies": {"Mg": 0.0}, "elements": ["Mg"], "committee_size": 4,
-                              "test_fraction": 0.0, "calibration_fraction": 0.0, "feature_cache": None},
-                   tmp_path / "model")
-    analyse_run(paths["energies"], tmp_path / "thermo.csv", tmp_path / "temps.csv", tmp_path / "thermo.png",
-                {"t_min": 50, "t_max": 4000, "t_step": 50})
+    fit_linear_ace(
+        training,
+        {
+            "cutoff": 4.5,
+            "nradmax_by_orders": [4, 2],
+            "lmax_by_orders": [0, 1],
+            "reference_energies": {"Mg": 0.0},
+            "elements": ["Mg"],
+            "committee_size": 4,
+            "test_fraction": 0.0,
+            "calibration_fraction": 0.0,
+            "feature_cache": None,
+        },
+        tmp_path / "model",
+    )
+    analyse_run(
+        paths["energies"],
+        tmp_path / "thermo.csv",
+        tmp_path / "temps.csv",
+        tmp_path / "thermo.png",
+        {"t_min": 50, "t_max": 4000, "t_step": 50},
+    )
     rule = {"kind": "trust_window", "sigma_lo": 0.0, "sigma_hi": 1.0e9, "count": 4}
-    chosen = select_run(paths["traj"], paths["summary"], tmp_path / "temps.csv", rule, 1, 5.0, 0.0,
-                        tmp_path / "candidates.extxyz", tmp_path / "configs", tmp_path / "selection.png",
-                        final_path=paths["final"], model_dir=tmp_path / "model")
+    chosen = select_run(
+        paths["traj"],
+        paths["summary"],
+        tmp_path / "temps.csv",
+        rule,
+        1,
+        5.0,
+        0.0,
+        tmp_path / "candidates.extxyz",
+        tmp_path / "configs",
+        tmp_path / "selection.png",
+        final_path=paths["final"],
+        model_dir=tmp_path / "model",
+    )
     assert len(chosen) == 4 and all(a.info["committee_std"] > 0 for a in chosen)
     assert json.loads(paths["summary"].read_text())["n_iter"] > 0
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda c: c["cycles"][0]["ns"].update(calculator=dict(c["label"]["potential"], implementation="ase")),
-     "is the same model as cycles\\[0\\].ns.calculator"),
-    (lambda c: c["cycles"][0].update(select={"kind": "trust_window", "sigma_lo": 1, "sigma_hi": 9, "count": 2}),
-     "has no committee"),
-    (lambda c: c["cycles"][1].update(select={"kind": "trust_window", "sigma_lo": 9, "sigma_hi": 9, "count": 2}),
-     "sigma_lo \\(9 meV/atom\\) must be below sigma_hi"),
-    (lambda c: c["cycles"][0].update(explore={"kind": "random_crystals", "space_groups": [194, 166, 169]},
-                                     select={"kind": "random", "count": 3}),
-     "space group\\(s\\) 166, 169 cannot hold Mg16"),
-    (lambda c: c["cycles"][0].update(explore={"kind": "md"}), "needs nested-sampling thermodynamics"),
-    (lambda c: c.update(label={"code": "gpaw"}), "bench.learning_curve needs an oracle"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda c: c["cycles"][0]["ns"].update(calculator=dict(c["label"]["potential"], implementation="ase")),
+            "is the same model as cycles\\[0\\].ns.calculator",
+        ),
+        (
+            lambda c: c["cycles"][0].update(select={"kind": "trust_window", "sigma_lo": 1, "sigma_hi": 9, "count": 2}),
+            "has no committee",
+        ),
+        (
+            lambda c: c["cycles"][1].update(select={"kind": "trust_window", "sigma_lo": 9, "sigma_hi": 9, "count": 2}),
+            "sigma_lo \\(9 meV/atom\\) must be below sigma_hi",
+        ),
+        (
+            lambda c: c["cycles"][0].update(
+                explore={"kind": "random_crystals", "space_groups": [194, 166, 169]},
+                select={"kind": "random", "count": 3},
+            ),
+            "space group\\(s\\) 166, 169 cannot hold Mg16",
+        ),
+        (lambda c: c["cycles"][0].update(explore={"kind": "md"}), "needs nested-sampling thermodynamics"),
+        (lambda c: c.update(label={"code": "gpaw"}), "bench.learning_curve needs an oracle"),
+    ],
+)
 def test_bad_oracle_configs_are_refused_before_any_job(tmp_path, shared_mg, change, message):
     import re
 
@@ -151,10 +205,22 @@ def test_small_oracle_test_set_is_labelled_and_classed(tmp_path, shared_mg):
     from nestdb.campaign.testset import make_test_set
 
     oracle = {"type": "eam", "file": str(shared_mg / "Mg1.eam.fs")}
-    settings = {"pressures": [0, 20], "n_walkers": 12, "walk_length": 6, "samples_per_run": 5,
-                "crystals": ["hcp", "bcc"], "strained_per_crystal": 2}
-    ns = {"max_iter": 1200, "converge_down_to_T": 400, "max_volume_per_atom": 40.0, "min_volume_per_atom": 5.0,
-          "kemax_max_T": 4000, "min_aspect_ratio": 0.6}
+    settings = {
+        "pressures": [0, 20],
+        "n_walkers": 12,
+        "walk_length": 6,
+        "samples_per_run": 5,
+        "crystals": ["hcp", "bcc"],
+        "strained_per_crystal": 2,
+    }
+    ns = {
+        "max_iter": 1200,
+        "converge_down_to_T": 400,
+        "max_volume_per_atom": 40.0,
+        "min_volume_per_atom": 5.0,
+        "kemax_max_T": 4000,
+        "min_aspect_ratio": 0.6,
+    }
     frames = make_test_set(oracle, {"Mg": 8}, settings, ns, tmp_path / "test_set.extxyz")
     assert len(frames) == 2 * (5 + 2 * 2)
     assert {a.info["test_source"] for a in frames} == {"ns", "strained_crystal"}
@@ -175,8 +241,8 @@ def test_small_oracle_test_set_is_labelled_and_classed(tmp_path, shared_mg):
 
 
 def test_hand_built_database_fills_the_budget(shared_mg):
-    from nestdb.models.calculators import make_calculator
     from nestdb.campaign.baselines import hand_built_database, melting_temperature
+    from nestdb.models.calculators import make_calculator
 
     assert melting_temperature(1.0) == pytest.approx(1051.0) and melting_temperature(45.0) == pytest.approx(1623.0)
     oracle = make_calculator({"type": "eam", "file": str(shared_mg / "Mg1.eam.fs")})
@@ -196,12 +262,11 @@ def test_group_metrics_and_melting_statistics():
     std = np.array([0.001, 0.002, 0.003, 0.0005, 0.004, 0.0005])
     forces = [np.full(3, 0.01)] * 6
     metrics = _group_metrics(energy, forces, std, list(range(6)))
-    assert metrics["energy_rmse_mev"] == pytest.approx(1000 * np.sqrt(np.mean(energy ** 2)))
+    assert metrics["energy_rmse_mev"] == pytest.approx(1000 * np.sqrt(np.mean(energy**2)))
     assert metrics["force_rmse_mev_per_a"] == pytest.approx(10.0)
     assert metrics["spearman_std_vs_error"] > 0.9 and metrics["within_1_std"] == pytest.approx(5 / 6)
     stats = melting_statistics([{"melting_T": 1000.0}, {"melting_T": 1200.0}, {"melting_T": float("nan")}])
-    assert stats == pytest.approx({"n_seeds": 3, "n_found": 2, "mean": 1100.0, "std": np.sqrt(2e4),
-                                   "sem": 100.0})
+    assert stats == pytest.approx({"n_seeds": 3, "n_found": 2, "mean": 1100.0, "std": np.sqrt(2e4), "sem": 100.0})
 
 
 @pytest.mark.slow
@@ -212,9 +277,20 @@ def test_campaign_vs_baselines_smoke(tmp_path, shared_mg):
     import sys
 
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "campaign_vs_baselines.py"), "--smoke",
-                             "--workdir", str(tmp_path / "runs"), "--out", str(out)],
-                            capture_output=True, text=True, timeout=1800)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "campaign_vs_baselines.py"),
+            "--smoke",
+            "--workdir",
+            str(tmp_path / "runs"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads((out / "campaign_vs_baselines_smoke.json").read_text())
     campaigns = {row["campaign"] for row in report["learning_curve"]}

@@ -1,4 +1,5 @@
 """Per-cycle config resolution and the cross-key checks of nestdb.config."""
+
 import copy
 
 import pytest

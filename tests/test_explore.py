@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from nestdb.models.calculators import make_calculator
 from nestdb.errors import ConfigError
 from nestdb.explore.md import md_pool, seed_crystal
 from nestdb.explore.random_crystals import random_crystal_pool
@@ -21,6 +20,7 @@ from nestdb.explore.settings import (
 )
 from nestdb.explore.stage import explore_pool
 from nestdb.explore.volume import model_volume_per_atom
+from nestdb.models.calculators import make_calculator
 from nestdb.select.stage import select_pool_run
 
 LJ = {"type": "lj"}
@@ -32,16 +32,19 @@ def test_settings_fill_defaults_and_default_to_ns():
     assert settings["temperatures"] == EXPLORE_DEFAULTS["md"]["temperatures"] and settings["steps"] == 50
 
 
-@pytest.mark.parametrize("explore, message", [
-    ({"kind": "mc"}, "unknown exploration 'mc'"),
-    ({"kind": "md", "count": 3}, "count are not settings of exploration kind 'md'"),
-    ({"kind": "md", "structures": ["diamond"]}, "unknown seed crystal"),
-    ({"kind": "md", "steps": 10, "interval": 20}, "no frame would be recorded"),
-    ({"kind": "md", "temperatures": [300, -5]}, "temperatures"),
-    ({"kind": "random_crystals", "space_groups": [0, 300]}, "1-230"),
-    ({"kind": "random_crystals", "volume_range": [1.2, 0.9]}, "volume_range"),
-    ({"kind": "random_crystals", "strain": 0.7}, "not a small strain"),
-])
+@pytest.mark.parametrize(
+    "explore, message",
+    [
+        ({"kind": "mc"}, "unknown exploration 'mc'"),
+        ({"kind": "md", "count": 3}, "count are not settings of exploration kind 'md'"),
+        ({"kind": "md", "structures": ["diamond"]}, "unknown seed crystal"),
+        ({"kind": "md", "steps": 10, "interval": 20}, "no frame would be recorded"),
+        ({"kind": "md", "temperatures": [300, -5]}, "temperatures"),
+        ({"kind": "random_crystals", "space_groups": [0, 300]}, "1-230"),
+        ({"kind": "random_crystals", "volume_range": [1.2, 0.9]}, "volume_range"),
+        ({"kind": "random_crystals", "strain": 0.7}, "not a small strain"),
+    ],
+)
 def test_bad_settings_are_named(explore, message):
     with pytest.raises(ConfigError, match=message):
         explore_settings(explore, "cycles[2].explore")
@@ -69,16 +72,18 @@ def test_random_crystals_are_symmetric_at_the_density_and_relaxed_with_the_model
     from pyxtal.symmetry import Group
 
     calc = make_calculator(LJ)
-    settings = explore_settings({"kind": "random_crystals", "count": 4, "relax_steps": 3, "perturbations": 1,
-                                 "volume_range": [1.0, 1.0]})
+    settings = explore_settings(
+        {"kind": "random_crystals", "count": 4, "relax_steps": 3, "perturbations": 1, "volume_range": [1.0, 1.0]}
+    )
     pool, records = random_crystal_pool(calc, settings, {"Mg": 8}, 5.0, 21.0, [191, 194, 225], seed=5)
     assert len(pool) == 8 and len(records) == 4
     crystals = [a for a in pool if not a.info["perturbed"]]
     for atoms, record in zip(crystals, records, strict=True):
         assert len(atoms) == 8 and atoms.info["space_group"] == record["space_group"]
         assert 1 <= record["relax_steps"] <= 3
-        dataset = spglib.get_symmetry_dataset((atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers),
-                                              symprec=1e-3)
+        dataset = spglib.get_symmetry_dataset(
+            (atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers), symprec=1e-3
+        )
         # FixSymmetry kept every operation of the group (the cell may have more: a supergroup)
         assert len(dataset.rotations) >= Group(record["space_group"])[0].multiplicity
         # a few steps at 5 GPa move the volume only a little from the requested density
@@ -90,8 +95,9 @@ def test_random_crystals_are_symmetric_at_the_density_and_relaxed_with_the_model
 
 def test_md_pool_frames_temperatures_and_volume_guard():
     calc = make_calculator(LJ)
-    settings = explore_settings({"kind": "md", "structures": ["fcc", "bcc"], "temperatures": [300, 1500],
-                                 "steps": 30, "interval": 10})
+    settings = explore_settings(
+        {"kind": "md", "structures": ["fcc", "bcc"], "temperatures": [300, 1500], "steps": 30, "interval": 10}
+    )
     frames, records = md_pool(calc, settings, "Mg", 8, 2.0, 21.0, (5.0, 60.0))
     assert len(records) == 4 and all(r["end"] == "steps" for r in records)
     assert len(frames) == 4 * 3
@@ -112,16 +118,24 @@ def test_model_density_follows_pressure():
 
 def test_pool_stage_writes_provenance_and_selects_like_ns(tmp_path):
     block = {"composition": {"Mg": 8}, "calculator": LJ, "min_volume_per_atom": 5.0, "max_volume_per_atom": 60.0}
-    settings = explore_settings({"kind": "random_crystals", "count": 3, "space_groups": [191, 194],
-                                 "relax_steps": 0, "perturbations": 1})
+    settings = explore_settings(
+        {"kind": "random_crystals", "count": 3, "space_groups": [191, 194], "relax_steps": 0, "perturbations": 1}
+    )
     summary = explore_pool(block, settings, 10.0, 0, tmp_path / "pool.extxyz", tmp_path / "summary.json")
     assert summary["n_frames"] == 6 and json.loads((tmp_path / "summary.json").read_text())["kind"] == "random_crystals"
     pool = read(tmp_path / "pool.extxyz", index=":")
     assert [a.info["config_id"] for a in pool] == [f"c0_P10_rc{k:05d}" for k in range(6)]
     assert all(a.info["cycle"] == 0 and a.info["pressure"] == 10.0 for a in pool)
-    chosen = select_pool_run(tmp_path / "pool.extxyz", {"kind": "random", "count": 4, "seed": 1}, 0, 10.0,
-                             tmp_path / "candidates.extxyz", tmp_path / "configs", tmp_path / "selection.png",
-                             tmp_path / "order.png")
+    chosen = select_pool_run(
+        tmp_path / "pool.extxyz",
+        {"kind": "random", "count": 4, "seed": 1},
+        0,
+        10.0,
+        tmp_path / "candidates.extxyz",
+        tmp_path / "configs",
+        tmp_path / "selection.png",
+        tmp_path / "order.png",
+    )
     assert len(chosen) == 4 and all("phase" in a.info and "q6" in a.info for a in chosen)
     assert sorted(p.stem for p in (tmp_path / "configs").iterdir()) == sorted(a.info["config_id"] for a in chosen)
     assert (tmp_path / "selection.png").stat().st_size > 0

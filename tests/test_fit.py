@@ -16,9 +16,9 @@ from ase.units import GPa
 pytest.importorskip("pyace")
 
 from nestdb.errors import ConfigError, DataError  # noqa: E402
-from nestdb.fit import (fit_linear_ace, load_training_frames, read_training_set, split_train_test,  # noqa: E402
-                        validate_fit_settings)
+from nestdb.fit import fit_linear_ace, load_training_frames, read_training_set, split_train_test, validate_fit_settings  # noqa: E402
 from nestdb.models.ace_committee import CommitteeACECalculator, load_committee, predict_frames  # noqa: E402
+
 from conftest import require_shared  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -69,8 +69,14 @@ def emt_al_frames(n: int, seed: int = 0, scale_range=(0.96, 1.04), symbols: str 
 def emt_model(tmp_path_factory):
     frames = emt_al_frames(20)
     out = tmp_path_factory.mktemp("emt_model")
-    settings = {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")},
-                "committee_size": 8, "test_fraction": 0.2, "seed": 3, **SMALL_BASIS}
+    settings = {
+        "elements": ["Al"],
+        "reference_energies": {"Al": _emt_isolated_energy("Al")},
+        "committee_size": 8,
+        "test_fraction": 0.2,
+        "seed": 3,
+        **SMALL_BASIS,
+    }
     metrics = fit_linear_ace(frames, settings, out)
     return out, frames, metrics
 
@@ -168,8 +174,9 @@ def test_forces_are_minus_energy_gradient_and_stress_is_finite(emt_model):
 @pytest.mark.parametrize("n_configs", [2, 3, 5])
 def test_tiny_training_sets_fit_without_crashing(tmp_path, n_configs):
     frames = emt_al_frames(n_configs, seed=n_configs)
-    metrics = fit_linear_ace(frames, {"elements": ["Al"], "reference_energies": {"Al": 0.0},
-                                      "test_fraction": 0.2, **SMALL_BASIS}, tmp_path)
+    metrics = fit_linear_ace(
+        frames, {"elements": ["Al"], "reference_energies": {"Al": 0.0}, "test_fraction": 0.2, **SMALL_BASIS}, tmp_path
+    )
     assert metrics["train"]["n_configs"] >= 1
     assert metrics["train"]["n_configs"] + metrics["test"]["n_configs"] == n_configs
     assert np.isfinite(metrics["test"]["energy_rmse_mev_per_atom"])
@@ -177,8 +184,9 @@ def test_tiny_training_sets_fit_without_crashing(tmp_path, n_configs):
 
 def test_zero_test_fraction_reports_train_only(tmp_path):
     frames = emt_al_frames(4, seed=11)
-    metrics = fit_linear_ace(frames, {"elements": ["Al"], "reference_energies": {"Al": 0.0},
-                                      "test_fraction": 0.0, **SMALL_BASIS}, tmp_path)
+    metrics = fit_linear_ace(
+        frames, {"elements": ["Al"], "reference_energies": {"Al": 0.0}, "test_fraction": 0.0, **SMALL_BASIS}, tmp_path
+    )
     assert "test" not in metrics and metrics["train"]["n_configs"] == 4
 
 
@@ -189,8 +197,12 @@ def test_sample_weights_remove_a_corrupted_configuration(tmp_path):
     for atoms in frames:
         atoms.info["weight"] = 1.0
     bad.info["weight"] = 0.0
-    settings = {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")},
-                "test_fraction": 0.0, **SMALL_BASIS}
+    settings = {
+        "elements": ["Al"],
+        "reference_energies": {"Al": _emt_isolated_energy("Al")},
+        "test_fraction": 0.0,
+        **SMALL_BASIS,
+    }
     fit_linear_ace(frames, {**settings, "use_sample_weights": True}, tmp_path / "weighted")
     fit_linear_ace(frames, {**settings, "use_sample_weights": False}, tmp_path / "plain")
     clean = [a for a in frames if a is not bad]
@@ -203,8 +215,18 @@ def test_sample_weights_remove_a_corrupted_configuration(tmp_path):
 def test_two_element_fit_projections_map_to_coefficients(tmp_path):
     frames = emt_al_frames(8, seed=2, symbols="AlCu")
     e0 = {"Al": _emt_isolated_energy("Al"), "Cu": _emt_isolated_energy("Cu")}
-    fit_linear_ace(frames, {"elements": ["Al", "Cu"], "reference_energies": e0, "test_fraction": 0.0,
-                            "nradmax_by_orders": [4, 2], "lmax_by_orders": [0, 1], "cutoff": 5.0}, tmp_path)
+    fit_linear_ace(
+        frames,
+        {
+            "elements": ["Al", "Cu"],
+            "reference_energies": e0,
+            "test_fraction": 0.0,
+            "nradmax_by_orders": [4, 2],
+            "lmax_by_orders": [0, 1],
+            "cutoff": 5.0,
+        },
+        tmp_path,
+    )
     committee = load_committee(tmp_path)
     calc = CommitteeACECalculator(tmp_path)
     atoms = frames[0].copy()
@@ -228,6 +250,7 @@ def test_split_always_leaves_training_configs():
 
 
 # ---------------------------------------------------------------- input errors
+
 
 def test_reader_skips_failed_and_reports_bad_labels(tmp_path):
     frames = emt_al_frames(3, seed=7)
@@ -313,6 +336,7 @@ def test_calculator_rejects_unfitted_element(emt_model):
 
 # ---------------------------------------------------------------- real Mg data
 
+
 def test_fit_real_magnesium_subset(tmp_path):
     require_shared(MG_CYCLE0)
     frames = load_training_frames([MG_CYCLE0])
@@ -336,6 +360,7 @@ def test_fit_real_magnesium_subset(tmp_path):
 
 
 # ---------------------------------------------------------------- design rows, solver, calibration, export
+
 
 def test_virial_rows_match_calculator_stress(emt_model):
     """Finite-difference virial rows . c reproduce -stress * V of the written potential."""
@@ -364,8 +389,10 @@ def test_feature_cache_reuses_rows_and_parallel_rows_agree(tmp_path):
     assert info["n_computed"] == 5
     again, info = compute_features(frames, settings, cache_dir=tmp_path, n_jobs=2)
     assert info["n_cached"] == 5 and info["n_computed"] == 0
-    assert all(np.array_equal(a.force_rows, b.force_rows) and np.array_equal(a.virial_rows, b.virial_rows)
-               for a, b in zip(first, again))
+    assert all(
+        np.array_equal(a.force_rows, b.force_rows) and np.array_equal(a.virial_rows, b.virial_rows)
+        for a, b in zip(first, again)
+    )
     # a truncated cache file is recomputed; another basis gets its own rows
     victim = next((tmp_path / info["basis_key"]).glob("*.npz"))
     victim.write_bytes(b"garbage")
@@ -375,8 +402,7 @@ def test_feature_cache_reuses_rows_and_parallel_rows_agree(tmp_path):
     parallel, info = compute_features(frames, other, cache_dir=tmp_path, n_jobs=2)
     serial, _ = compute_features(frames, other)
     assert info["n_computed"] == 5
-    assert all(np.allclose(a.phi, b.phi) and np.allclose(a.force_rows, b.force_rows)
-               for a, b in zip(parallel, serial))
+    assert all(np.allclose(a.phi, b.phi) and np.allclose(a.force_rows, b.force_rows) for a, b in zip(parallel, serial))
 
 
 def test_bayesian_ridge_on_normal_equations_matches_sklearn():
@@ -387,9 +413,9 @@ def test_bayesian_ridge_on_normal_equations_matches_sklearn():
     rng = np.random.default_rng(0)
     design = rng.normal(size=(400, 12)) * rng.uniform(0.01, 100, 12)
     target = design @ rng.normal(size=12) + rng.normal(0, 0.3, 400)
-    blocks = [(design[i:i + 7], target[i:i + 7]) for i in range(0, 400, 7)]
+    blocks = [(design[i : i + 7], target[i : i + 7]) for i in range(0, 400, 7)]
     fit = bayesian_ridge(NormalEquations.from_blocks(blocks, 12))
-    scale = np.sqrt(np.mean(design ** 2, axis=0))
+    scale = np.sqrt(np.mean(design**2, axis=0))
     reference = BayesianRidge(fit_intercept=False, max_iter=1000, tol=1e-10).fit(design / scale, target)
     assert np.allclose(fit.mean, reference.coef_ / scale, rtol=1e-5)
     assert fit.alpha == pytest.approx(reference.alpha_, rel=1e-4)
@@ -420,9 +446,16 @@ def test_calibration_factor_and_summary():
 @pytest.mark.parametrize("method", ["posterior", "bootstrap", "jackknife"])
 def test_calibrated_committee_outputs(tmp_path, method):
     frames = emt_al_frames(30, seed=31, scale_range=(0.9, 1.1))
-    settings = {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")},
-                "committee_size": 4, "committee_method": method, "calibration_fraction": 0.2,
-                "test_fraction": 0.2, "seed": 2, **SMALL_BASIS}
+    settings = {
+        "elements": ["Al"],
+        "reference_energies": {"Al": _emt_isolated_energy("Al")},
+        "committee_size": 4,
+        "committee_method": method,
+        "calibration_fraction": 0.2,
+        "test_fraction": 0.2,
+        "seed": 2,
+        **SMALL_BASIS,
+    }
     metrics = fit_linear_ace(frames, settings, tmp_path)
     calibration = metrics["calibration"]
     factor = calibration["factor"]
@@ -461,8 +494,9 @@ def test_element_without_reference_energy_names_file_and_configuration(tmp_path)
     write(path, frames, format="extxyz")
     loaded = load_training_frames([path])
     with pytest.raises(ConfigError, match=r"mixed\.extxyz, configuration 2.*'Cu'"):
-        fit_linear_ace(loaded, {"elements": ["Al"], "reference_energies": {"Al": 0.0}, **SMALL_BASIS},
-                       tmp_path / "model")
+        fit_linear_ace(
+            loaded, {"elements": ["Al"], "reference_energies": {"Al": 0.0}, **SMALL_BASIS}, tmp_path / "model"
+        )
 
 
 def test_stratified_split_on_real_magnesium_files():
@@ -477,7 +511,9 @@ def test_stratified_split_on_real_magnesium_files():
     groups = [frame_groups(frames[i]) for i in test]
     cycle0 = [g["pressure"] for g in groups if g["cycle"] == "0"]
     # cycle 0: 11 pressures with 100 configurations each -> exactly 20 each in the test set
-    assert sorted(set(cycle0), key=float) == sorted({"0", "1", "5", "10", "15", "20", "25", "30", "35", "40", "45"}, key=float)
+    assert sorted(set(cycle0), key=float) == sorted(
+        {"0", "1", "5", "10", "15", "20", "25", "30", "35", "40", "45"}, key=float
+    )
     assert all(cycle0.count(p) == 20 for p in set(cycle0))
     assert sum(g["cycle"] == "1" for g in groups) in (7, 8)
     assert not set(train) & set(test)
@@ -487,8 +523,14 @@ def test_fitted_reference_energy_recovers_a_shift(tmp_path):
     """A wrong E0 (+0.2 eV) is corrected by fit.fit_reference_energies; the committee stays consistent."""
     frames = emt_al_frames(16, seed=41)
     true_e0 = _emt_isolated_energy("Al")
-    settings = {"elements": ["Al"], "reference_energies": {"Al": true_e0 + 0.2}, "test_fraction": 0.0,
-                "calibration_fraction": 0.0, "committee_size": 4, **SMALL_BASIS}
+    settings = {
+        "elements": ["Al"],
+        "reference_energies": {"Al": true_e0 + 0.2},
+        "test_fraction": 0.0,
+        "calibration_fraction": 0.0,
+        "committee_size": 4,
+        **SMALL_BASIS,
+    }
     fit_linear_ace(frames, {**settings, "fit_reference_energies": True}, tmp_path / "fitted")
     model = json.loads((tmp_path / "fitted" / "model.json").read_text())
     assert model["reference_energies_given"]["Al"] == pytest.approx(true_e0 + 0.2)
@@ -503,6 +545,7 @@ def test_fitted_reference_energy_recovers_a_shift(tmp_path):
     assert energy / len(atoms) == pytest.approx(frames[0].info["dft_energy"] / len(atoms), abs=0.01)
     members = calc.results["energy_committee"]
     phi = committee.summed_projections(calc._ace.projections, atoms.get_chemical_symbols())
-    expected = committee.coefficients @ phi + len(atoms) * (committee.reference_energies["Al"]
-                                                            + committee.onebody_deviation[:, 0])
+    expected = committee.coefficients @ phi + len(atoms) * (
+        committee.reference_energies["Al"] + committee.onebody_deviation[:, 0]
+    )
     assert np.allclose(members, expected, atol=1e-9)

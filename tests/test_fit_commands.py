@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FAST_CONFIG, REPO, snakemake
 
 from nestdb.errors import ConfigError, DataError
 from nestdb.fit.pacemaker import run_member
-from nestdb.fit.settings import validate_pacemaker_settings
 from nestdb.fit.pacemaker_member import run_member_steps
+from nestdb.fit.settings import validate_pacemaker_settings
+
+from conftest import FAST_CONFIG, REPO, snakemake
 
 HOSTILE = "true; touch PWNED #"
 MEMBER = "results/fit/cycle0/pacemaker/member_0"
@@ -38,10 +39,14 @@ def _stand_ins(folder: Path) -> tuple[Path, Path, Path]:
     """Fake pacemaker / pace_activeset in a folder with spaces; both append their argv to argv.txt."""
     record = folder / "argv.txt"
     log_argv = f'printf "%s|" "$(basename "$0")" "$@" >> {shlex.quote(str(record))}; echo >> {shlex.quote(str(record))}'
-    pacemaker = _program(folder / "fake pacemaker", log_argv + """
+    pacemaker = _program(
+        folder / "fake pacemaker",
+        log_argv
+        + """
 first=no; for a in "$@"; do [ "$a" = input.yaml ] && first=yes; done
 if [ $first = yes ]; then echo first > output_potential.yaml; : > fitting_data_info.pckl.gzip
-else cat fit_potential.yaml > output_potential.yaml; echo refit >> output_potential.yaml; fi""")
+else cat fit_potential.yaml > output_potential.yaml; echo refit >> output_potential.yaml; fi""",
+    )
     activeset = _program(folder / "fake activeset", log_argv + "\necho asi > output_potential.asi")
     return pacemaker, activeset, record
 
@@ -57,8 +62,12 @@ def _member_folder(workdir: Path, refit: bool = True) -> Path:
 
 def _config(workdir: Path, command: str, activeset: str) -> Path:
     config = yaml.safe_load(FAST_CONFIG.read_text())
-    config["fit"]["pacemaker"] = {"enabled": True, "committee_size": 1, "command": command,
-                                  "activeset_command": activeset}
+    config["fit"]["pacemaker"] = {
+        "enabled": True,
+        "committee_size": 1,
+        "command": command,
+        "activeset_command": activeset,
+    }
     path = workdir / "config with spaces.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -68,8 +77,9 @@ def test_member_rule_never_runs_a_shell(tmp_path):
     workdir = tmp_path / "work dir"
     _member_folder(workdir)
     config = _config(workdir, HOSTILE, HOSTILE)
-    result = snakemake(workdir, f"{MEMBER}/output_potential.yaml", "--cores", "1", "--configfile", str(config),
-                       timeout=300)
+    result = snakemake(
+        workdir, f"{MEMBER}/output_potential.yaml", "--cores", "1", "--configfile", str(config), timeout=300
+    )
     assert result.returncode != 0
     assert not (workdir / MEMBER / "PWNED").exists() and not (workdir / "PWNED").exists()
     log = (workdir / "logs" / "fit" / "cycle0_pacemaker_member0.log").read_text()
@@ -83,8 +93,9 @@ def test_member_rule_with_spaces_and_metacharacters_in_paths_and_arguments(tmp_p
     # quotes group words; ;, $(...), # and | stay characters of one argument
     command = shlex.join([str(pacemaker), "--tag", "a; touch PWNED #"])
     config = _config(workdir, command, shlex.quote(str(activeset)) + " '$(touch PWNED)'")
-    result = snakemake(workdir, f"{MEMBER}/output_potential.yaml", "--cores", "1", "--configfile", str(config),
-                       timeout=300)
+    result = snakemake(
+        workdir, f"{MEMBER}/output_potential.yaml", "--cores", "1", "--configfile", str(config), timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert record.read_text().splitlines() == [
         "fake pacemaker|--tag|a; touch PWNED #|input.yaml|",
@@ -123,8 +134,9 @@ runpy.run_path({str(REPO / "scripts" / "fit_pacemaker_member.py")!r}, init_globa
     assert len(record.read_text().splitlines()) == 2  # pacemaker, then pace_activeset
     hostile = runner.replace(repr(shlex.quote(str(pacemaker))), repr(HOSTILE))
     (folder / "output_potential.yaml").unlink()
-    result = subprocess.run([sys.executable, "-I", "-S", "-c", hostile], capture_output=True, text=True,
-                            cwd=folder, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", hostile], capture_output=True, text=True, cwd=folder, timeout=60
+    )
     assert result.returncode == 1 and "fit.pacemaker.command" in result.stderr
     assert "Traceback" not in result.stderr and not (folder / "PWNED").exists()
 

@@ -22,8 +22,14 @@ from nestdb.errors import DataError  # noqa: E402
 from nestdb.fit import fit_linear_ace, load_training_frames  # noqa: E402
 from nestdb.fit.pacemaker import collect_committee, prepare_committee  # noqa: E402
 
-FIT = {"elements": ["Al"], "test_fraction": 0.25, "committee_size": 3, "calibration_fraction": 0.0,
-       "feature_cache": None, **SMALL_BASIS}
+FIT = {
+    "elements": ["Al"],
+    "test_fraction": 0.25,
+    "committee_size": 3,
+    "calibration_fraction": 0.0,
+    "feature_cache": None,
+    **SMALL_BASIS,
+}
 
 
 def _settings() -> dict:
@@ -41,12 +47,15 @@ def _staging_leftovers(out_dir: Path) -> list[Path]:
     return list(out_dir.parent.glob(f".{out_dir.name}.partial-*"))
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("dft_virial", "nan", r"info 'dft_virial' contains NaN/inf"),
-    ("dft_virial", [1.0, 2.0, 3.0, 4.0], r"info 'dft_virial' has 4 number\(s\), expected 9 \(3x3 row-major, eV\)"),
-    ("dft_stress", "inf", r"info 'dft_stress' contains NaN/inf"),
-    ("dft_energy", "nan", r"info 'dft_energy' is nan \(not finite\)"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("dft_virial", "nan", r"info 'dft_virial' contains NaN/inf"),
+        ("dft_virial", [1.0, 2.0, 3.0, 4.0], r"info 'dft_virial' has 4 number\(s\), expected 9 \(3x3 row-major, eV\)"),
+        ("dft_stress", "inf", r"info 'dft_stress' contains NaN/inf"),
+        ("dft_energy", "nan", r"info 'dft_energy' is nan \(not finite\)"),
+    ],
+)
 def test_bad_label_field_is_refused_by_file_configuration_and_key(tmp_path, key, value, message):
     frames = _frames()
     if isinstance(value, str):

@@ -35,11 +35,11 @@ from nestdb.fit.hyperopt import (  # noqa: E402
     study_name,
     summarise_study,
 )
-from nestdb.fit.settings import validate_hyperopt_settings  # noqa: E402
-from nestdb.fit.stage import fit_hyperopt_rows, fit_hyperopt_summary, fit_hyperopt_worker  # noqa: E402
 from nestdb.fit.hyperopt_cv import CrossValidation, FunctionTable, stratified_folds  # noqa: E402
 from nestdb.fit.hyperopt_report import select_trial  # noqa: E402
 from nestdb.fit.linear_ace import _equations, prior_weights  # noqa: E402
+from nestdb.fit.settings import validate_hyperopt_settings  # noqa: E402
+from nestdb.fit.stage import fit_hyperopt_rows, fit_hyperopt_summary, fit_hyperopt_worker  # noqa: E402
 
 from conftest import REPO, snakemake  # noqa: E402
 
@@ -64,8 +64,9 @@ def emt_frames(n: int, seed: int = 0, alloy: bool = False) -> list[Atoms]:
         atoms = bulk("Al", "fcc", a=4.05, cubic=True) * (2, 1, 1)
         if alloy:
             atoms.numbers = np.where(rng.random(len(atoms)) < 0.4, 29, 13)
-        atoms.set_cell(atoms.cell @ (np.eye(3) * rng.uniform(0.95, 1.05) + rng.normal(0, 0.01, (3, 3))),
-                       scale_atoms=True)
+        atoms.set_cell(
+            atoms.cell @ (np.eye(3) * rng.uniform(0.95, 1.05) + rng.normal(0, 0.01, (3, 3))), scale_atoms=True
+        )
         atoms.positions += rng.normal(0, 0.1, atoms.positions.shape)
         atoms.info["config_type"] = f"emt_{i}"
         frames.append(_label(atoms))
@@ -79,14 +80,30 @@ def _e0(symbol: str) -> float:
 
 
 def fit_settings(**changes) -> dict:
-    base = {"elements": ["Al"], "reference_energies": {"Al": _e0("Al")}, "fit_reference_energies": True,
-            "energy_weight": 9.0, "virial_weight": 0.3, "committee_size": 4, "calibration_fraction": 0.0,
-            "test_fraction": 0.0, "refit_on_all_data": False, **LARGE}
+    base = {
+        "elements": ["Al"],
+        "reference_energies": {"Al": _e0("Al")},
+        "fit_reference_energies": True,
+        "energy_weight": 9.0,
+        "virial_weight": 0.3,
+        "committee_size": 4,
+        "calibration_fraction": 0.0,
+        "test_fraction": 0.0,
+        "refit_on_all_data": False,
+        **LARGE,
+    }
     return validate_fit_settings({**base, **changes})
 
 
-TINY_SEARCH = {"n_trials": 4, "n_startup_trials": 2, "cv_folds": 3, "min_nradmax_by_orders": [2, 1, 1],
-               "min_lmax_by_orders": [0, 0, 0], "energy_weight": [3.0, 30.0], "smoothness_prior": [0.0, 4.0]}
+TINY_SEARCH = {
+    "n_trials": 4,
+    "n_startup_trials": 2,
+    "cv_folds": 3,
+    "min_nradmax_by_orders": [2, 1, 1],
+    "min_lmax_by_orders": [0, 0, 0],
+    "energy_weight": [3.0, 30.0],
+    "smoothness_prior": [0.0, 4.0],
+}
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +159,9 @@ def test_column_subset_fit_equals_the_direct_fit_and_pyace_evaluates_it(frames, 
     large = fit_settings()
     small = dict(large, **SMALL, smoothness_prior=2.0, smoothness_l_weight=1.5, energy_weight=20.0)
     rows, _ = compute_features(frames, large)
-    cv = CrossValidation(frames, rows, FunctionTable.from_basis(build_basis(large)), large,
-                         [stratified_folds(frames, 3, seed=0)])
+    cv = CrossValidation(
+        frames, rows, FunctionTable.from_basis(build_basis(large)), large, [stratified_folds(frames, 3, seed=0)]
+    )
     columns, subset_fit = cv.fit(small)
     # the real fit of the small basis (its own pyace rows, its own normal equations)
     metrics = fit_linear_ace(frames, small, tmp_path / "direct")
@@ -184,8 +202,9 @@ def test_cross_validation_errors_are_those_of_refits_per_fold(frames):
     energy_errors, force_errors, virial_errors = [], [], []
     for k, held_out in enumerate(folds):
         train = np.concatenate([f for j, f in enumerate(folds) if j != k])
-        fit = bayesian_ridge(_equations(small_rows, frames, train, params),
-                             prior_weights=prior_weights(small_basis, params))
+        fit = bayesian_ridge(
+            _equations(small_rows, frames, train, params), prior_weights=prior_weights(small_basis, params)
+        )
         for i in held_out:
             atoms, row = frames[i], small_rows[i]
             energy = row.phi @ fit.mean[:-1] + len(atoms) * (fit.mean[-1] + params["reference_energies"]["Al"])
@@ -200,15 +219,20 @@ def test_cross_validation_errors_are_those_of_refits_per_fold(frames):
 
 
 def test_tiny_study_chooses_and_feeds_the_fit(frames, tmp_path):
-    settings = fit_settings(feature_cache=str(tmp_path / "cache"),
-                            hyperopt=dict(TINY_SEARCH, cutoffs=[4.5, 5.0]))
+    settings = fit_settings(feature_cache=str(tmp_path / "cache"), hyperopt=dict(TINY_SEARCH, cutoffs=[4.5, 5.0]))
     summary = run_study(frames, settings, None, tmp_path / "study")
     assert summary["n_complete"] == 4 and summary["n_run"] == 4
     best = summarise_study(frames, settings, None, tmp_path / "study")
-    trials = open_study(tmp_path / "study", study_name(frames, settings, validate_hyperopt_settings(
-        settings["hyperopt"], settings)), settings["hyperopt"]).trials
-    assert all(max(t.user_attrs["result"]["settings"]["nradmax_by_orders"])
-               == t.user_attrs["result"]["settings"]["nradmax_by_orders"][0] for t in trials)
+    trials = open_study(
+        tmp_path / "study",
+        study_name(frames, settings, validate_hyperopt_settings(settings["hyperopt"], settings)),
+        settings["hyperopt"],
+    ).trials
+    assert all(
+        max(t.user_attrs["result"]["settings"]["nradmax_by_orders"])
+        == t.user_attrs["result"]["settings"]["nradmax_by_orders"][0]
+        for t in trials
+    )
     for name in ("best.json", "trials.csv", "summary.md", "pareto.png"):
         assert (tmp_path / "study" / name).stat().st_size > 0
     assert json.loads((tmp_path / "study" / "best.json").read_text())["trial"] == best["trial"]
@@ -260,12 +284,12 @@ def test_killed_study_resumes_with_its_trials(frames, tmp_path):
     import optuna
     from optuna.trial import TrialState
 
-    settings = fit_settings(feature_cache=str(tmp_path / "cache"),
-                            hyperopt=dict(TINY_SEARCH, n_trials=400, cv_folds=2))
+    settings = fit_settings(feature_cache=str(tmp_path / "cache"), hyperopt=dict(TINY_SEARCH, n_trials=400, cv_folds=2))
     hyperopt = validate_hyperopt_settings(settings["hyperopt"], settings)
     name = study_name(frames, settings, hyperopt)
-    script = _WORKER.format(tests=str(Path(__file__).parent), cache=str(tmp_path / "cache"),
-                            study=str(tmp_path / "study"))
+    script = _WORKER.format(
+        tests=str(Path(__file__).parent), cache=str(tmp_path / "cache"), study=str(tmp_path / "study")
+    )
     process = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
@@ -284,15 +308,18 @@ def test_killed_study_resumes_with_its_trials(frames, tmp_path):
     # period (what a resumed job waits); removed here to keep the test fast
     lock.unlink(missing_ok=True)
     assert len(complete) >= 5
-    before = {t.number: t.values for t in open_study(tmp_path / "study", name, hyperopt)
-              .get_trials(states=(TrialState.COMPLETE,))}
+    before = {
+        t.number: t.values
+        for t in open_study(tmp_path / "study", name, hyperopt).get_trials(states=(TrialState.COMPLETE,))
+    }
     # a trial of worker 0 left RUNNING (asked, never told: its process died)
     study = open_study(tmp_path / "study", name, hyperopt)
     orphan = study.ask({"energy_weight": optuna.distributions.FloatDistribution(3.0, 30.0, log=True)})
     orphan.set_user_attr("worker", 0)
     target = len(before) + 3
-    summary = run_study(frames, dict(settings, hyperopt=dict(settings["hyperopt"], n_trials=target)), None,
-                        tmp_path / "study")
+    summary = run_study(
+        frames, dict(settings, hyperopt=dict(settings["hyperopt"], n_trials=target)), None, tmp_path / "study"
+    )
     assert summary["n_recovered"] >= 1 and summary["n_complete"] == target
     study = open_study(tmp_path / "study", name, hyperopt)
     after = {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))}
@@ -323,12 +350,27 @@ def test_two_worker_processes_share_one_study(frames, tmp_path):
     from optuna.trial import TrialState
 
     settings = fit_settings(feature_cache=str(tmp_path / "cache"), hyperopt=dict(TINY_SEARCH, n_trials=40, cv_folds=2))
-    compute_features(frames, largest_basis_settings(settings, validate_hyperopt_settings(settings["hyperopt"],
-                                                                                          settings), 5.0),
-                     cache_dir=tmp_path / "cache")  # the rows rule's job
-    processes = [subprocess.Popen([sys.executable, "-c", _PARALLEL_WORKER.format(
-        tests=str(Path(__file__).parent), cache=str(tmp_path / "cache"), study=str(tmp_path / "study"), worker=k)],
-        cwd=tmp_path) for k in range(2)]
+    compute_features(
+        frames,
+        largest_basis_settings(settings, validate_hyperopt_settings(settings["hyperopt"], settings), 5.0),
+        cache_dir=tmp_path / "cache",
+    )  # the rows rule's job
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _PARALLEL_WORKER.format(
+                    tests=str(Path(__file__).parent),
+                    cache=str(tmp_path / "cache"),
+                    study=str(tmp_path / "study"),
+                    worker=k,
+                ),
+            ],
+            cwd=tmp_path,
+        )
+        for k in range(2)
+    ]
     deadline = time.monotonic() + 240
     while not all((tmp_path / f"ready_{k}").exists() for k in range(2)) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -343,25 +385,30 @@ def test_two_worker_processes_share_one_study(frames, tmp_path):
 
 
 def test_select_rules():
-    records = [{"number": i, "loss": loss, "n_functions": n} for i, (loss, n) in
-               enumerate([(1.00, 900), (1.01, 400), (1.05, 200), (1.50, 50), (1.02, 800), (3.0, 10)])]
+    records = [
+        {"number": i, "loss": loss, "n_functions": n}
+        for i, (loss, n) in enumerate([(1.00, 900), (1.01, 400), (1.05, 200), (1.50, 50), (1.02, 800), (3.0, 10)])
+    ]
     assert select_trial(records, "best", 0.0)["number"] == 0
     assert select_trial(records, "within", 0.02)["number"] == 1
     assert select_trial(records, "within", 0.1)["number"] == 2
     assert select_trial(records, "knee", 0.0)["number"] in (1, 2, 3)
 
 
-@pytest.mark.parametrize("hyperopt, key", [
-    ({"n_trails": 3}, "fit.hyperopt.n_trails"),
-    ({"energy_weight": [10.0, 1.0]}, "fit.hyperopt.energy_weight"),
-    ({"virial_weight": [0.0, 1.0]}, "fit.hyperopt.virial_weight"),
-    ({"select": "fastest"}, "fit.hyperopt.select"),
-    ({"objective": {"energy": 1.0, "stress": 1.0}}, "fit.hyperopt.objective"),
-    ({"cv_folds": 1}, "fit.hyperopt.cv_folds"),
-    ({"max_nradmax_by_orders": [6, 3]}, "fit.hyperopt.max_nradmax_by_orders"),
-    ({"min_nradmax_by_orders": [8, 1, 1]}, "fit.hyperopt.min_nradmax_by_orders"),
-    ({"enabled": "yes"}, "fit.hyperopt.enabled"),
-])
+@pytest.mark.parametrize(
+    "hyperopt, key",
+    [
+        ({"n_trails": 3}, "fit.hyperopt.n_trails"),
+        ({"energy_weight": [10.0, 1.0]}, "fit.hyperopt.energy_weight"),
+        ({"virial_weight": [0.0, 1.0]}, "fit.hyperopt.virial_weight"),
+        ({"select": "fastest"}, "fit.hyperopt.select"),
+        ({"objective": {"energy": 1.0, "stress": 1.0}}, "fit.hyperopt.objective"),
+        ({"cv_folds": 1}, "fit.hyperopt.cv_folds"),
+        ({"max_nradmax_by_orders": [6, 3]}, "fit.hyperopt.max_nradmax_by_orders"),
+        ({"min_nradmax_by_orders": [8, 1, 1]}, "fit.hyperopt.min_nradmax_by_orders"),
+        ({"enabled": "yes"}, "fit.hyperopt.enabled"),
+    ],
+)
 def test_bad_hyperopt_settings_name_the_key(hyperopt, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         settings = fit_settings(hyperopt=hyperopt)  # own keys are checked with the fit settings
@@ -373,8 +420,7 @@ def test_workflow_steps_and_missing_rows_cache(frames, tmp_path):
 
     path = tmp_path / "labelled.extxyz"
     write(path, frames)
-    settings = dict(fit_settings(feature_cache=None, hyperopt=dict(TINY_SEARCH, n_trials=3)),
-                    test_fraction=0.25)
+    settings = dict(fit_settings(feature_cache=None, hyperopt=dict(TINY_SEARCH, n_trials=3)), test_fraction=0.25)
     study = tmp_path / "hyperopt"
     rows = fit_hyperopt_rows([path], settings, study, 0, output=study / "rows_0.json")
     assert rows["n_computed"] == len(frames) and (study / "rows").is_dir()  # no fit cache: the study's own
@@ -384,10 +430,20 @@ def test_workflow_steps_and_missing_rows_cache(frames, tmp_path):
     assert best["cv"]["n_configs"] == len(frames) - round(0.25 * len(frames))  # the fit's training part only
     with pytest.raises(ConfigError, match="cutoff number 3"):
         fit_hyperopt_rows([path], settings, study, 3)
-    large = largest_basis_settings(validate_fit_settings(settings), validate_hyperopt_settings(
-        settings["hyperopt"], validate_fit_settings(settings)), 5.0)
-    assert HyperoptProblem(frames[:6], validate_fit_settings(settings), validate_hyperopt_settings(
-        dict(TINY_SEARCH, cv_folds=2), validate_fit_settings(settings)), None).rows(5.0)[2]["n_computed"] == 6
+    large = largest_basis_settings(
+        validate_fit_settings(settings),
+        validate_hyperopt_settings(settings["hyperopt"], validate_fit_settings(settings)),
+        5.0,
+    )
+    assert (
+        HyperoptProblem(
+            frames[:6],
+            validate_fit_settings(settings),
+            validate_hyperopt_settings(dict(TINY_SEARCH, cv_folds=2), validate_fit_settings(settings)),
+            None,
+        ).rows(5.0)[2]["n_computed"]
+        == 6
+    )
     assert large["nradmax_by_orders"] == LARGE["nradmax_by_orders"]
 
 

@@ -9,17 +9,18 @@ import pytest
 
 pytest.importorskip("pyace")
 
+from test_fit import SMALL_BASIS, _emt_isolated_energy, emt_al_frames  # noqa: E402
+
 from nestdb.fit.bayesian import NormalEquations, bayesian_ridge  # noqa: E402
 from nestdb.fit.features import build_basis, compute_features, function_degrees  # noqa: E402
 from nestdb.fit.linear_ace import _equations, jackknife_influences, prior_weights  # noqa: E402
 from nestdb.fit.settings import validate_fit_settings  # noqa: E402
 
-from test_fit import SMALL_BASIS, _emt_isolated_energy, emt_al_frames  # noqa: E402
-
 
 def _settings(**overrides) -> dict:
-    return validate_fit_settings({"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")},
-                                  **SMALL_BASIS, **overrides})
+    return validate_fit_settings(
+        {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")}, **SMALL_BASIS, **overrides}
+    )
 
 
 def test_function_degrees_follow_the_basis_indices():
@@ -31,7 +32,7 @@ def test_function_degrees_follow_the_basis_indices():
     for function, degree in zip(functions, degrees):
         assert degree == pytest.approx(sum(function.ns) + 1.5 * sum(function.ls))
     # rank-1 functions are the radial indices 1..nradmax
-    assert list(degrees[:len(basis.basis_rank1[0])]) == list(range(1, SMALL_BASIS["nradmax_by_orders"][0] + 1))
+    assert list(degrees[: len(basis.basis_rank1[0])]) == list(range(1, SMALL_BASIS["nradmax_by_orders"][0] + 1))
     assert degrees.max() > SMALL_BASIS["nradmax_by_orders"][0]  # higher ranks reach larger degrees
     weights = prior_weights(basis, _settings(smoothness_prior=2.0, fit_reference_energies=True))
     assert weights.size == degrees.size + 1 and weights[-1] == 1.0  # the fitted-E0 column is not damped
@@ -80,8 +81,15 @@ def test_refit_on_all_data_reports_the_split_fit_test_errors(tmp_path):
     from nestdb.models.ace_committee import load_committee
 
     frames = emt_al_frames(24, seed=11, scale_range=(0.92, 1.08))
-    settings = {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")}, "test_fraction": 0.25,
-                "committee_size": 4, "calibration_fraction": 0.2, "seed": 1, **SMALL_BASIS}
+    settings = {
+        "elements": ["Al"],
+        "reference_energies": {"Al": _emt_isolated_energy("Al")},
+        "test_fraction": 0.25,
+        "committee_size": 4,
+        "calibration_fraction": 0.2,
+        "seed": 1,
+        **SMALL_BASIS,
+    }
     plain = fit_linear_ace(frames, settings, tmp_path / "plain")
     refit = fit_linear_ace(frames, {**settings, "refit_on_all_data": True}, tmp_path / "refit")
     # the split fit is the plain fit; its test errors are reported for the refitted model
@@ -95,8 +103,9 @@ def test_refit_on_all_data_reports_the_split_fit_test_errors(tmp_path):
     assert refit["train"]["n_configs"] == len(frames)
     held_out = model["refit_on_all_data"]["test_indices_of_split"]
     assert len(held_out) == plain["test"]["n_configs"]
-    assert not np.allclose(load_committee(tmp_path / "refit").mean_coefficients,
-                           load_committee(tmp_path / "plain").mean_coefficients)
+    assert not np.allclose(
+        load_committee(tmp_path / "refit").mean_coefficients, load_committee(tmp_path / "plain").mean_coefficients
+    )
     assert "refitted on all configurations" in (tmp_path / "refit" / "model_card.md").read_text()
     # no test set: nothing to refit, one model
     alone = fit_linear_ace(frames, {**settings, "test_fraction": 0.0, "refit_on_all_data": True}, tmp_path / "alone")

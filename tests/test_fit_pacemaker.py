@@ -19,12 +19,12 @@ import yaml
 
 pytest.importorskip("pyace")
 
+from test_fit import SMALL_BASIS, _emt_isolated_energy, emt_al_frames  # noqa: E402
+
 from nestdb.errors import ConfigError, DataError  # noqa: E402
 from nestdb.fit import fit_linear_ace, validate_fit_settings  # noqa: E402
 from nestdb.fit.pacemaker import collect_committee, pacemaker_input, prepare_committee, run_member  # noqa: E402
 from nestdb.fit.settings import validate_pacemaker_settings  # noqa: E402
-
-from test_fit import SMALL_BASIS, _emt_isolated_energy, emt_al_frames  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,8 +42,11 @@ def _energy_rmse_lines(log: Path, kind: str) -> list[float]:
     import re
 
     pattern = re.compile(r"RMSE Energy\(low\):\s+([0-9.eE+-]+)")
-    return [float(pattern.search(line).group(1)) for line in log.read_text().splitlines()
-            if kind in line and "(TEST)" not in line and pattern.search(line)]
+    return [
+        float(pattern.search(line).group(1))
+        for line in log.read_text().splitlines()
+        if kind in line and "(TEST)" not in line and pattern.search(line)
+    ]
 
 
 def _coefficients(potential: Path) -> np.ndarray:
@@ -56,9 +59,16 @@ def _coefficients(potential: Path) -> np.ndarray:
 
 
 def test_input_yaml_matches_the_study_settings():
-    settings = validate_fit_settings({"cutoff": 8.2, "reference_energies": {"Mg": -1688.821},
-                                      "nradmax_by_orders": [15, 6, 4], "lmax_by_orders": [0, 3, 2], "seed": 4,
-                                      "pacemaker": {"number_of_functions_per_element": 300}})
+    settings = validate_fit_settings(
+        {
+            "cutoff": 8.2,
+            "reference_energies": {"Mg": -1688.821},
+            "nradmax_by_orders": [15, 6, 4],
+            "lmax_by_orders": [0, 3, 2],
+            "seed": 4,
+            "pacemaker": {"number_of_functions_per_element": 300},
+        }
+    )
     first = pacemaker_input(settings, settings["pacemaker"], member=0, with_test=True)
     second = pacemaker_input(settings, settings["pacemaker"], member=1, with_test=True)
     assert first["cutoff"] == 8.2 and first["potential"]["bonds"]["ALL"]["rcut"] == 8.2
@@ -80,8 +90,14 @@ def test_prepare_writes_member_inputs_and_weighted_dataframes(tmp_path):
     frames = emt_al_frames(10, seed=3)
     for i, atoms in enumerate(frames):
         atoms.info["weight"] = 0.5 + i
-    settings = {"elements": ["Al"], "reference_energies": {"Al": -3.0}, "test_fraction": 0.2,
-                "use_sample_weights": True, "pacemaker": {"committee_size": 2}, **SMALL_BASIS}
+    settings = {
+        "elements": ["Al"],
+        "reference_energies": {"Al": -3.0},
+        "test_fraction": 0.2,
+        "use_sample_weights": True,
+        "pacemaker": {"committee_size": 2},
+        **SMALL_BASIS,
+    }
     folders = prepare_committee(frames, settings, tmp_path)
     assert [f.name for f in folders] == ["member_0", "member_1"]
     split = json.loads((tmp_path / "split.json").read_text())
@@ -112,8 +128,13 @@ def test_pacemaker_settings_errors():
 
 def test_missing_pacemaker_command_is_a_config_error(tmp_path):
     frames = emt_al_frames(4, seed=5)
-    settings = {"elements": ["Al"], "reference_energies": {"Al": 0.0}, "test_fraction": 0.0,
-                "pacemaker": {"committee_size": 1, "command": "no-such-pacemaker-binary"}, **SMALL_BASIS}
+    settings = {
+        "elements": ["Al"],
+        "reference_energies": {"Al": 0.0},
+        "test_fraction": 0.0,
+        "pacemaker": {"committee_size": 1, "command": "no-such-pacemaker-binary"},
+        **SMALL_BASIS,
+    }
     folder = prepare_committee(frames, settings, tmp_path)[0]
     with pytest.raises(ConfigError, match="no-such-pacemaker-binary.*not found"):
         run_member(folder, validate_fit_settings(settings)["pacemaker"])
@@ -123,8 +144,13 @@ def test_collect_exports_members_and_scores_the_committee(tmp_path):
     """Plumbing of collection with linear-ACE potentials standing in for pacemaker outputs."""
     frames = emt_al_frames(12, seed=6)
     e0 = _emt_isolated_energy("Al")
-    settings = {"elements": ["Al"], "reference_energies": {"Al": e0}, "test_fraction": 0.25,
-                "pacemaker": {"committee_size": 2}, **SMALL_BASIS}
+    settings = {
+        "elements": ["Al"],
+        "reference_energies": {"Al": e0},
+        "test_fraction": 0.25,
+        "pacemaker": {"committee_size": 2},
+        **SMALL_BASIS,
+    }
     folders = prepare_committee(frames, settings, tmp_path / "pm")
     for k, folder in enumerate(folders):
         model = tmp_path / f"linear_{k}"
@@ -146,8 +172,9 @@ def _stand_in_committee(tmp_path: Path, frames, settings) -> Path:
     folders = prepare_committee(frames, settings, tmp_path / "pm")
     for k, folder in enumerate(folders):
         model = tmp_path / f"linear_{k}"
-        fit_linear_ace(frames[k::2] + frames[:2], {**settings, "seed": k, "test_fraction": 0.0,
-                                                   "calibration_fraction": 0.0}, model)
+        fit_linear_ace(
+            frames[k::2] + frames[:2], {**settings, "seed": k, "test_fraction": 0.0, "calibration_fraction": 0.0}, model
+        )
         (folder / "output_potential.yaml").write_text((model / "potential.yaml").read_text())
     collect_committee(frames, settings, folders, tmp_path / "pm")
     return tmp_path / "pm"
@@ -161,12 +188,20 @@ def test_pacemaker_committee_calculator_averages_members(tmp_path):
 
     frames = emt_al_frames(12, seed=6)
     e0 = _emt_isolated_energy("Al")
-    settings = {"elements": ["Al"], "reference_energies": {"Al": e0}, "test_fraction": 0.25,
-                "pacemaker": {"committee_size": 2}, **SMALL_BASIS}
+    settings = {
+        "elements": ["Al"],
+        "reference_energies": {"Al": e0},
+        "test_fraction": 0.25,
+        "pacemaker": {"committee_size": 2},
+        **SMALL_BASIS,
+    }
     folder = _stand_in_committee(tmp_path, frames, settings)
     index = json.loads((folder / "committee.json").read_text())
-    assert index == {"members": ["member_0.yaml", "member_1.yaml"], "reference_energies": {"Al": e0},
-                     "active_set": None}
+    assert index == {
+        "members": ["member_0.yaml", "member_1.yaml"],
+        "reference_energies": {"Al": e0},
+        "active_set": None,
+    }
     calc = make_calculator({"type": "pacemaker_committee", "model": str(folder)})
     atoms = frames[3].copy()
     atoms.calc = calc
@@ -194,12 +229,27 @@ def test_ns_samples_with_a_pacemaker_committee(tmp_path):
     from nestdb.ns.stage import ns_run_stage
 
     frames = emt_al_frames(12, seed=6)
-    settings = {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")},
-                "test_fraction": 0.25, "pacemaker": {"committee_size": 2}, **SMALL_BASIS}
+    settings = {
+        "elements": ["Al"],
+        "reference_energies": {"Al": _emt_isolated_energy("Al")},
+        "test_fraction": 0.25,
+        "pacemaker": {"committee_size": 2},
+        **SMALL_BASIS,
+    }
     folder = _stand_in_committee(tmp_path, frames, settings)
-    block = {"composition": {"Al": 4}, "n_walkers": 8, "n_cull": 1, "walk_length": 4, "max_iter": 12, "converge_down_to_T": None,
-             "min_volume_per_atom": 10.0, "max_volume_per_atom": 40.0, "committee_std_max": 1.0e6,
-             "calculator": {"type": "pacemaker_committee"}, "seed": 3}
+    block = {
+        "composition": {"Al": 4},
+        "n_walkers": 8,
+        "n_cull": 1,
+        "walk_length": 4,
+        "max_iter": 12,
+        "converge_down_to_T": None,
+        "min_volume_per_atom": 10.0,
+        "max_volume_per_atom": 40.0,
+        "committee_std_max": 1.0e6,
+        "calculator": {"type": "pacemaker_committee"},
+        "seed": 3,
+    }
     summary = ns_run_stage(block, 0.1, 1, tmp_path / "ns" / "ns", model_dir=str(folder))
     samples = read(tmp_path / "ns" / "ns.traj.extxyz", index=":")
     assert summary["n_iter"] == 12 and len(samples) == 12 and summary["n_committee_rejected"] == 0
@@ -218,9 +268,13 @@ def test_ns_samples_with_a_pacemaker_committee(tmp_path):
 
 def test_prepare_writes_the_low_kappa_refit_input(tmp_path):
     frames = emt_al_frames(8, seed=2)
-    settings = {"elements": ["Al"], "reference_energies": {"Al": -3.0}, "test_fraction": 0.25,
-                "pacemaker": {"committee_size": 1, "refit_kappa": 0.02, "refit_maxiter": 30, "ladder_step": 5},
-                **SMALL_BASIS}
+    settings = {
+        "elements": ["Al"],
+        "reference_energies": {"Al": -3.0},
+        "test_fraction": 0.25,
+        "pacemaker": {"committee_size": 1, "refit_kappa": 0.02, "refit_maxiter": 30, "ladder_step": 5},
+        **SMALL_BASIS,
+    }
     folder = prepare_committee(frames, settings, tmp_path / "pm")[0]
     first = yaml.safe_load((folder / "input.yaml").read_text())
     refit = yaml.safe_load((folder / "input_refit.yaml").read_text())
@@ -237,15 +291,30 @@ def test_prepare_writes_the_low_kappa_refit_input(tmp_path):
 def test_real_pacemaker_fit(tmp_path):
     command = _pacemaker_command()
     if command is None:
-        pytest.skip("no pacemaker with TensorFlow: set NESTDB_PACEMAKER or create .venv-pacemaker "
-                    "(recipe in README, section Fitting)")
+        pytest.skip(
+            "no pacemaker with TensorFlow: set NESTDB_PACEMAKER or create .venv-pacemaker "
+            "(recipe in README, section Fitting)"
+        )
     frames = emt_al_frames(12, seed=8)
     activeset = str(Path(command).with_name("pace_activeset")) if "/" in command else "pace_activeset"
-    settings = {"elements": ["Al"], "reference_energies": {"Al": _emt_isolated_energy("Al")},
-                "test_fraction": 0.25, "nradmax_by_orders": [4, 2], "lmax_by_orders": [0, 1], "cutoff": 5.0,
-                "pacemaker": {"committee_size": 2, "command": command, "activeset_command": activeset,
-                              "maxiter": 10, "number_of_functions_per_element": 10, "ndensity": 1,
-                              "refit_kappa": 0.01, "refit_maxiter": 5}}
+    settings = {
+        "elements": ["Al"],
+        "reference_energies": {"Al": _emt_isolated_energy("Al")},
+        "test_fraction": 0.25,
+        "nradmax_by_orders": [4, 2],
+        "lmax_by_orders": [0, 1],
+        "cutoff": 5.0,
+        "pacemaker": {
+            "committee_size": 2,
+            "command": command,
+            "activeset_command": activeset,
+            "maxiter": 10,
+            "number_of_functions_per_element": 10,
+            "ndensity": 1,
+            "refit_kappa": 0.01,
+            "refit_maxiter": 5,
+        },
+    }
     folders = prepare_committee(frames, settings, tmp_path)
     for folder in folders:
         run_member(folder, validate_fit_settings(settings)["pacemaker"])

@@ -13,6 +13,7 @@ from nestdb.errors import ConfigError
 from nestdb.label import KNOWN_LABELLERS, label_configuration, make_labeller
 from nestdb.label.potential import PotentialLabeller
 from nestdb.units import GPA
+
 from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -95,15 +96,19 @@ def test_sign_convention_matches_study_database():
 
 def test_extxyz_round_trip_keeps_keys(tmp_path):
     labelled = label_configuration(rattled_cell(), emt_labeller(), tmp_path / "w")
-    failed = label_configuration(rattled_cell(1), PotentialLabeller({"type": "x"}, calculator_factory=ExplodingCalculator), tmp_path / "f")
+    failed = label_configuration(
+        rattled_cell(1), PotentialLabeller({"type": "x"}, calculator_factory=ExplodingCalculator), tmp_path / "f"
+    )
     path = tmp_path / "db.extxyz"
     ase.io.write(path, [labelled, failed], format="extxyz")
     back = ase.io.read(path, index=":")
     assert back[0].calc is None and back[1].calc is None
     for key in ("dft_energy", "label_status", "label_code", "label_settings_hash", "iter", "config_type"):
-        assert back[0].info[key] == pytest.approx(labelled.info[key]) if isinstance(
-            labelled.info[key], float
-        ) else back[0].info[key] == labelled.info[key]
+        assert (
+            back[0].info[key] == pytest.approx(labelled.info[key])
+            if isinstance(labelled.info[key], float)
+            else back[0].info[key] == labelled.info[key]
+        )
     np.testing.assert_allclose(back[0].info["dft_stress"], labelled.info["dft_stress"])
     np.testing.assert_allclose(back[0].info["dft_virial"], labelled.info["dft_virial"])
     # extxyz writes per-atom columns with 8 decimals.
@@ -226,8 +231,16 @@ def test_gpaw_labels_an_mg_cell_once_through_the_cache(tmp_path):
     from nestdb.label.driver import LabelPolicy, label_with_policy
 
     # Two-atom hcp cell, rattled; coarse k-points (the cache is under test, not convergence).
-    labeller = make_labeller({"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 250}, "setups": {"Mg": "2"},
-                                                       "kpts": {"density": 1.0, "gamma": True}}})
+    labeller = make_labeller(
+        {
+            "code": "gpaw",
+            "gpaw": {
+                "mode": {"name": "pw", "ecut": 250},
+                "setups": {"Mg": "2"},
+                "kpts": {"density": 1.0, "gamma": True},
+            },
+        }
+    )
     policy = LabelPolicy(cache_dir=str(tmp_path / "cache"))
     atoms = bulk("Mg", "hcp", a=3.2, c=5.2)
     atoms.rattle(0.05, seed=4)

@@ -104,8 +104,16 @@ def test_input_files_match_the_study(tmp_path, monkeypatch):
     original = parse_freeform(POINTS / "mg_original.param")
     study_keys = set(study_spec()["castep"]) - {"kpoints_mp_spacing"}
     shared_keys = study_keys & set(original)
-    assert {"xc_functional", "cut_off_energy", "elec_energy_tol", "fine_grid_scale", "max_scf_cycles",
-            "calculate_stress", "opt_strategy", "data_distribution"} <= shared_keys
+    assert {
+        "xc_functional",
+        "cut_off_energy",
+        "elec_energy_tol",
+        "fine_grid_scale",
+        "max_scf_cycles",
+        "calculate_stress",
+        "opt_strategy",
+        "data_distribution",
+    } <= shared_keys
     for key in shared_keys:
         assert same_value(param[key], original[key]), (key, param[key], original[key])
     assert original["task"].lower() == param["task"].lower() == "singlepoint"
@@ -118,8 +126,7 @@ def test_input_files_match_the_study(tmp_path, monkeypatch):
     assert float(cell["kpoints_mp_spacing"]) == 0.015
     assert "KPOINTS_MP_SPACING" in cell_text
     assert f"%BLOCK SPECIES_POT\nMg {OTFG_MG}\n%ENDBLOCK SPECIES_POT" in cell_text  # ':' kept
-    np.testing.assert_allclose(lattice_block(tmp_path / "raw" / "castep.cell"), lattice_block(cell_path),
-                               atol=1e-6)
+    np.testing.assert_allclose(lattice_block(tmp_path / "raw" / "castep.cell"), lattice_block(cell_path), atol=1e-6)
 
 
 @needs_shared

@@ -15,8 +15,8 @@ from ase.calculators.calculator import kptdensity2monkhorstpack
 from ase.io import read, write
 
 from nestdb.errors import ConfigError
-from nestdb.label import KNOWN_LABELLERS, make_labeller
 from nestdb.kpoints import castep_spacing_from_density, monkhorst_pack_grid, vasp_kspacing_from_castep
+from nestdb.label import KNOWN_LABELLERS, make_labeller
 from nestdb.label.launch import code_argv, mpi_prefix
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +46,11 @@ def test_vasp_inputs_match_golden_files(tmp_path):
     kpoints = (tmp_path / "KPOINTS").read_text().splitlines()
     assert kpoints[2] == "Gamma"
     a, c = 6.4, 5.2
-    expected = [math.ceil(1 / (a * math.sqrt(3) / 2) / 0.03), math.ceil(1 / (3.2 * math.sqrt(3) / 2) / 0.03),
-                math.ceil(1 / c / 0.03)]
+    expected = [
+        math.ceil(1 / (a * math.sqrt(3) / 2) / 0.03),
+        math.ceil(1 / (3.2 * math.sqrt(3) / 2) / 0.03),
+        math.ceil(1 / c / 0.03),
+    ]
     assert [int(n) for n in kpoints[3].split()] == expected
     poscar = read(tmp_path / "POSCAR", format="vasp")
     np.testing.assert_allclose(poscar.positions, golden_structure().positions, atol=1e-10)
@@ -62,8 +65,12 @@ def test_vasp_rejects_unknown_and_fixed_keys():
 
 def test_espresso_input_matches_golden_file(tmp_path, monkeypatch):
     monkeypatch.setenv("ESPRESSO_PSEUDO", "/pseudo")
-    labeller = make_labeller({"code": "espresso", "espresso": {
-        "pseudopotentials": {"Mg": "Mg.pbe-spnl-rrkjus_psl.1.0.0.UPF"}, "ecutwfc": 45}})
+    labeller = make_labeller(
+        {
+            "code": "espresso",
+            "espresso": {"pseudopotentials": {"Mg": "Mg.pbe-spnl-rrkjus_psl.1.0.0.UPF"}, "ecutwfc": 45},
+        }
+    )
     [path] = labeller.write_inputs(golden_structure(), tmp_path)
     text = path.read_text()
     assert text == (GOLDEN / "espresso" / "espresso.pwi").read_text()
@@ -89,7 +96,8 @@ def test_kpoint_conventions_agree():
         ours = monkhorst_pack_grid(atoms, density=density)
         assert ours == tuple(kptdensity2monkhorstpack(atoms, density, even=False))
         assert monkhorst_pack_grid(atoms, density=density, even=True) == tuple(
-            kptdensity2monkhorstpack(atoms, density, even=True))
+            kptdensity2monkhorstpack(atoms, density, even=True)
+        )
         spacing = castep_spacing_from_density(density)
         assert monkhorst_pack_grid(atoms, castep_spacing=spacing) == ours
         assert monkhorst_pack_grid(atoms, kspacing=vasp_kspacing_from_castep(spacing)) == ours
@@ -125,8 +133,9 @@ def test_castep_mpi_job_runs_srun_n_tasks_castep_seed(tmp_path, monkeypatch):
     bin_dir.mkdir()
     log = tmp_path / "argv.txt"
     # Stand-ins on PATH: srun records its argv and runs the rest; castep.mpi replays a real output.
-    fake_program(bin_dir / "srun", f'printf "%s\\n" "$(basename "$0")" "$@" > {shlex.quote(str(log))}\n'
-                 'shift 2\nexec "$@"')
+    fake_program(
+        bin_dir / "srun", f'printf "%s\\n" "$(basename "$0")" "$@" > {shlex.quote(str(log))}\nshift 2\nexec "$@"'
+    )
     fake_program(bin_dir / "castep.mpi", f'cp {shlex.quote(str(POINTS / "mg_0000.castep"))} "$1.castep"')
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("CASTEP_COMMAND", "castep.mpi")
@@ -134,8 +143,25 @@ def test_castep_mpi_job_runs_srun_n_tasks_castep_seed(tmp_path, monkeypatch):
     config = tmp_path / "in.extxyz"
     write(config, atoms, format="extxyz")
     out, raw = tmp_path / "out.extxyz", tmp_path / "raw"
-    subprocess.run([sys.executable, "-m", "nestdb.cli", "label", str(config), str(out), str(raw),
-                    "--spec", '{"code": "castep"}', "--mpi", "srun", "--tasks", "16"], check=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nestdb.cli",
+            "label",
+            str(config),
+            str(out),
+            str(raw),
+            "--spec",
+            '{"code": "castep"}',
+            "--mpi",
+            "srun",
+            "--tasks",
+            "16",
+        ],
+        check=True,
+        cwd=tmp_path,
+    )
     assert log.read_text().splitlines() == ["srun", "-n", "16", "castep.mpi", "castep"]
     labelled = read(out)
     assert labelled.info["label_status"] == "ok"

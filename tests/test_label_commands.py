@@ -18,17 +18,21 @@ import pytest
 import yaml
 from ase.build import bulk
 from ase.io import read, write
-from conftest import FAST_CONFIG, SHARED, require_shared, snakemake
 
 from nestdb.label import label_configuration, make_labeller
+
+from conftest import FAST_CONFIG, SHARED, require_shared, snakemake
 
 HOSTILE_ARGUMENT = "a; touch PWNED #"
 
 CODES = {
     "castep": ("CASTEP_COMMAND", {"code": "castep"}, ["castep"]),
     "vasp": ("ASE_VASP_COMMAND", {"code": "vasp"}, []),
-    "espresso": ("ASE_ESPRESSO_COMMAND", {"code": "espresso", "espresso": {"pseudopotentials": {"Mg": "Mg.UPF"}}},
-                 ["-in", "espresso.pwi"]),
+    "espresso": (
+        "ASE_ESPRESSO_COMMAND",
+        {"code": "espresso", "espresso": {"pseudopotentials": {"Mg": "Mg.UPF"}}},
+        ["-in", "espresso.pwi"],
+    ),
 }
 
 
@@ -99,8 +103,14 @@ def test_label_rule_with_hostile_model_and_cache_paths(tmp_path):
     model.parent.mkdir()
     shutil.copyfile(eam, model)
     cache = tmp_path / "cache dir; touch PWNED #"
-    config = _config(workdir, {"code": "potential", "cache_dir": str(cache),
-                               "potential": {"type": "eam", "file": str(model), "kind": "eam/fs"}})
+    config = _config(
+        workdir,
+        {
+            "code": "potential",
+            "cache_dir": str(cache),
+            "potential": {"type": "eam", "file": str(model), "kind": "eam/fs"},
+        },
+    )
     result = snakemake(workdir, TARGET, "--cores", "1", "--configfile", str(config), timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     labelled = read(workdir / TARGET)
@@ -109,21 +119,39 @@ def test_label_rule_with_hostile_model_and_cache_paths(tmp_path):
     assert _no_pwned(tmp_path)
 
 
-@pytest.mark.parametrize("code, expected", [
-    ("gpaw", ["srun; touch PWNED #", "-n", "2"]),  # GPAW runs in the Python process started under MPI
-    ("castep", ["--mpi", "srun; touch PWNED #", "--tasks", "2"]),  # the labeller builds the launcher argv
-])
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        ("gpaw", ["srun; touch PWNED #", "-n", "2"]),  # GPAW runs in the Python process started under MPI
+        ("castep", ["--mpi", "srun; touch PWNED #", "--tasks", "2"]),  # the labeller builds the launcher argv
+    ],
+)
 def test_label_rule_quotes_the_mpi_launcher(code, expected, tmp_path):
     workdir = _workdir_with_a_selection(tmp_path)
     config = _config(workdir, {"code": code})
-    result = snakemake(workdir, TARGET, "--cores", "1", "--configfile", str(config), "-n", "-p",
-                       "--set-resources", 'label:mpi="srun; touch PWNED #"', "label:tasks=2", timeout=300)
+    result = snakemake(
+        workdir,
+        TARGET,
+        "--cores",
+        "1",
+        "--configfile",
+        str(config),
+        "-n",
+        "-p",
+        "--set-resources",
+        'label:mpi="srun; touch PWNED #"',
+        "label:tasks=2",
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     [line] = [line for line in result.stdout.splitlines() if "nestdb.cli label" in line]
     argv = shlex.split(line.split(":", 1)[1])  # "Shell command: ..." as bash would split it
     joined = " ".join(argv)
     for word in expected:
         assert word in argv, (word, argv)
-    assert argv[argv.index("label") + 1:argv.index("label") + 4] == [
-        "results/select/cycle0/P5GPa/configs/c0.extxyz", TARGET, "results/label/cycle0/P5GPa/raw/c0"]
+    assert argv[argv.index("label") + 1 : argv.index("label") + 4] == [
+        "results/select/cycle0/P5GPa/configs/c0.extxyz",
+        TARGET,
+        "results/label/cycle0/P5GPa/raw/c0",
+    ]
     assert "touch PWNED" not in joined.replace("srun; touch PWNED #", "")

@@ -17,7 +17,7 @@ from ase.io import read, write
 import nestdb.label.potential
 from nestdb.errors import ConfigError, DataError
 from nestdb.label import make_labeller
-from nestdb.label.cache import LabelCache, structure_hash
+from nestdb.label.cache import structure_hash
 from nestdb.label.driver import LabelPolicy, label_with_policy
 from nestdb.label.potential import PotentialLabeller
 from nestdb.label.stage import FAILURE_COLUMNS, gather_labels, isolated_atom_energy, label_one
@@ -116,8 +116,14 @@ def test_fault_injection_failures_recorded_rest_continue_rerun_touches_only_fail
             label_one(path, out, tmp_path / tag / "raw" / path.stem, EMT_SPEC, policy=policy)
             outputs.append(out)
         files = {k: tmp_path / tag / k for k in ("db.extxyz", "labels.csv", "failures.tsv", "cost.csv")}
-        summary = gather_labels(outputs, files["db.extxyz"], files["labels.csv"], max_failed_fraction,
-                                failures_path=files["failures.tsv"], cost_path=files["cost.csv"])
+        summary = gather_labels(
+            outputs,
+            files["db.extxyz"],
+            files["labels.csv"],
+            max_failed_fraction,
+            failures_path=files["failures.tsv"],
+            cost_path=files["cost.csv"],
+        )
         return summary, files
 
     summary, files = run_cycle("run1", max_failed_fraction=0.5)
@@ -126,8 +132,10 @@ def test_fault_injection_failures_recorded_rest_continue_rerun_touches_only_fail
     rows = list(csv.DictReader(open(files["failures.tsv"]), delimiter="\t"))
     assert tuple(rows[0]) == FAILURE_COLUMNS
     assert [r["config_id"] for r in rows] == ["cu1", "cu3"]
-    assert all(r["kind"] == "crash" and "injected crash" in r["reason"] and r["settings_hash"].startswith("sha256-")
-               for r in rows)
+    assert all(
+        r["kind"] == "crash" and "injected crash" in r["reason"] and r["settings_hash"].startswith("sha256-")
+        for r in rows
+    )
     assert [f.info["config_id"] for f in read(files["db.extxyz"], index=":")] == ["cu0", "cu2", "cu4"]
     [cost] = csv.DictReader(open(files["cost.csv"]))
     assert cost["n_computed"] == "5" and cost["n_cached"] == "0" and float(cost["cpu_s"]) > 0
@@ -151,8 +159,14 @@ def test_failure_budget_still_stops_the_cycle(tmp_path, counting):
         label_one(src, out, tmp_path / "raw" / str(seed), EMT_SPEC)
         outputs.append(out)
     with pytest.raises(DataError, match="failures.tsv"):
-        gather_labels(outputs, tmp_path / "db.extxyz", tmp_path / "labels.csv", 0.5,
-                      failures_path=tmp_path / "failures.tsv", cost_path=tmp_path / "cost.csv")
+        gather_labels(
+            outputs,
+            tmp_path / "db.extxyz",
+            tmp_path / "labels.csv",
+            0.5,
+            failures_path=tmp_path / "failures.tsv",
+            cost_path=tmp_path / "cost.csv",
+        )
     assert len(list(csv.DictReader(open(tmp_path / "failures.tsv"), delimiter="\t"))) == 2
 
 
@@ -190,8 +204,9 @@ def test_unphysical_forces_are_failures(tmp_path):
     assert record.info["label_failure_kind"] == "unphysical"
     assert "label.limits.max_force=1" in record.info["label_error"]
     assert "dft_energy" not in record.info
-    absurd = label_with_policy(cu_cell(0), labeller, tmp_path / "e",
-                               LabelPolicy(limits={"max_abs_energy_per_atom": 1e-6}))
+    absurd = label_with_policy(
+        cu_cell(0), labeller, tmp_path / "e", LabelPolicy(limits={"max_abs_energy_per_atom": 1e-6})
+    )
     assert absurd.info["label_failure_kind"] == "unphysical" and "eV/atom" in absurd.info["label_error"]
     with pytest.raises(ConfigError, match="label.limits"):
         LabelPolicy.from_config({"code": "gpaw", "limits": {"max_forces": 1}})
@@ -203,16 +218,24 @@ def test_retry_with_safer_castep_settings(tmp_path, monkeypatch):
     text = good.read_text()
     position = text.rindex("Final free energy (E-TS)")
     bad = tmp_path / "unconverged.castep"
-    bad.write_text(text[:position] + " *Warning* max. SCF cycles performed but system has not reached the "
-                   "groundstate.\n" + text[position:])
+    bad.write_text(
+        text[:position] + " *Warning* max. SCF cycles performed but system has not reached the "
+        "groundstate.\n" + text[position:]
+    )
     # A replayed CASTEP that converges only when the .param asks for 300 SCF cycles.
-    script = (f"if grep -qi 'max_scf_cycles *: *300' \"$0.param\"; then cp {shlex.quote(str(good))} \"$0.castep\"; "
-              f"else cp {shlex.quote(str(bad))} \"$0.castep\"; fi")
+    script = (
+        f'if grep -qi \'max_scf_cycles *: *300\' "$0.param"; then cp {shlex.quote(str(good))} "$0.castep"; '
+        f'else cp {shlex.quote(str(bad))} "$0.castep"; fi'
+    )
     monkeypatch.setenv("CASTEP_COMMAND", "sh -c " + shlex.quote(script))
     atoms = read(POINTS / "mg_0000.cell", format="castep-cell", calculator_args={"keyword_tolerance": 3})
     labeller = make_labeller({"code": "castep"})
-    policy = LabelPolicy.from_config({"code": "castep", "retry": {"castep": [
-        {"smearing_width": 0.3}, {"max_scf_cycles": 300, "smearing_width": 0.3}]}})
+    policy = LabelPolicy.from_config(
+        {
+            "code": "castep",
+            "retry": {"castep": [{"smearing_width": 0.3}, {"max_scf_cycles": 300, "smearing_width": 0.3}]},
+        }
+    )
     record = label_with_policy(atoms, labeller, tmp_path / "raw", policy)
     assert record.info["label_status"] == "ok" and record.info["label_attempts"] == 3
     assert json.loads(record.info["label_settings"])["max_scf_cycles"] == 300
@@ -239,9 +262,15 @@ def test_isolated_atom_energy_once_per_settings(tmp_path, counting):
 
 
 def test_policy_from_config_and_json_round_trip():
-    policy = LabelPolicy.from_config({"code": "gpaw", "cache_dir": "c", "timeout_s": 60,
-                                      "retry": {"gpaw": [{"maxiter": 500}], "castep": [{"max_scf_cycles": 300}]},
-                                      "limits": {"max_force": 50.0}})
+    policy = LabelPolicy.from_config(
+        {
+            "code": "gpaw",
+            "cache_dir": "c",
+            "timeout_s": 60,
+            "retry": {"gpaw": [{"maxiter": 500}], "castep": [{"max_scf_cycles": 300}]},
+            "limits": {"max_force": 50.0},
+        }
+    )
     assert policy.retry == [{"maxiter": 500}]
     assert LabelPolicy(**json.loads(policy.to_json())) == policy
     with pytest.raises(ConfigError, match="label.retry.gpaw"):
@@ -261,8 +290,10 @@ def test_serial_gpaw_labels_only_on_rank_zero(tmp_path, monkeypatch):
     write(config, bulk("Mg"), format="extxyz")
     out = tmp_path / "labelled.extxyz"
     monkeypatch.setenv("SLURM_PROCID", "1")
-    spec = {"code": "gpaw", "gpaw": {"mode": {"name": "pw", "ecut": 200}, "setups": {"Mg": "2"},
-                                     "kpts": {"density": 1.0, "gamma": True}}}
+    spec = {
+        "code": "gpaw",
+        "gpaw": {"mode": {"name": "pw", "ecut": 200}, "setups": {"Mg": "2"}, "kpts": {"density": 1.0, "gamma": True}},
+    }
     label_one(config, out, tmp_path / "raw", spec)
     assert not out.exists()
     assert not (tmp_path / "raw").exists()

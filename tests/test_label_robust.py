@@ -74,8 +74,9 @@ def test_unwritable_cache_refuses_before_calculating(tmp_path, counting, how, bl
     assert "no calculation was started" in str(error.value) and "label.cache_dir: null" in str(error.value)
     assert counting.calls == [] and not out.exists()
     with pytest.raises(ConfigError, match="label.cache_dir"):
-        isolated_atom_energy("Cu", EMT_SPEC, tmp_path / "Cu.json", tmp_path / "raw_e0", box=8.0,
-                             policy={"cache_dir": str(cache)})
+        isolated_atom_energy(
+            "Cu", EMT_SPEC, tmp_path / "Cu.json", tmp_path / "raw_e0", box=8.0, policy={"cache_dir": str(cache)}
+        )
     assert counting.calls == []
 
 
@@ -130,8 +131,13 @@ def test_output_is_written_before_the_cache(tmp_path, counting, monkeypatch):
 
     monkeypatch.setattr("nestdb.label.stage.write", recording_write)
     monkeypatch.setattr("nestdb.label.cache.write", recording_write)
-    label_one(_config_file(tmp_path), tmp_path / "out.extxyz", tmp_path / "raw", EMT_SPEC,
-              policy={"cache_dir": str(tmp_path / "cache")})
+    label_one(
+        _config_file(tmp_path),
+        tmp_path / "out.extxyz",
+        tmp_path / "raw",
+        EMT_SPEC,
+        policy={"cache_dir": str(tmp_path / "cache")},
+    )
     assert order == ["output", "cache"]
     assert len(list((tmp_path / "cache").rglob("*.extxyz"))) == 1
 
@@ -154,16 +160,33 @@ def test_label_command_names_the_unwritable_cache(tmp_path):
     cache = tmp_path / "cache"
     _block(cache, "file in the way")
     out = tmp_path / "out.extxyz"
-    result = subprocess.run([sys.executable, "-m", "nestdb.cli", "label", str(_config_file(tmp_path)), str(out),
-                             str(tmp_path / "raw"), "--spec", json.dumps(EMT_SPEC),
-                             "--policy", json.dumps({"cache_dir": str(cache)}), "--log", str(tmp_path / "job.log")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nestdb.cli",
+            "label",
+            str(_config_file(tmp_path)),
+            str(out),
+            str(tmp_path / "raw"),
+            "--spec",
+            json.dumps(EMT_SPEC),
+            "--policy",
+            json.dumps({"cache_dir": str(cache)}),
+            "--log",
+            str(tmp_path / "job.log"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and not out.exists()
     assert f"cannot write to the label cache folder {cache}" in result.stderr
     assert "label.cache_dir" in (tmp_path / "job.log").read_text()
 
 
 # --------------------------------------------------------------------------- issue 13.4: label fields checked when read
+
 
 class NaNStressCalculator(Calculator):
     """Finite energy and forces, a NaN stress component: what a broken code's output can parse to."""
@@ -174,8 +197,7 @@ class NaNStressCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         stress = np.zeros(6)
         stress[2] = np.nan
-        self.results = {"energy": -1.0, "free_energy": -1.0, "forces": np.zeros((len(self.atoms), 3)),
-                        "stress": stress}
+        self.results = {"energy": -1.0, "free_energy": -1.0, "forces": np.zeros((len(self.atoms), 3)), "stress": stress}
 
 
 def test_non_finite_stress_is_a_failed_label_naming_configuration_and_field(tmp_path):
@@ -186,11 +208,14 @@ def test_non_finite_stress_is_a_failed_label_naming_configuration_and_field(tmp_
     assert not any(key.startswith("dft_") for key in record.info)
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("dft_virial", np.full(9, np.nan), "info 'dft_virial' contains NaN/inf"),
-    ("dft_virial", np.arange(4.0), r"info 'dft_virial' has 4 number\(s\), expected 9"),
-    ("dft_energy", np.inf, r"info 'dft_energy' is inf \(not finite\)"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("dft_virial", np.full(9, np.nan), "info 'dft_virial' contains NaN/inf"),
+        ("dft_virial", np.arange(4.0), r"info 'dft_virial' has 4 number\(s\), expected 9"),
+        ("dft_energy", np.inf, r"info 'dft_energy' is inf \(not finite\)"),
+    ],
+)
 def test_gather_refuses_a_corrupt_successful_record(tmp_path, counting, key, value, message):
     paths = []
     for seed in (1, 2):

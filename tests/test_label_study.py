@@ -7,10 +7,10 @@ import ase.io
 import numpy as np
 import pytest
 
+from nestdb.kpoints import monkhorst_pack_grid
 from nestdb.label import label_configuration, make_labeller
 from nestdb.label.castep_output import read_castep_output, scf_report
 from nestdb.label.compare import find_match, match_atoms
-from nestdb.kpoints import monkhorst_pack_grid
 from nestdb.units import GPA
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -39,8 +39,7 @@ def test_every_output_matches_a_database_record(tmp_path, monkeypatch, zero_pres
     labeller = make_labeller({"code": "castep"})  # the study's settings are the defaults
     matched = 0
     for output in outputs():
-        atoms = ase.io.read(output.with_suffix(".cell"), format="castep-cell",
-                            calculator_args={"keyword_tolerance": 3})
+        atoms = ase.io.read(output.with_suffix(".cell"), format="castep-cell", calculator_args={"keyword_tolerance": 3})
         monkeypatch.setenv("CASTEP_COMMAND", replaying_castep(output))
         labelled = label_configuration(atoms, labeller, tmp_path / output.stem)
         assert labelled.info["label_status"] == "ok", labelled.info.get("label_error")
@@ -52,8 +51,9 @@ def test_every_output_matches_a_database_record(tmp_path, monkeypatch, zero_pres
         assert labelled.info["dft_energy"] == pytest.approx(record.info["dft_energy"], abs=2e-6)
         np.testing.assert_allclose(labelled.arrays["dft_forces"], record.arrays["dft_forces"][perm], atol=1e-6)
         np.testing.assert_allclose(labelled.info["dft_stress"], record.info["dft_stress"], atol=1e-6)
-        np.testing.assert_allclose(labelled.info["dft_virial"], record.info["dft_virial"],
-                                   atol=1e-6 * record.get_volume() * GPA + 1e-9)
+        np.testing.assert_allclose(
+            labelled.info["dft_virial"], record.info["dft_virial"], atol=1e-6 * record.get_volume() * GPA + 1e-9
+        )
         # Free energy kept separately; cost from CASTEP's own timing (wall x ranks x threads).
         assert abs(labelled.info["dft_free_energy"] - labelled.info["dft_energy"]) < 1e-3
         report = scf_report(output.read_text())
@@ -82,9 +82,11 @@ def test_unconverged_and_truncated_outputs_are_detected():
     truncated = "\n".join(lines[: first_table_end + 1])
     report = scf_report(truncated)
     assert not report.converged and "above elec_energy_tol" in report.reason
-    warned = text.replace("Final free energy (E-TS)",
-                          "*Warning* max. SCF cycles performed but system has not reached the groundstate.\n"
-                          "Final free energy (E-TS)", 1)
+    warned = text.replace(
+        "Final free energy (E-TS)",
+        "*Warning* max. SCF cycles performed but system has not reached the groundstate.\nFinal free energy (E-TS)",
+        1,
+    )
     assert "groundstate" in scf_report(warned).reason
     assert "Total time" in scf_report(text.replace("Total time", "Tot. time")).reason
 
@@ -96,8 +98,9 @@ def test_matching_ignores_basis_wrapping_order_and_shift(zero_pressure_records):
     moved.wrap()
     order = np.random.default_rng(0).permutation(len(moved))
     moved = moved[order]
-    moved.set_cell(record.cell.array @ np.eye(3) + [[0, 0, 0], [0, 0, 0], record.cell.array[0]],
-                   scale_atoms=False)  # another basis of the same lattice: c' = c + a
+    moved.set_cell(
+        record.cell.array @ np.eye(3) + [[0, 0, 0], [0, 0, 0], record.cell.array[0]], scale_atoms=False
+    )  # another basis of the same lattice: c' = c + a
     perm = match_atoms(moved, record)
     assert perm is not None
     np.testing.assert_array_equal(perm, order)

@@ -35,11 +35,24 @@ SOURCE = REPO / "src"
 
 #: Layers bottom to top: (name, module prefixes). ``*`` stands for one package name.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("nestdb", "nestdb.errors", "nestdb.units", "nestdb.io", "nestdb.logs", "nestdb.plotting",
-              "nestdb.structures")),
+    (
+        "base",
+        ("nestdb", "nestdb.errors", "nestdb.units", "nestdb.io", "nestdb.logs", "nestdb.plotting", "nestdb.structures"),
+    ),
     ("models", ("nestdb.potentials", "nestdb.models", "nestdb.relax", "nestdb.kpoints")),
-    ("domain", ("nestdb.ns", "nestdb.thermo", "nestdb.select", "nestdb.label", "nestdb.fit", "nestdb.explore",
-                "nestdb.bench", "nestdb.campaign")),
+    (
+        "domain",
+        (
+            "nestdb.ns",
+            "nestdb.thermo",
+            "nestdb.select",
+            "nestdb.label",
+            "nestdb.fit",
+            "nestdb.explore",
+            "nestdb.bench",
+            "nestdb.campaign",
+        ),
+    ),
     ("stages", ("nestdb.*.stage",)),
     ("top", ("nestdb.config", "nestdb.cli")),
 )
@@ -95,8 +108,9 @@ def parse_modules(sources: dict[str, tuple[Path, str]]) -> dict[str, Module]:
                 if isinstance(child, (ast.Import, ast.ImportFrom)):
                     for target in _targets(child, name, is_package, names):
                         if target.split(".")[0] == "nestdb":
-                            module.imports.append((target, child.lineno, not in_function,
-                                                   _commented(lines, child.lineno)))
+                            module.imports.append(
+                                (target, child.lineno, not in_function, _commented(lines, child.lineno))
+                            )
                         elif in_function:
                             module.local_third_party.append((target, child.lineno, _commented(lines, child.lineno)))
                 visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
@@ -146,7 +160,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:
@@ -173,8 +187,9 @@ def _domain_package(module: str) -> str | None:
 def violations(modules: dict[str, Module]) -> list[str]:
     """Everything the layering forbids, one message per finding."""
     found = []
-    module_edges = {name: {t for t, _, top, _ in m.imports if top and t in modules and t != name}
-                    for name, m in modules.items()}
+    module_edges = {
+        name: {t for t, _, top, _ in m.imports if top and t in modules and t != name} for name, m in modules.items()
+    }
     cycle = find_cycle(module_edges)
     if cycle:
         found.append("module-level import cycle: " + " -> ".join(cycle))
@@ -191,14 +206,18 @@ def violations(modules: dict[str, Module]) -> list[str]:
     for name, m in sorted(modules.items()):
         for target, line, top, _ in m.imports:
             if target in modules and layer_of(target) > layer_of(name):
-                found.append(f"{m.path}:{line}: {name} ({LAYERS[layer_of(name)][0]}) imports {target} "
-                             f"({LAYERS[layer_of(target)][0]}), a higher layer")
+                found.append(
+                    f"{m.path}:{line}: {name} ({LAYERS[layer_of(name)][0]}) imports {target} "
+                    f"({LAYERS[layer_of(target)][0]}), a higher layer"
+                )
             if not top:
                 found.append(f"{m.path}:{line}: {name} imports {target} inside a function; import it at the top")
         for target, line, commented in m.local_third_party:
             if target.split(".")[0] not in OPTIONAL:
-                found.append(f"{m.path}:{line}: {name} imports {target} inside a function; only optional heavy "
-                             f"packages ({', '.join(OPTIONAL)}) may be imported lazily")
+                found.append(
+                    f"{m.path}:{line}: {name} imports {target} inside a function; only optional heavy "
+                    f"packages ({', '.join(OPTIONAL)}) may be imported lazily"
+                )
             elif not commented:
                 found.append(f"{m.path}:{line}: the lazy import of {target} in {name} needs a comment saying why")
     return found
@@ -214,21 +233,25 @@ def _synthetic(files: dict[str, str]) -> dict[str, Module]:
 
 
 def test_checker_reports_a_module_cycle_and_a_package_cycle():
-    modules = _synthetic({
-        "nestdb.ns.a": "from nestdb.ns import b\n",
-        "nestdb.ns.b": "import nestdb.ns.a\nfrom nestdb.fit.x import f\n",
-        "nestdb.fit.x": "from nestdb.ns.a import g\n",
-    })
+    modules = _synthetic(
+        {
+            "nestdb.ns.a": "from nestdb.ns import b\n",
+            "nestdb.ns.b": "import nestdb.ns.a\nfrom nestdb.fit.x import f\n",
+            "nestdb.fit.x": "from nestdb.ns.a import g\n",
+        }
+    )
     found = violations(modules)
     assert any(f.startswith("module-level import cycle: nestdb.fit.x -> nestdb.ns.a -> nestdb.ns.b") for f in found)
     assert any("between domain packages" in f and "nestdb.fit" in f and "nestdb.ns" in f for f in found)
 
 
 def test_checker_reports_an_upward_import_and_local_imports():
-    modules = _synthetic({
-        "nestdb.io": "def f():\n    from nestdb.fit.stage import g\n",
-        "nestdb.fit.stage": "def g():\n    import scipy.optimize\n    import pyace\n    import optuna  # optional\n",
-    })
+    modules = _synthetic(
+        {
+            "nestdb.io": "def f():\n    from nestdb.fit.stage import g\n",
+            "nestdb.fit.stage": "def g():\n    import scipy.optimize\n    import pyace\n    import optuna  # optional\n",
+        }
+    )
     found = violations(modules)
     assert any("nestdb.io (base) imports nestdb.fit.stage (stages), a higher layer" in f for f in found)
     assert any("imports nestdb.fit.stage inside a function" in f for f in found)
@@ -238,8 +261,17 @@ def test_checker_reports_an_upward_import_and_local_imports():
 
 
 def test_layers_match_the_most_specific_prefix():
-    assert [layer_of(m) for m in ("nestdb", "nestdb.io", "nestdb.models.registry", "nestdb.fit.linear_ace",
-                                  "nestdb.fit.stage", "nestdb.cli.ns")] == [0, 0, 1, 2, 3, 4]
+    assert [
+        layer_of(m)
+        for m in (
+            "nestdb",
+            "nestdb.io",
+            "nestdb.models.registry",
+            "nestdb.fit.linear_ace",
+            "nestdb.fit.stage",
+            "nestdb.cli.ns",
+        )
+    ] == [0, 0, 1, 2, 3, 4]
     with pytest.raises(AssertionError, match="nestdb.orphan is in no layer"):
         layer_of("nestdb.orphan")
 
@@ -262,10 +294,14 @@ def test_scripts_run_a_stage_of_their_domain_under_main_guard():
     for script in sorted((REPO / "scripts").glob("*.py")):
         if script.name in SCRIPT_EXCEPTIONS:
             continue
-        imported = {node.module: [a.name for a in node.names] for node in ast.walk(ast.parse(script.read_text()))
-                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nestdb")}
+        imported = {
+            node.module: [a.name for a in node.names]
+            for node in ast.walk(ast.parse(script.read_text()))
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nestdb")
+        }
         assert imported.pop("nestdb.logs", None) == ["main_guard"], f"{script.name}: no main_guard from nestdb.logs"
         assert imported, f"{script.name} imports no stage"
         for module in imported:
             assert module.endswith(".stage") and module in sources, (
-                f"{script.name} imports from {module}; scripts call the stage module of their domain")
+                f"{script.name} imports from {module}; scripts call the stage module of their domain"
+            )

@@ -1,4 +1,5 @@
 """Campaigns of any element and of several: compositions, per-element labelling data, E0, multi-element fits."""
+
 import json
 
 import numpy as np
@@ -41,7 +42,12 @@ def alloy(repo):
 def test_alloy_runs_one_folder_per_composition(alloy):
     check_config(alloy)
     assert [composition_tag(c, alloy["elements"]) for c in run_compositions(alloy, 0)] == [
-        "Cu4", "Cu3Au1", "Cu2Au2", "Cu1Au3", "Au4"]
+        "Cu4",
+        "Cu3Au1",
+        "Cu2Au2",
+        "Cu1Au3",
+        "Au4",
+    ]
     assert cycle_runs(alloy, 1)[:2] == [("Cu4/", "0"), ("Cu3Au1/", "0")]
     block = ns_block(alloy, 0, "Cu3Au1/")
     assert block["composition"] == {"Cu": 3, "Au": 1}
@@ -68,11 +74,14 @@ def test_explicit_swap_fraction_is_kept(alloy):
     check_config(alloy)
 
 
-@pytest.mark.parametrize("composition, elements, message", [
-    ([{"Cu": 2, "Ag": 2}], ["Cu", "Au"], r"\['Ag'\] not listed in `elements`"),
-    ([{"Cu": 4}], ["Cu", "Au"], r"`elements` lists \['Au'\], which no ns.composition"),
-    ([{"Cu": 4}, {"Au": 4}, {"Cu": 4}], ["Cu", "Au"], "the same composition twice"),
-])
+@pytest.mark.parametrize(
+    "composition, elements, message",
+    [
+        ([{"Cu": 2, "Ag": 2}], ["Cu", "Au"], r"\['Ag'\] not listed in `elements`"),
+        ([{"Cu": 4}], ["Cu", "Au"], r"`elements` lists \['Au'\], which no ns.composition"),
+        ([{"Cu": 4}, {"Au": 4}, {"Cu": 4}], ["Cu", "Au"], "the same composition twice"),
+    ],
+)
 def test_compositions_and_elements_must_match(alloy, composition, elements, message):
     alloy["ns"]["composition"] = composition
     alloy["elements"] = elements
@@ -97,8 +106,7 @@ def test_pseudopotentials_and_potentials_cover_every_element():
     with pytest.raises(ConfigError, match=r"label.espresso.pseudopotentials has no entry for \['Au'\]"):
         check_label_elements({"code": "espresso", "espresso": {"pseudopotentials": {"Cu": "Cu.UPF"}}}, ["Cu", "Au"])
     with pytest.raises(ConfigError, match=r"label.castep.pseudopotentials has no entry for \['Au'\]"):
-        check_label_elements({"code": "castep", "castep": {"pseudopotentials": {"Cu": "Cu_00PBE.usp"}}},
-                             ["Cu", "Au"])
+        check_label_elements({"code": "castep", "castep": {"pseudopotentials": {"Cu": "Cu_00PBE.usp"}}}, ["Cu", "Au"])
     check_label_elements({"code": "castep", "castep": {}}, ["Cu", "Au"])  # CASTEP generates its own
     with pytest.raises(ConfigError, match=r"EMT has no parameters for \['Mg'\]"):
         check_label_elements({"code": "potential", "potential": {"type": "emt"}}, ["Cu", "Mg"])
@@ -128,11 +136,14 @@ def test_per_element_gpaw_setups_reach_the_calculation(tmp_path):
 
     cell = Atoms("MgAl", cell=[3.2] * 3, pbc=True, scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]])
     base = {"mode": {"name": "pw", "ecut": 200}, "kpts": {"size": [2, 2, 2], "gamma": True}}
-    for setups, valence, files in (({"Mg": "2"}, 5, ("Mg.2.PBE.gz", "Al.PBE.gz")),
-                                   ({"Mg": "paw", "Al": "paw"}, 13, ("Mg.PBE.gz", "Al.PBE.gz"))):
+    for setups, valence, files in (
+        ({"Mg": "2"}, 5, ("Mg.2.PBE.gz", "Al.PBE.gz")),
+        ({"Mg": "paw", "Al": "paw"}, 13, ("Mg.PBE.gz", "Al.PBE.gz")),
+    ):
         folder = tmp_path / str(valence)
-        labelled = label_configuration(cell, make_labeller({"code": "gpaw", "gpaw": {**base, "setups": setups}}),
-                                       folder)
+        labelled = label_configuration(
+            cell, make_labeller({"code": "gpaw", "gpaw": {**base, "setups": setups}}), folder
+        )
         assert labelled.info["label_status"] == "ok", labelled.info.get("label_error")
         text = (folder / "gpaw.txt").read_text()
         assert f"Valence electrons: {valence}.0" in text
@@ -151,8 +162,9 @@ def _emt_alloy_frames(n: int, seed: int, workdir) -> list[Atoms]:
     for i in range(n):
         atoms = bulk("Cu", "fcc", a=3.9, cubic=True)
         atoms.numbers = np.where(rng.random(4) < (i % 5) / 4, 79, 29)
-        atoms.set_cell(atoms.cell @ (np.eye(3) * rng.uniform(0.95, 1.05) + rng.normal(0, 0.01, (3, 3))),
-                       scale_atoms=True)
+        atoms.set_cell(
+            atoms.cell @ (np.eye(3) * rng.uniform(0.95, 1.05) + rng.normal(0, 0.01, (3, 3))), scale_atoms=True
+        )
         atoms.positions += rng.normal(0, 0.06, atoms.positions.shape)
         atoms.info.update(config_id=f"c0_P0_i{i:06d}", cycle=0, pressure=0.0, config_type="emt_alloy")
         frames.append(label_configuration(atoms, labeller, workdir))
@@ -182,27 +194,38 @@ def test_isolated_atom_reference_energies(tmp_path):
 
 
 def test_two_element_committee_fit_on_emt_labels(tmp_path):
-    from nestdb.models.ace_committee import CommitteeACECalculator
     from nestdb.fit.stage import fit_cycle
     from nestdb.label.stage import isolated_atom_energy
+    from nestdb.models.ace_committee import CommitteeACECalculator
 
     frames = _emt_alloy_frames(30, seed=1, workdir=tmp_path / "labels")
-    assert {frozenset(a.get_chemical_symbols()) for a in frames} >= {frozenset(["Cu"]), frozenset(["Au"]),
-                                                                     frozenset(["Cu", "Au"])}
+    assert {frozenset(a.get_chemical_symbols()) for a in frames} >= {
+        frozenset(["Cu"]),
+        frozenset(["Au"]),
+        frozenset(["Cu", "Au"]),
+    }
     write(tmp_path / "labelled.extxyz", frames[:24], format="extxyz")
     spec = {"code": "potential", "potential": {"type": "emt"}}
     e0 = [tmp_path / "e0" / f"{e}.json" for e in ("Cu", "Au")]
     for element, path in zip(("Cu", "Au"), e0, strict=True):
         path.parent.mkdir(exist_ok=True)
         isolated_atom_energy(element, spec, path, tmp_path / "raw" / element, box=8.0, policy={"cache_dir": None})
-    settings = {"elements": ["Cu", "Au"], "reference_energies": {"Cu": "isolated_atom", "Au": "isolated_atom"},
-                "cutoff": 4.5, "nradmax_by_orders": [6, 3], "lmax_by_orders": [0, 2], "committee_size": 4,
-                "test_fraction": 0.0, "calibration_fraction": 0.0}
+    settings = {
+        "elements": ["Cu", "Au"],
+        "reference_energies": {"Cu": "isolated_atom", "Au": "isolated_atom"},
+        "cutoff": 4.5,
+        "nradmax_by_orders": [6, 3],
+        "lmax_by_orders": [0, 2],
+        "committee_size": 4,
+        "test_fraction": 0.0,
+        "calibration_fraction": 0.0,
+    }
     fit_cycle([tmp_path / "labelled.extxyz"], settings, tmp_path / "model", e0_paths=e0)
     model = json.loads((tmp_path / "model" / "model.json").read_text())
     assert model["elements"] == ["Au", "Cu"]
-    assert model["reference_energies"] == {e: pytest.approx(json.loads(p.read_text())["energy"])
-                                           for e, p in zip(("Cu", "Au"), e0, strict=True)}
+    assert model["reference_energies"] == {
+        e: pytest.approx(json.loads(p.read_text())["energy"]) for e, p in zip(("Cu", "Au"), e0, strict=True)
+    }
     calc = CommitteeACECalculator(tmp_path / "model")
     errors = []
     for atoms in frames[24:]:  # not trained on
@@ -225,8 +248,14 @@ def test_pacemaker_input_for_two_elements(tmp_path):
     from nestdb.fit.pacemaker import prepare_committee
 
     frames = _emt_alloy_frames(10, seed=2, workdir=tmp_path / "labels")
-    settings = {"elements": ["Cu", "Au"], "reference_energies": {"Cu": -0.1, "Au": -0.2}, "test_fraction": 0.2,
-                "nradmax_by_orders": [4, 2], "lmax_by_orders": [0, 1], "pacemaker": {"committee_size": 2}}
+    settings = {
+        "elements": ["Cu", "Au"],
+        "reference_energies": {"Cu": -0.1, "Au": -0.2},
+        "test_fraction": 0.2,
+        "nradmax_by_orders": [4, 2],
+        "lmax_by_orders": [0, 1],
+        "pacemaker": {"committee_size": 2},
+    }
     folders = prepare_committee(frames, settings, tmp_path)
     config = yaml.safe_load((folders[0] / "input.yaml").read_text())
     assert config["potential"]["elements"] == ["Au", "Cu"]

@@ -10,11 +10,11 @@ import pytest
 from ase import Atoms
 from ase.io import read
 
-from nestdb.potentials.lj import FastLennardJones
 from nestdb.errors import ConfigError
 from nestdb.logs import progress_to
 from nestdb.ns import NSSettings, min_aspect_ratio, moves, output_paths, run_nested_sampling
 from nestdb.ns.sampler import Sampler
+from nestdb.potentials.lj import FastLennardJones
 from nestdb.units import gpa_to_ev_per_a3
 
 INFO_ORDER = ["ns_energy", "volume", "KEmax", "ns_P", "iter", "config_type", "config_n_global", "ns_KE"]
@@ -27,8 +27,16 @@ def read_energies(path):
 
 
 def small_settings(**overrides) -> NSSettings:
-    values = dict(n_walkers=8, walk_length=12, pressure_gpa=10.0, max_iter=40, max_volume_per_atom=40.0,
-                  kemax_max_T=3000.0, md_traj_len=3, seed=0)
+    values = dict(
+        n_walkers=8,
+        walk_length=12,
+        pressure_gpa=10.0,
+        max_iter=40,
+        max_volume_per_atom=40.0,
+        kemax_max_T=3000.0,
+        md_traj_len=3,
+        seed=0,
+    )
     values.update(overrides)
     return NSSettings(**values)
 
@@ -115,8 +123,7 @@ def test_committee_restriction_rejects_moves():
 
 def test_calculator_without_std_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="energy_std_per_atom"):
-        run_nested_sampling({"Mg": 4}, FastLennardJones(), small_settings(committee_std_max=60.0),
-                            tmp_path / "x")
+        run_nested_sampling({"Mg": 4}, FastLennardJones(), small_settings(committee_std_max=60.0), tmp_path / "x")
 
 
 # --------------------------------------------------------------- full runs
@@ -196,8 +203,9 @@ def test_same_seed_same_files_other_seed_differs(tmp_path):
 
 
 def test_n_cull_two(tmp_path):
-    run_nested_sampling({"Mg": 3}, FastLennardJones(), small_settings(max_iter=15, n_cull=2, traj_interval=3),
-                        tmp_path / "c2")
+    run_nested_sampling(
+        {"Mg": 3}, FastLennardJones(), small_settings(max_iter=15, n_cull=2, traj_interval=3), tmp_path / "c2"
+    )
     header, rows = read_energies(output_paths(tmp_path / "c2")["energies"])
     assert header == "8 2 0 False 3"
     assert len(rows) == 30
@@ -222,23 +230,31 @@ def test_lj_run_gets_denser(tmp_path):
 def test_committee_restriction_and_stop_in_runs(tmp_path):
     common = dict(n_walkers=10, walk_length=12, max_iter=300, seed=1, traj_interval=1)
     # without the restriction this system goes well below 10 A^3/atom
-    free = run_nested_sampling({"Mg": 4}, VolumeCommittee(epsilon=0.2, sigma=2.0, cutoff=5.0),
-                               small_settings(**common), tmp_path / "free")
+    free = run_nested_sampling(
+        {"Mg": 4}, VolumeCommittee(epsilon=0.2, sigma=2.0, cutoff=5.0), small_settings(**common), tmp_path / "free"
+    )
     _, free_rows = read_energies(output_paths(tmp_path / "free")["energies"])
     assert free_rows[:, 2].min() / 4 < 9.0
     assert free["stop_reason"] == "max_iter"
 
-    run_nested_sampling({"Mg": 4}, VolumeCommittee(epsilon=0.2, sigma=2.0, cutoff=5.0),
-                        small_settings(committee_std_max=1.0, **common), tmp_path / "restricted")
+    run_nested_sampling(
+        {"Mg": 4},
+        VolumeCommittee(epsilon=0.2, sigma=2.0, cutoff=5.0),
+        small_settings(committee_std_max=1.0, **common),
+        tmp_path / "restricted",
+    )
     frames = read(output_paths(tmp_path / "restricted")["traj"], index=":")
     stds = np.array([f.info["committee_std"] for f in frames])
     volumes = np.array([f.info["volume"] for f in frames]) / 4
     assert stds * 1000 == pytest.approx(10.0 / volumes)  # recorded std belongs to the walker
     assert np.all(volumes >= 10.0) and np.all(stds * 1000 <= 1.0)
 
-    stopped = run_nested_sampling({"Mg": 4}, VolumeCommittee(epsilon=0.2, sigma=2.0, cutoff=5.0),
-                                  small_settings(committee_stop_std=0.9, committee_stop_fraction=0.8, **common),
-                                  tmp_path / "stopped")
+    stopped = run_nested_sampling(
+        {"Mg": 4},
+        VolumeCommittee(epsilon=0.2, sigma=2.0, cutoff=5.0),
+        small_settings(committee_stop_std=0.9, committee_stop_fraction=0.8, **common),
+        tmp_path / "stopped",
+    )
     assert stopped["stop_reason"] == "committee"
     assert stopped["n_iter"] < 300
     final = read(output_paths(tmp_path / "stopped")["final"], index=":")
@@ -247,8 +263,9 @@ def test_committee_restriction_and_stop_in_runs(tmp_path):
 
 
 def test_converge_down_to_T_stops(tmp_path):
-    summary = run_nested_sampling({"Mg": 3}, FastLennardJones(),
-                                  small_settings(max_iter=3000, converge_down_to_T=20000.0), tmp_path / "conv")
+    summary = run_nested_sampling(
+        {"Mg": 3}, FastLennardJones(), small_settings(max_iter=3000, converge_down_to_T=20000.0), tmp_path / "conv"
+    )
     assert summary["stop_reason"] == "converged"
     assert summary["n_iter"] < 3000
 
@@ -269,8 +286,7 @@ def test_settings_validation(tmp_path):
 def test_initial_walkers_respect_the_committee_limit():
     # std = 10/(V/N) meV/atom: a 0.4 meV/atom limit needs V/N >= 25 A^3, which
     # the V^N prior below 40 A^3/atom gives often but not always.
-    sampler = Sampler(np.array([12] * 4), VolumeCommittee(), small_settings(n_walkers=20,
-                                                                           committee_std_max=0.4))
+    sampler = Sampler(np.array([12] * 4), VolumeCommittee(), small_settings(n_walkers=20, committee_std_max=0.4))
     sampler.initialise()
     assert sampler.n_init_above_committee_limit == 0
     assert np.all(sampler.walkers.committee_std * 1000 <= 0.4)
@@ -313,10 +329,12 @@ def test_cell_moves_ask_for_the_energy_alone_and_md_for_forces(tmp_path):
 def test_the_chain_does_not_depend_on_which_calls_computed_forces(tmp_path):
     # the same run with a model that always returns forces (as pyace does) makes
     # no extra calls at the start of MD moves, but draws and accepts the same
-    lazy = run_nested_sampling({"Mg": 4}, RecordingLJ(), small_settings(max_iter=80, traj_interval=2),
-                               tmp_path / "lazy")
-    eager = run_nested_sampling({"Mg": 4}, RecordingLJ(always_forces=True),
-                                small_settings(max_iter=80, traj_interval=2), tmp_path / "eager")
+    lazy = run_nested_sampling(
+        {"Mg": 4}, RecordingLJ(), small_settings(max_iter=80, traj_interval=2), tmp_path / "lazy"
+    )
+    eager = run_nested_sampling(
+        {"Mg": 4}, RecordingLJ(always_forces=True), small_settings(max_iter=80, traj_interval=2), tmp_path / "eager"
+    )
     for kind in ("energies", "traj", "final"):
         assert output_paths(tmp_path / "lazy")[kind].read_bytes() == output_paths(tmp_path / "eager")[kind].read_bytes()
     assert eager["n_calls"] < lazy["n_calls"]
@@ -391,8 +409,11 @@ def test_load_balance_walks_make_the_same_moves_in_different_orders():
 def test_load_balance_changes_the_chain_but_not_the_n_procs_invariance(tmp_path):
     base = dict(walk_length=16, md_traj_len=3, move_fractions=MG_MIX, n_cull=2, max_iter=12)
     paths = {}
-    for name, extra in (("random", {}), ("serial", {"load_balance": True}),
-                        ("parallel", {"load_balance": True, "n_procs": 2})):
+    for name, extra in (
+        ("random", {}),
+        ("serial", {"load_balance": True}),
+        ("parallel", {"load_balance": True, "n_procs": 2}),
+    ):
         run_nested_sampling({"Mg": 3}, FastLennardJones(), small_settings(**base, **extra), tmp_path / name)
         paths[name] = output_paths(tmp_path / name)["energies"].read_text()
     assert paths["serial"] == paths["parallel"]

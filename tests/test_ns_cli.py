@@ -56,23 +56,24 @@ def test_ns_run_bad_input(tmp_path):
     with pytest.raises(ConfigError, match="n_cull"):
         main(["ns", "run", str(write_config(tmp_path, n_cull=16)), "--pressure", "5", "--out", str(tmp_path / "x")])
     with pytest.raises(ConfigError, match="cycle"):
-        main(["ns", "run", str(write_config(tmp_path)), "--pressure", "5", "--cycle", "7",
-              "--out", str(tmp_path / "x")])
+        main(
+            ["ns", "run", str(write_config(tmp_path)), "--pressure", "5", "--cycle", "7", "--out", str(tmp_path / "x")]
+        )
     with pytest.raises(ConfigError, match="does not exist"):
         main(["ns", "run", str(tmp_path / "none.yaml"), "--pressure", "5", "--out", str(tmp_path / "x")])
 
 
 def test_module_entry_point_help():
-    result = subprocess.run([sys.executable, "-m", "nestdb.cli", "ns", "run", "--help"],
-                            capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "nestdb.cli", "ns", "run", "--help"], capture_output=True, text=True, cwd=REPO
+    )
     assert result.returncode == 0
     assert "--restart" in result.stdout and "--pressure" in result.stdout
 
 
 def test_explore_work_dir_resumes_and_publishes(tmp_path):
     # what the `ns` rule does: run in an undeclared restart/ folder, publish at the end
-    from nestdb.config import ns_block
-    from nestdb.config import load_config
+    from nestdb.config import load_config, ns_block
     from nestdb.ns.stage import ns_run_stage
 
     block = ns_block(load_config(write_config(tmp_path)), 0)
@@ -121,8 +122,7 @@ def test_warning_during_a_run_keeps_every_log_line(tmp_path, monkeypatch):
     # issue 13.5: the rule's log gets the progress lines (appended) and the logger's records;
     # a warning in the middle of the run must not overwrite the header or progress lines
     import nestdb.ns.stage
-    from nestdb.config import ns_block
-    from nestdb.config import load_config
+    from nestdb.config import load_config, ns_block
     from nestdb.logs import main_guard
     from nestdb.ns.stage import ns_run_stage
 

@@ -36,8 +36,9 @@ def _labelled(symbols: str, n: int, seed: int) -> list[Atoms]:
             numbers = atoms.numbers.copy()
             numbers[rng.random(len(atoms)) < 0.4] = 29
             atoms.numbers = numbers
-        atoms.set_cell(atoms.cell @ (np.eye(3) * rng.uniform(0.96, 1.04) + rng.normal(0, 0.01, (3, 3))),
-                       scale_atoms=True)
+        atoms.set_cell(
+            atoms.cell @ (np.eye(3) * rng.uniform(0.96, 1.04) + rng.normal(0, 0.01, (3, 3))), scale_atoms=True
+        )
         atoms.positions += rng.normal(0, 0.08, atoms.positions.shape)
         atoms.calc = EMT()
         atoms.info["dft_energy"] = atoms.get_potential_energy()
@@ -57,18 +58,36 @@ def _isolated(symbol: str) -> float:
 @pytest.fixture(scope="module")
 def al_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("al_model")
-    fit_linear_ace(_labelled("Al", 16, 1), {"elements": ["Al"], "reference_energies": {"Al": _isolated("Al")},
-                                            "committee_size": 6, "test_fraction": 0.0, **BASIS}, out)
+    fit_linear_ace(
+        _labelled("Al", 16, 1),
+        {
+            "elements": ["Al"],
+            "reference_energies": {"Al": _isolated("Al")},
+            "committee_size": 6,
+            "test_fraction": 0.0,
+            **BASIS,
+        },
+        out,
+    )
     return out
 
 
 @pytest.fixture(scope="module")
 def alcu_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("alcu_model")
-    fit_linear_ace(_labelled("AlCu", 12, 2), {"elements": ["Al", "Cu"], "committee_size": 5, "test_fraction": 0.0,
-                                              "reference_energies": {"Al": _isolated("Al"), "Cu": _isolated("Cu")},
-                                              "nradmax_by_orders": [4, 2], "lmax_by_orders": [0, 1], "cutoff": 5.0},
-                   out)
+    fit_linear_ace(
+        _labelled("AlCu", 12, 2),
+        {
+            "elements": ["Al", "Cu"],
+            "committee_size": 5,
+            "test_fraction": 0.0,
+            "reference_energies": {"Al": _isolated("Al"), "Cu": _isolated("Cu")},
+            "nradmax_by_orders": [4, 2],
+            "lmax_by_orders": [0, 1],
+            "cutoff": 5.0,
+        },
+        out,
+    )
     return out
 
 
@@ -84,8 +103,13 @@ def _pyace_reference(model_dir, atoms: Atoms) -> dict:
     phi = committee.summed_projections(ace.projections, symbols)
     counts = np.array([symbols.count(e) for e in committee.elements], dtype=float)
     members = committee.coefficients @ phi + e0 + committee.onebody_deviation @ counts
-    return {"energy": ace.results["energy"] + e0, "forces": ace.results["forces"], "stress": ace.results["stress"],
-            "energy_committee": members, "energy_std": float(np.std(members, ddof=1))}
+    return {
+        "energy": ace.results["energy"] + e0,
+        "forces": ace.results["forces"],
+        "stress": ace.results["stress"],
+        "energy_committee": members,
+        "energy_std": float(np.std(members, ddof=1)),
+    }
 
 
 def _rattled(symbols: str, seed: int, scale: float = 1.0) -> Atoms:
@@ -147,8 +171,18 @@ def test_ns_walkers_carry_the_committee_std_of_their_configuration(al_model, tmp
         return original(atoms, properties, system_changes)
 
     calc.calculate = recording
-    settings = NSSettings(n_walkers=6, walk_length=10, pressure_gpa=5.0, max_iter=25, max_volume_per_atom=30.0,
-                          kemax_max_T=3000.0, md_traj_len=3, seed=2, traj_interval=1, committee_std_max=limit)
+    settings = NSSettings(
+        n_walkers=6,
+        walk_length=10,
+        pressure_gpa=5.0,
+        max_iter=25,
+        max_volume_per_atom=30.0,
+        kemax_max_T=3000.0,
+        md_traj_len=3,
+        seed=2,
+        traj_interval=1,
+        committee_std_max=limit,
+    )
     summary = run_nested_sampling({"Al": 4}, calc, settings, tmp_path / "ns")
     assert not calc.std_on_request  # and leaves the calculator as it was
     assert len(asked) == summary["n_calls"]

@@ -15,8 +15,7 @@ from ase.io import read
 
 from nestdb.errors import ConfigError
 from nestdb.ns import NSSettings, output_paths
-from nestdb.ns.pymatnest import (input_keywords, read_ns_frames, run_pymatnest, write_calc_module,
-                                 write_input)
+from nestdb.ns.pymatnest import input_keywords, read_ns_frames, run_pymatnest, write_calc_module, write_input
 from nestdb.thermo import read_energies
 
 #: (directory, file stem, culls in .energies, traj file, traj_interval, frame thinning)
@@ -39,8 +38,13 @@ def parse_input(path) -> dict[str, str]:
 def test_real_pymatnest_energies_and_traj(shared_mg, directory, stem, n_culls, traj, interval, thinning):
     folder = shared_mg / "pymatnest" / "samples" / directory
     energies = read_energies(folder / f"{stem}.energies")
-    assert (energies.n_walkers, energies.n_cull, energies.n_extra_dof, energies.flat_v_prior,
-            energies.n_atoms) == (WALKERS[directory], 1, 0, False, 16)
+    assert (energies.n_walkers, energies.n_cull, energies.n_extra_dof, energies.flat_v_prior, energies.n_atoms) == (
+        WALKERS[directory],
+        1,
+        0,
+        False,
+        16,
+    )
     assert energies.n_samples == n_culls
     np.testing.assert_array_equal(energies.iters, np.arange(n_culls))  # restarts continue seamlessly
     assert np.all(np.diff(energies.enthalpy) <= 1e-9)
@@ -58,7 +62,8 @@ def test_real_pymatnest_energies_and_traj(shared_mg, directory, stem, n_culls, t
         assert frame.info["volume"] == pytest.approx(energies.volume[line], rel=1e-12)
         assert frame.info["volume"] == pytest.approx(frame.get_volume(), rel=1e-9)
         assert frame.info["ns_KE"] == pytest.approx(
-            0.5 * np.sum(frame.get_momenta() ** 2 / frame.get_masses()[:, None]), rel=1e-6)
+            0.5 * np.sum(frame.get_momenta() ** 2 / frame.get_masses()[:, None]), rel=1e-6
+        )
 
 
 def test_real_pymatnest_snapshot_drops_stale_results(shared_mg):
@@ -74,9 +79,20 @@ def test_real_pymatnest_snapshot_drops_stale_results(shared_mg):
 
 def mg_sample_settings(**overrides) -> NSSettings:
     # the set-up of samples/mg16_1GPa_fasteam in our terms
-    values = dict(n_walkers=100, walk_length=32, pressure_gpa=1.0, max_iter=12000, max_volume_per_atom=60.0,
-                  min_volume_per_atom=5.0, min_aspect_ratio=0.8, kemax_max_T=5000.0, md_traj_len=8,
-                  traj_interval=10, seed=4320, move_fractions={"md": 1, "volume": 4, "shear": 2, "stretch": 2})
+    values = dict(
+        n_walkers=100,
+        walk_length=32,
+        pressure_gpa=1.0,
+        max_iter=12000,
+        max_volume_per_atom=60.0,
+        min_volume_per_atom=5.0,
+        min_aspect_ratio=0.8,
+        kemax_max_T=5000.0,
+        md_traj_len=8,
+        traj_interval=10,
+        seed=4320,
+        move_fractions={"md": 1, "volume": 4, "shear": 2, "stretch": 2},
+    )
     values.update(overrides)
     return NSSettings(**values)
 
@@ -84,18 +100,31 @@ def mg_sample_settings(**overrides) -> NSSettings:
 def test_input_matches_a_real_pymatnest_input(shared_mg):
     real = parse_input(shared_mg / "pymatnest" / "samples" / "mg16_1GPa_fasteam" / "mg16_1GPa_fasteam.inp")
     ours = input_keywords(mg_sample_settings(), {"Mg": 16}, "mg16_1GPa_fasteam", "mg_eam_fast_calc")
-    for key in ("n_walkers", "n_cull", "n_iter_times_fraction_killed", "out_file_prefix", "energy_calculator",
-                "ASE_calc_module", "atom_algorithm", "atom_traj_len", "traj_interval", "full_auto_step_sizes",
-                "monitor_step_interval_times_fraction_killed", "delta_random_seed"):
+    for key in (
+        "n_walkers",
+        "n_cull",
+        "n_iter_times_fraction_killed",
+        "out_file_prefix",
+        "energy_calculator",
+        "ASE_calc_module",
+        "atom_algorithm",
+        "atom_traj_len",
+        "traj_interval",
+        "full_auto_step_sizes",
+        "monitor_step_interval_times_fraction_killed",
+        "delta_random_seed",
+    ):
         assert ours[key] == real[key] or float(ours[key]) == float(real[key]), key
     for key in ("max_volume_per_atom", "min_volume_per_atom", "MC_cell_min_aspect_ratio", "KEmax_max_T"):
         assert float(ours[key]) == float(real[key]), key
     assert float(ours["MC_cell_P"]) == pytest.approx(float(real["MC_cell_P"]), rel=1e-4)
     # move weights in the same proportions; real masses instead of pymatnest's 1 amu
-    weights = [int(ours[k]) for k in ("n_atom_steps", "n_cell_volume_steps", "n_cell_shear_steps",
-                                      "n_cell_stretch_steps")]
-    real_weights = [int(real[k]) for k in ("n_atom_steps", "n_cell_volume_steps", "n_cell_shear_steps",
-                                           "n_cell_stretch_steps")]
+    weights = [
+        int(ours[k]) for k in ("n_atom_steps", "n_cell_volume_steps", "n_cell_shear_steps", "n_cell_stretch_steps")
+    ]
+    real_weights = [
+        int(real[k]) for k in ("n_atom_steps", "n_cell_volume_steps", "n_cell_shear_steps", "n_cell_stretch_steps")
+    ]
     assert np.allclose(np.array(weights) / sum(weights), np.array(real_weights) / sum(real_weights), atol=0.01)
     assert ours["start_species"] == "12 16 24.3050"
     # our cost model: a fixed walk per culled walker, no extra walk
@@ -112,8 +141,9 @@ def test_input_refuses_what_pymatnest_cannot_do():
     if int(np.__version__.split(".")[0]) >= 2:
         with pytest.raises(ConfigError, match="converge_down_to_T.*NumPy"):
             input_keywords(mg_sample_settings(converge_down_to_T=200.0), {"Mg": 16}, "x")
-    binary = input_keywords(mg_sample_settings(move_fractions={"md": 0.5, "volume": 0.3, "swap": 0.2}),
-                            {"Cu": 8, "Au": 8}, "x")
+    binary = input_keywords(
+        mg_sample_settings(move_fractions={"md": 0.5, "volume": 0.3, "swap": 0.2}), {"Cu": 8, "Au": 8}, "x"
+    )
     assert binary["n_swap_steps"] == "20" and binary["atom_velo_rej_free_fully_randomize"] == "T"
     assert binary["start_species"] == "29 8 63.5460, 79 8 196.9666"
     mc = input_keywords(mg_sample_settings(move_fractions={"atom": 0.5, "volume": 0.5}), {"Mg": 16}, "x")
@@ -125,8 +155,9 @@ def test_input_refuses_what_pymatnest_cannot_do():
 def test_missing_ns_run_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError, match="'ns_run' was not found"):
-        run_pymatnest({"composition": {"Mg": 4}, "calculator": {"type": "lj"}}, mg_sample_settings(),
-                      tmp_path / "run" / "ns")
+        run_pymatnest(
+            {"composition": {"Mg": 4}, "calculator": {"type": "lj"}}, mg_sample_settings(), tmp_path / "run" / "ns"
+        )
 
 
 # A stand-in for ns_run (plumbing only): checks its stdin input and that the
@@ -180,9 +211,21 @@ def test_calc_module_and_input_files(tmp_path):
 
 
 #: Keywords we write that pymatnest's ns_run reads with int() (a "600.0" aborts it).
-INTEGER_KEYWORDS = ("n_walkers", "n_cull", "n_model_calls", "atom_traj_len", "atom_traj_len_cost_multiplier",
-                    "traj_interval", "delta_random_seed", "snapshot_time", "n_atom_steps", "n_cell_volume_steps",
-                    "n_cell_shear_steps", "n_cell_stretch_steps", "n_swap_steps")
+INTEGER_KEYWORDS = (
+    "n_walkers",
+    "n_cull",
+    "n_model_calls",
+    "atom_traj_len",
+    "atom_traj_len_cost_multiplier",
+    "traj_interval",
+    "delta_random_seed",
+    "snapshot_time",
+    "n_atom_steps",
+    "n_cell_volume_steps",
+    "n_cell_shear_steps",
+    "n_cell_stretch_steps",
+    "n_swap_steps",
+)
 
 
 @pytest.mark.parametrize("snapshot_seconds", [600.0, 0.0, 2.5, 1e9])
@@ -194,8 +237,9 @@ def test_integer_keywords_are_written_as_integers(snapshot_seconds):
     assert int(keywords["snapshot_time"]) >= max(1, snapshot_seconds)
     assert "snapshot_time" not in input_keywords(mg_sample_settings(snapshot_seconds=None), {"Mg": 16}, "x")
     # a user's override gets the same treatment: 600.0 is written as 600, 600.5 is refused
-    assert input_keywords(mg_sample_settings(), {"Mg": 16}, "x", extra={"snapshot_time": 600.0})[
-        "snapshot_time"] == "600"
+    assert (
+        input_keywords(mg_sample_settings(), {"Mg": 16}, "x", extra={"snapshot_time": 600.0})["snapshot_time"] == "600"
+    )
     with pytest.raises(ConfigError, match=r"snapshot_time.*600\.5.*integer"):
         input_keywords(mg_sample_settings(), {"Mg": 16}, "x", extra={"snapshot_time": 600.5})
 
@@ -211,17 +255,32 @@ def _real_ns_run() -> Path:
 def test_real_ns_run_through_engine_pymatnest(tmp_path, monkeypatch):
     # issue 13.6: the real upstream ns_run, started by our `engine: pymatnest` path with the generated
     # input (default snapshot_seconds: 600), on 3 LJ atoms; then our conversion of its files
-    from nestdb.potentials.lj import FastLennardJones
     from nestdb.ns.stage import ns_run_stage
+    from nestdb.potentials.lj import FastLennardJones
 
     ns_run = _real_ns_run()
     # ns_run starts `python3`: the venv's, which imports ase and nestdb
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    block = dict(n_walkers=8, walk_length=8, max_iter=40, max_volume_per_atom=35.0, kemax_max_T=4000.0,
-                 md_traj_len=3, seed=3, composition={"Mg": 3}, calculator={"type": "lj"}, engine="pymatnest",
-                 pymatnest={"command": str(ns_run)})
-    assert NSSettings(pressure_gpa=5.0, **{k: v for k, v in block.items() if k not in (
-        "composition", "calculator", "engine", "pymatnest")}).snapshot_seconds == 600.0
+    block = dict(
+        n_walkers=8,
+        walk_length=8,
+        max_iter=40,
+        max_volume_per_atom=35.0,
+        kemax_max_T=4000.0,
+        md_traj_len=3,
+        seed=3,
+        composition={"Mg": 3},
+        calculator={"type": "lj"},
+        engine="pymatnest",
+        pymatnest={"command": str(ns_run)},
+    )
+    assert (
+        NSSettings(
+            pressure_gpa=5.0,
+            **{k: v for k, v in block.items() if k not in ("composition", "calculator", "engine", "pymatnest")},
+        ).snapshot_seconds
+        == 600.0
+    )
     prefix = tmp_path / "ns" / "mg3"
     log = tmp_path / "ns.log"
     summary = ns_run_stage(block, 5.0, 0, prefix, progress_path=log, work_dir=tmp_path / "ns" / "restart")
@@ -276,8 +335,9 @@ def test_pymatnest_resume_refuses_another_chain(tmp_path, monkeypatch):
         run_pymatnest(block, mg_sample_settings(), prefix, log_path=tmp_path / "ns.log")
     assert (tmp_path / "restart" / "ns.snapshot.5.0.extxyz").exists()
     with pytest.raises(ConfigError, match=r"epsilon: 0\.2007 -> 0\.25.*delete the folder .*restart"):
-        run_pymatnest(dict(block, calculator={"type": "lj", "epsilon": 0.25}), mg_sample_settings(), prefix,
-                      resume=True)
+        run_pymatnest(
+            dict(block, calculator={"type": "lj", "epsilon": 0.25}), mg_sample_settings(), prefix, resume=True
+        )
     with pytest.raises(ConfigError, match=r"walk_length: 32 -> 16"):
         run_pymatnest(block, mg_sample_settings(walk_length=16), prefix, resume=True)
     # the same chain (a longer run) goes on to ns_run

@@ -12,13 +12,22 @@ import time
 import numpy as np
 import pytest
 
-from nestdb.potentials.lj import FastLennardJones
 from nestdb.errors import ConfigError, DataError
 from nestdb.ns import NSSettings, output_paths, run_nested_sampling
 from nestdb.ns.restart import load_snapshot
+from nestdb.potentials.lj import FastLennardJones
 
-SETTINGS = dict(n_walkers=8, walk_length=12, pressure_gpa=10.0, max_iter=300, max_volume_per_atom=40.0,
-                kemax_max_T=3000.0, md_traj_len=3, seed=11, snapshot_seconds=0.0)
+SETTINGS = dict(
+    n_walkers=8,
+    walk_length=12,
+    pressure_gpa=10.0,
+    max_iter=300,
+    max_volume_per_atom=40.0,
+    kemax_max_T=3000.0,
+    md_traj_len=3,
+    seed=11,
+    snapshot_seconds=0.0,
+)
 
 # Runs one NS run; argv: prefix, resume flag. Started as a subprocess so that it can be SIGKILLed.
 RUNNER = """
@@ -91,8 +100,9 @@ def test_sigterm_snapshots_exits_and_resumes(tmp_path, reference):
     energies = output_paths(prefix)["energies"]
     process = _start(script, prefix, resume=False)
     # wait for some iterations after the initial snapshot (.energies is flushed every 8)
-    while process.poll() is None and not (snapshot.exists() and energies.exists()
-                                          and energies.read_text().count("\n") > 40):
+    while process.poll() is None and not (
+        snapshot.exists() and energies.exists() and energies.read_text().count("\n") > 40
+    ):
         time.sleep(0.02)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
@@ -107,8 +117,7 @@ def test_restart_extends_a_finished_run(tmp_path):
     values = dict(SETTINGS, max_iter=100, snapshot_seconds=1e9)
     run_nested_sampling({"Mg": 4}, FastLennardJones(), NSSettings(**values), tmp_path / "full")
     run_nested_sampling({"Mg": 4}, FastLennardJones(), NSSettings(**dict(values, max_iter=60)), tmp_path / "ext")
-    summary = run_nested_sampling({"Mg": 4}, FastLennardJones(), NSSettings(**values), tmp_path / "ext",
-                                  resume=True)
+    summary = run_nested_sampling({"Mg": 4}, FastLennardJones(), NSSettings(**values), tmp_path / "ext", resume=True)
     assert summary["restarted_at_iteration"] == 60
     assert _files(tmp_path / "ext") == _files(tmp_path / "full")
 
@@ -117,8 +126,9 @@ def test_restart_refuses_changed_settings_and_damaged_files(tmp_path):
     values = dict(SETTINGS, max_iter=20, snapshot_seconds=1e9)
     run_nested_sampling({"Mg": 4}, FastLennardJones(), NSSettings(**values), tmp_path / "a")
     with pytest.raises(ConfigError, match="walk_length: 12 -> 16"):
-        run_nested_sampling({"Mg": 4}, FastLennardJones(), NSSettings(**dict(values, walk_length=16)),
-                            tmp_path / "a", resume=True)
+        run_nested_sampling(
+            {"Mg": 4}, FastLennardJones(), NSSettings(**dict(values, walk_length=16)), tmp_path / "a", resume=True
+        )
     with pytest.raises(ConfigError, match="other atoms"):
         run_nested_sampling({"Mg": 5}, FastLennardJones(), NSSettings(**values), tmp_path / "a", resume=True)
     energies = output_paths(tmp_path / "a")["energies"]
@@ -134,15 +144,15 @@ def test_parallel_walking_gives_the_serial_samples(tmp_path):
     # n_cull clones walked by 2 processes or by one: same seeds per walk, same files
     values = dict(SETTINGS, max_iter=40, n_cull=2, snapshot_seconds=None)
     serial = run_nested_sampling({"Mg": 4}, FastLennardJones(), NSSettings(**values), tmp_path / "serial")
-    parallel = run_nested_sampling({"Mg": 4}, FastLennardJones(), NSSettings(**dict(values, n_procs=2)),
-                                   tmp_path / "parallel")
+    parallel = run_nested_sampling(
+        {"Mg": 4}, FastLennardJones(), NSSettings(**dict(values, n_procs=2)), tmp_path / "parallel"
+    )
     assert _files(tmp_path / "serial") == _files(tmp_path / "parallel")
     assert parallel["n_calls"] == serial["n_calls"]
     assert parallel["acceptance"] == serial["acceptance"]
     assert parallel["n_procs"] == 2
     # cost model: L calls per culled walker per iteration, nothing else
-    assert serial["n_calls"] - serial["n_init_calls"] == pytest.approx(
-        40 * 2 * SETTINGS["walk_length"], rel=0.1)
+    assert serial["n_calls"] - serial["n_init_calls"] == pytest.approx(40 * 2 * SETTINGS["walk_length"], rel=0.1)
     rows = np.loadtxt(output_paths(tmp_path / "parallel")["energies"], skiprows=1)
     assert len(rows) == 80 and np.all(np.diff(rows[:, 1]) <= 0)
 
@@ -155,8 +165,7 @@ def test_n_procs_above_n_cull_is_refused():
 # ----------------------------------------------------------------------------- chain fingerprint
 def _explore_block(**overrides) -> dict:
     """An ``ns`` block as the workflow merges it (what stages.explore gets)."""
-    block = dict(SETTINGS, composition={"Mg": 4}, calculator={"type": "lj"}, max_iter=12,
-                 snapshot_seconds=1e9)
+    block = dict(SETTINGS, composition={"Mg": 4}, calculator={"type": "lj"}, max_iter=12, snapshot_seconds=1e9)
     del block["pressure_gpa"]
     block.update(overrides)
     return block
@@ -186,8 +195,9 @@ def test_resume_refuses_another_calculator(tmp_path, shared_mg):
     assert output_paths(work / "ns")["energies"].read_bytes() == energies
     # other LJ parameters are another chain too
     with pytest.raises(ConfigError, match=r"epsilon: 0\.2007 -> 0\.3"):
-        ns_run_stage(_explore_block(calculator={"type": "lj", "epsilon": 0.3}), 10.0, 0, out, resume=True,
-                work_dir=work)
+        ns_run_stage(
+            _explore_block(calculator={"type": "lj", "epsilon": 0.3}), 10.0, 0, out, resume=True, work_dir=work
+        )
     # the same calculator (defaults written out) resumes
     same = _explore_block(calculator={"type": "lj", "epsilon": 0.2007}, max_iter=20)
     assert ns_run_stage(same, 10.0, 0, out, resume=True, work_dir=work)["restarted_at_iteration"] == 12
@@ -239,11 +249,19 @@ def test_resume_refuses_a_refitted_committee(tmp_path):
     from nestdb.ns.stage import ns_run_stage
 
     model = tmp_path / "fit" / "cycle0"
-    fit = {"elements": ["Al"], "reference_energies": {"Al": 0.0}, "committee_size": 4, "test_fraction": 0.0,
-           "nradmax_by_orders": [6, 3], "lmax_by_orders": [0, 2], "cutoff": 5.5}
+    fit = {
+        "elements": ["Al"],
+        "reference_energies": {"Al": 0.0},
+        "committee_size": 4,
+        "test_fraction": 0.0,
+        "nradmax_by_orders": [6, 3],
+        "lmax_by_orders": [0, 2],
+        "cutoff": 5.5,
+    }
     fit_linear_ace(_emt_al_labels(8, seed=0), dict(fit, seed=1), model)
-    block = _explore_block(composition={"Al": 4}, calculator={"type": "ace_committee"}, max_iter=3,
-                           max_volume_per_atom=30.0, walk_length=4)
+    block = _explore_block(
+        composition={"Al": 4}, calculator={"type": "ace_committee"}, max_iter=3, max_volume_per_atom=30.0, walk_length=4
+    )
     out, work = tmp_path / "results" / "ns", tmp_path / "results" / "restart"
     ns_run_stage(block, 10.0, 1, work / "ns", model_dir=model)
     fit_linear_ace(_emt_al_labels(10, seed=5), dict(fit, seed=2), model)  # the refit
@@ -263,12 +281,17 @@ def test_fingerprint_lists_the_files_each_calculator_reads(tmp_path):
     (tmp_path / "p").mkdir()
     for name in ("member_0.yaml", "member_1.yaml", "member_0.asi", "other.yaml"):
         (tmp_path / "p" / name).write_text(name)
-    (tmp_path / "p" / "committee.json").write_text(json.dumps(
-        {"members": ["member_0.yaml", "member_1.yaml"], "active_set": "member_0.asi",
-         "reference_energies": {"Mg": 0.0}}))
+    (tmp_path / "p" / "committee.json").write_text(
+        json.dumps(
+            {
+                "members": ["member_0.yaml", "member_1.yaml"],
+                "active_set": "member_0.asi",
+                "reference_energies": {"Mg": 0.0},
+            }
+        )
+    )
     files = model_fingerprint({"type": "pacemaker_committee", "model": str(tmp_path / "p")}, tmp_path)["files"]
-    assert sorted(files) == ["model/committee.json", "model/member_0.asi", "model/member_0.yaml",
-                             "model/member_1.yaml"]
+    assert sorted(files) == ["model/committee.json", "model/member_0.asi", "model/member_0.yaml", "model/member_1.yaml"]
     lj = model_fingerprint({"type": "lj"}, tmp_path)
     assert lj == model_fingerprint({"type": "lj", "sigma": 2.918}, tmp_path) and lj["files"] == {}
 
@@ -345,6 +368,7 @@ def test_snapshot_checksum_and_version_are_verified(tmp_path):
         load_snapshot(snapshot)
     # the intact file resumes
     rewrite()
-    summary = run_nested_sampling({"Mg": 4}, FastLennardJones(), NSSettings(**dict(values, max_iter=8)),
-                                  tmp_path / "a", resume=True)
+    summary = run_nested_sampling(
+        {"Mg": 4}, FastLennardJones(), NSSettings(**dict(values, max_iter=8)), tmp_path / "a", resume=True
+    )
     assert summary["restarted_at_iteration"] == 6

@@ -8,35 +8,47 @@ from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.io import read
 
-from nestdb.potentials.lj import FastLennardJones
 from nestdb.errors import ConfigError
 from nestdb.ns import NSSettings, output_paths, run_nested_sampling
 from nestdb.ns.sampler import Sampler
+from nestdb.potentials.lj import FastLennardJones
 from nestdb.units import gpa_to_ev_per_a3
 
 
 def settings(**overrides) -> NSSettings:
-    values = dict(n_walkers=8, walk_length=12, pressure_gpa=10.0, max_iter=40, max_volume_per_atom=40.0,
-                  kemax_max_T=3000.0, md_traj_len=3, seed=0, snapshot_seconds=None)
+    values = dict(
+        n_walkers=8,
+        walk_length=12,
+        pressure_gpa=10.0,
+        max_iter=40,
+        max_volume_per_atom=40.0,
+        kemax_max_T=3000.0,
+        md_traj_len=3,
+        seed=0,
+        snapshot_seconds=None,
+    )
     values.update(overrides)
     return NSSettings(**values)
 
 
-@pytest.mark.parametrize("overrides, key, hint", [
-    (dict(n_cull=8), "n_cull", "raise n_walkers"),
-    (dict(n_walkers=4, n_cull=5), "n_cull", "smaller than n_walkers"),
-    (dict(min_volume_per_atom=-1.0), "min_volume_per_atom", "> 0"),
-    (dict(max_volume_per_atom=0.0), "max_volume_per_atom", "> 0"),
-    (dict(min_aspect_ratio=1.2), "min_aspect_ratio", r"\(0, 1\]"),
-    (dict(min_aspect_ratio=0.0), "min_aspect_ratio", r"\(0, 1\]"),
-    (dict(pressure_gpa=1.0e9), "pressure_gpa", "not Pa"),
-    (dict(pressure_gpa="1 GPa"), "pressure_gpa", "number in GPa"),
-    (dict(walk_length=-3), "walk_length", "positive integer"),
-    (dict(move_fractions={"md": 1.0, "hop": 0.5}), "move_fractions", "unknown move"),
-    (dict(move_fractions={"md": -1.0, "volume": 2.0}), "move_fractions", ">= 0"),
-    (dict(move_fractions={"md": 0.0, "swap": 1.0, "volume": 1.0}), "move_fractions", "never move"),
-    (dict(snapshot_seconds=-1.0), "snapshot_seconds", ">= 0"),
-])
+@pytest.mark.parametrize(
+    "overrides, key, hint",
+    [
+        (dict(n_cull=8), "n_cull", "raise n_walkers"),
+        (dict(n_walkers=4, n_cull=5), "n_cull", "smaller than n_walkers"),
+        (dict(min_volume_per_atom=-1.0), "min_volume_per_atom", "> 0"),
+        (dict(max_volume_per_atom=0.0), "max_volume_per_atom", "> 0"),
+        (dict(min_aspect_ratio=1.2), "min_aspect_ratio", r"\(0, 1\]"),
+        (dict(min_aspect_ratio=0.0), "min_aspect_ratio", r"\(0, 1\]"),
+        (dict(pressure_gpa=1.0e9), "pressure_gpa", "not Pa"),
+        (dict(pressure_gpa="1 GPa"), "pressure_gpa", "number in GPa"),
+        (dict(walk_length=-3), "walk_length", "positive integer"),
+        (dict(move_fractions={"md": 1.0, "hop": 0.5}), "move_fractions", "unknown move"),
+        (dict(move_fractions={"md": -1.0, "volume": 2.0}), "move_fractions", ">= 0"),
+        (dict(move_fractions={"md": 0.0, "swap": 1.0, "volume": 1.0}), "move_fractions", "never move"),
+        (dict(snapshot_seconds=-1.0), "snapshot_seconds", ">= 0"),
+    ],
+)
 def test_bad_settings_name_the_key(overrides, key, hint):
     with pytest.raises(ConfigError, match=key) as info:
         settings(**overrides).validate()
@@ -144,10 +156,16 @@ def test_swap_needs_two_species():
 
 
 def test_binary_alloy_run_with_swaps(tmp_path):
-    summary = run_nested_sampling({"Cu": 2, "Au": 2}, EMT(),
-                                  settings(max_iter=25, pressure_gpa=1.0, move_fractions={
-                                      "md": 0.2, "volume": 0.3, "shear": 0.1, "stretch": 0.1, "swap": 0.3}),
-                                  tmp_path / "cuau")
+    summary = run_nested_sampling(
+        {"Cu": 2, "Au": 2},
+        EMT(),
+        settings(
+            max_iter=25,
+            pressure_gpa=1.0,
+            move_fractions={"md": 0.2, "volume": 0.3, "shear": 0.1, "stretch": 0.1, "swap": 0.3},
+        ),
+        tmp_path / "cuau",
+    )
     assert summary["attempts"]["swap"] > 50
     assert 0 < summary["acceptance"]["swap"] <= 1
     frames = read(output_paths(tmp_path / "cuau")["final"], index=":")
@@ -162,8 +180,12 @@ def test_binary_alloy_run_with_swaps(tmp_path):
 
 def test_single_atom_mc_run(tmp_path):
     # atom MC instead of TE-HMC: no kinetic energy in H, nExtraDOF = 3N in the header
-    summary = run_nested_sampling({"Mg": 4}, FastLennardJones(), settings(
-        max_iter=120, move_fractions={"atom": 0.6, "volume": 0.2, "shear": 0.1, "stretch": 0.1}), tmp_path / "mc")
+    summary = run_nested_sampling(
+        {"Mg": 4},
+        FastLennardJones(),
+        settings(max_iter=120, move_fractions={"atom": 0.6, "volume": 0.2, "shear": 0.1, "stretch": 0.1}),
+        tmp_path / "mc",
+    )
     lines = output_paths(tmp_path / "mc")["energies"].read_text().splitlines()
     assert lines[0] == "8 1 12 False 4"
     assert 0 < summary["acceptance"]["atom"] < 1 and "md" not in summary["acceptance"]
@@ -172,6 +194,7 @@ def test_single_atom_mc_run(tmp_path):
         assert frame.info["ns_KE"] == 0.0
         frame.calc = FastLennardJones()
         assert frame.info["ns_energy"] == pytest.approx(
-            frame.get_potential_energy() + pressure * frame.get_volume(), rel=1e-6, abs=1e-6)
+            frame.get_potential_energy() + pressure * frame.get_volume(), rel=1e-6, abs=1e-6
+        )
     rows = np.loadtxt(output_paths(tmp_path / "mc")["energies"], skiprows=1)
     assert rows[-1, 1] < rows[0, 1] and np.all(np.diff(rows[:, 1]) <= 0)

@@ -13,11 +13,13 @@ from ase.io import read
 
 from nestdb.errors import ConfigError, DataError
 from nestdb.structures.steinhardt import classify_phase, order_parameters, rdf_first_minimum, steinhardt, wigner_3j
+
 from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SNAPSHOT = SHARED / "data" / "mg" / "pymatnest" / "samples" / "mg16_1GPa_fasteam" / \
-    "mg16_1GPa_fasteam.snapshot.19999.0.extxyz"
+SNAPSHOT = (
+    SHARED / "data" / "mg" / "pymatnest" / "samples" / "mg16_1GPa_fasteam" / "mg16_1GPa_fasteam.snapshot.19999.0.extxyz"
+)
 
 
 def _crystal(name: str) -> Atoms:
@@ -29,6 +31,7 @@ def _crystal(name: str) -> Atoms:
 
 
 # --------------------------------------------------------------------------- 3j symbols
+
 
 def test_wigner_3j_known_values_and_orthogonality():
     assert wigner_3j(1, 1, 0, 0, 0, 0) == pytest.approx(-1 / math.sqrt(3), rel=1e-14)
@@ -47,11 +50,15 @@ def test_wigner_3j_known_values_and_orthogonality():
 
 # --------------------------------------------------------------------------- ideal crystals
 
-@pytest.mark.parametrize("name, q6, w6, q4", [
-    ("fcc", 0.5745, -0.0131, 0.1909),
-    ("hcp", 0.4848, -0.0124, 0.0972),
-    ("bcc", 0.5107, 0.0131, 0.0364),  # 8 + 6 neighbours (SANN)
-])
+
+@pytest.mark.parametrize(
+    "name, q6, w6, q4",
+    [
+        ("fcc", 0.5745, -0.0131, 0.1909),
+        ("hcp", 0.4848, -0.0124, 0.0972),
+        ("bcc", 0.5107, 0.0131, 0.0364),  # 8 + 6 neighbours (SANN)
+    ],
+)
 def test_ideal_crystals(name, q6, w6, q4):
     values = order_parameters(_crystal(name))
     assert values["q6"] == pytest.approx(q6, abs=2e-3)

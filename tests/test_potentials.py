@@ -12,8 +12,8 @@ from ase.build import bulk
 from ase.calculators.calculator import all_changes
 from ase.calculators.eam import EAM as AseEAM
 
-from nestdb.models.calculators import make_calculator
 from nestdb.errors import ConfigError, DataError
+from nestdb.models.calculators import make_calculator
 from nestdb.potentials import FastEAM, FastLennardJones, neighbours, read_eam_file
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -64,8 +64,13 @@ def test_mg_eam_matches_matscipy_eam():
 
     atoms = random_cell_atoms("Mg" * 8, 24.0, seed=5)
     # matscipy splines the tables differently: agreement to interpolation accuracy
-    assert_same(evaluate(atoms, FastEAM(MG_EAM)), evaluate(atoms, MatscipyEAM(str(MG_EAM), kind="eam/fs")),
-                energy_tol=1e-8, force_tol=1e-6, stress_tol=1e-8)
+    assert_same(
+        evaluate(atoms, FastEAM(MG_EAM)),
+        evaluate(atoms, MatscipyEAM(str(MG_EAM), kind="eam/fs")),
+        energy_tol=1e-8,
+        force_tol=1e-6,
+        stress_tol=1e-8,
+    )
 
 
 def finite_difference_checks(atoms: Atoms, calc, h: float = 1e-5, atoms_to_move=(0, 1)) -> None:
@@ -177,8 +182,13 @@ def write_setfl(path: Path, kind: str) -> Path:
     smooth analytic functions; eam/fs densities depend on the host."""
     r = DR * np.arange(R_POINTS)
     rho = DRHO * np.arange(RHO_POINTS)
-    lines = ["synthetic test potential", "two elements", "nestdb tests", "2 Cu Ni",
-             f"{RHO_POINTS} {DRHO} {R_POINTS} {DR} {CUTOFF}"]
+    lines = [
+        "synthetic test potential",
+        "two elements",
+        "nestdb tests",
+        "2 Cu Ni",
+        f"{RHO_POINTS} {DRHO} {R_POINTS} {DR} {CUTOFF}",
+    ]
     for element, (z_number, mass) in enumerate(((29, 63.546), (28, 58.6934))):
         lines.append(f"{z_number} {mass} 3.6 fcc")
         lines += [f"{v:.16e}" for v in _embedding(element, rho)]
@@ -288,8 +298,17 @@ def test_ns_rejects_eam_calls_with_non_finite_forces(tmp_path):
 
     calc = NaNForcesEAM(MG_EAM)
     calc.dice = np.random.default_rng(5)
-    settings = NSSettings(n_walkers=8, walk_length=8, pressure_gpa=1.0, max_iter=40, kemax_max_T=3000.0,
-                          md_traj_len=3, max_volume_per_atom=60.0, min_volume_per_atom=5.0, seed=2)
+    settings = NSSettings(
+        n_walkers=8,
+        walk_length=8,
+        pressure_gpa=1.0,
+        max_iter=40,
+        kemax_max_T=3000.0,
+        md_traj_len=3,
+        max_volume_per_atom=60.0,
+        min_volume_per_atom=5.0,
+        seed=2,
+    )
     summary = run_nested_sampling({"Mg": 4}, calc, settings, tmp_path / "nan")
     assert summary["n_failed_calls"] == NaNForcesEAM.n_bad > 0
     clean = FastEAM(MG_EAM)

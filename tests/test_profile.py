@@ -17,7 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from conftest import require_shared
@@ -37,8 +36,9 @@ def job_resources(output: str) -> list[tuple[str, dict[str, str]]]:
     """``[(rule, {resource: value})]`` of every job a dry run lists."""
     jobs = []
     # group jobs (label) list their rules indented
-    for rule, block in re.findall(r"^ *(?:localrule|localcheckpoint|rule|checkpoint) (\w+):\n(.*?)(?:\n *\n|\Z)",
-                                  output, flags=re.M | re.S):
+    for rule, block in re.findall(
+        r"^ *(?:localrule|localcheckpoint|rule|checkpoint) (\w+):\n(.*?)(?:\n *\n|\Z)", output, flags=re.M | re.S
+    ):
         found = re.search(r"^ +resources: (.*)$", block, flags=re.M)
         values = dict(item.split("=", 1) for item in found.group(1).split(", ")) if found else {}
         jobs.append((rule, values))
@@ -48,8 +48,11 @@ def job_resources(output: str) -> list[tuple[str, dict[str, str]]]:
 def readme_dry_run() -> list[str]:
     """The dry-run command of the README's cluster section."""
     section = (REPO / "README.md").read_text().split("## Running on a SLURM cluster", 1)[1].split("\n## ", 1)[0]
-    commands = [line for line in section.splitlines() if line.startswith("snakemake --profile") and
-                line.rstrip().endswith(" -n")]
+    commands = [
+        line
+        for line in section.splitlines()
+        if line.startswith("snakemake --profile") and line.rstrip().endswith(" -n")
+    ]
     assert len(commands) == 1, f"expected one `snakemake --profile ... -n` line in the cluster section: {commands}"
     return shlex.split(commands[0])
 
@@ -95,17 +98,44 @@ def test_every_rule_states_its_own_runtime(tmp_path):
     workdir = tmp_path / "work"
     selected = workdir / "results" / "select" / "cycle0" / "P0GPa" / "configs" / "c0_P0_i000001.extxyz"
     selected.parent.mkdir(parents=True)
-    selected.write_text("1\nLattice=\"9 0 0 0 9 0 0 0 9\" Properties=species:S:1:pos:R:3 pbc=\"T T T\"\nMg 0 0 0\n")
+    selected.write_text('1\nLattice="9 0 0 0 9 0 0 0 9" Properties=species:S:1:pos:R:3 pbc="T T T"\nMg 0 0 0\n')
     targets = ["all", "results/label/e0/Mg.json", "results/label/cycle0/P0GPa/c0_P0_i000001.extxyz"]
-    result = run(["snakemake", *targets, "--profile", "slurm", "-s", str(REPO / "Snakefile"), "--directory",
-                  str(workdir), "--configfile", str(config_path), "-n", "--default-resources", "slurm_account=a",
-                  "slurm_partition=p"])
+    result = run(
+        [
+            "snakemake",
+            *targets,
+            "--profile",
+            "slurm",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(config_path),
+            "-n",
+            "--default-resources",
+            "slurm_account=a",
+            "slurm_partition=p",
+        ]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_resources(result.stdout + result.stderr)
     rules = {rule for rule, _ in jobs}
-    expected = {"ns", "analyse", "select", "fit", "fit_pacemaker_prepare", "bench", "bench_property",
-                "bench_xrd", "bench_reference", "bench_property_reference", "bench_phase_diagram_ns",
-                "label", "label_isolated_atom"}
+    expected = {
+        "ns",
+        "analyse",
+        "select",
+        "fit",
+        "fit_pacemaker_prepare",
+        "bench",
+        "bench_property",
+        "bench_xrd",
+        "bench_reference",
+        "bench_property_reference",
+        "bench_phase_diagram_ns",
+        "label",
+        "label_isolated_atom",
+    }
     assert expected <= rules, f"not in the dry run: {expected - rules}"
     missing = sorted({rule for rule, resources in jobs if rule != "all" and "runtime" not in resources})
     assert not missing, f"rules without their own runtime: {missing}"

@@ -13,11 +13,18 @@ from ase import Atoms
 from ase.io import read, write
 
 from nestdb.errors import ConfigError, DataError
+from nestdb.select import (
+    KNOWN_RULES,
+    frame_temperatures,
+    merge_databases,
+    pressure_tag,
+    select_configurations,
+    validate_rule,
+)
 from nestdb.structures.fingerprint import structure_hash
-from nestdb.select import (KNOWN_RULES, frame_temperatures, merge_databases, pressure_tag, select_configurations,
-                           validate_rule)
 from nestdb.thermo import read_energies, sample_temperatures
 from nestdb.units import gpa_to_ev_per_a3
+
 from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -37,8 +44,14 @@ def _synthetic_run(n_frames: int = 200, interval: int = 10, pressure_gpa: float 
         cell = np.diag([6.0, 6.0, 7.0]) * (1.3 - 0.3 * j / n_frames)
         atoms = Atoms("Mg" * n_atoms, scaled_positions=rng.random((n_atoms, 3)) + 1.0, cell=cell, pbc=True)
         atoms.set_momenta(rng.normal(size=(n_atoms, 3)))
-        atoms.info.update(ns_energy=100.0 - 0.5 * j, volume=atoms.get_volume(), iter=interval * j + interval - 1,
-                          ns_P=gpa_to_ev_per_a3(pressure_gpa), config_type="run_x", ns_KE=1.0)
+        atoms.info.update(
+            ns_energy=100.0 - 0.5 * j,
+            volume=atoms.get_volume(),
+            iter=interval * j + interval - 1,
+            ns_P=gpa_to_ev_per_a3(pressure_gpa),
+            config_type="run_x",
+            ns_KE=1.0,
+        )
         frames.append(atoms)
     temperatures = np.linspace(5000.0, 100.0, n_frames)
     return frames, temperatures
@@ -51,6 +64,7 @@ def _select(frames, temps, rule, **kw):
 
 
 # --------------------------------------------------------------------------- rules
+
 
 def test_temperature_window_count_spacing_and_window():
     frames, temps = _synthetic_run()
@@ -133,8 +147,13 @@ def test_weights_follow_enthalpy_above_final():
     with pytest.raises(ConfigError, match="weight_rescale"):
         _select(frames, temps, rule, weight_rescale="sum")
     # A hot window far above the final enthalpy: raw weights underflow, rescaled ones stay finite.
-    hot = _select(frames, temps, {"kind": "temperature_window", "t_min": 4000, "t_max": 5000, "count": 5},
-                  weight_alpha=20.0, weight_rescale="mean")
+    hot = _select(
+        frames,
+        temps,
+        {"kind": "temperature_window", "t_min": 4000, "t_max": 5000, "count": 5},
+        weight_alpha=20.0,
+        weight_rescale="mean",
+    )
     hot_w = np.array([a.info["weight"] for a in hot])
     assert np.all(np.isfinite(hot_w)) and hot_w.mean() == pytest.approx(1.0) and hot_w.max() > 1.0
     with pytest.raises(ConfigError, match="weight_alpha"):
@@ -201,20 +220,25 @@ def test_bad_inputs_raise_data_errors():
         _select(frames, temps, {"kind": "final"})
 
 
-@pytest.mark.parametrize("rule, match", [
-    ({"kind": "window"}, r"select\.rules\[1\]\.kind"),
-    ({"kind": "last"}, r"select\.rules\[1\].*'count'"),
-    ({"kind": "last", "count": 0}, r"select\.rules\[1\]\.count"),
-    ({"kind": "last", "count": True}, r"select\.rules\[1\]\.count"),
-    ({"kind": "final", "count": 3}, r"select\.rules\[1\]\.count.*allowed"),
-    ({"kind": "temperature_window", "t_min": 300, "t_max": 200, "count": 3}, r"select\.rules\[1\].*t_min"),
-    ({"kind": "temperature_window", "t_min": "a", "t_max": 200, "count": 3}, r"select\.rules\[1\]\.t_min"),
-    ({"kind": "temperature_window", "t_min": 1, "t_max": 200, "count": 3, "if_stopped_early": "skip"},
-     r"select\.rules\[1\]\.if_stopped_early"),
-    ({"kind": "last", "count": 3, "if_fewer": "max"}, r"select\.rules\[1\]\.if_fewer.*min, fail"),
-    ({"kind": "final", "if_fewer": "min"}, r"select\.rules\[1\]\.if_fewer.*allowed"),
-    ("final", r"select\.rules\[1\].*mapping"),
-])
+@pytest.mark.parametrize(
+    "rule, match",
+    [
+        ({"kind": "window"}, r"select\.rules\[1\]\.kind"),
+        ({"kind": "last"}, r"select\.rules\[1\].*'count'"),
+        ({"kind": "last", "count": 0}, r"select\.rules\[1\]\.count"),
+        ({"kind": "last", "count": True}, r"select\.rules\[1\]\.count"),
+        ({"kind": "final", "count": 3}, r"select\.rules\[1\]\.count.*allowed"),
+        ({"kind": "temperature_window", "t_min": 300, "t_max": 200, "count": 3}, r"select\.rules\[1\].*t_min"),
+        ({"kind": "temperature_window", "t_min": "a", "t_max": 200, "count": 3}, r"select\.rules\[1\]\.t_min"),
+        (
+            {"kind": "temperature_window", "t_min": 1, "t_max": 200, "count": 3, "if_stopped_early": "skip"},
+            r"select\.rules\[1\]\.if_stopped_early",
+        ),
+        ({"kind": "last", "count": 3, "if_fewer": "max"}, r"select\.rules\[1\]\.if_fewer.*min, fail"),
+        ({"kind": "final", "if_fewer": "min"}, r"select\.rules\[1\]\.if_fewer.*allowed"),
+        ("final", r"select\.rules\[1\].*mapping"),
+    ],
+)
 def test_validate_rule_errors(rule, match):
     with pytest.raises(ConfigError, match=match):
         validate_rule(rule, "select.rules[1]")
@@ -222,9 +246,12 @@ def test_validate_rule_errors(rule, match):
 
 def test_validate_rule_accepts_study_rules():
     assert KNOWN_RULES[:3] == ("temperature_window", "last", "final")  # the study's; trust_window, random follow
-    for rule in ({"kind": "temperature_window", "t_min": 200, "t_max": 3000, "count": 100},
-                 {"kind": "temperature_window", "t_min": 200, "t_max": 8000, "count": 100, "if_stopped_early": "final"},
-                 {"kind": "last", "count": 100}, {"kind": "final"}):
+    for rule in (
+        {"kind": "temperature_window", "t_min": 200, "t_max": 3000, "count": 100},
+        {"kind": "temperature_window", "t_min": 200, "t_max": 8000, "count": 100, "if_stopped_early": "final"},
+        {"kind": "last", "count": 100},
+        {"kind": "final"},
+    ):
         validate_rule(rule, "select")
 
 
@@ -244,6 +271,7 @@ def test_frame_temperatures_matches_by_iter_and_energy():
 
 
 # --------------------------------------------------------------------------- merging
+
 
 def test_merge_databases_drops_duplicates_keeps_first(tmp_path):
     frames, temps = _synthetic_run(n_frames=30)
@@ -283,21 +311,23 @@ def test_merge_databases_errors(tmp_path):
 
 # --------------------------------------------------------------------------- real pymatnest outputs
 
+
 def _real_run(directory: str, prefix: str, traj: str):
     _need_samples()
     energies = read_energies(SAMPLES / directory / f"{prefix}.energies")
     frames = read(SAMPLES / directory / traj, index=":")
-    temps = frame_temperatures(frames, energies.iters, energies.enthalpy, sample_temperatures(energies),
-                               source=prefix)
+    temps = frame_temperatures(frames, energies.iters, energies.enthalpy, sample_temperatures(energies), source=prefix)
     return energies, frames, temps
 
 
 def test_real_converged_run_study_cycle0_rule():
-    energies, frames, temps = _real_run("mg16_1GPa_fasteam", "mg16_1GPa_fasteam",
-                                        "mg16_1GPa_fasteam.traj.0.every3rdframe.extxyz")
+    energies, frames, temps = _real_run(
+        "mg16_1GPa_fasteam", "mg16_1GPa_fasteam", "mg16_1GPa_fasteam.traj.0.every3rdframe.extxyz"
+    )
     rule = {"kind": "temperature_window", "t_min": 200, "t_max": 3000, "count": 100}
-    selected = select_configurations(frames, temps, rule, stopped_early=False, cycle=0, pressure_gpa=1.0,
-                                     weight_alpha=0.1, source="mg16_1GPa")
+    selected = select_configurations(
+        frames, temps, rule, stopped_early=False, cycle=0, pressure_gpa=1.0, weight_alpha=0.1, source="mg16_1GPa"
+    )
     assert len(selected) == 100
     got = np.array([a.info["temp"] for a in selected])
     assert np.all((got >= 200) & (got <= 3000))
@@ -316,10 +346,12 @@ def test_real_short_run_has_no_low_temperature_frames():
     assert np.all(np.isfinite(temps))
     rule = {"kind": "temperature_window", "t_min": 200, "t_max": 3000, "count": 100}
     with pytest.raises(DataError, match=r"mg16_1GPa_aseeam.*200-3000 K.*cover"):
-        select_configurations(frames, temps, rule, stopped_early=False, cycle=0, pressure_gpa=1.0,
-                              source="mg16_1GPa_aseeam")
-    final = select_configurations(frames, temps, {"kind": "final"}, stopped_early=True, cycle=1,
-                                  pressure_gpa=1.0, source="mg16_1GPa_aseeam")
+        select_configurations(
+            frames, temps, rule, stopped_early=False, cycle=0, pressure_gpa=1.0, source="mg16_1GPa_aseeam"
+        )
+    final = select_configurations(
+        frames, temps, {"kind": "final"}, stopped_early=True, cycle=1, pressure_gpa=1.0, source="mg16_1GPa_aseeam"
+    )
     assert final[0].info["iter"] == 266
 
 
@@ -342,8 +374,15 @@ def test_merge_across_pressures_and_cycles_keeps_provenance(tmp_path):
             frames, temps = _synthetic_run(n_frames=20, pressure_gpa=pressure)
             for atoms in frames:  # a different structure for every run
                 atoms.positions += 0.1 * cycle + 0.003 * pressure
-            chosen = _select(frames, temps, {"kind": "last", "count": 4}, cycle=cycle, pressure_gpa=pressure,
-                             weight_alpha=0.1, weight_rescale="mean")
+            chosen = _select(
+                frames,
+                temps,
+                {"kind": "last", "count": 4},
+                cycle=cycle,
+                pressure_gpa=pressure,
+                weight_alpha=0.1,
+                weight_rescale="mean",
+            )
             paths.append(tmp_path / f"c{cycle}_p{pressure:g}.xyz")
             write(paths[-1], chosen, format="extxyz")
     summary = merge_databases(paths + paths[:1], tmp_path / "all.xyz")

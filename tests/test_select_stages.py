@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from ase.io import read
 
-from nestdb.potentials.lj import FastLennardJones
 from nestdb.ns import NSSettings, run_nested_sampling
+from nestdb.potentials.lj import FastLennardJones
 from nestdb.select.stage import select_run
 from nestdb.thermo.stage import analyse_run
+
 from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -24,8 +25,15 @@ def test_analyse_run_writes_transitions_and_error_bars(tmp_path):
     require_shared(MG_1GPA)
     out = {k: tmp_path / k for k in ("thermo.csv", "temps.csv", "thermo.png", "transitions.csv")}
     grid = {"t_min": 300, "t_max": 2500, "t_step": 20, "bootstrap": 3}
-    analyse_run(MG_1GPA, out["thermo.csv"], out["temps.csv"], out["thermo.png"], grid, title="Mg 1 GPa",
-                transitions_path=out["transitions.csv"])
+    analyse_run(
+        MG_1GPA,
+        out["thermo.csv"],
+        out["temps.csv"],
+        out["thermo.png"],
+        grid,
+        title="Mg 1 GPa",
+        transitions_path=out["transitions.csv"],
+    )
     table = pd.read_csv(out["thermo.csv"])
     assert {"Cp", "V", "Cp_err", "V_err"} <= set(table.columns) and (table["Cp_err"] > 0).all()
     transitions = pd.read_csv(out["transitions.csv"])
@@ -36,19 +44,44 @@ def test_analyse_run_writes_transitions_and_error_bars(tmp_path):
 
 
 def test_select_run_adds_order_parameters_and_rescaled_weights(tmp_path):
-    settings = NSSettings(n_walkers=8, walk_length=8, pressure_gpa=5.0, max_iter=200, max_volume_per_atom=40.0,
-                          kemax_max_T=3000.0, seed=2)
+    settings = NSSettings(
+        n_walkers=8, walk_length=8, pressure_gpa=5.0, max_iter=200, max_volume_per_atom=40.0, kemax_max_T=3000.0, seed=2
+    )
     prefix = tmp_path / "ns"
     run_nested_sampling({"Mg": 4}, FastLennardJones(), settings, prefix)
     out = {k: tmp_path / k for k in ("thermo.csv", "temps.csv", "thermo.png", "transitions.csv")}
-    analyse_run(f"{prefix}.energies", out["thermo.csv"], out["temps.csv"], out["thermo.png"],
-                {"t_min": 100, "t_max": 3000, "t_step": 50}, transitions_path=out["transitions.csv"])
-    assert list(pd.read_csv(out["transitions.csv"]).columns)[:7] == ["temperature", "fwhm", "low", "high",
-                                                                     "cp_peak", "volume_jump", "kind"]
-    chosen = select_run(f"{prefix}.traj.extxyz", f"{prefix}.summary.json", out["temps.csv"],
-                        {"kind": "last", "count": 5}, 0, 5.0, 0.1, tmp_path / "cand.extxyz", tmp_path / "configs",
-                        tmp_path / "sel.png", final_path=f"{prefix}.final.extxyz", weight_rescale="mean",
-                        order_plot_path=tmp_path / "order.png")
+    analyse_run(
+        f"{prefix}.energies",
+        out["thermo.csv"],
+        out["temps.csv"],
+        out["thermo.png"],
+        {"t_min": 100, "t_max": 3000, "t_step": 50},
+        transitions_path=out["transitions.csv"],
+    )
+    assert list(pd.read_csv(out["transitions.csv"]).columns)[:7] == [
+        "temperature",
+        "fwhm",
+        "low",
+        "high",
+        "cp_peak",
+        "volume_jump",
+        "kind",
+    ]
+    chosen = select_run(
+        f"{prefix}.traj.extxyz",
+        f"{prefix}.summary.json",
+        out["temps.csv"],
+        {"kind": "last", "count": 5},
+        0,
+        5.0,
+        0.1,
+        tmp_path / "cand.extxyz",
+        tmp_path / "configs",
+        tmp_path / "sel.png",
+        final_path=f"{prefix}.final.extxyz",
+        weight_rescale="mean",
+        order_plot_path=tmp_path / "order.png",
+    )
     written = read(tmp_path / "cand.extxyz", index=":")
     assert len(written) == 5
     for atoms in written:
@@ -68,5 +101,10 @@ def test_analyse_run_refuses_a_binary_energies_file_by_name(tmp_path):
     energies = tmp_path / "ns.energies"
     energies.write_bytes(b"\x00\xff\xfe\x81 not a text file")
     with pytest.raises(DataError, match="ns.energies is not a text file"):
-        analyse_run(energies, tmp_path / "t.csv", tmp_path / "s.csv", tmp_path / "p.png",
-                    {"t_min": 100.0, "t_max": 200.0, "t_step": 50.0})
+        analyse_run(
+            energies,
+            tmp_path / "t.csv",
+            tmp_path / "s.csv",
+            tmp_path / "p.png",
+            {"t_min": 100.0, "t_max": 200.0, "t_step": 50.0},
+        )

@@ -51,8 +51,9 @@ def test_empty_trust_window_selects_nothing_or_fails_on_request():
 
 def test_trust_window_needs_committee_std():
     with pytest.raises(DataError, match="no committee STD.*cycle 0"):
-        select_pool(_pool([1.0, 2.0], with_std=False), {"kind": "trust_window", "sigma_lo": 0, "sigma_hi": 5,
-                                                         "count": 1})
+        select_pool(
+            _pool([1.0, 2.0], with_std=False), {"kind": "trust_window", "sigma_lo": 0, "sigma_hi": 5, "count": 1}
+        )
     assert committee_stds(_pool([3.0]))[0] == pytest.approx(3.0)
 
 
@@ -65,14 +66,17 @@ def test_random_rule_is_reproducible_and_distinct():
     assert first != [a.info["iter"] for a in select_pool(frames, dict(rule, seed=4))]
 
 
-@pytest.mark.parametrize("rule, message", [
-    ({"kind": "trust_window", "sigma_lo": 5, "sigma_hi": 5, "count": 1}, r"sigma_lo \(5 meV/atom\) must be below"),
-    ({"kind": "trust_window", "sigma_lo": 50, "sigma_hi": 10, "count": 1}, "sigma_hi"),
-    ({"kind": "trust_window", "sigma_lo": -1, "sigma_hi": 10, "count": 1}, "sigma_lo"),
-    ({"kind": "trust_window", "sigma_hi": 10, "count": 1}, "needs key 'sigma_lo'"),
-    ({"kind": "random", "count": 2, "seed": -1}, "seed"),
-    ({"kind": "random", "count": 2, "t_min": 100}, "not a key of rule kind 'random'"),
-])
+@pytest.mark.parametrize(
+    "rule, message",
+    [
+        ({"kind": "trust_window", "sigma_lo": 5, "sigma_hi": 5, "count": 1}, r"sigma_lo \(5 meV/atom\) must be below"),
+        ({"kind": "trust_window", "sigma_lo": 50, "sigma_hi": 10, "count": 1}, "sigma_hi"),
+        ({"kind": "trust_window", "sigma_lo": -1, "sigma_hi": 10, "count": 1}, "sigma_lo"),
+        ({"kind": "trust_window", "sigma_hi": 10, "count": 1}, "needs key 'sigma_lo'"),
+        ({"kind": "random", "count": 2, "seed": -1}, "seed"),
+        ({"kind": "random", "count": 2, "t_min": 100}, "not a key of rule kind 'random'"),
+    ],
+)
 def test_bad_pool_rules_are_named(rule, message):
     with pytest.raises(ConfigError, match=message):
         validate_rule(rule, "cycles[1].select")
@@ -87,8 +91,14 @@ def test_trust_window_on_ns_samples_keeps_provenance():
     frames = _pool([0.5, 3.0, 8.0, 30.0, 200.0])
     temps = np.linspace(3000.0, 300.0, len(frames))
     with pytest.warns(UserWarning, match="3 of 5"):
-        chosen = select_configurations(frames, temps, {"kind": "trust_window", "sigma_lo": 1, "sigma_hi": 100,
-                                                       "count": 10}, stopped_early=False, cycle=2, pressure_gpa=0.0,
-                                       source="run")
+        chosen = select_configurations(
+            frames,
+            temps,
+            {"kind": "trust_window", "sigma_lo": 1, "sigma_hi": 100, "count": 10},
+            stopped_early=False,
+            cycle=2,
+            pressure_gpa=0.0,
+            source="run",
+        )
     assert [a.info["iter"] for a in chosen] == [1, 2, 3]
     assert all(a.info["cycle"] == 2 and "temp" in a.info and "committee_std" in a.info for a in chosen)

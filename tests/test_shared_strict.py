@@ -1,13 +1,15 @@
 """Strict mode of the ../shared cross-checks: NESTDB_STRICT_SHARED=1 (set by .ci/run) turns a
 missing reference file into a failure naming the path, instead of a silent skip."""
+
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-import conftest
 import pytest
+
+import conftest
 from conftest import REPO, require_shared
 
 MISSING = "/nonexistent/nestdb-shared/data/mg/Mg1.eam.fs"
@@ -38,7 +40,8 @@ def test_ci_run_sets_strict_mode():
 
 def _run_generated_tests(tmp_path: Path, strict: bool) -> subprocess.CompletedProcess:
     """pytest in a subprocess on a tiny test file whose ../shared paths do not exist."""
-    (tmp_path / "test_generated.py").write_text(textwrap.dedent(f"""
+    (tmp_path / "test_generated.py").write_text(
+        textwrap.dedent(f"""
         from pathlib import Path
 
         import pytest
@@ -64,15 +67,35 @@ def _run_generated_tests(tmp_path: Path, strict: bool) -> subprocess.CompletedPr
 
         def test_without_shared():
             pass
-    """))
+    """)
+    )
     env = {k: v for k, v in os.environ.items() if k != "NESTDB_STRICT_SHARED"}
     if strict:
         env["NESTDB_STRICT_SHARED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(Path(conftest.__file__).parent), env.get("PYTHONPATH", "")])
     # -p conftest: this repository's tests/conftest.py is the plugin (hooks, marker, fixture)
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "conftest", "-p", "no:cacheprovider",
-                           "--rootdir", str(tmp_path), "-rfEs", "--tb=short", str(tmp_path / "test_generated.py")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "conftest",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "-rfEs",
+            "--tb=short",
+            str(tmp_path / "test_generated.py"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_strict_mode_turns_missing_shared_files_into_failures(tmp_path):

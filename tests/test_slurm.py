@@ -5,6 +5,7 @@ failure drills. Needs root (CI runs as root); skipped otherwise.
 
 Deselect with ``pytest -m "not slurm"``.
 """
+
 import importlib.util
 import os
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
 from conftest import snakemake
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,13 +56,17 @@ def is_rule(record: dict[str, str], rule: str) -> bool:
 
 def submissions(output: str) -> dict[int, str]:
     """SLURM job id -> Snakemake job (or group) id, from Snakemake's output; a retry keeps the latter."""
-    return {int(slurm): job for job, slurm in
-            re.findall(r"Job (\S+) has been submitted with SLURM jobid (\d+)", output)}
+    return {
+        int(slurm): job for job, slurm in re.findall(r"Job (\S+) has been submitted with SLURM jobid (\d+)", output)
+    }
 
 
 def failure_report(workdir: Path, output: str) -> str:
-    logs = "\n".join(f"== {p}\n{p.read_text()[-2000:]}" for p in sorted(workdir.rglob("*.log"))
-                     if "logs" in p.parts or "slurm_logs" in p.parts)
+    logs = "\n".join(
+        f"== {p}\n{p.read_text()[-2000:]}"
+        for p in sorted(workdir.rglob("*.log"))
+        if "logs" in p.parts or "slurm_logs" in p.parts
+    )
     return f"{output[-6000:]}\n{logs[-12000:]}"
 
 
@@ -100,9 +106,24 @@ def slurm_run(slurm_cluster, slurm_profile, tmp_path_factory):
     start = time.monotonic()
     with open(out_path, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-             "--profile", str(profile), "--configfile", str(FAST)],
-            stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "-s",
+                str(REPO / "Snakefile"),
+                "--directory",
+                str(workdir),
+                "--profile",
+                str(profile),
+                "--configfile",
+                str(FAST),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
         killed = None
         while process.poll() is None:
             if killed is None:
@@ -117,8 +138,13 @@ def slurm_run(slurm_cluster, slurm_profile, tmp_path_factory):
     output = out_path.read_text()
     if process.returncode != 0:
         pytest.fail(f"workflow failed under SLURM:\n{failure_report(workdir, output)}")
-    return {"workdir": workdir, "output": output, "killed": killed, "wall_s": time.monotonic() - start,
-            "records": job_records(slurm_cluster)}
+    return {
+        "workdir": workdir,
+        "output": output,
+        "killed": killed,
+        "wall_s": time.monotonic() - start,
+        "records": job_records(slurm_cluster),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -226,8 +252,7 @@ def test_rerun_after_completion_submits_nothing(slurm_run, slurm_profile, slurm_
     assert max(job_records(slurm_cluster)) == before
 
 
-def test_failed_dft_job_is_recorded_and_the_cycle_continues(slurm_run, slurm_profile, slurm_cluster,
-                                                            tmp_path):
+def test_failed_dft_job_is_recorded_and_the_cycle_continues(slurm_run, slurm_profile, slurm_cluster, tmp_path):
     """Two atoms on top of each other: GPAW raises, the label job records the
     failure and succeeds, and gathering the cycle goes on without it."""
     from ase.io import read, write

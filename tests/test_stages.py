@@ -1,4 +1,5 @@
 """The stage functions the Snakemake scripts call, on small real inputs."""
+
 import csv
 import json
 
@@ -7,10 +8,10 @@ import pytest
 from ase.build import bulk
 from ase.io import read, write
 
-from nestdb.potentials.lj import FastLennardJones
 from nestdb.errors import DataError
-from nestdb.ns import NSSettings, run_nested_sampling
 from nestdb.label.stage import gather_labels, label_one
+from nestdb.ns import NSSettings, run_nested_sampling
+from nestdb.potentials.lj import FastLennardJones
 from nestdb.select.stage import select_run
 from nestdb.thermo.stage import analyse_run
 
@@ -29,9 +30,11 @@ def labelled(tmp_path, name, spec, atoms):
 def test_gather_keeps_good_labels_and_enforces_the_failure_budget(tmp_path):
     good = {"code": "potential", "potential": {"type": "emt"}}
     # EMT has no parameters for He: the calculation fails and must be recorded, not raised.
-    paths = [labelled(tmp_path, "ok1", good, bulk("Cu", "fcc", a=3.6, cubic=True)),
-             labelled(tmp_path, "ok2", good, bulk("Cu", "fcc", a=3.7, cubic=True)),
-             labelled(tmp_path, "bad", good, bulk("He", "fcc", a=4.0))]
+    paths = [
+        labelled(tmp_path, "ok1", good, bulk("Cu", "fcc", a=3.6, cubic=True)),
+        labelled(tmp_path, "ok2", good, bulk("Cu", "fcc", a=3.7, cubic=True)),
+        labelled(tmp_path, "bad", good, bulk("He", "fcc", a=4.0)),
+    ]
     assert read(paths[2]).info["label_status"] == "failed"
     database, table = tmp_path / "db.extxyz", tmp_path / "labels.csv"
     summary = gather_labels(paths, database, table, max_failed_fraction=0.5)
@@ -47,8 +50,9 @@ def test_gather_keeps_good_labels_and_enforces_the_failure_budget(tmp_path):
 
 
 def ns_run(tmp_path, **overrides):
-    values = dict(n_walkers=8, walk_length=8, pressure_gpa=5.0, max_iter=120, max_volume_per_atom=40.0,
-                  kemax_max_T=3000.0, seed=2)
+    values = dict(
+        n_walkers=8, walk_length=8, pressure_gpa=5.0, max_iter=120, max_volume_per_atom=40.0, kemax_max_T=3000.0, seed=2
+    )
     values.update(overrides)
     prefix = tmp_path / "ns"
     run_nested_sampling({"Mg": 4}, FastLennardJones(), NSSettings(**values), prefix)
@@ -62,9 +66,19 @@ def test_analyse_then_select_a_temperature_window(tmp_path):
     temps = np.array([float(r["temp"]) for r in csv.DictReader(open(paths["temps.csv"]))])
     assert len(temps) == 120 and np.all(np.isfinite(temps))
     rule = {"kind": "last", "count": 3}
-    chosen = select_run(f"{prefix}.traj.extxyz", f"{prefix}.summary.json", paths["temps.csv"], rule, 0, 5.0, 0.0,
-                        tmp_path / "cand.extxyz", tmp_path / "configs", tmp_path / "sel.png",
-                        final_path=f"{prefix}.final.extxyz")
+    chosen = select_run(
+        f"{prefix}.traj.extxyz",
+        f"{prefix}.summary.json",
+        paths["temps.csv"],
+        rule,
+        0,
+        5.0,
+        0.0,
+        tmp_path / "cand.extxyz",
+        tmp_path / "configs",
+        tmp_path / "sel.png",
+        final_path=f"{prefix}.final.extxyz",
+    )
     assert [a.info["iter"] for a in chosen] == [117, 118, 119]
     # each selected sample carries the temperature of its .energies line
     assert [a.info["temp"] for a in chosen] == pytest.approx(temps[117:120].tolist())
@@ -84,13 +98,32 @@ def test_run_stopped_before_its_first_cull_gives_its_final_walker(tmp_path):
     analyse_run(f"{prefix}.energies", tmp_path / "t.csv", temps, tmp_path / "t.png", GRID)
     assert (tmp_path / "t.png").stat().st_size > 0
     final = read(f"{prefix}.final.extxyz", index=":")
-    chosen = select_run(f"{prefix}.traj.extxyz", f"{prefix}.summary.json", temps, {"kind": "final"}, 1, 5.0, 0.0,
-                        tmp_path / "cand.extxyz", tmp_path / "configs", tmp_path / "sel.png",
-                        final_path=f"{prefix}.final.extxyz")
+    chosen = select_run(
+        f"{prefix}.traj.extxyz",
+        f"{prefix}.summary.json",
+        temps,
+        {"kind": "final"},
+        1,
+        5.0,
+        0.0,
+        tmp_path / "cand.extxyz",
+        tmp_path / "configs",
+        tmp_path / "sel.png",
+        final_path=f"{prefix}.final.extxyz",
+    )
     assert len(chosen) == 1
     assert chosen[0].info["enthalpy"] == pytest.approx(min(a.info["ns_energy"] for a in final))
     with pytest.raises(DataError, match="no culled configurations"):
-        select_run(f"{prefix}.traj.extxyz", f"{prefix}.summary.json", temps,
-                   {"kind": "temperature_window", "t_min": 200, "t_max": 3000, "count": 2}, 1, 5.0, 0.0,
-                   tmp_path / "c2.extxyz", tmp_path / "configs2", tmp_path / "s2.png",
-                   final_path=f"{prefix}.final.extxyz")
+        select_run(
+            f"{prefix}.traj.extxyz",
+            f"{prefix}.summary.json",
+            temps,
+            {"kind": "temperature_window", "t_min": 200, "t_max": 3000, "count": 2},
+            1,
+            5.0,
+            0.0,
+            tmp_path / "c2.extxyz",
+            tmp_path / "configs2",
+            tmp_path / "s2.png",
+            final_path=f"{prefix}.final.extxyz",
+        )

@@ -10,12 +10,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nestdb.errors import ConfigError, DataError
 from nestdb.cli import main as cli_main
 from nestdb.cli.analyse import main
-from nestdb.thermo import (NSEnergies, analyse, log_phase_volume, plot_analysis, read_energies,
-                           resolved_temperature, sample_temperatures)
+from nestdb.errors import ConfigError, DataError
+from nestdb.thermo import (
+    NSEnergies,
+    analyse,
+    log_phase_volume,
+    plot_analysis,
+    read_energies,
+    resolved_temperature,
+    sample_temperatures,
+)
 from nestdb.units import KB_EV_PER_K
+
 from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -28,8 +36,22 @@ SAMPLE_RUNS = [
     ("mg16_1GPa_fasteam", "mg16_1GPa_fasteam"),
     ("mg16_1GPa_fasteam_mar065", "mg16_1GPa_fasteam_mar065"),
 ]
-ANALYSIS_COLUMNS = ["T", "log_Z", "F", "U", "Cp", "low_pct_i", "mode_i", "high_pct_i", "low_pct_iter",
-                    "mode_iter", "high_pct_iter", "Z_fract", "V", "thermal_exp"]
+ANALYSIS_COLUMNS = [
+    "T",
+    "log_Z",
+    "F",
+    "U",
+    "Cp",
+    "low_pct_i",
+    "mode_i",
+    "high_pct_i",
+    "low_pct_iter",
+    "mode_iter",
+    "high_pct_iter",
+    "Z_fract",
+    "V",
+    "thermal_exp",
+]
 
 
 def _need_samples() -> None:
@@ -53,8 +75,16 @@ def _harmonic_run(n_walkers: int, n_samples: int, dof: int, h_top: float) -> NSE
     """
     log_x = (np.arange(n_samples) + 1) * math.log(n_walkers / (n_walkers + 1))
     enthalpy = h_top * np.exp(log_x * 2.0 / dof)
-    return NSEnergies(n_walkers=n_walkers, n_cull=1, n_extra_dof=0, flat_v_prior=False, n_atoms=dof // 3,
-                      iters=np.arange(n_samples), enthalpy=enthalpy, volume=np.full(n_samples, 50.0))
+    return NSEnergies(
+        n_walkers=n_walkers,
+        n_cull=1,
+        n_extra_dof=0,
+        flat_v_prior=False,
+        n_atoms=dof // 3,
+        iters=np.arange(n_samples),
+        enthalpy=enthalpy,
+        volume=np.full(n_samples, 50.0),
+    )
 
 
 def _printed_tolerance(reference: np.ndarray) -> np.ndarray:
@@ -64,6 +94,7 @@ def _printed_tolerance(reference: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- synthetic (no shared data)
+
 
 def test_log_phase_volume_n_cull_1_closed_form():
     log_x, log_a = log_phase_volume(50, 9, 1)
@@ -119,8 +150,9 @@ def test_analyse_n_cull_gt_1_matches_direct_quadrature(tmp_path):
         assert row.U == pytest.approx(mean_h, rel=1e-10, abs=1e-10)
         assert row.Cp == pytest.approx(KB_EV_PER_K * beta**2 * (mean_h2 - mean_h**2), rel=1e-7)
         assert row.V == pytest.approx(mean_v, rel=1e-12)
-        assert row.thermal_exp == pytest.approx(KB_EV_PER_K * beta**2 * (mean_vh - mean_v * mean_h) / mean_v,
-                                                rel=1e-6, abs=1e-14)
+        assert row.thermal_exp == pytest.approx(
+            KB_EV_PER_K * beta**2 * (mean_vh - mean_v * mean_h) / mean_v, rel=1e-6, abs=1e-14
+        )
         assert row.F == pytest.approx(-math.log(z) / beta, rel=1e-10, abs=1e-10)
         assert row.mode_i == int(np.argmax(w))
 
@@ -156,6 +188,7 @@ def test_resolved_temperature_harmonic_dos_analytic():
     dof = 12
     energies = _harmonic_run(n_walkers=400, n_samples=400 * 70, dof=dof, h_top=100.0)
     h_last = energies.enthalpy[-1]
+
     # Live set: X <= X_M below h_last; recorded part: X(H) = X_M (H/h_last)^6 above it. Their weight
     # ratio at beta is 1/(6 I(c)), I(c) = int_0^inf (1+u)^5 e^(-c u) du, c = beta h_last.
     def six_i_minus_1(c):
@@ -251,13 +284,16 @@ def test_extra_dof_adds_kinetic_terms(tmp_path):
     np.testing.assert_allclose(t6["Cp"] - t0["Cp"], 3 * KB_EV_PER_K, rtol=1e-10)
 
 
-@pytest.mark.parametrize("content, line", [
-    ("10 1 0 False 2\n0 1.0 5.0\n1 0.5 5", 3),             # truncated last write
-    ("10 1 0 False 2\n0 1.0 5.0\n1 abc 5.0\n2 0.1 5.0\n", 3),
-    ("10 1 0 False 2\n0 1.0 5.0\n1 0.5 5.0 7.0\n", 3),
-    ("10 1 0 False 2\n0 1.0 5.0\n\n2 0.1 5.0\n", 3),
-    ("10 1 0 False 2\n0 1.0 5.0\n1 nan 5.0\n", 3),
-])
+@pytest.mark.parametrize(
+    "content, line",
+    [
+        ("10 1 0 False 2\n0 1.0 5.0\n1 0.5 5", 3),  # truncated last write
+        ("10 1 0 False 2\n0 1.0 5.0\n1 abc 5.0\n2 0.1 5.0\n", 3),
+        ("10 1 0 False 2\n0 1.0 5.0\n1 0.5 5.0 7.0\n", 3),
+        ("10 1 0 False 2\n0 1.0 5.0\n\n2 0.1 5.0\n", 3),
+        ("10 1 0 False 2\n0 1.0 5.0\n1 nan 5.0\n", 3),
+    ],
+)
 def test_read_energies_reports_file_and_line(tmp_path, content, line):
     path = tmp_path / "bad.energies"
     path.write_text(content)
@@ -265,13 +301,16 @@ def test_read_energies_reports_file_and_line(tmp_path, content, line):
         read_energies(path)
 
 
-@pytest.mark.parametrize("content, match", [
-    ("", "empty"),
-    ("10 1 0 False 2\n", "no samples"),
-    ("10 1\n0 1 1\n", "line 1"),
-    ("10 1 0 Maybe 2\n0 1 1\n", "line 1"),
-    ("10 20 0 False 2\n0 1 1\n", "impossible"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("", "empty"),
+        ("10 1 0 False 2\n", "no samples"),
+        ("10 1\n0 1 1\n", "line 1"),
+        ("10 1 0 Maybe 2\n0 1 1\n", "line 1"),
+        ("10 20 0 False 2\n0 1 1\n", "impossible"),
+    ],
+)
 def test_read_energies_bad_header(tmp_path, content, match):
     path = tmp_path / "h.energies"
     path.write_text(content)
@@ -328,12 +367,12 @@ def test_plot_analysis_without_atom_count(tmp_path):
 
 # --------------------------------------------------------------------------- real pymatnest outputs
 
+
 @pytest.mark.parametrize("directory, prefix", SAMPLE_RUNS)
 def test_analyse_reproduces_ns_analyse(directory, prefix):
     _need_samples()
     base = SAMPLES / directory / prefix
-    reference = pd.read_csv(f"{base}.analysis", sep=r"\s+", comment="#", header=None, names=ANALYSIS_COLUMNS,
-                            dtype=str)
+    reference = pd.read_csv(f"{base}.analysis", sep=r"\s+", comment="#", header=None, names=ANALYSIS_COLUMNS, dtype=str)
     first_line = Path(f"{base}.analysis").read_text().splitlines()[0].split()
     energies = read_energies(f"{base}.energies")
     assert energies.n_walkers == int(first_line[2]) and energies.n_cull == int(first_line[4])
@@ -394,6 +433,7 @@ def test_truncated_copy_of_real_file(tmp_path):
 # --------------------------------------------------------------------------- files that are not one run in order
 # issue 13.4: reversed or doubled files printed a different, wrong table; a binary file a UnicodeDecodeError.
 
+
 def _decreasing_run(tmp_path: Path, n: int = 40) -> tuple[Path, list[str]]:
     path = _write_energies(tmp_path / "run.energies", "10 1 0 False 2", np.linspace(5.0, 1.0, n), np.full(n, 10.0))
     return path, path.read_text().splitlines()
@@ -402,8 +442,11 @@ def _decreasing_run(tmp_path: Path, n: int = 40) -> tuple[Path, list[str]]:
 def test_reversed_or_doubled_energies_are_refused_with_the_line(tmp_path):
     path, lines = _decreasing_run(tmp_path)
     path.write_text("\n".join([lines[0], *lines[:0:-1]]) + "\n")  # samples in reverse
-    with pytest.raises(DataError, match=r"run\.energies: line 3: the enthalpy rises from 1\.0 \(line 2\) to "
-                                        r"1\.10256"):
+    with pytest.raises(
+        DataError,
+        match=r"run\.energies: line 3: the enthalpy rises from 1\.0 \(line 2\) to "
+        r"1\.10256",
+    ):
         read_energies(path)
     path.write_text("\n".join([*lines, *lines[1:]]) + "\n")  # the samples appended a second time
     with pytest.raises(DataError, match=rf"line {len(lines) + 1}: the enthalpy rises .*1 rise\(s\)"):
@@ -435,16 +478,22 @@ def test_binary_energies_file_is_a_clear_error(tmp_path, capsys):
     import subprocess
     import sys
 
-    for name, content in (("nul.energies", b"10 1 0 False 2\n0 1.0 5.0\x00\x00\n"),
-                          ("latin.energies", b"\x89PNG\r\n\x1a\n\xff\xfe binary")):
+    for name, content in (
+        ("nul.energies", b"10 1 0 False 2\n0 1.0 5.0\x00\x00\n"),
+        ("latin.energies", b"\x89PNG\r\n\x1a\n\xff\xfe binary"),
+    ):
         path = tmp_path / name
         path.write_bytes(content)
         with pytest.raises(DataError, match=rf"{name} is not a text file \(binary data at byte \d+\)"):
             read_energies(path)
         assert main([str(path), "-M", "100", "-D", "10", "-n", "3"]) == 2
         assert f"{name} is not a text file" in capsys.readouterr().err
-    result = subprocess.run([sys.executable, "-m", "nestdb.cli", "analyse", str(path), "-M", "100", "-D", "10",
-                             "-n", "3"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "nestdb.cli", "analyse", str(path), "-M", "100", "-D", "10", "-n", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "is not a text file" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -12,9 +12,19 @@ import pytest
 
 from nestdb.cli import main as cli_main
 from nestdb.errors import ConfigError, DataError
-from nestdb.thermo import (NSEnergies, Transition, analyse, bootstrap, combine_runs, detect_transitions,
-                           melting_transition, read_energies, sample_temperatures)
+from nestdb.thermo import (
+    NSEnergies,
+    Transition,
+    analyse,
+    bootstrap,
+    combine_runs,
+    detect_transitions,
+    melting_transition,
+    read_energies,
+    sample_temperatures,
+)
 from nestdb.units import KB_EV_PER_K
+
 from conftest import require_shared
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -43,6 +53,7 @@ def _step(temps, centre, width, size):
 
 # --------------------------------------------------------------------------- peaks on synthetic curves
 
+
 def test_single_peak_fwhm_and_volume_jump():
     temps = np.arange(100.0, 2000.0, 2.0)
     sigma = 40.0
@@ -51,8 +62,9 @@ def test_single_peak_fwhm_and_volume_jump():
     assert isinstance(peak, Transition)
     assert peak.temperature == pytest.approx(800.0, abs=0.5)
     assert peak.fwhm == pytest.approx(2 * math.sqrt(2 * math.log(2)) * sigma, rel=2e-3)
-    assert peak.low == pytest.approx(800 - peak.fwhm / 2, abs=0.5) and peak.high == pytest.approx(800 + peak.fwhm / 2,
-                                                                                                  abs=0.5)
+    assert peak.low == pytest.approx(800 - peak.fwhm / 2, abs=0.5) and peak.high == pytest.approx(
+        800 + peak.fwhm / 2, abs=0.5
+    )
     assert peak.cp_peak == pytest.approx(5.0, rel=1e-4) and peak.prominence == pytest.approx(2.0, rel=1e-3)
     expected_jump = np.interp(peak.high, temps, table["V"] / 16) - np.interp(peak.low, temps, table["V"] / 16)
     assert peak.volume_jump == pytest.approx(expected_jump) and 0.5 < peak.volume_jump < 0.6
@@ -106,6 +118,7 @@ def test_detect_transitions_bad_input():
 
 # --------------------------------------------------------------------------- real pymatnest runs
 
+
 def test_mg_1gpa_melting_near_835_k_and_fluid_expansion_at_1470_k():
     _need_samples()
     table = analyse(read_energies(MG_1GPA), np.arange(100.0, 4000.0, 5.0))
@@ -135,8 +148,10 @@ def test_lj_melting_below_condensation():
 def test_runs_stopped_in_the_gas_report_no_transition():
     _need_samples()
     # Their ns_analyse "peaks" (2010 K, 4160 K) are truncation artefacts (§6).
-    for path in (SAMPLES / "lj16_aselj_partial" / "lj16.energies",
-                 SAMPLES / "mg16_1GPa_aseeam_partial" / "mg16_1GPa_aseeam.energies"):
+    for path in (
+        SAMPLES / "lj16_aselj_partial" / "lj16.energies",
+        SAMPLES / "mg16_1GPa_aseeam_partial" / "mg16_1GPa_aseeam.energies",
+    ):
         table = analyse(read_energies(path), np.arange(50.0, 5000.0, 10.0))
         assert detect_transitions(table, 16) == []
         # The same from a table read back from CSV (no attrs): the cut-off run is still recognised.
@@ -150,6 +165,7 @@ def test_runs_stopped_in_the_gas_report_no_transition():
 
 
 # --------------------------------------------------------------------------- error bars
+
 
 def _harmonic(n_walkers: int, n_iter_per_walker: int = 60, dof: int = 12) -> NSEnergies:
     n = n_walkers * n_iter_per_walker
@@ -196,6 +212,7 @@ def test_combine_runs_mean_and_standard_error():
 
 # --------------------------------------------------------------------------- 10^6 samples
 
+
 def test_million_line_file_is_finite(tmp_path):
     n, n_walkers = 1_000_000, 2000
     log_x = (np.arange(n) + 1) * math.log(n_walkers / (n_walkers + 1))  # down to ln X = -500
@@ -226,11 +243,27 @@ def test_million_line_file_with_a_corrupt_line_names_it(tmp_path):
 
 # --------------------------------------------------------------------------- CLI
 
+
 def test_cli_analyse_tmax_transitions_and_bootstrap(tmp_path, capsys):
     _need_samples()
     csv_path = tmp_path / "t.csv"
-    argv = ["analyse", str(MG_1GPA), "--Tmin", "600", "--Tmax", "1000", "--dT", "5", "--transitions",
-            "--bootstrap", "5", "--csv", str(csv_path), "--plot", str(tmp_path / "cp.png")]
+    argv = [
+        "analyse",
+        str(MG_1GPA),
+        "--Tmin",
+        "600",
+        "--Tmax",
+        "1000",
+        "--dT",
+        "5",
+        "--transitions",
+        "--bootstrap",
+        "5",
+        "--csv",
+        str(csv_path),
+        "--plot",
+        str(tmp_path / "cp.png"),
+    ]
     assert cli_main(argv) == 0
     out = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in out if not line.startswith("#")]

@@ -1,5 +1,6 @@
 """The Snakemake workflow: dry runs of the shipped configs, bad configs, and
 the fast config end to end (real NS, real GPAW labels, real pyace fit)."""
+
 import json
 import re
 
@@ -15,7 +16,7 @@ def job_counts(output: str) -> dict[str, int]:
     counts = {}
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("job ") and "count" in line)
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         parts = line.split()
         if len(parts) != 2 or not parts[1].isdigit():
             break
@@ -184,8 +185,9 @@ def test_fast_run_benchmarks_and_report(fast_run):
     assert {"C11", "C12", "C44"} <= set(elastic.constant)
     assert np.all(np.isfinite(elastic.reference_GPa))
     report = workdir / "results" / "report.html"
-    result = snakemake(workdir, "--cores", "1", "--configfile", str(REPO / "config" / "fast.yaml"),
-                       "--report", str(report))
+    result = snakemake(
+        workdir, "--cores", "1", "--configfile", str(REPO / "config" / "fast.yaml"), "--report", str(report)
+    )
     assert result.returncode == 0, result.stderr
     assert report.stat().st_size > 10000
 

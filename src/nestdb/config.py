@@ -38,8 +38,10 @@ def schema_path() -> Path:
     for root in (Path(__file__).resolve().parents[2], Path.cwd()):
         if (root / SCHEMA).is_file():
             return root / SCHEMA
-    raise ConfigError(f"the config schema {SCHEMA} was found neither beside the installed nestdb nor in "
-                      f"{Path.cwd()}; run from the nestdb checkout")
+    raise ConfigError(
+        f"the config schema {SCHEMA} was found neither beside the installed nestdb nor in "
+        f"{Path.cwd()}; run from the nestdb checkout"
+    )
 
 
 def load_config(path: str | Path) -> dict:
@@ -57,6 +59,7 @@ def load_config(path: str | Path) -> dict:
         raise ConfigError(f"{path}: {err}") from None
     check_config(config, base_dir=Path.cwd())
     return config
+
 
 def format_pressure(pressure_gpa: float) -> str:
     """Wildcard form of a pressure in GPa: ``10`` for 10.0, ``2.5`` for 2.5.
@@ -191,8 +194,7 @@ def _resolve_composition(config: dict, cycle: int, block: dict, composition: str
         by_tag = {composition_tag(c, config.get("elements")): c for c in compositions}
         tag = composition.rstrip("/")
         if tag not in by_tag:
-            raise ConfigError(f"cycles[{cycle}]: no composition {tag!r} in ns.composition "
-                              f"(tags: {', '.join(by_tag)})")
+            raise ConfigError(f"cycles[{cycle}]: no composition {tag!r} in ns.composition (tags: {', '.join(by_tag)})")
         chosen = by_tag[tag]
     block["composition"] = chosen
     fractions = block.get("move_fractions")
@@ -216,23 +218,29 @@ def _check_compositions(config: dict) -> None:
         where = f"cycles[{cycle}].ns.composition"
         compositions = run_compositions(config, cycle)
         if not compositions:
-            raise ConfigError(f"{where} is missing: give the atoms per NS cell, e.g. `composition: {{Cu: 4}}` or "
-                              "a list of such mappings, one NS run per composition and pressure.")
+            raise ConfigError(
+                f"{where} is missing: give the atoms per NS cell, e.g. `composition: {{Cu: 4}}` or "
+                "a list of such mappings, one NS run per composition and pressure."
+            )
         tags = [composition_tag(c, elements) for c in compositions]
         if len(set(tags)) < len(tags):
             raise ConfigError(f"{where} lists the same composition twice ({', '.join(tags)}); remove the repeat.")
         for composition in compositions:
             unknown = sorted(set(composition) - set(elements))
             if unknown:
-                raise ConfigError(f"{where}: {composition_tag(composition)} has element(s) {unknown} not listed in "
-                                  f"`elements` {elements}; add them to `elements` (with their fit.reference_energies "
-                                  "and labelling settings) or remove them from the composition.")
+                raise ConfigError(
+                    f"{where}: {composition_tag(composition)} has element(s) {unknown} not listed in "
+                    f"`elements` {elements}; add them to `elements` (with their fit.reference_energies "
+                    "and labelling settings) or remove them from the composition."
+                )
             used.update(e for e, n in composition.items() if n > 0)
     unused = [e for e in elements if e not in used]
     if unused:
-        raise ConfigError(f"`elements` lists {unused}, which no ns.composition of any cycle contains; remove them "
-                          "from `elements` or add a composition with them (an element never sampled cannot be "
-                          "fitted).")
+        raise ConfigError(
+            f"`elements` lists {unused}, which no ns.composition of any cycle contains; remove them "
+            "from `elements` or add a composition with them (an element never sampled cannot be "
+            "fitted)."
+        )
 
 
 def _check_element_data(config: dict) -> None:
@@ -333,9 +341,7 @@ def check_config(config: dict, base_dir: str | Path = ".") -> None:
                 if key not in rule:
                     raise ConfigError(f"{where}.select: kind temperature_window needs `{key}`.")
             if rule["t_min"] >= rule["t_max"]:
-                raise ConfigError(
-                    f"{where}.select: t_min ({rule['t_min']} K) must be below t_max ({rule['t_max']} K)."
-                )
+                raise ConfigError(f"{where}.select: t_min ({rule['t_min']} K) must be below t_max ({rule['t_max']} K).")
         if rule["kind"] == "last" and "count" not in rule:
             raise ConfigError(f"{where}.select: kind last needs `count`.")
         _check_exploration(config, cycle, block, rule, where)
@@ -368,8 +374,10 @@ def _check_learning_curve(config: dict) -> None:
         oracle_spec(config)
         unknown = sorted(set(learning_curve.get("test_set") or {}) - set(DEFAULT_TEST_SET))
         if unknown:
-            raise ConfigError(f"bench.learning_curve.test_set: unknown key(s) {', '.join(unknown)}; "
-                              f"allowed: {', '.join(DEFAULT_TEST_SET)}")
+            raise ConfigError(
+                f"bench.learning_curve.test_set: unknown key(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(DEFAULT_TEST_SET)}"
+            )
 
 
 def _check_exploration(config: dict, cycle: int, block: dict, rule: dict, where: str) -> None:
@@ -441,8 +449,10 @@ def bench_targets(config: dict, cycles: list[int]) -> list[str]:
     for cycle in cycles:
         targets += [f"results/bench/cycle{cycle}/{kind}.json" for kind in PROPERTIES if property_enabled(config, kind)]
         if bench["xrd"]["enabled"] and explore_kind(config, cycle) == "ns":  # XRD of NS samples only
-            targets += [f"results/bench/cycle{cycle}/xrd/{comp}P{pressure}GPa/xrd.csv"
-                        for comp, pressure in cycle_runs(config, cycle)]
+            targets += [
+                f"results/bench/cycle{cycle}/xrd/{comp}P{pressure}GPa/xrd.csv"
+                for comp, pressure in cycle_runs(config, cycle)
+            ]
         if explore_kind(config, cycle) == "ns":
             targets += sample_targets(config, cycle)
     if bench["phase_diagram"]["enabled"]:
@@ -453,9 +463,11 @@ def bench_targets(config: dict, cycles: list[int]) -> list[str]:
 
 
 def _alloy_runs(config: dict, cycle: int) -> list[tuple[str, str, dict]]:
-    return [(comp, pressure, composition)
-            for comp, composition in zip(composition_dirs(config, cycle), run_compositions(config, cycle), strict=True)
-            for pressure in cycle_pressures(config, cycle)]
+    return [
+        (comp, pressure, composition)
+        for comp, composition in zip(composition_dirs(config, cycle), run_compositions(config, cycle), strict=True)
+        for pressure in cycle_pressures(config, cycle)
+    ]
 
 
 def mixing_pressures(config: dict, cycle: int) -> list[str]:
@@ -472,9 +484,12 @@ def sample_targets(config: dict, cycle: int) -> list[str]:
     """SRO tables of the runs with two or more elements, mixing tables where pure runs exist (``rule all``)."""
     if len(config["elements"]) < 2:
         return []
-    targets = [f"results/bench/cycle{cycle}/sro/{comp}P{pressure}GPa/sro.csv"
-               for comp, pressure, composition in _alloy_runs(config, cycle)
-               if len([n for n in composition.values() if n]) >= 2]
-    targets += [f"results/bench/cycle{cycle}/mixing/P{pressure}GPa/mixing.csv"
-                for pressure in mixing_pressures(config, cycle)]
+    targets = [
+        f"results/bench/cycle{cycle}/sro/{comp}P{pressure}GPa/sro.csv"
+        for comp, pressure, composition in _alloy_runs(config, cycle)
+        if len([n for n in composition.values() if n]) >= 2
+    ]
+    targets += [
+        f"results/bench/cycle{cycle}/mixing/P{pressure}GPa/mixing.csv" for pressure in mixing_pressures(config, cycle)
+    ]
     return targets

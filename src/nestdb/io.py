@@ -98,8 +98,13 @@ def read_frames(path: str | Path) -> list[Atoms]:
     return read(path, index=":", format="extxyz")
 
 
-def write_sample_temperatures(path: str | Path, iters: Sequence[int], enthalpy: Sequence[float],
-                              volume: Sequence[float], temperatures: Sequence[float]) -> None:
+def write_sample_temperatures(
+    path: str | Path,
+    iters: Sequence[int],
+    enthalpy: Sequence[float],
+    volume: Sequence[float],
+    temperatures: Sequence[float],
+) -> None:
     """Write ``sample_temperatures.csv`` (:data:`SAMPLE_TEMPERATURE_COLUMNS`; floats as ``repr``, exact).
 
     Empty sequences give the header alone.

@@ -39,9 +39,14 @@ def vasp_kspacing_from_castep(spacing: float) -> float:
     return TWO_PI * spacing
 
 
-def monkhorst_pack_grid(atoms: Atoms, *, castep_spacing: float | None = None,
-                        kspacing: float | None = None, density: float | None = None,
-                        even: bool = False) -> tuple[int, int, int]:
+def monkhorst_pack_grid(
+    atoms: Atoms,
+    *,
+    castep_spacing: float | None = None,
+    kspacing: float | None = None,
+    density: float | None = None,
+    even: bool = False,
+) -> tuple[int, int, int]:
     """Smallest MP grid whose spacing is at most the requested one along each reciprocal vector.
 
     Parameters
@@ -70,7 +75,7 @@ def monkhorst_pack_grid(atoms: Atoms, *, castep_spacing: float | None = None,
     chosen = {key: value for key, value in given.items() if value is not None}
     if len(chosen) != 1:
         raise ConfigError(f"k-points: give exactly one of {', '.join(given)}; got {chosen or 'none'}")
-    (key, value), = chosen.items()
+    ((key, value),) = chosen.items()
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ConfigError(f"k-points: {key} must be a positive number, got {value!r}")
     if key == "castep_spacing":

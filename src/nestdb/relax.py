@@ -83,9 +83,7 @@ def relax_cell(
             # FixSymmetry needs spglib; an exactly symmetric start keeps its symmetry
             # under symmetric forces/stress anyway, up to numerical noise.
             symmetry_kept_by = "none (spglib missing)"
-    filtered = FrechetCellFilter(
-        work, scalar_pressure=pressure_gpa * GPA, hydrostatic_strain=hydrostatic_strain
-    )
+    filtered = FrechetCellFilter(work, scalar_pressure=pressure_gpa * GPA, hydrostatic_strain=hydrostatic_strain)
     opt = _OPTIMIZERS[optimizer](filtered, logfile=None)
     # A poor model (an early cycle's fit) can collapse or explode a cell; a
     # collapsed cell has so many neighbours that each call takes minutes.

@@ -116,17 +116,23 @@ class Cluster:
         """The node line of ``slurmd -C`` (sockets, cores, threads) and a RealMemory below MemTotal."""
         out = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout
         fields = dict(item.split("=", 1) for item in out.splitlines()[0].split())
-        topology = " ".join(f"{k}={fields[k]}" for k in
-                            ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore"))
+        topology = " ".join(
+            f"{k}={fields[k]}" for k in ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore")
+        )
         # A node reporting less memory than configured is drained: leave 10 % headroom.
         return topology, int(int(fields["RealMemory"]) * 0.9)
 
     def write_config(self) -> None:
         """Write slurm.conf and gres.conf from the templates beside this module."""
         topology, memory_mb = self._topology()
-        values = {"host": self.host, "base": str(self.base), "topology": topology, "memory_mb": memory_mb,
-                  "ctld_port": os.environ.get("NESTDB_SLURMCTLD_PORT", "6817"),
-                  "slurmd_port": os.environ.get("NESTDB_SLURMD_PORT", "6818")}
+        values = {
+            "host": self.host,
+            "base": str(self.base),
+            "topology": topology,
+            "memory_mb": memory_mb,
+            "ctld_port": os.environ.get("NESTDB_SLURMCTLD_PORT", "6817"),
+            "slurmd_port": os.environ.get("NESTDB_SLURMD_PORT", "6818"),
+        }
         for name in ("slurm.conf", "gres.conf"):
             template = string.Template((HERE / f"{name}.in").read_text())
             (self.base / name).write_text(template.substitute(values))
@@ -143,8 +149,9 @@ class Cluster:
 
     def run(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
         """Run a SLURM client command against this cluster."""
-        return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=timeout,
-                              env=dict(os.environ, **self.env()))
+        return subprocess.run(
+            list(args), capture_output=True, text=True, check=check, timeout=timeout, env=dict(os.environ, **self.env())
+        )
 
     def node_state(self) -> str:
         """The node's state as ``sinfo`` prints it (``idle``, ``mixed``, ``drain``...), '' when down."""
@@ -155,8 +162,7 @@ class Cluster:
         return result.stdout.strip() if result.returncode == 0 else ""
 
     def is_up(self) -> bool:
-        return {"slurmctld", "slurmd"} <= set(self.pids()) and self.node_state() in ("idle", "mixed",
-                                                                                         "allocated")
+        return {"slurmctld", "slurmd"} <= set(self.pids()) and self.node_state() in ("idle", "mixed", "allocated")
 
     # ------------------------------------------------------------------ start/stop
     def _link_system_config(self) -> None:
@@ -172,8 +178,10 @@ class Cluster:
             SYSTEM_CONF.unlink(missing_ok=True)
             SYSTEM_CONF.symlink_to(self.conf)
         elif SYSTEM_CONF.resolve() != self.conf.resolve():
-            raise Unavailable(f"{SYSTEM_CONF} belongs to another SLURM installation; not replacing it "
-                              "(run the SLURM tests in a container or CI machine)")
+            raise Unavailable(
+                f"{SYSTEM_CONF} belongs to another SLURM installation; not replacing it "
+                "(run the SLURM tests in a container or CI machine)"
+            )
 
     def _unlink_system_config(self) -> None:
         if SYSTEM_CONF.is_symlink() and Path(os.readlink(SYSTEM_CONF)) == self.conf:
@@ -181,8 +189,10 @@ class Cluster:
 
     def _start_munge(self) -> None:
         """Start munged unless one already answers on the default socket."""
-        if MUNGE_SOCKET.exists() and subprocess.run("munge -n | unmunge", shell=True,
-                                                    capture_output=True).returncode == 0:
+        if (
+            MUNGE_SOCKET.exists()
+            and subprocess.run("munge -n | unmunge", shell=True, capture_output=True).returncode == 0
+        ):
             return
         key = Path("/etc/munge/munge.key")
         if not key.exists():
@@ -194,8 +204,11 @@ class Cluster:
         key.chmod(0o400)
         pid_file = self.base / "munged.pid"
         # munged runs as user munge; its pid file goes where root can read it.
-        subprocess.run(["runuser", "-u", "munge", "--", "munged", "--force",
-                        f"--pid-file=/run/munge/munged.pid"], check=True, capture_output=True)
+        subprocess.run(
+            ["runuser", "-u", "munge", "--", "munged", "--force", "--pid-file=/run/munge/munged.pid"],
+            check=True,
+            capture_output=True,
+        )
         deadline = time.monotonic() + 10
         while not _read_pid(Path("/run/munge/munged.pid")):
             if time.monotonic() > deadline:
@@ -203,7 +216,7 @@ class Cluster:
             time.sleep(0.1)
         shutil.copy(Path("/run/munge/munged.pid"), pid_file)
 
-    def start(self, timeout: float = 60) -> "Cluster":
+    def start(self, timeout: float = 60) -> Cluster:
         """Install if needed and start a fresh cluster; wait until the node is idle.
 
         Raises
@@ -228,15 +241,17 @@ class Cluster:
         self._start_munge()
         conf = ["-f", str(self.conf)]
         subprocess.run(["slurmctld", *conf], check=True, capture_output=True, env=dict(os.environ, **self.env()))
-        subprocess.run(["slurmd", *conf, "-N", self.host], check=True, capture_output=True,
-                       env=dict(os.environ, **self.env()))
+        subprocess.run(
+            ["slurmd", *conf, "-N", self.host], check=True, capture_output=True, env=dict(os.environ, **self.env())
+        )
         deadline = time.monotonic() + timeout
         while not self.is_up():
             if time.monotonic() > deadline:
                 pids, state = self.pids(), self.node_state()
                 self.stop()
-                raise RuntimeError(f"SLURM node not idle after {timeout:.0f} s (state "
-                                   f"{state!r}, daemons {pids}); see {self.base}/log/")
+                raise RuntimeError(
+                    f"SLURM node not idle after {timeout:.0f} s (state {state!r}, daemons {pids}); see {self.base}/log/"
+                )
             time.sleep(0.2)
         return self
 
@@ -270,8 +285,9 @@ TEST_OVERRIDES = {
 }
 
 
-def derived_profile(source: str | Path, dest: str | Path, cpus: int, partition: str = "debug",
-                    mem_mb_per_cpu: int = 1000) -> Path:
+def derived_profile(
+    source: str | Path, dest: str | Path, cpus: int, partition: str = "debug", mem_mb_per_cpu: int = 1000
+) -> Path:
     """Write a copy of a SLURM profile that runs on the single-node test cluster.
 
     Parameters
@@ -313,8 +329,9 @@ def derived_profile(source: str | Path, dest: str | Path, cpus: int, partition: 
         profile["set-threads"][rule] = min(int(threads), cpus)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "config.yaml").write_text("# Derived from profiles/slurm by tests/slurm/cluster.py\n"
-                                      + yaml.safe_dump(profile, sort_keys=False))
+    (dest / "config.yaml").write_text(
+        "# Derived from profiles/slurm by tests/slurm/cluster.py\n" + yaml.safe_dump(profile, sort_keys=False)
+    )
     return dest
 
 

@@ -108,10 +108,7 @@ def labelled_configs(wildcards):
     for comp, pressure in cycle_runs(config, cycle):
         selected = checkpoints.select.get(cycle=cycle, comp=comp, pressure=pressure).output.configs
         ids = glob_wildcards(os.path.join(selected, "{config_id}.extxyz")).config_id
-        files += [
-            f"results/label/cycle{cycle}/{comp}P{pressure}GPa/{config_id}.extxyz"
-            for config_id in sorted(ids)
-        ]
+        files += [f"results/label/cycle{cycle}/{comp}P{pressure}GPa/{config_id}.extxyz" for config_id in sorted(ids)]
     return files
 
 

@@ -140,10 +140,7 @@ rule fit_pacemaker_prepare:
         e0=E0_FILES,
     output:
         split=f"{model_dir('{cycle}')}/pacemaker/split.json",
-        inputs=[
-            f"{model_dir('{cycle}')}/pacemaker/member_{k}/input.yaml"
-            for k in PACEMAKER_MEMBERS
-        ],
+        inputs=[f"{model_dir('{cycle}')}/pacemaker/member_{k}/input.yaml" for k in PACEMAKER_MEMBERS],
     params:
         settings=dict(config["fit"], elements=config["elements"]),
     log:
@@ -181,10 +178,7 @@ rule fit_pacemaker:
     input:
         training=training_sets,
         e0=E0_FILES,
-        potentials=[
-            f"{model_dir('{cycle}')}/pacemaker/member_{k}/output_potential.yaml"
-            for k in PACEMAKER_MEMBERS
-        ],
+        potentials=[f"{model_dir('{cycle}')}/pacemaker/member_{k}/output_potential.yaml" for k in PACEMAKER_MEMBERS],
     output:
         metrics=report(
             f"{model_dir('{cycle}')}/pacemaker/metrics.json",

@@ -40,11 +40,28 @@ PROTOTYPES: dict[str, tuple[tuple[int, int], ...]] = {"L1_2": ((3, 1), (1, 3)), 
 #: Pure-element structures (built by :func:`nestdb.structures.crystals.build_structure`).
 PURE_STRUCTURES = ("fcc", "bcc", "hcp")
 #: Defaults of ``bench.alloy``.
-ALLOY_DEFAULTS = {"structures": ["L1_2", "L1_0", "B2"], "pure": None, "relax_shape": False, "fmax": 0.01,
-                  "max_steps": 40, "hull_tolerance": 0.001}
+ALLOY_DEFAULTS = {
+    "structures": ["L1_2", "L1_0", "B2"],
+    "pure": None,
+    "relax_shape": False,
+    "fmax": 0.01,
+    "max_steps": 40,
+    "hull_tolerance": 0.001,
+}
 #: Columns of the formation-energy table of one side.
-FORMATION_COLUMNS = ("name", "prototype", "formula", "n_atoms", "energy_per_atom", "volume_per_atom",
-                     "formation_energy", "e_above_hull", "on_hull", "converged", "steps")
+FORMATION_COLUMNS = (
+    "name",
+    "prototype",
+    "formula",
+    "n_atoms",
+    "energy_per_atom",
+    "volume_per_atom",
+    "formation_energy",
+    "e_above_hull",
+    "on_hull",
+    "converged",
+    "steps",
+)
 
 CalculatorFor = Callable[[str, Atoms], object]
 
@@ -54,13 +71,15 @@ def alloy_settings(bench: dict) -> dict:
     settings = dict(ALLOY_DEFAULTS, **{k: v for k, v in (bench.get("alloy") or {}).items() if k != "enabled"})
     unknown = sorted(set(settings["structures"]) - set(PROTOTYPES))
     if unknown:
-        raise ConfigError(f"bench.alloy.structures: unknown prototype(s) {unknown}; "
-                          f"choose from {', '.join(PROTOTYPES)}")
+        raise ConfigError(
+            f"bench.alloy.structures: unknown prototype(s) {unknown}; choose from {', '.join(PROTOTYPES)}"
+        )
     for element, names in (settings["pure"] or {}).items():
         bad = sorted(set(names) - set(PURE_STRUCTURES))
         if bad:
-            raise ConfigError(f"bench.alloy.pure.{element}: unknown structure(s) {bad}; choose from "
-                              f"{', '.join(PURE_STRUCTURES)}")
+            raise ConfigError(
+                f"bench.alloy.pure.{element}: unknown structure(s) {bad}; choose from {', '.join(PURE_STRUCTURES)}"
+            )
     return settings
 
 
@@ -77,8 +96,9 @@ def default_pure_structures(element: str) -> list[str]:
     return [state["symmetry"]] if state.get("symmetry") in PURE_STRUCTURES else ["fcc"]
 
 
-def ordered_cell(prototype: str, a_element: str, b_element: str, volume_per_atom: float,
-                 ratio: tuple[int, int] = (1, 1)) -> Atoms:
+def ordered_cell(
+    prototype: str, a_element: str, b_element: str, volume_per_atom: float, ratio: tuple[int, int] = (1, 1)
+) -> Atoms:
     """Ideal ordered cell of a binary prototype at a volume per atom.
 
     Parameters
@@ -98,12 +118,20 @@ def ordered_cell(prototype: str, a_element: str, b_element: str, volume_per_atom
     if prototype == "L1_2":
         major, minor = (a_element, b_element) if ratio == (3, 1) else (b_element, a_element)
         a = (4.0 * volume_per_atom) ** (1 / 3)
-        return Atoms([minor, major, major, major], cell=[a, a, a], pbc=True,
-                     scaled_positions=[[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+        return Atoms(
+            [minor, major, major, major],
+            cell=[a, a, a],
+            pbc=True,
+            scaled_positions=[[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]],
+        )
     if prototype == "L1_0":
         a = (4.0 * volume_per_atom) ** (1 / 3)
-        return Atoms([a_element, b_element], cell=[a / math.sqrt(2), a / math.sqrt(2), a], pbc=True,
-                     scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]])
+        return Atoms(
+            [a_element, b_element],
+            cell=[a / math.sqrt(2), a / math.sqrt(2), a],
+            pbc=True,
+            scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]],
+        )
     if prototype == "B2":
         a = (2.0 * volume_per_atom) ** (1 / 3)
         return Atoms([a_element, b_element], cell=[a, a, a], pbc=True, scaled_positions=[[0, 0, 0], [0.5, 0.5, 0.5]])
@@ -133,16 +161,27 @@ def alloy_structures(elements: Sequence[str], settings: dict | None = None) -> l
     structures = []
     for element in elements:
         for name in pure.get(element) or default_pure_structures(element):
-            structures.append({"name": f"{element}_{name}", "prototype": name, "counts": {element: 1},
-                               "atoms": build_structure(name, element)})
+            structures.append(
+                {
+                    "name": f"{element}_{name}",
+                    "prototype": name,
+                    "counts": {element: 1},
+                    "atoms": build_structure(name, element),
+                }
+            )
     for a_element, b_element in itertools.combinations(elements, 2):
         for prototype in settings["structures"]:
             for ratio in PROTOTYPES[prototype]:
                 counts = {a_element: ratio[0], b_element: ratio[1]}
                 volume = (ratio[0] * volumes[a_element] + ratio[1] * volumes[b_element]) / sum(ratio)
-                structures.append({"name": f"{formula(counts)}_{prototype}", "prototype": prototype,
-                                   "counts": counts,
-                                   "atoms": ordered_cell(prototype, a_element, b_element, volume, ratio)})
+                structures.append(
+                    {
+                        "name": f"{formula(counts)}_{prototype}",
+                        "prototype": prototype,
+                        "counts": counts,
+                        "atoms": ordered_cell(prototype, a_element, b_element, volume, ratio),
+                    }
+                )
     return structures
 
 
@@ -166,8 +205,9 @@ def hull_energies(fractions: np.ndarray, energies: np.ndarray) -> np.ndarray:
     for k, target in enumerate(fractions):
         result = linprog(energies, A_eq=fractions.T, b_eq=target, bounds=(0, None), method="highs")
         if not result.success:
-            raise DataError(f"convex hull: no combination of the structures reaches composition {target} "
-                            f"({result.message})")
+            raise DataError(
+                f"convex hull: no combination of the structures reaches composition {target} ({result.message})"
+            )
         hull[k] = min(float(result.fun), float(energies[k]))
     return hull
 
@@ -208,23 +248,28 @@ def formation_table(results: list[dict], elements: Sequence[str], hull_tolerance
     for j, element in enumerate(elements):
         pure = np.isclose(fractions[:, j], 1.0)
         if not pure.any():
-            raise DataError(f"alloy benchmark: no pure {element} structure, so no reference for its formation "
-                            "energies; add one with bench.alloy.pure")
+            raise DataError(
+                f"alloy benchmark: no pure {element} structure, so no reference for its formation "
+                "energies; add one with bench.alloy.pure"
+            )
         mu[element] = float(energies[pure].min())
     formation = energies - fractions @ np.array([mu[e] for e in elements])
     hull = hull_energies(fractions, formation)
-    table = pd.DataFrame({
-        "name": rows["name"], "prototype": rows["prototype"],
-        "formula": [formula(c) for c in rows["counts"]],
-        "n_atoms": [int(sum(c.values())) for c in rows["counts"]],
-        "energy_per_atom": energies,
-        "volume_per_atom": rows.get("volume_per_atom", pd.Series([np.nan] * len(rows))).to_numpy(dtype=float),
-        "formation_energy": formation,
-        "e_above_hull": formation - hull,
-        "on_hull": formation - hull <= hull_tolerance,
-        "converged": rows.get("converged", pd.Series([True] * len(rows))).astype(bool).to_numpy(),
-        "steps": rows.get("steps", pd.Series([0] * len(rows))).astype(int).to_numpy(),
-    })
+    table = pd.DataFrame(
+        {
+            "name": rows["name"],
+            "prototype": rows["prototype"],
+            "formula": [formula(c) for c in rows["counts"]],
+            "n_atoms": [int(sum(c.values())) for c in rows["counts"]],
+            "energy_per_atom": energies,
+            "volume_per_atom": rows.get("volume_per_atom", pd.Series([np.nan] * len(rows))).to_numpy(dtype=float),
+            "formation_energy": formation,
+            "e_above_hull": formation - hull,
+            "on_hull": formation - hull <= hull_tolerance,
+            "converged": rows.get("converged", pd.Series([True] * len(rows))).astype(bool).to_numpy(),
+            "steps": rows.get("steps", pd.Series([0] * len(rows))).astype(int).to_numpy(),
+        }
+    )
     for j, element in enumerate(elements):
         table[f"x_{element}"] = fractions[:, j]
     return table
@@ -240,13 +285,27 @@ def relax_structures(calculator_for: CalculatorFor, elements: Sequence[str], set
     results = []
     for structure in alloy_structures(elements, settings):
         atoms = structure["atoms"]
-        relaxed, info = relax_cell(atoms, calculator_for(f"alloy_{structure['name']}", atoms), fmax=settings["fmax"],
-                                   pressure_gpa=0.0, keep_symmetry=True, max_steps=settings["max_steps"],
-                                   hydrostatic_strain=not settings["relax_shape"])
-        results.append({"name": structure["name"], "prototype": structure["prototype"],
-                        "counts": structure["counts"], "energy_per_atom": info["energy_per_atom"],
-                        "volume_per_atom": info["volume_per_atom"], "converged": bool(info["converged"]),
-                        "steps": int(info["steps"]), "abandoned": info.get("abandoned", "")})
+        relaxed, info = relax_cell(
+            atoms,
+            calculator_for(f"alloy_{structure['name']}", atoms),
+            fmax=settings["fmax"],
+            pressure_gpa=0.0,
+            keep_symmetry=True,
+            max_steps=settings["max_steps"],
+            hydrostatic_strain=not settings["relax_shape"],
+        )
+        results.append(
+            {
+                "name": structure["name"],
+                "prototype": structure["prototype"],
+                "counts": structure["counts"],
+                "energy_per_atom": info["energy_per_atom"],
+                "volume_per_atom": info["volume_per_atom"],
+                "converged": bool(info["converged"]),
+                "steps": int(info["steps"]),
+                "abandoned": info.get("abandoned", ""),
+            }
+        )
     return results
 
 
@@ -285,8 +344,9 @@ def compare_alloy(model: dict, reference: dict, csv_path: str | Path, plot_path:
     m_table, r_table = pd.DataFrame(model["table"]), pd.DataFrame(reference["table"])
     keys = ["name", "prototype", "formula"]
     columns = ["formation_energy", "e_above_hull", "on_hull", "volume_per_atom", "converged"]
-    merged = m_table[keys + columns].merge(r_table[keys + columns], on=keys, how="outer",
-                                           suffixes=("_model", "_reference"))
+    merged = m_table[keys + columns].merge(
+        r_table[keys + columns], on=keys, how="outer", suffixes=("_model", "_reference")
+    )
     merged["formation_error_meV"] = 1000 * (merged.formation_energy_model - merged.formation_energy_reference)
     for element in reference["elements"]:
         merged[f"x_{element}"] = merged["name"].map(r_table.set_index("name")[f"x_{element}"])
@@ -300,9 +360,13 @@ def compare_alloy(model: dict, reference: dict, csv_path: str | Path, plot_path:
         "formation_mae_meV_per_atom": float(alloys.formation_error_meV.abs().mean()) if len(alloys) else None,
         "formation_max_error_meV_per_atom": float(alloys.formation_error_meV.abs().max()) if len(alloys) else None,
         "errors_meV_per_atom": {row.name: float(row.formation_error_meV) for row in errors.itertuples()},
-        "hull_model": hull_model, "hull_reference": hull_reference, "same_hull": hull_model == hull_reference,
-        "all_converged": bool(merged.converged_model.fillna(False).astype(bool).all()
-                              and merged.converged_reference.fillna(False).astype(bool).all()),
+        "hull_model": hull_model,
+        "hull_reference": hull_reference,
+        "same_hull": hull_model == hull_reference,
+        "all_converged": bool(
+            merged.converged_model.fillna(False).astype(bool).all()
+            and merged.converged_reference.fillna(False).astype(bool).all()
+        ),
     }
     plot_alloy(m_table, r_table, reference["elements"], plot_path, title)
     return summary
@@ -321,15 +385,22 @@ def _lower_hull(x: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     points = sorted(zip(x, e, strict=True))
     hull: list[tuple[float, float]] = []
     for point in points:
-        while len(hull) >= 2 and ((hull[-1][0] - hull[-2][0]) * (point[1] - hull[-2][1])
-                                  - (hull[-1][1] - hull[-2][1]) * (point[0] - hull[-2][0])) <= 0:
+        while (
+            len(hull) >= 2
+            and (
+                (hull[-1][0] - hull[-2][0]) * (point[1] - hull[-2][1])
+                - (hull[-1][1] - hull[-2][1]) * (point[0] - hull[-2][0])
+            )
+            <= 0
+        ):
             hull.pop()
         hull.append(point)
     return np.array([p[0] for p in hull]), np.array([p[1] for p in hull])
 
 
-def plot_alloy(model: pd.DataFrame, reference: pd.DataFrame, elements: Sequence[str], path: str | Path,
-               title: str = "") -> Figure:
+def plot_alloy(
+    model: pd.DataFrame, reference: pd.DataFrame, elements: Sequence[str], path: str | Path, title: str = ""
+) -> Figure:
     """Convex hull of each pair (model solid, reference dashed) and formation-energy parity, one figure."""
     pairs = list(itertools.combinations(elements, 2))
     fig, axes = subplots(1, len(pairs) + 1, figsize=(5 * (len(pairs) + 1), 4.2))
@@ -342,8 +413,13 @@ def plot_alloy(model: pd.DataFrame, reference: pd.DataFrame, elements: Sequence[
             ax.plot(hx, he, style, color=colour)
             for row in rows.itertuples():
                 if side == "reference":
-                    ax.annotate(f"{row.formula} {row.prototype}", (row.x, 1000 * row.formation_energy), fontsize=6,
-                                xytext=(3, 3), textcoords="offset points")
+                    ax.annotate(
+                        f"{row.formula} {row.prototype}",
+                        (row.x, 1000 * row.formation_energy),
+                        fontsize=6,
+                        xytext=(3, 3),
+                        textcoords="offset points",
+                    )
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_xlabel(f"x({b_element}) in {a_element}$_{{1-x}}${b_element}$_x$")
         ax.set_ylabel("formation energy (meV/atom)")

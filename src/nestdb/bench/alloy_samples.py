@@ -42,14 +42,17 @@ def _frame_lines(frames: list[Atoms], energies: NSEnergies) -> np.ndarray:
             raise DataError(f"trajectory frame {k} has no info keys iter/ns_energy: not a culled NS sample")
         candidates = np.flatnonzero(energies.iters == int(atoms.info["iter"]))
         if candidates.size == 0:
-            raise DataError(f"trajectory frame {k} has iter={atoms.info['iter']}, not in the energies file; the "
-                            "trajectory and the .energies file belong to different runs")
+            raise DataError(
+                f"trajectory frame {k} has iter={atoms.info['iter']}, not in the energies file; the "
+                "trajectory and the .energies file belong to different runs"
+            )
         lines[k] = candidates[np.argmin(np.abs(energies.enthalpy[candidates] - float(atoms.info["ns_energy"])))]
     return lines
 
 
-def weighted_by_temperature(energies: NSEnergies, lines: np.ndarray, values: np.ndarray,
-                            temperatures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def weighted_by_temperature(
+    energies: NSEnergies, lines: np.ndarray, values: np.ndarray, temperatures: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """NS-weighted averages of per-sample values on a temperature grid, and the effective sample counts.
 
     Parameters
@@ -75,8 +78,13 @@ def weighted_by_temperature(energies: NSEnergies, lines: np.ndarray, values: np.
     return averages, n_eff
 
 
-def sro_table(frames: list[Atoms], energies: NSEnergies | None, elements: list[str], temperatures: np.ndarray,
-              neighbours: str | int | float = "sann") -> tuple[pd.DataFrame, list[str]]:
+def sro_table(
+    frames: list[Atoms],
+    energies: NSEnergies | None,
+    elements: list[str],
+    temperatures: np.ndarray,
+    neighbours: str | int | float = "sann",
+) -> tuple[pd.DataFrame, list[str]]:
     """First-shell Warren–Cowley parameters of one run's culled samples, NS-averaged at each temperature.
 
     Cost: no calculator calls; one neighbour list per culled configuration.
@@ -104,12 +112,16 @@ def sro_table(frames: list[Atoms], energies: NSEnergies | None, elements: list[s
         and the pairs present.
     """
     present = [e for e in elements if frames and e in set(frames[0].get_chemical_symbols())]
-    pairs = [pair_label(a, b) for k, a in enumerate(present) for b in present[k + 1:]]
+    pairs = [pair_label(a, b) for k, a in enumerate(present) for b in present[k + 1 :]]
     table = pd.DataFrame({"T": temperatures})
     if frames and pairs:
-        values = np.array([[warren_cowley(atoms, neighbours, present)[p] for p in pairs]
-                           + [random_reference(atoms, neighbours, present, seed=k)[p] for p in pairs]
-                           for k, atoms in enumerate(frames)])
+        values = np.array(
+            [
+                [warren_cowley(atoms, neighbours, present)[p] for p in pairs]
+                + [random_reference(atoms, neighbours, present, seed=k)[p] for p in pairs]
+                for k, atoms in enumerate(frames)
+            ]
+        )
         averages, n_eff = weighted_by_temperature(energies, _frame_lines(frames, energies), values, temperatures)
         for j, pair in enumerate(pairs):
             table[pair] = averages[:, j]
@@ -124,8 +136,13 @@ def plot_sro(table: pd.DataFrame, pairs: list[str], path: str | Path, title: str
     for k, pair in enumerate(pairs):
         if pair in table:
             ax.plot(table["T"], table[pair], color=f"C{k}", label=pair.replace("alpha_", "α "))
-            ax.plot(table["T"], table[pair.replace("alpha_", "alpha_random_")], "--", color=f"C{k}",
-                    label=pair.replace("alpha_", "random arrangement "))
+            ax.plot(
+                table["T"],
+                table[pair.replace("alpha_", "alpha_random_")],
+                "--",
+                color=f"C{k}",
+                label=pair.replace("alpha_", "random arrangement "),
+            )
     ax.axhline(0.0, color="grey", lw=0.5)
     ax.set_xlabel("temperature (K)")
     ax.set_ylabel("Warren–Cowley α, first shell")
@@ -138,8 +155,9 @@ def plot_sro(table: pd.DataFrame, pairs: list[str], path: str | Path, title: str
 
 
 # --------------------------------------------------------------------------- mixing enthalpy
-def mixing_enthalpy(tables: dict[str, pd.DataFrame], compositions: dict[str, dict[str, int]],
-                    elements: list[str]) -> pd.DataFrame:
+def mixing_enthalpy(
+    tables: dict[str, pd.DataFrame], compositions: dict[str, dict[str, int]], elements: list[str]
+) -> pd.DataFrame:
     """Mixing enthalpy per atom of each composition against temperature from the runs' NS enthalpies.
 
     Parameters
@@ -173,8 +191,10 @@ def mixing_enthalpy(tables: dict[str, pd.DataFrame], compositions: dict[str, dic
     for element in elements:
         tags = [tag for tag, x in fractions.items() if x[element] == 1.0]
         if not tags:
-            raise DataError(f"mixing enthalpy: no pure {element} run at this pressure; add a composition "
-                            f"{{{element}: n}} to ns.composition")
+            raise DataError(
+                f"mixing enthalpy: no pure {element} run at this pressure; add a composition "
+                f"{{{element}: n}} to ns.composition"
+            )
         pure[element] = per_atom[tags[0]]
     grids = {tuple(np.round(h.index.to_numpy(dtype=float), 6)) for h in per_atom.values()}
     if len(grids) > 1:
@@ -183,14 +203,25 @@ def mixing_enthalpy(tables: dict[str, pd.DataFrame], compositions: dict[str, dic
     for tag, h in per_atom.items():
         reference = sum(fractions[tag][e] * pure[e] for e in elements)
         for temperature, value, ref in zip(h.index, h.to_numpy(), reference.to_numpy(), strict=True):
-            rows.append({"composition": tag, **{f"x_{e}": fractions[tag][e] for e in elements},
-                         "T": float(temperature), "enthalpy_per_atom": float(value),
-                         "mixing_enthalpy": float(value - ref)})
+            rows.append(
+                {
+                    "composition": tag,
+                    **{f"x_{e}": fractions[tag][e] for e in elements},
+                    "T": float(temperature),
+                    "enthalpy_per_atom": float(value),
+                    "mixing_enthalpy": float(value - ref),
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def plot_mixing(table: pd.DataFrame, elements: list[str], path: str | Path, title: str = "",
-                plot_temperatures: list[float] | None = None) -> Figure:
+def plot_mixing(
+    table: pd.DataFrame,
+    elements: list[str],
+    path: str | Path,
+    title: str = "",
+    plot_temperatures: list[float] | None = None,
+) -> Figure:
     """Mixing enthalpy against T per composition, and against composition at a few temperatures."""
     fig, (left, right) = subplots(1, 2, figsize=(10, 4))
     for tag, rows in table.groupby("composition", sort=False):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -13,8 +13,16 @@ from nestdb.relax import relax_cell
 from nestdb.structures.crystals import reference_volume_per_atom
 from nestdb.units import GPA
 
-BAIN_COLUMNS = ("pressure_gpa", "c_over_a", "enthalpy_per_atom", "energy_per_atom", "volume_per_atom",
-                "converged", "steps", "abandoned")
+BAIN_COLUMNS = (
+    "pressure_gpa",
+    "c_over_a",
+    "enthalpy_per_atom",
+    "energy_per_atom",
+    "volume_per_atom",
+    "converged",
+    "steps",
+    "abandoned",
+)
 
 
 def bct_cell(c_over_a: float, volume_per_atom: float, element: str) -> Atoms:
@@ -94,19 +102,27 @@ def bain_path(
         volume = start_volume
         for k, ratio in enumerate(ratios):
             atoms = bct_cell(ratio, volume, element)
-            relaxed, info = relax_cell(atoms, calculator_for(f"bain_P{pressure:g}_{k}", atoms), fmax=fmax,
-                                       pressure_gpa=float(pressure), keep_symmetry=False,
-                                       max_steps=max_steps, hydrostatic_strain=True)
-            rows.append({
-                "pressure_gpa": float(pressure),
-                "c_over_a": float(ratio),
-                "enthalpy_per_atom": info["energy_per_atom"] + pressure * GPA * info["volume_per_atom"],
-                "energy_per_atom": info["energy_per_atom"],
-                "volume_per_atom": info["volume_per_atom"],
-                "converged": bool(info["converged"]),
-                "steps": int(info["steps"]),
-                "abandoned": info["abandoned"],
-            })
+            relaxed, info = relax_cell(
+                atoms,
+                calculator_for(f"bain_P{pressure:g}_{k}", atoms),
+                fmax=fmax,
+                pressure_gpa=float(pressure),
+                keep_symmetry=False,
+                max_steps=max_steps,
+                hydrostatic_strain=True,
+            )
+            rows.append(
+                {
+                    "pressure_gpa": float(pressure),
+                    "c_over_a": float(ratio),
+                    "enthalpy_per_atom": info["energy_per_atom"] + pressure * GPA * info["volume_per_atom"],
+                    "energy_per_atom": info["energy_per_atom"],
+                    "volume_per_atom": info["volume_per_atom"],
+                    "converged": bool(info["converged"]),
+                    "steps": int(info["steps"]),
+                    "abandoned": info["abandoned"],
+                }
+            )
             if not info["abandoned"]:
                 volume = info["volume_per_atom"]
             if k == 0:

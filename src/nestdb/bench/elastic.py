@@ -17,8 +17,16 @@ _NAMED_CONSTANTS = {
     "cubic": ("C11", "C12", "C44"),
 }
 #: Strain patterns per symmetry in matscipy (cost of a fit = patterns x n_steps).
-_N_PATTERNS = {"cubic": 1, "hexagonal": 4, "trigonal_high": 4, "trigonal_low": 3,
-               "tetragonal": 2, "orthorhombic": 3, "monoclinic": 4, "triclinic": 6}
+_N_PATTERNS = {
+    "cubic": 1,
+    "hexagonal": 4,
+    "trigonal_high": 4,
+    "trigonal_low": 3,
+    "tetragonal": 2,
+    "orthorhombic": 3,
+    "monoclinic": 4,
+    "triclinic": 6,
+}
 
 
 def elastic_constants(
@@ -116,9 +124,7 @@ def elastic_constants(
     symmetric = 0.5 * (C_gpa + C_gpa.T)
     eigenvalues = np.linalg.eigvalsh(symmetric)
 
-    names = _NAMED_CONSTANTS.get(
-        symmetry, tuple(f"C{i + 1}{j + 1}" for i in range(6) for j in range(i, 6))
-    )
+    names = _NAMED_CONSTANTS.get(symmetry, tuple(f"C{i + 1}{j + 1}" for i in range(6) for j in range(i, 6)))
     result: dict = {name: float(C_gpa[int(name[1]) - 1, int(name[2]) - 1]) for name in names}
     result.update(
         C_gpa=C_gpa.tolist(),

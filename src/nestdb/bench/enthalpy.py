@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -14,8 +14,17 @@ from nestdb.structures.crystals import build_structure
 from nestdb.units import GPA
 
 #: Columns of :func:`enthalpy_curve` tables.
-ENTHALPY_COLUMNS = ("structure", "pressure_gpa", "enthalpy_per_atom", "energy_per_atom", "volume_per_atom",
-                    "c_over_a", "converged", "steps", "abandoned")
+ENTHALPY_COLUMNS = (
+    "structure",
+    "pressure_gpa",
+    "enthalpy_per_atom",
+    "energy_per_atom",
+    "volume_per_atom",
+    "c_over_a",
+    "converged",
+    "steps",
+    "abandoned",
+)
 
 
 def _c_over_a(atoms: Atoms) -> float:
@@ -92,20 +101,28 @@ def enthalpy_curve(
         guess = _volume_guess(volume, bulk_modulus_guess_gpa + 4.0 * max(previous_p, 0.0), pressure - previous_p)
         start = atoms.copy()
         start.set_cell(atoms.cell * (guess / volume) ** (1 / 3), scale_atoms=True)
-        relaxed, info = relax_cell(start, calculator_for(f"{name}_P{pressure:g}", start), fmax=fmax,
-                                   pressure_gpa=float(pressure), keep_symmetry=True, max_steps=max_steps,
-                                   hydrostatic_strain=not relax_c_over_a)
-        rows.append({
-            "structure": name,
-            "pressure_gpa": float(pressure),
-            "enthalpy_per_atom": info["energy_per_atom"] + pressure * GPA * info["volume_per_atom"],
-            "energy_per_atom": info["energy_per_atom"],
-            "volume_per_atom": info["volume_per_atom"],
-            "c_over_a": _c_over_a(relaxed) if name in ("hcp", "dhcp") else float("nan"),
-            "converged": bool(info["converged"]),
-            "steps": int(info["steps"]),
-            "abandoned": info["abandoned"],
-        })
+        relaxed, info = relax_cell(
+            start,
+            calculator_for(f"{name}_P{pressure:g}", start),
+            fmax=fmax,
+            pressure_gpa=float(pressure),
+            keep_symmetry=True,
+            max_steps=max_steps,
+            hydrostatic_strain=not relax_c_over_a,
+        )
+        rows.append(
+            {
+                "structure": name,
+                "pressure_gpa": float(pressure),
+                "enthalpy_per_atom": info["energy_per_atom"] + pressure * GPA * info["volume_per_atom"],
+                "energy_per_atom": info["energy_per_atom"],
+                "volume_per_atom": info["volume_per_atom"],
+                "c_over_a": _c_over_a(relaxed) if name in ("hcp", "dhcp") else float("nan"),
+                "converged": bool(info["converged"]),
+                "steps": int(info["steps"]),
+                "abandoned": info["abandoned"],
+            }
+        )
         # A collapsed/exploded cell is no start for the next pressure.
         if not info["abandoned"]:
             atoms, previous_p = relaxed, float(pressure)
@@ -128,8 +145,10 @@ def relative_enthalpies(table: pd.DataFrame, reference_structure: str = "hcp") -
         ``table`` with a ``delta_enthalpy_per_atom`` column.
     """
     if reference_structure not in set(table.structure):
-        raise DataError(f"relative_enthalpies: {reference_structure!r} not in the table "
-                        f"(structures: {', '.join(sorted(set(table.structure)))})")
+        raise DataError(
+            f"relative_enthalpies: {reference_structure!r} not in the table "
+            f"(structures: {', '.join(sorted(set(table.structure)))})"
+        )
     zero = table[table.structure == reference_structure].set_index("pressure_gpa")["enthalpy_per_atom"]
     out = table.copy()
     out["delta_enthalpy_per_atom"] = out["enthalpy_per_atom"] - out["pressure_gpa"].map(zero)
@@ -170,9 +189,18 @@ def transition_pressures(table: pd.DataFrame) -> list[dict]:
         d1 = wide[after].iloc[i] - wide[before].iloc[i]
         fraction = d0 / (d0 - d1) if d0 != d1 else 0.5
         p_cross = pressures[i - 1] + float(np.clip(fraction, 0.0, 1.0)) * (pressures[i] - pressures[i - 1])
-        converged = bool(ok.loc[pressures[i - 1], [before, after]].all() and ok.loc[pressures[i], [before, after]].all())
-        transitions.append({"from": before, "to": after, "pressure_gpa": float(p_cross),
-                            "bracket_gpa": [float(pressures[i - 1]), float(pressures[i])], "converged": converged})
+        converged = bool(
+            ok.loc[pressures[i - 1], [before, after]].all() and ok.loc[pressures[i], [before, after]].all()
+        )
+        transitions.append(
+            {
+                "from": before,
+                "to": after,
+                "pressure_gpa": float(p_cross),
+                "bracket_gpa": [float(pressures[i - 1]), float(pressures[i])],
+                "converged": converged,
+            }
+        )
     return transitions
 
 

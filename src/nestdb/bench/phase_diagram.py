@@ -15,8 +15,9 @@ from nestdb.thermo.transitions import detect_transitions, melting_transition
 _MELTING_KEYS = ("temperature", "fwhm", "low", "high", "cp_peak", "volume_jump")
 
 
-def melting_line(tables: dict[float, pd.DataFrame], n_atoms: int,
-                 finals: dict[float, list[Atoms]] | None = None) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
+def melting_line(
+    tables: dict[float, pd.DataFrame], n_atoms: int, finals: dict[float, list[Atoms]] | None = None
+) -> tuple[pd.DataFrame, dict[str, list[dict]]]:
     """Melting temperature at each pressure from the C_p peaks of NS runs.
 
     Uses :func:`nestdb.thermo.transitions.melting_transition` (the
@@ -48,13 +49,26 @@ def melting_line(tables: dict[float, pd.DataFrame], n_atoms: int,
     for pressure, table in sorted(tables.items()):
         melting = melting_transition(table, n_atoms) if len(table) else None
         found = melting is not None
-        rows.append({"pressure_gpa": float(pressure), "found": found,
-                     **{key: (float(getattr(melting, key)) if found and getattr(melting, key) is not None
-                              else float("nan"))
-                        for key in _MELTING_KEYS}})
+        rows.append(
+            {
+                "pressure_gpa": float(pressure),
+                "found": found,
+                **{
+                    key: (float(getattr(melting, key)) if found and getattr(melting, key) is not None else float("nan"))
+                    for key in _MELTING_KEYS
+                },
+            }
+        )
         transitions = detect_transitions(table, n_atoms) if len(table) else []
-        others[f"{pressure:g}"] = [{"temperature": float(t.temperature), "fwhm": float(t.fwhm),
-                                    "kind": str(t.kind), "cp_peak": float(t.cp_peak)} for t in transitions]
+        others[f"{pressure:g}"] = [
+            {
+                "temperature": float(t.temperature),
+                "fwhm": float(t.fwhm),
+                "kind": str(t.kind),
+                "cp_peak": float(t.cp_peak),
+            }
+            for t in transitions
+        ]
     line = pd.DataFrame(rows).rename(columns={"temperature": "melting_T"})
     if finals:
         phases = {}
@@ -69,20 +83,39 @@ def plot_phase_diagram(line: pd.DataFrame, others: dict[str, list[dict]], n_atom
     """P–T diagram: the melting line with the FWHM as error bars, other C_p peaks as open squares."""
     fig, ax = subplots(figsize=(5.5, 4))
     ok = line[line.found]
-    ax.errorbar(ok.pressure_gpa.to_numpy(), ok.melting_T.to_numpy(),
-                yerr=[(ok.melting_T - ok.low).to_numpy(), (ok.high - ok.melting_T).to_numpy()], fmt="-o",
-                color="C3", capsize=3, label="melting (C_p peak, FWHM)")
+    ax.errorbar(
+        ok.pressure_gpa.to_numpy(),
+        ok.melting_T.to_numpy(),
+        yerr=[(ok.melting_T - ok.low).to_numpy(), (ok.high - ok.melting_T).to_numpy()],
+        fmt="-o",
+        color="C3",
+        capsize=3,
+        label="melting (C_p peak, FWHM)",
+    )
     labelled = False
     for pressure, transitions in others.items():
         for t in transitions:
             if t["kind"] != "melting":
-                ax.plot(float(pressure), t["temperature"], "s", mfc="none", color="C0",
-                        label=None if labelled else "other C_p peaks")
+                ax.plot(
+                    float(pressure),
+                    t["temperature"],
+                    "s",
+                    mfc="none",
+                    color="C0",
+                    label=None if labelled else "other C_p peaks",
+                )
                 labelled = True
     if "solid_phase" in line:
         for pressure, phase in zip(line.pressure_gpa, line.solid_phase, strict=True):
-            ax.annotate(str(phase), (pressure, 0), textcoords="offset points", xytext=(0, 5), ha="center",
-                        fontsize=8, xycoords=("data", "axes fraction"))
+            ax.annotate(
+                str(phase),
+                (pressure, 0),
+                textcoords="offset points",
+                xytext=(0, 5),
+                ha="center",
+                fontsize=8,
+                xycoords=("data", "axes fraction"),
+            )
     ax.set_xlabel("pressure (GPa)")
     ax.set_ylabel("temperature (K)")
     ax.set_title(f"NS phase diagram, {n_atoms} atoms")

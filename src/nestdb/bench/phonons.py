@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from ase import Atoms
@@ -20,8 +20,9 @@ IMAGINARY_TOLERANCE_THZ = -0.1
 
 
 def _to_phonopy(atoms: Atoms):
-    return PhonopyAtoms(symbols=atoms.get_chemical_symbols(), cell=np.array(atoms.cell),
-                        scaled_positions=atoms.get_scaled_positions())
+    return PhonopyAtoms(
+        symbols=atoms.get_chemical_symbols(), cell=np.array(atoms.cell), scaled_positions=atoms.get_scaled_positions()
+    )
 
 
 def _to_ase(cell) -> Atoms:
@@ -93,9 +94,14 @@ def phonon_dispersion(
     atoms = build_structure(name, element=element)
     relaxation = None
     if relax:
-        relaxed, relaxation = relax_cell(atoms, calculator_for(f"phonon_{name}_relax", atoms), fmax=fmax,
-                                         pressure_gpa=pressure_gpa, max_steps=max_steps,
-                                         hydrostatic_strain=True)
+        relaxed, relaxation = relax_cell(
+            atoms,
+            calculator_for(f"phonon_{name}_relax", atoms),
+            fmax=fmax,
+            pressure_gpa=pressure_gpa,
+            max_steps=max_steps,
+            hydrostatic_strain=True,
+        )
         if not relaxation["abandoned"]:
             atoms = relaxed
     phonon = Phonopy(_to_phonopy(atoms), supercell_matrix=np.diag(size))
@@ -145,7 +151,8 @@ def frequency_rmse(model: dict, reference: dict) -> float:
     a = np.sort(np.asarray(model["frequencies_thz"]), axis=1)
     b = np.sort(np.asarray(reference["frequencies_thz"]), axis=1)
     if a.shape != b.shape or not np.allclose(model["qpoints"], reference["qpoints"]):
-        raise DataError(f"frequency_rmse: {model['structure']} dispersions are on different q-point paths "
-                        f"({a.shape} vs {b.shape}); compute both with the same npoints")
+        raise DataError(
+            f"frequency_rmse: {model['structure']} dispersions are on different q-point paths "
+            f"({a.shape} vs {b.shape}); compute both with the same npoints"
+        )
     return float(np.sqrt(np.mean((a - b) ** 2)))
-

@@ -91,10 +91,10 @@ def compare_enthalpy(model: dict, reference: dict, csv_path, plot_path, title: s
     r_rel = relative_enthalpies(r_table, zero)
     keys = ["structure", "pressure_gpa"]
     columns = ["enthalpy_per_atom", "delta_enthalpy_per_atom", "volume_per_atom", "converged"]
-    merged = m_rel[keys + columns].merge(r_rel[keys + columns], on=keys, how="outer",
-                                         suffixes=("_model", "_reference"))
-    merged["delta_difference_meV"] = 1000 * (merged.delta_enthalpy_per_atom_model
-                                             - merged.delta_enthalpy_per_atom_reference)
+    merged = m_rel[keys + columns].merge(r_rel[keys + columns], on=keys, how="outer", suffixes=("_model", "_reference"))
+    merged["delta_difference_meV"] = 1000 * (
+        merged.delta_enthalpy_per_atom_model - merged.delta_enthalpy_per_atom_reference
+    )
     merged.to_csv(csv_path, index=False)
 
     fig, (left, right) = subplots(1, 2, figsize=(10, 4))
@@ -104,10 +104,16 @@ def compare_enthalpy(model: dict, reference: dict, csv_path, plot_path, title: s
             rows = rel[rel.structure == name].sort_values("pressure_gpa")
             if rows.empty:
                 continue
-            left.plot(rows.pressure_gpa, rows.enthalpy_per_atom,
-                      style, marker="o", ms=3, color=f"C{i}", label=f"{side} {name}")
-            right.plot(rows.pressure_gpa, 1000 * rows.delta_enthalpy_per_atom, style, marker="o", ms=3,
-                       color=f"C{i}")
+            left.plot(
+                rows.pressure_gpa,
+                rows.enthalpy_per_atom,
+                style,
+                marker="o",
+                ms=3,
+                color=f"C{i}",
+                label=f"{side} {name}",
+            )
+            right.plot(rows.pressure_gpa, 1000 * rows.delta_enthalpy_per_atom, style, marker="o", ms=3, color=f"C{i}")
             bad = rows[~rows.converged.astype(bool)]
             right.plot(bad.pressure_gpa, 1000 * bad.delta_enthalpy_per_atom, "x", color="k", ms=8)
     for transitions, style in ((model["transitions"], "-"), (reference["transitions"], "--")):
@@ -124,7 +130,7 @@ def compare_enthalpy(model: dict, reference: dict, csv_path, plot_path, title: s
     both = merged.dropna(subset=["delta_difference_meV"])
     return {
         "zero_structure": zero,
-        "delta_h_rmse_meV_per_atom": float(np.sqrt(np.mean(both.delta_difference_meV ** 2))) if len(both) else None,
+        "delta_h_rmse_meV_per_atom": float(np.sqrt(np.mean(both.delta_difference_meV**2))) if len(both) else None,
         "transitions_model": model["transitions"],
         "transitions_reference": reference["transitions"],
         "all_converged_model": bool(m_table.converged.all()),
@@ -152,28 +158,43 @@ def compare_bain(model: dict, reference: dict, csv_path, plot_path, title: str =
         tables[side] = df.assign(relative_enthalpy_meV=1000 * (df.enthalpy_per_atom - first))
     keys = ["pressure_gpa", "c_over_a"]
     columns = ["enthalpy_per_atom", "relative_enthalpy_meV", "volume_per_atom", "converged"]
-    merged = tables["model"][keys + columns].merge(tables["reference"][keys + columns], on=keys, how="outer",
-                                                   suffixes=("_model", "_reference"))
+    merged = tables["model"][keys + columns].merge(
+        tables["reference"][keys + columns], on=keys, how="outer", suffixes=("_model", "_reference")
+    )
     merged.to_csv(csv_path, index=False)
     fig, ax = subplots(figsize=(6, 4))
     for i, pressure in enumerate(sorted(set(merged.pressure_gpa))):
         rows = merged[merged.pressure_gpa == pressure]
-        ax.plot(rows.c_over_a, rows.relative_enthalpy_meV_model, "-o", ms=3, color=f"C{i}",
-                label=f"model {pressure:g} GPa")
-        ax.plot(rows.c_over_a, rows.relative_enthalpy_meV_reference, "--s", ms=3, color=f"C{i}",
-                label=f"reference {pressure:g} GPa")
+        ax.plot(
+            rows.c_over_a, rows.relative_enthalpy_meV_model, "-o", ms=3, color=f"C{i}", label=f"model {pressure:g} GPa"
+        )
+        ax.plot(
+            rows.c_over_a,
+            rows.relative_enthalpy_meV_reference,
+            "--s",
+            ms=3,
+            color=f"C{i}",
+            label=f"reference {pressure:g} GPa",
+        )
     ax.set_xlabel("c/a (1: bcc, √2: fcc)")
     ax.set_ylabel("H − H(bcc) (meV/atom)")
     ax.legend(fontsize=7)
     ax.set_title(title or "Bain path")
     save(fig, plot_path)
     difference = (merged.relative_enthalpy_meV_model - merged.relative_enthalpy_meV_reference).dropna()
-    minima = {side: {f"{p:g}": float(df.loc[df[df.pressure_gpa == p].enthalpy_per_atom.idxmin(), "c_over_a"])
-                     for p in sorted(set(df.pressure_gpa))} for side, df in tables.items()}
-    return {"rmse_meV_per_atom": float(np.sqrt(np.mean(difference ** 2))) if len(difference) else None,
-            "lowest_c_over_a": minima,
-            "all_converged_model": bool(tables["model"].converged.all()),
-            "all_converged_reference": bool(tables["reference"].converged.all())}, fig
+    minima = {
+        side: {
+            f"{p:g}": float(df.loc[df[df.pressure_gpa == p].enthalpy_per_atom.idxmin(), "c_over_a"])
+            for p in sorted(set(df.pressure_gpa))
+        }
+        for side, df in tables.items()
+    }
+    return {
+        "rmse_meV_per_atom": float(np.sqrt(np.mean(difference**2))) if len(difference) else None,
+        "lowest_c_over_a": minima,
+        "all_converged_model": bool(tables["model"].converged.all()),
+        "all_converged_reference": bool(tables["reference"].converged.all()),
+    }, fig
 
 
 def _path_segments(result: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -182,8 +203,10 @@ def _path_segments(result: dict) -> tuple[np.ndarray, np.ndarray]:
     frequencies = np.asarray(result["frequencies_thz"], dtype=float)
     breaks = np.flatnonzero(np.diff(x) <= 1e-12) + 1  # a new segment restarts at the same x
     nan_row = np.full((1, frequencies.shape[1]), np.nan)
-    return (np.insert(x, breaks, np.nan),
-            np.insert(frequencies, breaks, nan_row, axis=0) if len(breaks) else frequencies)
+    return (
+        np.insert(x, breaks, np.nan),
+        np.insert(frequencies, breaks, nan_row, axis=0) if len(breaks) else frequencies,
+    )
 
 
 def _path_ticks(result: dict) -> tuple[list[float], list[str]]:
@@ -219,15 +242,23 @@ def compare_phonons(model: dict, reference: dict, csv_path, plot_path, title: st
     for ax, name in zip(axes[0], names):
         m, r = model[name], reference.get(name)
         rmse = frequency_rmse(m, r) if r is not None else None
-        summary[name] = {"rmse_thz": rmse, "imaginary_model": m["imaginary"],
-                         "imaginary_reference": None if r is None else r["imaginary"],
-                         "min_frequency_model_thz": m["min_frequency_thz"],
-                         "min_frequency_reference_thz": None if r is None else r["min_frequency_thz"],
-                         "gamma_acoustic_model_thz": m["gamma_acoustic_thz"]}
-        rows.append({"structure": name, **{k: v for k, v in summary[name].items() if k != "gamma_acoustic_model_thz"},
-                     "max_gamma_acoustic_model_thz": max(m["gamma_acoustic_thz"]),
-                     "relaxed_model": (m["relaxation"] or {}).get("converged", True),
-                     "relaxed_reference": None if r is None else (r["relaxation"] or {}).get("converged", True)})
+        summary[name] = {
+            "rmse_thz": rmse,
+            "imaginary_model": m["imaginary"],
+            "imaginary_reference": None if r is None else r["imaginary"],
+            "min_frequency_model_thz": m["min_frequency_thz"],
+            "min_frequency_reference_thz": None if r is None else r["min_frequency_thz"],
+            "gamma_acoustic_model_thz": m["gamma_acoustic_thz"],
+        }
+        rows.append(
+            {
+                "structure": name,
+                **{k: v for k, v in summary[name].items() if k != "gamma_acoustic_model_thz"},
+                "max_gamma_acoustic_model_thz": max(m["gamma_acoustic_thz"]),
+                "relaxed_model": (m["relaxation"] or {}).get("converged", True),
+                "relaxed_reference": None if r is None else (r["relaxation"] or {}).get("converged", True),
+            }
+        )
         for result, style, colour, label in ((r, "--", "k", "reference"), (m, "-", "C3", "model")):
             if result is None:
                 continue

@@ -50,8 +50,13 @@ def _ev_scales(bench: dict) -> np.ndarray:
     return np.linspace(low, high, bench["ev_points"])
 
 
-def run_benchmarks(calculator_for: CalculatorFor, bench: dict, element: str,
-                   skip_ev: tuple[str, ...] = (), ev_volumes: dict | None = None) -> tuple[list[dict], dict]:
+def run_benchmarks(
+    calculator_for: CalculatorFor,
+    bench: dict,
+    element: str,
+    skip_ev: tuple[str, ...] = (),
+    ev_volumes: dict | None = None,
+) -> tuple[list[dict], dict]:
     """E–V curves of the configured structures and the elastic tensors.
 
     Cost: ``ev_points`` calls per structure (isotropic scaling, no
@@ -94,10 +99,15 @@ def run_benchmarks(calculator_for: CalculatorFor, bench: dict, element: str,
     elastic = {}
     for name in elastic_structures(bench):
         structure = build_structure(name, element=element)
-        result = elastic_constants(structure, calculator_for(f"elastic_{name}", structure),
-                                   symmetry=ELASTIC_SYMMETRY[name], delta=elastic_cfg["delta"],
-                                   n_steps=elastic_cfg["n_steps"], fmax=elastic_cfg["relax_fmax"],
-                                   max_steps=elastic_cfg["relax_max_steps"])
+        result = elastic_constants(
+            structure,
+            calculator_for(f"elastic_{name}", structure),
+            symmetry=ELASTIC_SYMMETRY[name],
+            delta=elastic_cfg["delta"],
+            n_steps=elastic_cfg["n_steps"],
+            fmax=elastic_cfg["relax_fmax"],
+            max_steps=elastic_cfg["relax_max_steps"],
+        )
         result["structure"] = name
         elastic[name] = result
     return rows, elastic
@@ -117,17 +127,24 @@ def _ev_shape_rmse_mev(model: pd.DataFrame, reference: pd.DataFrame) -> float:
     return float(np.sqrt(np.mean((m - m.min() - (r - r.min())) ** 2)) * 1000)
 
 
-def compare_ev_elastic(calculator, bench: dict, element: str, reference_ev_path: str | Path,
-                       reference_elastic_path: str | Path, ev_path: str | Path, ev_plot_path: str | Path,
-                       elastic_path: str | Path, summary_path: str | Path) -> dict:
+def compare_ev_elastic(
+    calculator,
+    bench: dict,
+    element: str,
+    reference_ev_path: str | Path,
+    reference_elastic_path: str | Path,
+    ev_path: str | Path,
+    ev_plot_path: str | Path,
+    elastic_path: str | Path,
+    summary_path: str | Path,
+) -> dict:
     """Model E–V curves and elastic constants with one calculator, compared with the reference.
 
     Cost: as :func:`run_benchmarks` with the model calculator. The model's
     E–V points are the reference's volumes (which may come from files).
     """
     reference = pd.read_csv(reference_ev_path)
-    volumes = {name: reference[reference.structure == name].volume_per_atom.to_numpy()
-               for name in bench["structures"]}
+    volumes = {name: reference[reference.structure == name].volume_per_atom.to_numpy() for name in bench["structures"]}
     rows, elastic = run_benchmarks(lambda name, atoms: calculator, bench, element, ev_volumes=volumes)
     model_ev = pd.DataFrame(rows)
     model_ev.to_csv(ev_path, index=False)
@@ -144,16 +161,41 @@ def compare_ev_elastic(calculator, bench: dict, element: str, reference_ev_path:
     with open(elastic_path, "w", newline="") as handle:
         writer = csv.writer(handle)
         # Unconverged relaxations and non-positive-definite tensors are shown next to the numbers.
-        writer.writerow(["structure", "constant", "model_GPa", "reference_GPa", "difference_GPa",
-                         "model_relaxed", "reference_relaxed", "model_positive_definite",
-                         "reference_positive_definite"])
+        writer.writerow(
+            [
+                "structure",
+                "constant",
+                "model_GPa",
+                "reference_GPa",
+                "difference_GPa",
+                "model_relaxed",
+                "reference_relaxed",
+                "model_positive_definite",
+                "reference_positive_definite",
+            ]
+        )
         for name, result in elastic.items():
             ref = ref_elastic[name]
             for key in (k for k in ref if k.startswith("C") and len(k) == 3):
-                writer.writerow([name, key, result[key], ref[key], result[key] - ref[key], _relaxed(result),
-                                 _relaxed(ref), result["positive_definite"], ref["positive_definite"]])
-    summary = {"eos": eos, "ev_shape_rmse_meV_per_atom": ev_rmse, "elastic_model": elastic,
-               "elastic_reference": ref_elastic}
+                writer.writerow(
+                    [
+                        name,
+                        key,
+                        result[key],
+                        ref[key],
+                        result[key] - ref[key],
+                        _relaxed(result),
+                        _relaxed(ref),
+                        result["positive_definite"],
+                        ref["positive_definite"],
+                    ]
+                )
+    summary = {
+        "eos": eos,
+        "ev_shape_rmse_meV_per_atom": ev_rmse,
+        "elastic_model": elastic,
+        "elastic_reference": ref_elastic,
+    }
     write_json(summary_path, summary)
     return jsonable(summary)
 
@@ -187,29 +229,67 @@ def compute_property(kind: str, calculator_for: CalculatorFor, bench: dict, elem
     element = _elements(element)[0]
     if kind == "enthalpy":
         cfg = bench["enthalpy"]
-        table = pd.concat([enthalpy_curve(name, calculator_for, cfg["pressures"], element=element,
-                                          relax_c_over_a=cfg["relax_c_over_a"], fmax=cfg["fmax"],
-                                          max_steps=cfg["max_steps"]) for name in cfg["structures"]],
-                          ignore_index=True)
-        return {"table": table.to_dict("records"), "transitions": transition_pressures(table),
-                "relax_c_over_a": cfg["relax_c_over_a"]}
+        table = pd.concat(
+            [
+                enthalpy_curve(
+                    name,
+                    calculator_for,
+                    cfg["pressures"],
+                    element=element,
+                    relax_c_over_a=cfg["relax_c_over_a"],
+                    fmax=cfg["fmax"],
+                    max_steps=cfg["max_steps"],
+                )
+                for name in cfg["structures"]
+            ],
+            ignore_index=True,
+        )
+        return {
+            "table": table.to_dict("records"),
+            "transitions": transition_pressures(table),
+            "relax_c_over_a": cfg["relax_c_over_a"],
+        }
     if kind == "bain":
         cfg = bench["bain"]
-        table = bain_path(calculator_for, cfg["pressures"], n_points=cfg["n_points"], element=element,
-                          fmax=cfg["fmax"], max_steps=cfg["max_steps"])
+        table = bain_path(
+            calculator_for,
+            cfg["pressures"],
+            n_points=cfg["n_points"],
+            element=element,
+            fmax=cfg["fmax"],
+            max_steps=cfg["max_steps"],
+        )
         return {"table": table.to_dict("records")}
     if kind == "phonons":
         cfg = bench["phonons"]
         supercells = cfg.get("supercell") or {}
-        return {name: phonon_dispersion(name, calculator_for, element=element, supercell=supercells.get(name),
-                                        displacement=cfg["displacement"], npoints=cfg["npoints"],
-                                        pressure_gpa=cfg["pressure"], fmax=cfg["fmax"])
-                for name in cfg["structures"]}
+        return {
+            name: phonon_dispersion(
+                name,
+                calculator_for,
+                element=element,
+                supercell=supercells.get(name),
+                displacement=cfg["displacement"],
+                npoints=cfg["npoints"],
+                pressure_gpa=cfg["pressure"],
+                fmax=cfg["fmax"],
+            )
+            for name in cfg["structures"]
+        }
     raise ConfigError(f"unknown benchmark property {kind!r}; choose from {', '.join(PROPERTIES)}")
 
 
-def compare_property(kind: str, calculator, bench: dict, element: str | list[str], reference_json: str | Path,
-                     json_path: str | Path, csv_path: str | Path, plot_path: str | Path, title: str = "") -> dict:
+def compare_property(
+    kind: str,
+    calculator,
+    bench: dict,
+    element: str | list[str],
+    reference_json: str | Path,
+    json_path: str | Path,
+    csv_path: str | Path,
+    plot_path: str | Path,
+    title: str = "",
+) -> dict:
     """Model side of one property and its comparison with the reference.
 
     Cost: as :func:`compute_property` with the model calculator.

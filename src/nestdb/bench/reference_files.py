@@ -46,8 +46,9 @@ def read_reference_ev(files: dict[str, str], base_dir: str | Path = ".") -> pd.D
     rows = []
     for name, pattern in files.items():
         if name not in KNOWN_STRUCTURES:
-            raise ConfigError(f"bench.reference_files: unknown structure {name!r}; "
-                              f"choose from {', '.join(KNOWN_STRUCTURES)}")
+            raise ConfigError(
+                f"bench.reference_files: unknown structure {name!r}; choose from {', '.join(KNOWN_STRUCTURES)}"
+            )
         full = str(Path(base_dir) / pattern) if not Path(pattern).is_absolute() else str(pattern)
         paths = sorted(glob.glob(full))
         if not paths:
@@ -58,17 +59,24 @@ def read_reference_ev(files: dict[str, str], base_dir: str | Path = ".") -> pd.D
                     warnings.simplefilter("ignore")
                     atoms = read(path, index=-1)
             except Exception as error:  # ASE readers raise many types on foreign files
-                raise DataError(f"bench.reference_files.{name}: cannot read {path} with ASE "
-                                f"({type(error).__name__}: {error})") from error
+                raise DataError(
+                    f"bench.reference_files.{name}: cannot read {path} with ASE ({type(error).__name__}: {error})"
+                ) from error
             if atoms.calc is None:
                 raise DataError(f"bench.reference_files.{name}: {path} holds no energy (not a finished calculation?)")
             try:
                 energy = atoms.get_potential_energy(force_consistent=True)
             except Exception:
                 energy = atoms.get_potential_energy()
-            rows.append({"structure": name, "volume_scale": float("nan"),
-                         "volume_per_atom": atoms.get_volume() / len(atoms),
-                         "energy_per_atom": float(energy) / len(atoms), "source": path})
+            rows.append(
+                {
+                    "structure": name,
+                    "volume_scale": float("nan"),
+                    "volume_per_atom": atoms.get_volume() / len(atoms),
+                    "energy_per_atom": float(energy) / len(atoms),
+                    "source": path,
+                }
+            )
     table = pd.DataFrame(rows)
     return table.sort_values(["structure", "volume_per_atom"], ignore_index=True)
 
@@ -111,13 +119,23 @@ def enthalpy_from_ev(ev: pd.DataFrame, pressures_gpa) -> pd.DataFrame:
     rows = []
     for pressure in np.sort(np.asarray(pressures_gpa, dtype=float)):
         p = pressure * GPA
-        best = minimize_scalar(lambda v: energy_at(v) + p * v,
-                               bounds=(0.5 * volumes.min(), 1.5 * volumes.max()), method="bounded")
+        best = minimize_scalar(
+            lambda v: energy_at(v) + p * v, bounds=(0.5 * volumes.min(), 1.5 * volumes.max()), method="bounded"
+        )
         volume = float(best.x)
         energy = energy_at(volume)
         inside = bool(volumes.min() <= volume <= volumes.max())
-        rows.append({"structure": name, "pressure_gpa": float(pressure), "enthalpy_per_atom": energy + p * volume,
-                     "energy_per_atom": energy, "volume_per_atom": volume, "c_over_a": float("nan"),
-                     "converged": inside, "steps": 0,
-                     "abandoned": "" if inside else "EOS minimum outside the volumes of the reference files"})
+        rows.append(
+            {
+                "structure": name,
+                "pressure_gpa": float(pressure),
+                "enthalpy_per_atom": energy + p * volume,
+                "energy_per_atom": energy,
+                "volume_per_atom": volume,
+                "c_over_a": float("nan"),
+                "converged": inside,
+                "steps": 0,
+                "abandoned": "" if inside else "EOS minimum outside the volumes of the reference files",
+            }
+        )
     return pd.DataFrame(rows, columns=list(ENTHALPY_COLUMNS))

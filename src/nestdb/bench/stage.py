@@ -71,16 +71,16 @@ def reference_calculators(spec: dict, raw_dir: str | Path, bench: dict | None = 
     return calculator_for
 
 
-def bench_reference(spec: dict, bench: dict, element: str, ev_path: str | Path,
-                    elastic_path: str | Path, raw_dir: str | Path) -> None:
+def bench_reference(
+    spec: dict, bench: dict, element: str, ev_path: str | Path, elastic_path: str | Path, raw_dir: str | Path
+) -> None:
     """Reference E–V curves and elastic constants (labeller, or reference files for E–V).
 
     Cost: see :func:`run_benchmarks`; structures in ``bench.reference_files``
     cost nothing (read from the files).
     """
     files = bench.get("reference_files") or {}
-    rows, elastic = run_benchmarks(reference_calculators(spec, raw_dir, bench), bench, element,
-                                   skip_ev=tuple(files))
+    rows, elastic = run_benchmarks(reference_calculators(spec, raw_dir, bench), bench, element, skip_ev=tuple(files))
     ev = pd.DataFrame(rows)
     if files:
         ev = pd.concat([ev, read_reference_ev(files, base_dir=Path.cwd())], ignore_index=True)
@@ -88,22 +88,34 @@ def bench_reference(spec: dict, bench: dict, element: str, ev_path: str | Path,
     write_json(elastic_path, elastic)
 
 
-
-
-
-
-def bench_model(model_dir: str | Path, bench: dict, element: str, reference_ev_path: str | Path,
-                reference_elastic_path: str | Path, ev_path: str | Path, ev_plot_path: str | Path,
-                elastic_path: str | Path, summary_path: str | Path) -> dict:
+def bench_model(
+    model_dir: str | Path,
+    bench: dict,
+    element: str,
+    reference_ev_path: str | Path,
+    reference_elastic_path: str | Path,
+    ev_path: str | Path,
+    ev_plot_path: str | Path,
+    elastic_path: str | Path,
+    summary_path: str | Path,
+) -> dict:
     """Model side of E–V and elastic benchmarks with a cycle's committee (see :func:`compare_ev_elastic`)."""
-    return compare_ev_elastic(CommitteeACECalculator(model_dir), bench, element, reference_ev_path,
-                              reference_elastic_path, ev_path, ev_plot_path, elastic_path, summary_path)
+    return compare_ev_elastic(
+        CommitteeACECalculator(model_dir),
+        bench,
+        element,
+        reference_ev_path,
+        reference_elastic_path,
+        ev_path,
+        ev_plot_path,
+        elastic_path,
+        summary_path,
+    )
 
 
-
-
-def bench_property_reference(kind: str, spec: dict, bench: dict, element: str | list[str], json_path: str | Path,
-                             raw_dir: str | Path) -> dict:
+def bench_property_reference(
+    kind: str, spec: dict, bench: dict, element: str | list[str], json_path: str | Path, raw_dir: str | Path
+) -> dict:
     """Reference side of one property with the reference labeller (one folder per calculation).
 
     With ``bench.reference_files`` the enthalpy curves of those structures
@@ -122,27 +134,46 @@ def bench_property_reference(kind: str, spec: dict, bench: dict, element: str | 
         for name in from_files:
             rows += enthalpy_from_ev(ev[ev.structure == name], cfg["pressures"]).to_dict("records")
         table = pd.DataFrame(rows)
-        result = {"table": rows, "transitions": transition_pressures(table), "relax_c_over_a": cfg["relax_c_over_a"],
-                  "from_files": from_files}
+        result = {
+            "table": rows,
+            "transitions": transition_pressures(table),
+            "relax_c_over_a": cfg["relax_c_over_a"],
+            "from_files": from_files,
+        }
     else:
         result = compute_property(kind, reference_calculators(spec, raw_dir), bench, element)
     write_json(json_path, result)
     return result
 
 
-
-
-def bench_property_model(kind: str, model_dir: str | Path, bench: dict, element: str | list[str],
-                         reference_json: str | Path, json_path: str | Path, csv_path: str | Path, plot_path: str | Path,
-                         title: str = "") -> dict:
+def bench_property_model(
+    kind: str,
+    model_dir: str | Path,
+    bench: dict,
+    element: str | list[str],
+    reference_json: str | Path,
+    json_path: str | Path,
+    csv_path: str | Path,
+    plot_path: str | Path,
+    title: str = "",
+) -> dict:
     """:func:`compare_property` with a cycle's committee."""
-    return compare_property(kind, CommitteeACECalculator(model_dir), bench, element, reference_json, json_path,
-                            csv_path, plot_path, title)
+    return compare_property(
+        kind, CommitteeACECalculator(model_dir), bench, element, reference_json, json_path, csv_path, plot_path, title
+    )
 
 
 # --------------------------------------------------------------------------- NS samples: XRD, phase diagram
-def bench_xrd(traj_path: str | Path, temperatures_path: str | Path, cfg: dict, csv_path: str | Path,
-              plot_path: str | Path, title: str = "", *, element: str) -> dict:
+def bench_xrd(
+    traj_path: str | Path,
+    temperatures_path: str | Path,
+    cfg: dict,
+    csv_path: str | Path,
+    plot_path: str | Path,
+    title: str = "",
+    *,
+    element: str,
+) -> dict:
     """Powder XRD of one NS run's culled samples, averaged in temperature bins.
 
     Cost: no calculator calls; ``max_per_bin`` patterns per bin (seconds for
@@ -171,11 +202,18 @@ def bench_xrd(traj_path: str | Path, temperatures_path: str | Path, cfg: dict, c
     binned = []
     if frames:
         samples = read_sample_temperatures(temperatures_path)
-        temps = frame_temperatures(frames, samples["iter"].astype(int), samples["enthalpy"], samples["temp"],
-                                   source=str(traj_path))
-        binned = patterns_by_temperature(frames, temps, cfg["temperature_bins"], two_theta,
-                                         wavelength=cfg["wavelength"], fwhm=cfg["fwhm"],
-                                         max_per_bin=cfg["max_per_bin"])
+        temps = frame_temperatures(
+            frames, samples["iter"].astype(int), samples["enthalpy"], samples["temp"], source=str(traj_path)
+        )
+        binned = patterns_by_temperature(
+            frames,
+            temps,
+            cfg["temperature_bins"],
+            two_theta,
+            wavelength=cfg["wavelength"],
+            fwhm=cfg["fwhm"],
+            max_per_bin=cfg["max_per_bin"],
+        )
     else:
         log.warning("%s has no culled samples: empty XRD table", traj_path)
     table = pd.DataFrame({"two_theta": two_theta})
@@ -186,16 +224,27 @@ def bench_xrd(traj_path: str | Path, temperatures_path: str | Path, cfg: dict, c
     if binned:
         coldest = [f for f, t in zip(frames, temps, strict=True) if binned[0]["t_low"] <= t < binned[0]["t_high"]]
         volume = float(np.mean([f.get_volume() / len(f) for f in coldest]))
-        ideal = {name: powder_pattern(build_structure(name, element=element, volume_per_atom=volume), two_theta,
-                                      cfg["wavelength"], cfg["fwhm"]) for name in ("bcc", "fcc", "hcp")}
+        ideal = {
+            name: powder_pattern(
+                build_structure(name, element=element, volume_per_atom=volume),
+                two_theta,
+                cfg["wavelength"],
+                cfg["fwhm"],
+            )
+            for name in ("bcc", "fcc", "hcp")
+        }
     plot_patterns(two_theta, binned, plot_path, title=f"{title} (λ = {cfg['wavelength']:g} Å)", references=ideal)
-    return {"wavelength": cfg["wavelength"],
-            "bins": [{k: v for k, v in b.items() if k != "intensity"} for b in binned]}
+    return {"wavelength": cfg["wavelength"], "bins": [{k: v for k, v in b.items() if k != "intensity"} for b in binned]}
 
 
-def bench_phase_diagram(tables: dict[float, str | Path], n_atoms: int, csv_path: str | Path, plot_path: str | Path,
-                        json_path: str | Path | None = None,
-                        finals: dict[float, str | Path] | None = None) -> pd.DataFrame:
+def bench_phase_diagram(
+    tables: dict[float, str | Path],
+    n_atoms: int,
+    csv_path: str | Path,
+    plot_path: str | Path,
+    json_path: str | Path | None = None,
+    finals: dict[float, str | Path] | None = None,
+) -> pd.DataFrame:
     """The melting line and P–T plot of the phase-diagram NS runs (:func:`nestdb.bench.phase_diagram.melting_line`).
 
     Parameters
@@ -213,8 +262,11 @@ def bench_phase_diagram(tables: dict[float, str | Path], n_atoms: int, csv_path:
     finals
         ``{pressure_gpa: .final.extxyz}``: the solid phase of each pressure's lowest-enthalpy walker.
     """
-    line, others = melting_line({p: pd.read_csv(path) for p, path in tables.items()}, n_atoms,
-                                {p: read(path, index=":") for p, path in finals.items()} if finals else None)
+    line, others = melting_line(
+        {p: pd.read_csv(path) for p, path in tables.items()},
+        n_atoms,
+        {p: read(path, index=":") for p, path in finals.items()} if finals else None,
+    )
     line.to_csv(csv_path, index=False)
     if json_path is not None:
         write_json(json_path, {"melting": line.to_dict("records"), "transitions": others})
@@ -223,9 +275,16 @@ def bench_phase_diagram(tables: dict[float, str | Path], n_atoms: int, csv_path:
 
 
 # --------------------------------------------------------------------------- NS samples of alloys
-def bench_sro(traj_path: str | Path, energies_path: str | Path, elements: list[str], grid: dict,
-              csv_path: str | Path, plot_path: str | Path, title: str = "",
-              neighbours: str | int | float = "sann") -> dict:
+def bench_sro(
+    traj_path: str | Path,
+    energies_path: str | Path,
+    elements: list[str],
+    grid: dict,
+    csv_path: str | Path,
+    plot_path: str | Path,
+    title: str = "",
+    neighbours: str | int | float = "sann",
+) -> dict:
     """First-shell Warren–Cowley parameters of one run's samples against temperature (:func:`~nestdb.bench.alloy_samples.sro_table`).
 
     Parameters
@@ -247,20 +306,31 @@ def bench_sro(traj_path: str | Path, energies_path: str | Path, elements: list[s
     """
     frames = read_frames(traj_path)
     temperatures = np.arange(grid["t_min"], grid["t_max"] + 0.5 * grid["t_step"], grid["t_step"])
-    table, pairs = sro_table(frames, read_energies(energies_path) if frames else None, elements, temperatures,
-                             neighbours)
+    table, pairs = sro_table(
+        frames, read_energies(energies_path) if frames else None, elements, temperatures, neighbours
+    )
     if not (frames and pairs):
         log.warning("%s: no culled samples with two species; empty short-range-order table", traj_path)
     table.to_csv(csv_path, index=False)
     plot_sro(table, pairs, plot_path, title)
-    return {"pairs": pairs, "n_samples": len(frames),
-            "alpha_low_T": {p: float(table[p].iloc[0]) for p in pairs if p in table},
-            "alpha_high_T": {p: float(table[p].iloc[-1]) for p in pairs if p in table}}
+    return {
+        "pairs": pairs,
+        "n_samples": len(frames),
+        "alpha_low_T": {p: float(table[p].iloc[0]) for p in pairs if p in table},
+        "alpha_high_T": {p: float(table[p].iloc[-1]) for p in pairs if p in table},
+    }
 
 
-def bench_mixing(thermo_paths: list[str | Path], tags: list[str], compositions: list[dict[str, int]],
-                 elements: list[str], csv_path: str | Path, plot_path: str | Path, title: str = "",
-                 plot_temperatures: list[float] | None = None) -> dict:
+def bench_mixing(
+    thermo_paths: list[str | Path],
+    tags: list[str],
+    compositions: list[dict[str, int]],
+    elements: list[str],
+    csv_path: str | Path,
+    plot_path: str | Path,
+    title: str = "",
+    plot_temperatures: list[float] | None = None,
+) -> dict:
     """Mixing enthalpy of the NS runs at one pressure: table and figure (see :func:`mixing_enthalpy`).
 
     Cost: no calculator calls.
@@ -277,6 +347,10 @@ def bench_mixing(thermo_paths: list[str | Path], tags: list[str], compositions: 
     table = mixing_enthalpy(tables, dict(zip(tags, compositions, strict=True)), elements)
     table.to_csv(csv_path, index=False)
     plot_mixing(table, elements, plot_path, title, plot_temperatures)
-    return {"compositions": tags,
-            "range_eV_per_atom": {tag: [float(g.mixing_enthalpy.min()), float(g.mixing_enthalpy.max())]
-                                  for tag, g in table.groupby("composition")}}
+    return {
+        "compositions": tags,
+        "range_eV_per_atom": {
+            tag: [float(g.mixing_enthalpy.min()), float(g.mixing_enthalpy.max())]
+            for tag, g in table.groupby("composition")
+        },
+    }

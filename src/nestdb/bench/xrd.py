@@ -11,8 +11,8 @@ phases apart.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from ase import Atoms
@@ -44,8 +44,7 @@ def form_factor(element: str, s: np.ndarray) -> np.ndarray:
 
     if element in waasmaier:
         coefficients = waasmaier[element]
-        return coefficients[10] + sum(coefficients[2 * i] * np.exp(-coefficients[2 * i + 1] * s**2)
-                                      for i in range(5))
+        return coefficients[10] + sum(coefficients[2 * i] * np.exp(-coefficients[2 * i + 1] * s**2) for i in range(5))
     return np.full_like(s, float(atomic_numbers[element]))
 
 
@@ -104,14 +103,21 @@ def powder_pattern(atoms: Atoms, two_theta: np.ndarray, wavelength: float = 0.62
     # Peaks in chunks: memory stays small for big cells.
     weights = intensity * lorentz_polarisation
     for start in range(0, len(centres), 2048):
-        c = centres[start:start + 2048]
-        w = weights[start:start + 2048]
+        c = centres[start : start + 2048]
+        w = weights[start : start + 2048]
         pattern += (w[:, None] * np.exp(-0.5 * ((two_theta[None, :] - c[:, None]) / sigma) ** 2)).sum(axis=0)
     return pattern / len(atoms) ** 2
 
 
-def patterns_by_temperature(frames: Sequence[Atoms], temperatures: np.ndarray, bins, two_theta: np.ndarray,
-                            wavelength: float = 0.62, fwhm: float = 0.2, max_per_bin: int = 20) -> list[dict]:
+def patterns_by_temperature(
+    frames: Sequence[Atoms],
+    temperatures: np.ndarray,
+    bins,
+    two_theta: np.ndarray,
+    wavelength: float = 0.62,
+    fwhm: float = 0.2,
+    max_per_bin: int = 20,
+) -> list[dict]:
     """Average powder patterns of NS samples in temperature bins.
 
     Cost: no calculator calls; at most ``max_per_bin`` patterns per bin
@@ -150,8 +156,15 @@ def patterns_by_temperature(frames: Sequence[Atoms], temperatures: np.ndarray, b
             continue
         used = members[np.unique(np.linspace(0, members.size - 1, min(max_per_bin, members.size)).astype(int))]
         mean = np.mean([powder_pattern(frames[i], two_theta, wavelength, fwhm) for i in used], axis=0)
-        results.append({"t_low": float(low), "t_high": float(high), "n_samples": int(members.size),
-                        "n_used": int(used.size), "intensity": mean})
+        results.append(
+            {
+                "t_low": float(low),
+                "t_high": float(high),
+                "n_samples": int(members.size),
+                "n_used": int(used.size),
+                "intensity": mean,
+            }
+        )
     return results
 
 
@@ -161,8 +174,13 @@ def two_theta_grid(cfg: dict) -> np.ndarray:
     return np.arange(low, high + 0.5 * cfg["two_theta_step"], cfg["two_theta_step"])
 
 
-def plot_patterns(two_theta: np.ndarray, binned: list[dict], path: str | Path, title: str = "",
-                  references: dict[str, np.ndarray] | None = None) -> Figure:
+def plot_patterns(
+    two_theta: np.ndarray,
+    binned: list[dict],
+    path: str | Path,
+    title: str = "",
+    references: dict[str, np.ndarray] | None = None,
+) -> Figure:
     """Stacked patterns (coldest at the bottom), ideal crystals on top for comparison."""
     fig, ax = subplots(figsize=(6.5, 5))
     offset = 0.0

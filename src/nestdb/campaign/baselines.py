@@ -35,9 +35,18 @@ def melting_temperature(pressure_gpa: float, line=EAM_MELTING_LINE) -> float:
     return float(t0 + (t1 - t0) * (pressure_gpa - p0) / (p1 - p0))
 
 
-def hand_built_database(oracle, element: str, n_atoms: int, pressures: list[float], budget: int, seed: int = 0,
-                        strain: float = 0.04, rattle: float = 0.1, md_steps: int = 600,
-                        volume_bounds: tuple[float, float] = (5.0, 60.0)) -> list[Atoms]:
+def hand_built_database(
+    oracle,
+    element: str,
+    n_atoms: int,
+    pressures: list[float],
+    budget: int,
+    seed: int = 0,
+    strain: float = 0.04,
+    rattle: float = 0.1,
+    md_steps: int = 600,
+    volume_bounds: tuple[float, float] = (5.0, 60.0),
+) -> list[Atoms]:
     """Strained and rattled crystals plus oracle-MD snapshots, ``budget`` configurations in all (unlabelled).
 
     Parameters
@@ -90,14 +99,27 @@ def hand_built_database(oracle, element: str, n_atoms: int, pressures: list[floa
                 continue
             start = seed_crystal(structures[t_index % len(structures)], element, n_atoms, volume)
             interval = max(1, (md_steps // 2) // wanted)
-            trajectory, _ = run_md(start, oracle, float(temperature), float(pressure), md_steps, interval, 2.0,
-                                   int(rng.integers(2**31 - 1)), volume_bounds)
+            trajectory, _ = run_md(
+                start,
+                oracle,
+                float(temperature),
+                float(pressure),
+                md_steps,
+                interval,
+                2.0,
+                int(rng.integers(2**31 - 1)),
+                volume_bounds,
+            )
             for atoms in trajectory[-wanted:]:
                 atoms.info.update(hand_built="md")
                 _tag(atoms, pressure, len(frames))
                 frames.append(atoms)
-    log.info("hand-built database: %d configurations (%d crystals, %d MD snapshots)", len(frames),
-             sum(a.info["hand_built"] == "crystal" for a in frames), sum(a.info["hand_built"] == "md" for a in frames))
+    log.info(
+        "hand-built database: %d configurations (%d crystals, %d MD snapshots)",
+        len(frames),
+        sum(a.info["hand_built"] == "crystal" for a in frames),
+        sum(a.info["hand_built"] == "md" for a in frames),
+    )
     return frames
 
 
@@ -109,5 +131,10 @@ def _spread(total: int, slots: int) -> list[int]:
 
 def _tag(atoms: Atoms, pressure: float, index: int) -> None:
     ptag = pressure_tag(float(pressure))
-    atoms.info.update(cycle=0, pressure=float(pressure), config_id=f"hand_P{ptag}_{index:05d}",
-                      config_type=f"hand_P{ptag}GPa", weight=1.0)
+    atoms.info.update(
+        cycle=0,
+        pressure=float(pressure),
+        config_id=f"hand_P{ptag}_{index:05d}",
+        config_type=f"hand_P{ptag}GPa",
+        weight=1.0,
+    )

@@ -35,8 +35,9 @@ def _rmse(values: np.ndarray) -> float:
 def _errors(frames: list[Atoms], prediction: dict) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     reference = np.array([float(a.info["dft_energy"]) / len(a) for a in frames])
     energy = prediction["energy_per_atom"] - reference
-    forces = [(f - np.asarray(a.arrays["dft_forces"])).reshape(-1)
-              for f, a in zip(prediction["forces"], frames, strict=True)]
+    forces = [
+        (f - np.asarray(a.arrays["dft_forces"])).reshape(-1) for f, a in zip(prediction["forces"], frames, strict=True)
+    ]
     return energy, forces, np.asarray(prediction["energy_std_per_atom"])
 
 
@@ -44,8 +45,12 @@ def _group_metrics(energy: np.ndarray, forces: list[np.ndarray], std: np.ndarray
     e = energy[members]
     f = np.concatenate([forces[i] for i in members]) if members else np.array([])
     s = std[members]
-    out = {"n": len(members), "energy_rmse_mev": 1000 * _rmse(e), "force_rmse_mev_per_a": 1000 * _rmse(f),
-           "energy_max_abs_mev": 1000 * float(np.max(np.abs(e))) if len(e) else float("nan")}
+    out = {
+        "n": len(members),
+        "energy_rmse_mev": 1000 * _rmse(e),
+        "force_rmse_mev_per_a": 1000 * _rmse(f),
+        "energy_max_abs_mev": 1000 * float(np.max(np.abs(e))) if len(e) else float("nan"),
+    }
     if len(members) >= 5:
         rho = spearman(s, np.abs(e))
         out["spearman_std_vs_error"] = float("nan") if rho is None else rho
@@ -84,8 +89,11 @@ def evaluate_model(model_dir: str | Path, frames: list[Atoms]) -> dict[str, Any]
             groups.setdefault(label, []).append(i)
         out[name] = {label: _group_metrics(energy, forces, std, members) for label, members in groups.items()}
     # liquid and hot configurations together: the issue's "liquid and high-temperature" comparison
-    hot = [i for i, a in enumerate(frames)
-           if a.info.get("phase_class") == "liquid" or float(a.info.get("temp", 0.0)) > 2000.0]
+    hot = [
+        i
+        for i, a in enumerate(frames)
+        if a.info.get("phase_class") == "liquid" or float(a.info.get("temp", 0.0)) > 2000.0
+    ]
     out["liquid_or_hot"] = _group_metrics(energy, forces, std, hot)
     return out
 
@@ -103,8 +111,9 @@ def ev_elastic_summary(summary: dict) -> dict[str, float]:
     differences = []
     for name, result in (summary.get("elastic_model") or {}).items():
         reference = (summary.get("elastic_reference") or {}).get(name, {})
-        differences += [abs(result[k] - reference[k]) for k in reference
-                        if k.startswith("C") and len(k) == 3 and k in result]
+        differences += [
+            abs(result[k] - reference[k]) for k in reference if k.startswith("C") and len(k) == 3 and k in result
+        ]
     out["elastic_mae_gpa"] = float(np.mean(differences)) if differences else float("nan")
     return out
 
@@ -123,9 +132,13 @@ def curve_row(name: str, cycle: int, n_labels: int, evaluation: dict, bench: dic
     """One flat row of the learning-curve table."""
     row: dict[str, Any] = {"campaign": name, "cycle": cycle, "labels": n_labels}
     overall = evaluation["all"]
-    row.update(energy_rmse_mev=overall["energy_rmse_mev"], force_rmse_mev_per_a=overall["force_rmse_mev_per_a"],
-               spearman=overall.get("spearman_std_vs_error"), within_1_std=overall.get("within_1_std"),
-               within_2_std=overall.get("within_2_std"))
+    row.update(
+        energy_rmse_mev=overall["energy_rmse_mev"],
+        force_rmse_mev_per_a=overall["force_rmse_mev_per_a"],
+        spearman=overall.get("spearman_std_vs_error"),
+        within_1_std=overall.get("within_1_std"),
+        within_2_std=overall.get("within_2_std"),
+    )
     for phase in ("crystal", "liquid", "dilute"):
         metrics = evaluation["phase"].get(phase)
         row[f"{phase}_energy_rmse_mev"] = metrics["energy_rmse_mev"] if metrics else float("nan")
@@ -184,6 +197,7 @@ def plot_learning_curve(table: pd.DataFrame, path: str | Path, title: str = "") 
 
 def markdown_table(table: pd.DataFrame, columns: list[str]) -> str:
     """A Markdown table of the chosen columns (numbers to 3 significant figures)."""
+
     def cell(value):
         if isinstance(value, (float, np.floating)):
             return "-" if not np.isfinite(value) else f"{value:.3g}"

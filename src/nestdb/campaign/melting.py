@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 GRID = np.arange(100.0, 4000.0 + 1.0, 5.0)
 
 
-def melting_run(spec: dict, composition: dict[str, int], pressure_gpa: float, settings: dict, seed: int,
-                prefix: str | Path) -> dict:
+def melting_run(
+    spec: dict, composition: dict[str, int], pressure_gpa: float, settings: dict, seed: int, prefix: str | Path
+) -> dict:
     """One NS run with the model ``spec`` and its melting C_p peak.
 
     Parameters
@@ -54,19 +55,29 @@ def melting_run(spec: dict, composition: dict[str, int], pressure_gpa: float, se
         ``n_iter``, ``n_calls``, ``wall_s``.
     """
     values = {k: v for k, v in settings.items() if k in NSSettings.__dataclass_fields__}
-    values.update(pressure_gpa=float(pressure_gpa), seed=int(seed), snapshot_seconds=None, committee_std_max=None,
-                  committee_stop_std=None, n_procs=1)
+    values.update(
+        pressure_gpa=float(pressure_gpa),
+        seed=int(seed),
+        snapshot_seconds=None,
+        committee_std_max=None,
+        committee_stop_std=None,
+        n_procs=1,
+    )
     start = time.perf_counter()
     Path(prefix).parent.mkdir(parents=True, exist_ok=True)
-    summary = run_nested_sampling(composition, make_calculator(spec, base_dir=Path.cwd()), NSSettings(**values),
-                                  prefix)
+    summary = run_nested_sampling(composition, make_calculator(spec, base_dir=Path.cwd()), NSSettings(**values), prefix)
     energies = read_energies(output_paths(prefix)["energies"])
     table = analyse(energies, GRID)
     melting = melting_transition(table, energies.n_atoms)
-    result = {"seed": int(seed), "melting_T": melting.temperature if melting else float("nan"),
-              "fwhm": melting.fwhm if melting else float("nan"),
-              "volume_jump": melting.volume_jump if melting else float("nan"),
-              "n_iter": summary["n_iter"], "n_calls": summary["n_calls"], "wall_s": time.perf_counter() - start}
+    result = {
+        "seed": int(seed),
+        "melting_T": melting.temperature if melting else float("nan"),
+        "fwhm": melting.fwhm if melting else float("nan"),
+        "volume_jump": melting.volume_jump if melting else float("nan"),
+        "n_iter": summary["n_iter"],
+        "n_calls": summary["n_calls"],
+        "wall_s": time.perf_counter() - start,
+    }
     log.info("melting run %s seed %d: %s K", prefix, seed, result["melting_T"])
     return result
 
@@ -75,7 +86,10 @@ def melting_statistics(runs: list[dict]) -> dict:
     """Mean, standard deviation and standard error of the melting temperatures found over seeds."""
     values = np.array([r["melting_T"] for r in runs], dtype=float)
     found = values[np.isfinite(values)]
-    return {"n_seeds": len(values), "n_found": int(found.size),
-            "mean": float(found.mean()) if found.size else float("nan"),
-            "std": float(found.std(ddof=1)) if found.size > 1 else float("nan"),
-            "sem": float(found.std(ddof=1) / np.sqrt(found.size)) if found.size > 1 else float("nan")}
+    return {
+        "n_seeds": len(values),
+        "n_found": int(found.size),
+        "mean": float(found.mean()) if found.size else float("nan"),
+        "std": float(found.std(ddof=1)) if found.size > 1 else float("nan"),
+        "sem": float(found.std(ddof=1) / np.sqrt(found.size)) if found.size > 1 else float("nan"),
+    }

@@ -85,8 +85,13 @@ def oracle_label(frames: list[Atoms], calculator) -> list[Atoms]:
         forces = atoms.get_forces().copy()
         stress = atoms.get_stress(voigt=False)
         atoms.calc = None
-        atoms.info.update(dft_energy=energy, dft_virial=(-stress * atoms.get_volume()).reshape(9).tolist(),
-                          dft_stress=(stress / GPa).reshape(9).tolist(), label_status="ok", label_code="potential")
+        atoms.info.update(
+            dft_energy=energy,
+            dft_virial=(-stress * atoms.get_volume()).reshape(9).tolist(),
+            dft_stress=(stress / GPa).reshape(9).tolist(),
+            label_status="ok",
+            label_code="potential",
+        )
         atoms.arrays["dft_forces"] = forces
         labelled.append(atoms)
     return labelled
@@ -105,28 +110,59 @@ def classify(atoms: Atoms, reference_volume: float, dilute_factor: float, liquid
     return "liquid"
 
 
-def _ns_samples(oracle_spec: dict, composition: dict[str, int], pressure: float, seed: int, settings: dict,
-                ns_defaults: dict, workdir: Path) -> list[Atoms]:
+def _ns_samples(
+    oracle_spec: dict,
+    composition: dict[str, int],
+    pressure: float,
+    seed: int,
+    settings: dict,
+    ns_defaults: dict,
+    workdir: Path,
+) -> list[Atoms]:
     """Samples of one oracle NS run, equally spaced in iteration above ``t_min``."""
     values = {k: v for k, v in ns_defaults.items() if k in NSSettings.__dataclass_fields__}
-    values.update(n_walkers=int(settings["n_walkers"]), walk_length=int(settings["walk_length"]),
-                  pressure_gpa=float(pressure), seed=int(seed), snapshot_seconds=None,
-                  committee_std_max=None, committee_stop_std=None, n_procs=1, n_cull=1)
+    values.update(
+        n_walkers=int(settings["n_walkers"]),
+        walk_length=int(settings["walk_length"]),
+        pressure_gpa=float(pressure),
+        seed=int(seed),
+        snapshot_seconds=None,
+        committee_std_max=None,
+        committee_stop_std=None,
+        n_procs=1,
+        n_cull=1,
+    )
     prefix = workdir / f"oracle_P{pressure:g}_seed{seed}"
-    run_nested_sampling(composition, make_calculator(oracle_spec, base_dir=Path.cwd()), NSSettings(**values),
-                        prefix)
+    run_nested_sampling(composition, make_calculator(oracle_spec, base_dir=Path.cwd()), NSSettings(**values), prefix)
     paths = output_paths(prefix)
     energies = read_energies(paths["energies"])
     frames = read(paths["traj"], index=":")
     temps = frame_temperatures(frames, energies.iters, energies.enthalpy, sample_temperatures(energies))
-    rule = {"kind": "temperature_window", "t_min": float(settings["t_min"]), "t_max": float(settings["t_max"]),
-            "count": int(settings["samples_per_run"])}
-    return select_configurations(frames, temps, rule, stopped_early=False, cycle=-1, pressure_gpa=float(pressure),
-                                 source=f"test_P{pressure:g}_seed{seed}")
+    rule = {
+        "kind": "temperature_window",
+        "t_min": float(settings["t_min"]),
+        "t_max": float(settings["t_max"]),
+        "count": int(settings["samples_per_run"]),
+    }
+    return select_configurations(
+        frames,
+        temps,
+        rule,
+        stopped_early=False,
+        cycle=-1,
+        pressure_gpa=float(pressure),
+        source=f"test_P{pressure:g}_seed{seed}",
+    )
 
 
-def make_test_set(oracle_spec: dict, composition: dict[str, int], settings: dict, ns_defaults: dict,
-                  out_path: str | Path, workdir: str | Path | None = None) -> list[Atoms]:
+def make_test_set(
+    oracle_spec: dict,
+    composition: dict[str, int],
+    settings: dict,
+    ns_defaults: dict,
+    out_path: str | Path,
+    workdir: str | Path | None = None,
+) -> list[Atoms]:
     """Build, label and class the oracle's test set; write it as extended XYZ.
 
     Parameters
@@ -175,12 +211,18 @@ def make_test_set(oracle_spec: dict, composition: dict[str, int], settings: dict
             crystal = seed_crystal(name, element, n_atoms, reference_volume)
             for k in range(int(settings["strained_per_crystal"])):
                 atoms = perturbed_copy(crystal, float(settings["rattle"]), float(settings["strain"]), rng)
-                atoms.info.update(test_source="strained_crystal", crystal=name, temp=0.0, pressure=pressure,
-                                  config_id=f"test_P{pressure:g}_{name}{k}")
+                atoms.info.update(
+                    test_source="strained_crystal",
+                    crystal=name,
+                    temp=0.0,
+                    pressure=pressure,
+                    config_id=f"test_P{pressure:g}_{name}{k}",
+                )
                 batch.append(atoms)
         for atoms in batch:
-            atoms.info["phase_class"] = classify(atoms, reference_volume, float(settings["dilute_factor"]),
-                                                 float(settings["liquid_t_max"]))
+            atoms.info["phase_class"] = classify(
+                atoms, reference_volume, float(settings["dilute_factor"]), float(settings["liquid_t_max"])
+            )
             atoms.info["reference_volume_per_atom"] = reference_volume
             atoms.info["t_bin"] = temperature_bin(float(atoms.info.get("temp", 0.0)))
         frames += oracle_label(batch, oracle)

@@ -15,8 +15,10 @@ from nestdb.errors import DataError
 BENCH_KINDS = ("ev", "enthalpy", "bain", "phonons")
 #: What ``nestdb --help`` shows for ``bench``, and its description.
 HELP = "benchmarks of a model against a reference (rules bench_*)"
-DESCRIPTION = ("`bench reference` computes the reference side with the config's reference labeller "
-               "(bench.reference, else label); `bench model` computes a fitted model's side and compares.")
+DESCRIPTION = (
+    "`bench reference` computes the reference side with the config's reference labeller "
+    "(bench.reference, else label); `bench model` computes a fitted model's side and compares."
+)
 
 
 def add_arguments(bench: argparse.ArgumentParser) -> None:

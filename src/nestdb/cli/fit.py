@@ -12,8 +12,10 @@ from nestdb.fit.stage import fit_cycle
 
 #: What ``nestdb --help`` shows for ``fit``, and its description.
 HELP = "linear-ACE committee fitted to labelled extended-XYZ files (rule fit)"
-DESCRIPTION = ("Fit the workflow's linear-ACE Bayesian committee (settings: the `fit` and `elements` keys of "
-               "CONFIG) to labelled configurations (dft_energy, dft_forces, dft_virial) and write the model folder.")
+DESCRIPTION = (
+    "Fit the workflow's linear-ACE Bayesian committee (settings: the `fit` and `elements` keys of "
+    "CONFIG) to labelled configurations (dft_energy, dft_forces, dft_virial) and write the model folder."
+)
 
 
 def add_arguments(fit: argparse.ArgumentParser) -> None:

@@ -26,9 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--cycle", type=int, default=0, help="cycle whose ns settings to use (default 0)")
     run.add_argument("--out", required=True, help="output prefix: writes PREFIX.energies, .traj.extxyz, ...")
     run.add_argument("--model", default=None, help="fitted committee folder for an ace_committee calculator")
-    run.add_argument("--restart", action="store_true",
-                     help="continue from the snapshot PREFIX.restart.npz if it exists; refused when the settings, "
-                          "atoms, calculator or model files changed since (delete it to start afresh)")
+    run.add_argument(
+        "--restart",
+        action="store_true",
+        help="continue from the snapshot PREFIX.restart.npz if it exists; refused when the settings, "
+        "atoms, calculator or model files changed since (delete it to start afresh)",
+    )
     run.add_argument("--n-procs", type=int, default=None, help="override ns.n_procs")
     run.add_argument("--log", default=None, help="progress log (default PREFIX.log)")
 
@@ -42,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
     if args.n_procs is not None:
         block["n_procs"] = args.n_procs
     log_path = args.log or f"{args.out}.log"
-    summary = ns_run_stage(block, args.pressure, args.cycle, args.out, model_dir=args.model,
-                      progress_path=log_path, resume=args.restart)
+    summary = ns_run_stage(
+        block, args.pressure, args.cycle, args.out, model_dir=args.model, progress_path=log_path, resume=args.restart
+    )
     keys = ("n_iter", "stop_reason", "n_calls", "n_failed_calls", "wall_s", "calls_per_s")
     print(json.dumps({key: summary.get(key) for key in keys}))
     return 0

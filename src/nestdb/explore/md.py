@@ -55,14 +55,25 @@ def seed_crystal(name: str, element: str, n_atoms: int, volume_per_atom: float, 
     """
     primitive = build_structure(name, element=element, volume_per_atom=volume_per_atom)
     if n_atoms % len(primitive):
-        raise ConfigError(f"{where}: {name} has {len(primitive)} atoms per primitive cell, which does not tile "
-                          f"{n_atoms} atoms; drop {name} or change ns.composition")
+        raise ConfigError(
+            f"{where}: {name} has {len(primitive)} atoms per primitive cell, which does not tile "
+            f"{n_atoms} atoms; drop {name} or change ns.composition"
+        )
     return primitive.repeat(_repeats(n_atoms // len(primitive)))
 
 
-def run_md(atoms: Atoms, calculator, temperature: float, pressure_gpa: float, steps: int, interval: int,
-           timestep_fs: float, seed: int, volume_bounds: tuple[float, float],
-           max_std: float | None = None) -> tuple[list[Atoms], str]:
+def run_md(
+    atoms: Atoms,
+    calculator,
+    temperature: float,
+    pressure_gpa: float,
+    steps: int,
+    interval: int,
+    timestep_fs: float,
+    seed: int,
+    volume_bounds: tuple[float, float],
+    max_std: float | None = None,
+) -> tuple[list[Atoms], str]:
     """One NPT trajectory; returns its frames (every ``interval`` steps) and why it ended.
 
     A trajectory ends early when the energy is not finite, the volume per
@@ -79,9 +90,15 @@ def run_md(atoms: Atoms, calculator, temperature: float, pressure_gpa: float, st
     pressure = pressure_gpa * units.GPa
     # Berendsen coupling of the temperature and of each cell length: cheap, robust, enough to explore
     # (LangevinBAOAB's exact NPT spends most of a 16-atom step in scipy's expm)
-    dynamics = Inhomogeneous_NPTBerendsen(work, timestep_fs * units.fs, temperature_K=temperature,
-                                          pressure_au=pressure, taut=100 * units.fs, taup=500 * units.fs,
-                                          compressibility_au=1.0 / (_BULK_MODULUS_GPA * units.GPa))
+    dynamics = Inhomogeneous_NPTBerendsen(
+        work,
+        timestep_fs * units.fs,
+        temperature_K=temperature,
+        pressure_au=pressure,
+        taut=100 * units.fs,
+        taup=500 * units.fs,
+        compressibility_au=1.0 / (_BULK_MODULUS_GPA * units.GPa),
+    )
     frames: list[Atoms] = []
     reason = "steps"
     n_atoms = len(work)
@@ -106,8 +123,9 @@ def run_md(atoms: Atoms, calculator, temperature: float, pressure_gpa: float, st
         if step % interval == 0:
             frame = Atoms(work.numbers, positions=work.positions, cell=work.cell, pbc=True)
             frame.wrap()
-            frame.info.update(temp=float(temperature), md_step=step, energy=energy,
-                              enthalpy=energy + pressure * work.get_volume())
+            frame.info.update(
+                temp=float(temperature), md_step=step, energy=energy, enthalpy=energy + pressure * work.get_volume()
+            )
             if std is not None:
                 frame.info["committee_std"] = float(std)
             frames.append(frame)
@@ -115,8 +133,15 @@ def run_md(atoms: Atoms, calculator, temperature: float, pressure_gpa: float, st
     return frames, reason
 
 
-def md_pool(calculator, settings: dict, element: str, n_atoms: int, pressure_gpa: float,
-            volume_per_atom: float, volume_bounds: tuple[float, float]) -> tuple[list[Atoms], list[dict]]:
+def md_pool(
+    calculator,
+    settings: dict,
+    element: str,
+    n_atoms: int,
+    pressure_gpa: float,
+    volume_per_atom: float,
+    volume_bounds: tuple[float, float],
+) -> tuple[list[Atoms], list[dict]]:
     """Frames of every (seed crystal, temperature) trajectory at one pressure.
 
     Parameters
@@ -142,16 +167,25 @@ def md_pool(calculator, settings: dict, element: str, n_atoms: int, pressure_gpa
     """
     frames, records = [], []
     for k, (name, temperature) in enumerate(product(settings["structures"], settings["temperatures"])):
-        seed = int(np.random.SeedSequence([int(settings["seed"]), k, int(round(pressure_gpa * 1000))])
-                   .generate_state(1)[0])
+        seed = int(
+            np.random.SeedSequence([int(settings["seed"]), k, int(round(pressure_gpa * 1000))]).generate_state(1)[0]
+        )
         start = seed_crystal(name, element, n_atoms, volume_per_atom)
-        trajectory, reason = run_md(start, calculator, float(temperature), pressure_gpa, int(settings["steps"]),
-                                    int(settings["interval"]), float(settings["timestep"]), seed, volume_bounds,
-                                    settings["max_std"])
+        trajectory, reason = run_md(
+            start,
+            calculator,
+            float(temperature),
+            pressure_gpa,
+            int(settings["steps"]),
+            int(settings["interval"]),
+            float(settings["timestep"]),
+            seed,
+            volume_bounds,
+            settings["max_std"],
+        )
         for frame in trajectory:
             frame.info["md_structure"] = name
         frames += trajectory
-        records.append({"structure": name, "temperature": float(temperature), "frames": len(trajectory),
-                        "end": reason})
+        records.append({"structure": name, "temperature": float(temperature), "frames": len(trajectory), "end": reason})
         log.info("md %s at %g K, %g GPa: %d frames (%s)", name, temperature, pressure_gpa, len(trajectory), reason)
     return frames, records

@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 _ATTEMPTS = 20
 
 
-def random_crystal(composition: dict[str, int], space_group: int, volume_per_atom: float,
-                   rng: np.random.Generator) -> Atoms:
+def random_crystal(
+    composition: dict[str, int], space_group: int, volume_per_atom: float, rng: np.random.Generator
+) -> Atoms:
     """One random crystal of ``composition`` in ``space_group`` at ``volume_per_atom`` (pyxtal).
 
     Raises
@@ -46,20 +47,19 @@ def random_crystal(composition: dict[str, int], space_group: int, volume_per_ato
     for _ in range(_ATTEMPTS):
         crystal = pyxtal()
         try:
-            crystal.from_random(3, int(space_group), species, counts,
-                                random_state=int(rng.integers(2**31 - 1)))
+            crystal.from_random(3, int(space_group), species, counts, random_state=int(rng.integers(2**31 - 1)))
         except Exception as err:  # pyxtal raises several types for an unlucky draw
             error = err
             continue
         if not crystal.valid:
             continue
         atoms = crystal.to_ase()
-        atoms.set_cell(atoms.cell * (volume_per_atom * len(atoms) / atoms.get_volume()) ** (1 / 3),
-                       scale_atoms=True)
+        atoms.set_cell(atoms.cell * (volume_per_atom * len(atoms) / atoms.get_volume()) ** (1 / 3), scale_atoms=True)
         atoms.pbc = True
         return atoms
-    raise DataError(f"pyxtal could not build {composition} in space group {space_group} "
-                    f"in {_ATTEMPTS} attempts ({error})")
+    raise DataError(
+        f"pyxtal could not build {composition} in space group {space_group} in {_ATTEMPTS} attempts ({error})"
+    )
 
 
 def perturbed_copy(atoms: Atoms, rattle: float, strain: float, rng: np.random.Generator) -> Atoms:
@@ -73,9 +73,15 @@ def perturbed_copy(atoms: Atoms, rattle: float, strain: float, rng: np.random.Ge
     return copy
 
 
-def random_crystal_pool(calculator, settings: dict, composition: dict[str, int], pressure_gpa: float,
-                        volume_per_atom: float, space_groups: list[int],
-                        seed: int) -> tuple[list[Atoms], list[dict]]:
+def random_crystal_pool(
+    calculator,
+    settings: dict,
+    composition: dict[str, int],
+    pressure_gpa: float,
+    volume_per_atom: float,
+    space_groups: list[int],
+    seed: int,
+) -> tuple[list[Atoms], list[dict]]:
     """Random crystals at one pressure, relaxed a few steps with the model, plus perturbed copies.
 
     Parameters
@@ -113,17 +119,25 @@ def random_crystal_pool(calculator, settings: dict, composition: dict[str, int],
         crystal = start
         if settings["relax_steps"] > 0:
             try:
-                crystal, info = relax_cell(start, calculator, fmax=0.01, pressure_gpa=pressure_gpa,
-                                           keep_symmetry=True, max_steps=int(settings["relax_steps"]),
-                                           optimizer="FIRE")
+                crystal, info = relax_cell(
+                    start,
+                    calculator,
+                    fmax=0.01,
+                    pressure_gpa=pressure_gpa,
+                    keep_symmetry=True,
+                    max_steps=int(settings["relax_steps"]),
+                    optimizer="FIRE",
+                )
                 record.update(relax_steps=info["steps"], abandoned=info["abandoned"])
                 if info["abandoned"]:
                     crystal = start  # a model that blows the cell up: keep the unrelaxed crystal
             except Exception as err:  # the model failed on this crystal: keep it unrelaxed
                 record["relax_error"] = str(err)
                 crystal = start
-        members = [crystal] + [perturbed_copy(crystal, float(settings["rattle"]), float(settings["strain"]), rng)
-                               for _ in range(int(settings["perturbations"]))]
+        members = [crystal] + [
+            perturbed_copy(crystal, float(settings["rattle"]), float(settings["strain"]), rng)
+            for _ in range(int(settings["perturbations"]))
+        ]
         for j, atoms in enumerate(members):
             atoms.calc = calculator
             try:
@@ -132,12 +146,22 @@ def random_crystal_pool(calculator, settings: dict, composition: dict[str, int],
                 energy = math.nan
             std = calculator.results.get("energy_std_per_atom") if math.isfinite(energy) else None
             atoms.calc = None
-            atoms.info.update(space_group=group, perturbed=int(j > 0), temp=0.0, energy=energy,
-                              enthalpy=energy + pressure_gpa * units.GPa * atoms.get_volume())
+            atoms.info.update(
+                space_group=group,
+                perturbed=int(j > 0),
+                temp=0.0,
+                energy=energy,
+                enthalpy=energy + pressure_gpa * units.GPa * atoms.get_volume(),
+            )
             if std is not None and math.isfinite(std):
                 atoms.info["committee_std"] = float(std)
             pool.append(atoms)
         records.append(record)
-    log.info("random crystals at %g GPa: %d structures from %d crystals (space groups %s)", pressure_gpa,
-             len(pool), len(records), sorted({r["space_group"] for r in records}))
+    log.info(
+        "random crystals at %g GPa: %d structures from %d crystals (space groups %s)",
+        pressure_gpa,
+        len(pool),
+        len(records),
+        sorted({r["space_group"] for r in records}),
+    )
     return pool, records

@@ -31,22 +31,22 @@ EXPLORE_KINDS: tuple[str, ...] = ("ns", "random_crystals", "md")
 EXPLORE_DEFAULTS: dict[str, dict[str, Any]] = {
     "ns": {},
     "random_crystals": {
-        "count": 20,                 # random crystals per pressure
-        "space_groups": None,        # None: every space group that can hold the composition
+        "count": 20,  # random crystals per pressure
+        "space_groups": None,  # None: every space group that can hold the composition
         "volume_range": [0.9, 1.1],  # volume scale drawn around the model's density at the pressure
-        "relax_steps": 5,            # FIRE steps with the model (cell + positions, symmetry kept) at the pressure
-        "perturbations": 0,          # extra perturbed copies of each relaxed crystal (ASSYST makes 5)
-        "rattle": 0.1,               # Å, Gaussian displacement of the perturbed copies
-        "strain": 0.05,              # largest strain component of the perturbed copies
+        "relax_steps": 5,  # FIRE steps with the model (cell + positions, symmetry kept) at the pressure
+        "perturbations": 0,  # extra perturbed copies of each relaxed crystal (ASSYST makes 5)
+        "rattle": 0.1,  # Å, Gaussian displacement of the perturbed copies
+        "strain": 0.05,  # largest strain component of the perturbed copies
         "seed": 0,
     },
     "md": {
-        "structures": ["fcc", "hcp", "bcc"],      # seed crystals (nestdb.structures.crystals)
-        "temperatures": [300, 600, 1200, 2400],   # K, one trajectory per structure and temperature
-        "steps": 400,                             # MD steps per trajectory
-        "interval": 20,                           # a frame every this many steps
-        "timestep": 2.0,                          # fs
-        "max_std": None,                          # meV/atom: stop a trajectory whose committee STD exceeds it
+        "structures": ["fcc", "hcp", "bcc"],  # seed crystals (nestdb.structures.crystals)
+        "temperatures": [300, 600, 1200, 2400],  # K, one trajectory per structure and temperature
+        "steps": 400,  # MD steps per trajectory
+        "interval": 20,  # a frame every this many steps
+        "timestep": 2.0,  # fs
+        "max_std": None,  # meV/atom: stop a trajectory whose committee STD exceeds it
         "seed": 0,
     },
 }
@@ -81,8 +81,9 @@ def explore_settings(explore: dict | None, where: str = "explore") -> dict[str, 
     unknown = sorted(set(explore) - set(defaults))
     if unknown:
         allowed = ", ".join(defaults) or "none (ns takes its settings from the ns block)"
-        raise ConfigError(f"{where}: key(s) {', '.join(unknown)} are not settings of exploration kind {kind!r}; "
-                          f"allowed: {allowed}")
+        raise ConfigError(
+            f"{where}: key(s) {', '.join(unknown)} are not settings of exploration kind {kind!r}; allowed: {allowed}"
+        )
     settings = {"kind": kind, **copy.deepcopy(defaults), **copy.deepcopy(explore)}
     if kind == "random_crystals":
         _check_random_crystals(settings, where)
@@ -115,41 +116,59 @@ def _check_random_crystals(settings: dict, where: str) -> None:
     if settings["strain"] >= 0.5:
         raise ConfigError(f"{where}.strain: {settings['strain']} is not a small strain; use a value below 0.5")
     volume_range = settings["volume_range"]
-    if (not isinstance(volume_range, (list, tuple)) or len(volume_range) != 2
-            or not all(isinstance(v, (int, float)) and v > 0 for v in volume_range)
-            or volume_range[0] > volume_range[1]):
-        raise ConfigError(f"{where}.volume_range: must be [low, high] volume scales with 0 < low <= high, "
-                          f"got {volume_range!r}")
+    if (
+        not isinstance(volume_range, (list, tuple))
+        or len(volume_range) != 2
+        or not all(isinstance(v, (int, float)) and v > 0 for v in volume_range)
+        or volume_range[0] > volume_range[1]
+    ):
+        raise ConfigError(
+            f"{where}.volume_range: must be [low, high] volume scales with 0 < low <= high, got {volume_range!r}"
+        )
     groups = settings["space_groups"]
     if groups is not None:
-        if (not isinstance(groups, (list, tuple)) or not groups
-                or not all(isinstance(g, int) and not isinstance(g, bool) and 1 <= g <= 230 for g in groups)):
-            raise ConfigError(f"{where}.space_groups: must be a non-empty list of space-group numbers 1-230 "
-                              f"(or null for all that fit the composition), got {groups!r}")
+        if (
+            not isinstance(groups, (list, tuple))
+            or not groups
+            or not all(isinstance(g, int) and not isinstance(g, bool) and 1 <= g <= 230 for g in groups)
+        ):
+            raise ConfigError(
+                f"{where}.space_groups: must be a non-empty list of space-group numbers 1-230 "
+                f"(or null for all that fit the composition), got {groups!r}"
+            )
         settings["space_groups"] = sorted(set(groups))
 
 
 def _check_md(settings: dict, where: str) -> None:
     structures = settings["structures"]
     if not isinstance(structures, (list, tuple)) or not structures:
-        raise ConfigError(f"{where}.structures: must be a non-empty list of seed crystals "
-                          f"({', '.join(KNOWN_STRUCTURES)}), got {structures!r}")
+        raise ConfigError(
+            f"{where}.structures: must be a non-empty list of seed crystals "
+            f"({', '.join(KNOWN_STRUCTURES)}), got {structures!r}"
+        )
     unknown = [s for s in structures if s not in KNOWN_STRUCTURES]
     if unknown:
-        raise ConfigError(f"{where}.structures: unknown seed crystal(s) {unknown}; choose from "
-                          f"{', '.join(KNOWN_STRUCTURES)}")
+        raise ConfigError(
+            f"{where}.structures: unknown seed crystal(s) {unknown}; choose from {', '.join(KNOWN_STRUCTURES)}"
+        )
     temperatures = settings["temperatures"]
-    if (not isinstance(temperatures, (list, tuple)) or not temperatures
-            or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in temperatures)):
-        raise ConfigError(f"{where}.temperatures: must be a non-empty list of temperatures in K (> 0), "
-                          f"got {temperatures!r}")
+    if (
+        not isinstance(temperatures, (list, tuple))
+        or not temperatures
+        or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in temperatures)
+    ):
+        raise ConfigError(
+            f"{where}.temperatures: must be a non-empty list of temperatures in K (> 0), got {temperatures!r}"
+        )
     _positive_int(settings, "steps", where)
     _positive_int(settings, "interval", where)
     _positive_int(settings, "seed", where, minimum=0)
     _number(settings, "timestep", where, strict=True)
     if settings["interval"] > settings["steps"]:
-        raise ConfigError(f"{where}.interval ({settings['interval']}) is longer than steps ({settings['steps']}): "
-                          "no frame would be recorded")
+        raise ConfigError(
+            f"{where}.interval ({settings['interval']}) is longer than steps ({settings['steps']}): "
+            "no frame would be recorded"
+        )
     if settings["max_std"] is not None:
         _number(settings, "max_std", where, strict=True)
 
@@ -176,13 +195,17 @@ def check_composition(settings: dict, composition: dict[str, int], where: str) -
         bad = incompatible_space_groups(groups, composition)
         if bad:
             counts = ", ".join(f"{e}{n}" for e, n in composition.items())
-            raise ConfigError(f"{where}.space_groups: space group(s) {', '.join(map(str, bad))} cannot hold "
-                              f"{counts} in their conventional cell (no combination of Wyckoff positions adds up "
-                              "to it); remove them, or set space_groups: null for every group that can")
+            raise ConfigError(
+                f"{where}.space_groups: space group(s) {', '.join(map(str, bad))} cannot hold "
+                f"{counts} in their conventional cell (no combination of Wyckoff positions adds up "
+                "to it); remove them, or set space_groups: null for every group that can"
+            )
     elif settings["kind"] == "md":
         if len(composition) != 1:
-            raise ConfigError(f"{where}: md exploration starts from elemental seed crystals; composition "
-                              f"{composition} has several elements")
+            raise ConfigError(
+                f"{where}: md exploration starts from elemental seed crystals; composition "
+                f"{composition} has several elements"
+            )
 
         n_atoms = int(sum(composition.values()))
         for name in settings["structures"]:

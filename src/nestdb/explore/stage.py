@@ -35,15 +35,29 @@ _ID_TAG = {"random_crystals": "rc", "md": "md"}
 def _provenance(atoms: Atoms, kind: str, index: int, cycle: int, pressure_gpa: float, source: str) -> Atoms:
     ptag = pressure_tag(pressure_gpa)
     formula = atoms.get_chemical_formula(mode="hill").lower()
-    atoms.info.update(config_id=f"c{int(cycle)}_P{ptag}_{_ID_TAG[kind]}{index:05d}",
-                      config_type=f"{formula}_P{ptag}GPa_c{int(cycle)}", cycle=int(cycle),
-                      pressure=float(pressure_gpa), iter=int(index), weight=1.0, explore_kind=kind,
-                      volume=float(atoms.get_volume()), source=source)
+    atoms.info.update(
+        config_id=f"c{int(cycle)}_P{ptag}_{_ID_TAG[kind]}{index:05d}",
+        config_type=f"{formula}_P{ptag}GPa_c{int(cycle)}",
+        cycle=int(cycle),
+        pressure=float(pressure_gpa),
+        iter=int(index),
+        weight=1.0,
+        explore_kind=kind,
+        volume=float(atoms.get_volume()),
+        source=source,
+    )
     return atoms
 
 
-def explore_pool(block: dict, explore: dict, pressure_gpa: float, cycle: int, pool_path: str | Path,
-                 summary_path: str | Path, model_dir: str | Path | None = None) -> dict:
+def explore_pool(
+    block: dict,
+    explore: dict,
+    pressure_gpa: float,
+    cycle: int,
+    pool_path: str | Path,
+    summary_path: str | Path,
+    model_dir: str | Path | None = None,
+) -> dict:
     """Explore one pressure of a cycle with ``random_crystals`` or ``md``; write the pool.
 
     Parameters
@@ -79,14 +93,16 @@ def explore_pool(block: dict, explore: dict, pressure_gpa: float, cycle: int, po
     element = next(iter(composition))
     volume = model_volume_per_atom(calculator, element, pressure_gpa, bounds)
     log.info("%s exploration at %g GPa, cycle %d: model fcc volume %.3f A^3/atom", kind, pressure_gpa, cycle, volume)
-    seed = int(np.random.SeedSequence([int(explore["seed"]), int(cycle), int(round(pressure_gpa * 1000))])
-               .generate_state(1)[0])
+    seed = int(
+        np.random.SeedSequence([int(explore["seed"]), int(cycle), int(round(pressure_gpa * 1000))]).generate_state(1)[0]
+    )
     if kind == "random_crystals":
         groups = explore["space_groups"] or compatible_space_groups(composition)
         frames, records = random_crystal_pool(calculator, explore, composition, pressure_gpa, volume, groups, seed)
     elif kind == "md":
-        frames, records = md_pool(calculator, dict(explore, seed=seed), element, sum(composition.values()),
-                                  pressure_gpa, volume, bounds)
+        frames, records = md_pool(
+            calculator, dict(explore, seed=seed), element, sum(composition.values()), pressure_gpa, volume, bounds
+        )
     else:
         raise DataError(f"cycle {cycle}: exploration kind {kind!r} has no pool (nested sampling runs in rule ns)")
     source = str(pool_path)
@@ -94,11 +110,19 @@ def explore_pool(block: dict, explore: dict, pressure_gpa: float, cycle: int, po
     Path(pool_path).parent.mkdir(parents=True, exist_ok=True)
     write(pool_path, frames, format="extxyz")
     stds = [1000.0 * a.info["committee_std"] for a in frames if "committee_std" in a.info]
-    summary = {"kind": kind, "cycle": int(cycle), "pressure_gpa": float(pressure_gpa), "n_frames": len(frames),
-               "model_volume_per_atom": volume, "calculator": spec, "records": records,
-               "committee_std_mev": ({"min": float(np.min(stds)), "median": float(np.median(stds)),
-                                      "max": float(np.max(stds))} if stds else None),
-               "wall_s": time.perf_counter() - start}
+    summary = {
+        "kind": kind,
+        "cycle": int(cycle),
+        "pressure_gpa": float(pressure_gpa),
+        "n_frames": len(frames),
+        "model_volume_per_atom": volume,
+        "calculator": spec,
+        "records": records,
+        "committee_std_mev": (
+            {"min": float(np.min(stds)), "median": float(np.median(stds)), "max": float(np.max(stds))} if stds else None
+        ),
+        "wall_s": time.perf_counter() - start,
+    }
     write_json(summary_path, summary)
     log.info("wrote %d configurations to %s in %.1f s", len(frames), pool_path, summary["wall_s"])
     return summary

@@ -34,7 +34,7 @@ class NormalEquations:
     n_rows: int
 
     @classmethod
-    def from_blocks(cls, blocks, n_columns: int) -> "NormalEquations":
+    def from_blocks(cls, blocks, n_columns: int) -> NormalEquations:
         """Accumulate from ``(rows, targets)`` blocks (one or a few configurations each)."""
         gram = np.zeros((n_columns, n_columns))
         rhs = np.zeros(n_columns)
@@ -88,9 +88,14 @@ class BayesianFit:
         return self.mean[None, :] + normal @ root.T
 
 
-def bayesian_ridge(equations: NormalEquations, max_iter: int = 300, tol: float = 1e-8,
-                   alpha: float | None = None, lam: float | None = None,
-                   prior_weights: np.ndarray | None = None) -> BayesianFit:
+def bayesian_ridge(
+    equations: NormalEquations,
+    max_iter: int = 300,
+    tol: float = 1e-8,
+    alpha: float | None = None,
+    lam: float | None = None,
+    prior_weights: np.ndarray | None = None,
+) -> BayesianFit:
     """Evidence-maximising Bayesian ridge regression on normal equations.
 
     Parameters
@@ -145,5 +150,5 @@ def bayesian_ridge(equations: NormalEquations, max_iter: int = 300, tol: float =
         lam=float(lam),
         n_iter=n_iter,
         effective_parameters=float(np.sum(alpha * eigenvalues / (alpha * eigenvalues + lam))),
-        prior_precision=lam * scale ** 2,
+        prior_precision=lam * scale**2,
     )

@@ -40,7 +40,7 @@ CALIBRATION_PLOT = "calibration.png"
 def rms(values: np.ndarray) -> float:
     """Root mean square (NaN for an empty array)."""
     values = np.asarray(values, dtype=float)
-    return float(np.sqrt(np.mean(values ** 2))) if values.size else float("nan")
+    return float(np.sqrt(np.mean(values**2))) if values.size else float("nan")
 
 
 def calibration_factor(std: np.ndarray, abs_error: np.ndarray) -> float:
@@ -99,8 +99,7 @@ def calibration_summary(std: np.ndarray, abs_error: np.ndarray) -> dict:
         }
 
 
-def plot_calibration(sets: list[tuple[str, np.ndarray, np.ndarray]], path: str | Path,
-                     title: str = "") -> Figure:
+def plot_calibration(sets: list[tuple[str, np.ndarray, np.ndarray]], path: str | Path, title: str = "") -> Figure:
     """Log-log scatter of committee STD vs actual |error| (meV/atom), one colour per set; returns the figure.
 
     Parameters

@@ -36,6 +36,7 @@ WEIGHT_KEY = "weight"
 
 _logger = logging.getLogger("nestdb.fit")
 
+
 def check_frame(atoms: Atoms, source: str, index: int) -> None:
     """Raise :class:`DataError` unless ``atoms`` carries usable DFT labels.
 
@@ -57,8 +58,12 @@ def check_frame(atoms: Atoms, source: str, index: int) -> None:
     where = record_name(atoms, source, index)
     if len(atoms) == 0:
         raise DataError(f"{where}: has no atoms; remove it from the training set")
-    check_label_values(atoms, where, fix="relabel the configuration (delete its labelled file and rerun) "
-                                         "or set label_status='failed' to leave it out of the fit")
+    check_label_values(
+        atoms,
+        where,
+        fix="relabel the configuration (delete its labelled file and rerun) "
+        "or set label_status='failed' to leave it out of the fit",
+    )
     if not np.all(np.isfinite(atoms.positions)):
         raise DataError(f"{where}: positions contain NaN/inf")
     if WEIGHT_KEY in atoms.info:
@@ -122,8 +127,10 @@ def read_training_set(paths: list[str | Path] | str | Path) -> tuple[list[Atoms]
             used += 1
         per_file[str(path)] = {"n_read": len(file_frames), "n_used": used}
     if not frames:
-        raise DataError(f"no usable labelled configurations in {[str(p) for p in paths]} "
-                        f"({n_read} read, {sum(skipped_status.values())} skipped by label_status)")
+        raise DataError(
+            f"no usable labelled configurations in {[str(p) for p in paths]} "
+            f"({n_read} read, {sum(skipped_status.values())} skipped by label_status)"
+        )
     summary = {
         "n_read": n_read,
         "n_used": len(frames),
@@ -141,8 +148,10 @@ def load_training_frames(paths: list[str | Path] | str | Path) -> list[Atoms]:
     ``label_status``) goes to the ``nestdb.fit`` logger.
     """
     frames, summary = read_training_set(paths)
-    _logger.info(f"training set: {summary['n_used']} of {summary['n_read']} configurations used, "
-                 f"{summary['n_skipped_status']} skipped by label_status {summary['skipped_by_status']}")
+    _logger.info(
+        f"training set: {summary['n_used']} of {summary['n_read']} configurations used, "
+        f"{summary['n_skipped_status']} skipped by label_status {summary['skipped_by_status']}"
+    )
     return frames
 
 
@@ -221,7 +230,7 @@ def stratified_split(frames: list[Atoms], test_fraction: float, seed: int) -> tu
     quota = np.array([test_fraction * len(m) for m in members])
     counts = np.floor(quota).astype(int)
     remainder = quota - counts + rng.random(len(members)) * 1e-9  # random tie-break
-    for k in np.argsort(-remainder)[:max(0, n_test - counts.sum())]:
+    for k in np.argsort(-remainder)[: max(0, n_test - counts.sum())]:
         counts[k] += 1
     test = np.concatenate([m[:c] for m, c in zip(members, counts)]).astype(int)
     return np.setdiff1d(np.arange(n_configs), test), np.sort(test)

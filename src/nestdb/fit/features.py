@@ -81,8 +81,9 @@ def build_basis(settings: dict):
     from pyace import ACEBBasisSet
     from pyace.multispecies_basisextension import create_multispecies_basis_config
 
-    functions: dict[str, Any] = {"ALL": {"nradmax_by_orders": settings["nradmax_by_orders"],
-                                         "lmax_by_orders": settings["lmax_by_orders"]}}
+    functions: dict[str, Any] = {
+        "ALL": {"nradmax_by_orders": settings["nradmax_by_orders"], "lmax_by_orders": settings["lmax_by_orders"]}
+    }
     if settings.get("number_of_functions_per_element") is not None:
         functions["number_of_functions_per_element"] = settings["number_of_functions_per_element"]
     potential_config = {
@@ -142,22 +143,25 @@ class _RowComputer:
         try:
             return np.array([self.element_index[s] for s in atoms.get_chemical_symbols()], dtype=int)
         except KeyError as exc:
-            where = f"{atoms.info.get('source_file', 'in-memory frames')}, configuration " \
-                    f"{atoms.info.get('source_index', '?')}"
-            raise ConfigError(f"{where} contains element {exc.args[0]!r}, which is not in fit.elements "
-                              f"{sorted(self.element_index)}; add it there and to fit.reference_energies") from None
+            where = (
+                f"{atoms.info.get('source_file', 'in-memory frames')}, configuration "
+                f"{atoms.info.get('source_index', '?')}"
+            )
+            raise ConfigError(
+                f"{where} contains element {exc.args[0]!r}, which is not in fit.elements "
+                f"{sorted(self.element_index)}; add it there and to fit.reference_energies"
+            ) from None
 
     def _evaluate(self, atoms: Atoms, species: np.ndarray, with_forces: bool):
         # optional: pyace is the `ace` extra, imported only where a model is built or evaluated
         from pyace.atomicenvironment import aseatoms_to_atomicenvironment
 
-        env = aseatoms_to_atomicenvironment(atoms, cutoff=self.basis.cutoffmax,
-                                            elements_mapper_dict=self.element_index)
+        env = aseatoms_to_atomicenvironment(atoms, cutoff=self.basis.cutoffmax, elements_mapper_dict=self.element_index)
         self._calculator.compute(env, compute_projections=True, compute_b_grad=with_forces)
         phi = np.zeros(self.n_functions)
         for atom, projection in zip(species, self._calculator.projections):
             start = self.offsets[atom]
-            phi[start:start + self.counts[atom]] += projection
+            phi[start : start + self.counts[atom]] += projection
         return phi
 
     def rows(self, atoms: Atoms, with_virials: bool) -> ConfigFeatures:
@@ -179,8 +183,7 @@ class _RowComputer:
             values = []
             for sign in (1.0, -1.0):
                 strained = Atoms(atoms.numbers, cell=atoms.cell, positions=atoms.positions, pbc=atoms.pbc)
-                strained.set_cell(atoms.cell[:] @ (np.eye(3) + sign * VIRIAL_STRAIN_STEP * direction),
-                                  scale_atoms=True)
+                strained.set_cell(atoms.cell[:] @ (np.eye(3) + sign * VIRIAL_STRAIN_STEP * direction), scale_atoms=True)
                 values.append(self._evaluate(strained, species, with_forces=False))
             derivative = -(values[0] - values[1]) / (2 * VIRIAL_STRAIN_STEP)
             virial[a, b] = virial[b, a] = derivative
@@ -189,16 +192,21 @@ class _RowComputer:
 
 def frame_key(atoms: Atoms, basis_key: str) -> str:
     digest = hashlib.sha256(basis_key.encode())
-    for array in (atoms.numbers.astype(np.int64), np.asarray(atoms.positions, dtype=np.float64),
-                  np.asarray(atoms.cell[:], dtype=np.float64), np.asarray(atoms.pbc, dtype=bool)):
+    for array in (
+        atoms.numbers.astype(np.int64),
+        np.asarray(atoms.positions, dtype=np.float64),
+        np.asarray(atoms.cell[:], dtype=np.float64),
+        np.asarray(atoms.pbc, dtype=bool),
+    ):
         digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:32]
 
 
 def basis_key(settings: dict) -> str:
     """Hash of the basis definition, the feature version and the pyace version."""
-    text = json.dumps({"basis": basis_settings(settings), "version": FEATURE_VERSION,
-                       "pyace": version("python-ace")}, sort_keys=True)
+    text = json.dumps(
+        {"basis": basis_settings(settings), "version": FEATURE_VERSION, "pyace": version("python-ace")}, sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -233,8 +241,14 @@ def store_cached_rows(path: Path, features: ConfigFeatures) -> None:
     os.replace(temporary, path)  # atomic: concurrent fits never read half a file
 
 
-def compute_features(frames: list[Atoms], settings: dict, *, with_virials: bool = True,
-                     cache_dir: str | Path | None = None, n_jobs: int = 1) -> tuple[list[ConfigFeatures], dict]:
+def compute_features(
+    frames: list[Atoms],
+    settings: dict,
+    *,
+    with_virials: bool = True,
+    cache_dir: str | Path | None = None,
+    n_jobs: int = 1,
+) -> tuple[list[ConfigFeatures], dict]:
     """Design rows of every configuration, from the cache where possible.
 
     Parameters
@@ -271,8 +285,12 @@ def compute_features(frames: list[Atoms], settings: dict, *, with_virials: bool 
     tasks = [(_bare_copy(frames[i]), with_virials) for i in todo]
     # results are stored as they arrive, so an interrupted fit keeps its finished rows
     if n_jobs > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_worker_init, initargs=(settings,)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=n_jobs,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_worker_init,
+            initargs=(settings,),
+        ) as pool:
             chunk = max(1, min(16, len(tasks) // (4 * n_jobs)))
             for i, result in zip(todo, pool.map(_worker_rows, tasks, chunksize=chunk)):
                 features[i] = result

@@ -92,8 +92,15 @@ def yaml_to_yace(yaml_path: str | Path, yace_path: str | Path, coefficients: np.
     basis.to_ACECTildeBasisSet().save_yaml(str(yace_path))
 
 
-def write_model_outputs(out_dir: Path, frames: list[Atoms], train_idx: np.ndarray, test_idx: np.ndarray,
-                        model_info: dict, start: float, split_metrics: dict | None = None) -> dict[str, Any]:
+def write_model_outputs(
+    out_dir: Path,
+    frames: list[Atoms],
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    model_info: dict,
+    start: float,
+    split_metrics: dict | None = None,
+) -> dict[str, Any]:
     """Predict train and test with the written model and write metrics, plots, exports and the card.
 
     ``split_metrics`` (a model refitted on all data): the metrics of the fit
@@ -119,10 +126,14 @@ def write_model_outputs(out_dir: Path, frames: list[Atoms], train_idx: np.ndarra
     factor = float(model_info["calibration"]["factor"])
     metrics: dict[str, Any] = {"train": error_metrics(train, train_prediction)}
     metrics["groups"] = {"train": grouped_metrics(train, train_prediction)}
-    calibration: dict[str, Any] = {"factor": factor, "method": model_info["committee_method"],
-                                   "held_out_configs": model_info["calibration"]["n_configs"]}
-    plot_sets = [("train", 1000 * train_prediction["energy_std_per_atom"],
-                  1000 * abs_energy_errors(train, train_prediction))]
+    calibration: dict[str, Any] = {
+        "factor": factor,
+        "method": model_info["committee_method"],
+        "held_out_configs": model_info["calibration"]["n_configs"],
+    }
+    plot_sets = [
+        ("train", 1000 * train_prediction["energy_std_per_atom"], 1000 * abs_energy_errors(train, train_prediction))
+    ]
     if test:
         metrics["test"] = error_metrics(test, test_prediction)
         metrics["groups"]["test"] = grouped_metrics(test, test_prediction)
@@ -136,26 +147,37 @@ def write_model_outputs(out_dir: Path, frames: list[Atoms], train_idx: np.ndarra
         metrics["test"] = split_metrics["test"]
         metrics["groups"]["test"] = split_metrics["groups"]["test"]
         split_calibration = split_metrics["calibration"]
-        calibration.update(test_raw=split_calibration["test_raw"], test_calibrated=split_calibration["test_calibrated"],
-                           test_factor=split_calibration["factor"])
-        metrics["test_model"] = (f"{model_info['refit_on_all_data']['split_model']}/: fitted without the "
-                                 "test configurations; this model is refitted on all of them")
+        calibration.update(
+            test_raw=split_calibration["test_raw"],
+            test_calibrated=split_calibration["test_calibrated"],
+            test_factor=split_calibration["factor"],
+        )
+        metrics["test_model"] = (
+            f"{model_info['refit_on_all_data']['split_model']}/: fitted without the "
+            "test configurations; this model is refitted on all of them"
+        )
     metrics["n_functions"] = model_info["n_functions"]
     metrics["fit_wall_time_s"] = time.perf_counter() - start
-    plot_parity(train, train_prediction, test, test_prediction, out_dir / PARITY_FILE,
-                model_info["reference_energies"])
-    plot_calibration(plot_sets, out_dir / CALIBRATION_PLOT,
-                     title=f"committee ({model_info['committee_method']}), calibration factor {factor:.2f}")
+    plot_parity(train, train_prediction, test, test_prediction, out_dir / PARITY_FILE, model_info["reference_energies"])
+    plot_calibration(
+        plot_sets,
+        out_dir / CALIBRATION_PLOT,
+        title=f"committee ({model_info['committee_method']}), calibration factor {factor:.2f}",
+    )
 
     model_info = {**model_info, "metrics": metrics}
     write_json(out_dir / MODEL_FILE, model_info)
     write_json(out_dir / METRICS_FILE, metrics)
     (out_dir / CARD_FILE).write_text(model_card(model_info))
-    summary = f"train E RMSE {metrics['train']['energy_rmse_mev_per_atom']:.2f} meV/atom, " \
-              f"F RMSE {metrics['train']['force_rmse_mev_per_a']:.1f} meV/A"
+    summary = (
+        f"train E RMSE {metrics['train']['energy_rmse_mev_per_atom']:.2f} meV/atom, "
+        f"F RMSE {metrics['train']['force_rmse_mev_per_a']:.1f} meV/A"
+    )
     if "test" in metrics:
-        summary += f"; test E RMSE {metrics['test']['energy_rmse_mev_per_atom']:.2f} meV/atom, " \
-                   f"F RMSE {metrics['test']['force_rmse_mev_per_a']:.1f} meV/A, committee Spearman " \
-                   f"{calibration['test_calibrated']['spearman']}"
+        summary += (
+            f"; test E RMSE {metrics['test']['energy_rmse_mev_per_atom']:.2f} meV/atom, "
+            f"F RMSE {metrics['test']['force_rmse_mev_per_a']:.1f} meV/A, committee Spearman "
+            f"{calibration['test_calibrated']['spearman']}"
+        )
     log.info("fit done in %.1f s: %s", metrics["fit_wall_time_s"], summary)
     return metrics

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from nestdb.errors import ConfigError, DataError
+from nestdb.errors import DataError
 from nestdb.fit.dataset import ENERGY_KEY, FORCES_KEY
 from nestdb.fit.features import basis_key, build_basis, compute_features, frame_key, load_cached_rows, store_cached_rows
 from nestdb.fit.hyperopt_cv import CrossValidation, FunctionTable, stratified_folds
@@ -63,7 +63,6 @@ from nestdb.fit.hyperopt_report import (
     write_trials_csv,
 )
 from nestdb.fit.settings import (
-    DEFAULT_HYPEROPT_SETTINGS,
     FLOAT_KEYS,
     LOG_SCALE,
     validate_fit_settings,
@@ -73,11 +72,16 @@ from nestdb.fit.settings import (
 _logger = logging.getLogger(__name__)
 
 #: The fit settings a trial sets (written to best.json).
-TUNED_FIT_KEYS = ("cutoff", "nradmax_by_orders", "lmax_by_orders", "number_of_functions_per_element",
-                  *FLOAT_KEYS)
+TUNED_FIT_KEYS = ("cutoff", "nradmax_by_orders", "lmax_by_orders", "number_of_functions_per_element", *FLOAT_KEYS)
 #: Cross-validation results kept with each trial.
-RESULT_KEYS = ("energy_rmse_mev_per_atom", "force_rmse_mev_per_a", "virial_rmse_mev_per_atom", "loss",
-               "n_functions", "seconds")
+RESULT_KEYS = (
+    "energy_rmse_mev_per_atom",
+    "force_rmse_mev_per_a",
+    "virial_rmse_mev_per_atom",
+    "loss",
+    "n_functions",
+    "seconds",
+)
 #: A RUNNING trial without a worker (its process died between creating it and naming its worker) is
 #: failed once it is this old: live workers name themselves within milliseconds.
 ORPHAN_AGE_S = 600.0
@@ -88,29 +92,37 @@ SUMMARY_FILE = "summary.md"
 PARETO_FILE = "pareto.png"
 
 
-
 def largest_basis_settings(fit_settings: dict, hyperopt: dict, cutoff: float) -> dict:
     """Fit settings of the largest basis at ``cutoff``: the rows every trial there takes its columns from."""
-    return dict(fit_settings, cutoff=float(cutoff), nradmax_by_orders=list(hyperopt["max_nradmax_by_orders"]),
-                lmax_by_orders=list(hyperopt["max_lmax_by_orders"]), number_of_functions_per_element=None)
+    return dict(
+        fit_settings,
+        cutoff=float(cutoff),
+        nradmax_by_orders=list(hyperopt["max_nradmax_by_orders"]),
+        lmax_by_orders=list(hyperopt["max_lmax_by_orders"]),
+        number_of_functions_per_element=None,
+    )
 
 
 # --------------------------------------------------------------------------- search space
 def suggest(trial, hyperopt: dict) -> dict:
     """The fit settings of one trial (``TUNED_FIT_KEYS``), drawn from the search space."""
     cutoffs = hyperopt["cutoffs"]
-    changes: dict[str, Any] = {"cutoff": cutoffs[0] if len(cutoffs) == 1 else trial.suggest_categorical("cutoff",
-                                                                                                       cutoffs)}
+    changes: dict[str, Any] = {
+        "cutoff": cutoffs[0] if len(cutoffs) == 1 else trial.suggest_categorical("cutoff", cutoffs)
+    }
     sizes: dict[str, list[int]] = {}
     for kind in ("nradmax", "lmax"):
         ranges = zip(hyperopt[f"min_{kind}_by_orders"], hyperopt[f"max_{kind}_by_orders"], strict=True)
-        sizes[kind] = [low if low == high else trial.suggest_int(f"{kind}_{rank + 1}", low, high)
-                       for rank, (low, high) in enumerate(ranges)]
+        sizes[kind] = [
+            low if low == high else trial.suggest_int(f"{kind}_{rank + 1}", low, high)
+            for rank, (low, high) in enumerate(ranges)
+        ]
     # no rank with more radial functions than rank 1 (hyperopt_cv.check_radial_order); a clip keeps the
     # search space fixed for TPE
     sizes["nradmax"] = [sizes["nradmax"][0]] + [min(n, sizes["nradmax"][0]) for n in sizes["nradmax"][1:]]
-    changes.update(nradmax_by_orders=sizes["nradmax"], lmax_by_orders=sizes["lmax"],
-                   number_of_functions_per_element=None)
+    changes.update(
+        nradmax_by_orders=sizes["nradmax"], lmax_by_orders=sizes["lmax"], number_of_functions_per_element=None
+    )
     for key in FLOAT_KEYS:
         low, high = hyperopt[key]
         changes[key] = low if low == high else trial.suggest_float(key, low, high, log=key in LOG_SCALE)
@@ -130,8 +142,9 @@ def trial_params(changes: dict, hyperopt: dict) -> dict | None:
         return None
     for kind in ("nradmax", "lmax"):
         values = changes[f"{kind}_by_orders"]
-        for rank, (value, low, high) in enumerate(zip(values, hyperopt[f"min_{kind}_by_orders"],
-                                                      hyperopt[f"max_{kind}_by_orders"], strict=True)):
+        for rank, (value, low, high) in enumerate(
+            zip(values, hyperopt[f"min_{kind}_by_orders"], hyperopt[f"max_{kind}_by_orders"], strict=True)
+        ):
             if not low <= value <= high:
                 return None
             if low != high:
@@ -147,8 +160,11 @@ def trial_params(changes: dict, hyperopt: dict) -> dict | None:
 
 def objective_value(errors: dict, weights: dict) -> float:
     """``a_E RMSE_E + a_F RMSE_F + a_V RMSE_V`` (meV units; a missing virial RMSE counts 0)."""
-    return (weights["energy"] * errors["energy_rmse_mev_per_atom"] + weights["force"] * errors["force_rmse_mev_per_a"]
-            + weights["virial"] * (errors["virial_rmse_mev_per_atom"] or 0.0))
+    return (
+        weights["energy"] * errors["energy_rmse_mev_per_atom"]
+        + weights["force"] * errors["force_rmse_mev_per_a"]
+        + weights["virial"] * (errors["virial_rmse_mev_per_atom"] or 0.0)
+    )
 
 
 # --------------------------------------------------------------------------- the problem
@@ -159,20 +175,24 @@ class HyperoptProblem:
     (:func:`nestdb.fit.features.compute_features`), computed there when missing.
     """
 
-    def __init__(self, frames: list[Atoms], fit_settings: dict, hyperopt: dict, cache_dir: str | Path | None,
-                 n_jobs: int = 1):
+    def __init__(
+        self, frames: list[Atoms], fit_settings: dict, hyperopt: dict, cache_dir: str | Path | None, n_jobs: int = 1
+    ):
         self.frames, self.fit_settings, self.hyperopt = list(frames), fit_settings, hyperopt
         self.cache_dir, self.n_jobs = cache_dir, n_jobs
-        self.folds = [stratified_folds(self.frames, hyperopt["cv_folds"], hyperopt["seed"] + 1000 * r)
-                      for r in range(hyperopt["cv_repeats"])]
+        self.folds = [
+            stratified_folds(self.frames, hyperopt["cv_folds"], hyperopt["seed"] + 1000 * r)
+            for r in range(hyperopt["cv_repeats"])
+        ]
         self._cv: dict[float, CrossValidation] = {}
 
     def rows(self, cutoff: float):
         """Design rows of the largest basis at ``cutoff`` and its function table."""
 
         settings = largest_basis_settings(self.fit_settings, self.hyperopt, cutoff)
-        rows, info = compute_features(self.frames, settings, with_virials=True, cache_dir=self.cache_dir,
-                                      n_jobs=self.n_jobs)
+        rows, info = compute_features(
+            self.frames, settings, with_virials=True, cache_dir=self.cache_dir, n_jobs=self.n_jobs
+        )
         return rows, FunctionTable.from_basis(build_basis(settings)), info
 
     def cross_validation(self, cutoff: float) -> CrossValidation:
@@ -180,10 +200,12 @@ class HyperoptProblem:
             start = time.perf_counter()
             rows, functions, info = self.rows(cutoff)
             self._cv[cutoff] = CrossValidation(self.frames, rows, functions, self.fit_settings, self.folds)
-            _logger.info(f"hyperopt: cutoff {cutoff} Å, largest basis {functions.n_functions} functions: rows "
-                           f"{info['n_cached']} cached / {info['n_computed']} computed, normal equations of "
-                           f"{len(self.folds)} x {self.hyperopt['cv_folds']} folds in "
-                           f"{time.perf_counter() - start:.1f} s")
+            _logger.info(
+                f"hyperopt: cutoff {cutoff} Å, largest basis {functions.n_functions} functions: rows "
+                f"{info['n_cached']} cached / {info['n_computed']} computed, normal equations of "
+                f"{len(self.folds)} x {self.hyperopt['cv_folds']} folds in "
+                f"{time.perf_counter() - start:.1f} s"
+            )
         return self._cv[cutoff]
 
     def n_functions(self, changes: dict) -> int:
@@ -208,13 +230,23 @@ def study_name(frames: list[Atoms], fit_settings: dict, hyperopt: dict) -> str:
     """
     digest = hashlib.sha256()
     steering = {"enabled", "n_trials", "n_workers", "timeout_minutes", "select", "tolerance", "n_startup_trials"}
-    fixed_fit = {k: fit_settings[k] for k in ("elements", "reference_energies", "fit_reference_energies",
-                                               "force_weight", "use_sample_weights")}
-    digest.update(json.dumps([{k: v for k, v in hyperopt.items() if k not in steering}, fixed_fit],
-                             sort_keys=True, default=str).encode())
+    fixed_fit = {
+        k: fit_settings[k]
+        for k in ("elements", "reference_energies", "fit_reference_energies", "force_weight", "use_sample_weights")
+    }
+    digest.update(
+        json.dumps(
+            [{k: v for k, v in hyperopt.items() if k not in steering}, fixed_fit], sort_keys=True, default=str
+        ).encode()
+    )
     for atoms in frames:
-        for array in (atoms.numbers, atoms.positions, atoms.cell[:], [float(atoms.info[ENERGY_KEY])],
-                      atoms.arrays[FORCES_KEY]):
+        for array in (
+            atoms.numbers,
+            atoms.positions,
+            atoms.cell[:],
+            [float(atoms.info[ENERGY_KEY])],
+            atoms.arrays[FORCES_KEY],
+        ):
             digest.update(np.ascontiguousarray(array, dtype=float).tobytes())
     return f"nestdb-hyperopt-{digest.hexdigest()[:16]}"
 
@@ -231,11 +263,16 @@ def open_study(study_dir: str | Path, name: str, hyperopt: dict, worker: int = 0
     path.parent.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
     # constant liar: parallel workers do not all sample next to the same running trial
-    sampler = optuna.samplers.TPESampler(seed=hyperopt["seed"] + 7919 * worker, multivariate=True,
-                                         constant_liar=True, n_startup_trials=hyperopt["n_startup_trials"])
+    sampler = optuna.samplers.TPESampler(
+        seed=hyperopt["seed"] + 7919 * worker,
+        multivariate=True,
+        constant_liar=True,
+        n_startup_trials=hyperopt["n_startup_trials"],
+    )
     directions = ["minimize", "minimize"] if hyperopt["cost_objective"] else ["minimize"]
-    return optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=directions,
-                               load_if_exists=True)
+    return optuna.create_study(
+        study_name=name, storage=storage, sampler=sampler, directions=directions, load_if_exists=True
+    )
 
 
 def _recover_stale_trials(study, worker: int) -> int:
@@ -258,13 +295,23 @@ def _recover_stale_trials(study, worker: int) -> int:
         attrs = {"retry_of": trial.number, "fit_settings": bool(trial.user_attrs.get("fit_settings", False))}
         study.enqueue_trial(trial.params, user_attrs=attrs)
     if stale:
-        _logger.info(f"hyperopt: worker {worker} resumed; trials {[t.number for t in stale]} of its killed run "
-                  "marked failed and enqueued again")
+        _logger.info(
+            f"hyperopt: worker {worker} resumed; trials {[t.number for t in stale]} of its killed run "
+            "marked failed and enqueued again"
+        )
     return len(stale)
 
 
-def run_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | None, study_dir: str | Path, *,
-              worker: int = 0, cache_dir: str | Path | None = None, n_jobs: int = 1) -> dict:
+def run_study(
+    frames: list[Atoms],
+    fit_settings: dict,
+    hyperopt: dict | None,
+    study_dir: str | Path,
+    *,
+    worker: int = 0,
+    cache_dir: str | Path | None = None,
+    n_jobs: int = 1,
+) -> dict:
     """Run trials of the study of ``frames`` until it has ``n_trials`` complete ones (all workers together).
 
     Parameters
@@ -298,8 +345,7 @@ def run_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | None, st
 
     start = time.perf_counter()
     fit_settings = validate_fit_settings(fit_settings)
-    hyperopt = validate_hyperopt_settings(hyperopt if hyperopt is not None else fit_settings["hyperopt"],
-                                          fit_settings)
+    hyperopt = validate_hyperopt_settings(hyperopt if hyperopt is not None else fit_settings["hyperopt"], fit_settings)
     if not frames:
         raise DataError("fit.hyperopt got no configurations to cross-validate")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -310,8 +356,7 @@ def run_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | None, st
         params = trial_params(dict(fit_settings, number_of_functions_per_element=None), hyperopt)
         if params is not None:  # the hand-tuned settings as trial 0: the study can only improve on them
             study.enqueue_trial(params, user_attrs={"fit_settings": True})
-    problem = HyperoptProblem(frames, fit_settings, hyperopt, cache_dir or fit_settings["feature_cache"],
-                              n_jobs)
+    problem = HyperoptProblem(frames, fit_settings, hyperopt, cache_dir or fit_settings["feature_cache"], n_jobs)
     finished = []
 
     def objective(trial):
@@ -324,26 +369,39 @@ def run_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | None, st
         # one journal record per trial for the results (every record is a locked append)
         trial.set_user_attr("result", {"settings": changes, **{key: result[key] for key in RESULT_KEYS}})
         finished.append(trial.number)
-        _logger.info(f"trial {trial.number}: loss {result['loss']:.4g} (E {result['energy_rmse_mev_per_atom']:.3f} "
-                  f"meV/atom, F {result['force_rmse_mev_per_a']:.2f} meV/Å) with {result['n_functions']} functions, "
-                  f"cutoff {changes['cutoff']}, {result['seconds']:.1f} s")
+        _logger.info(
+            f"trial {trial.number}: loss {result['loss']:.4g} (E {result['energy_rmse_mev_per_atom']:.3f} "
+            f"meV/atom, F {result['force_rmse_mev_per_a']:.2f} meV/Å) with {result['n_functions']} functions, "
+            f"cutoff {changes['cutoff']}, {result['seconds']:.1f} s"
+        )
         return (result["loss"], result["n_functions"]) if hyperopt["cost_objective"] else result["loss"]
 
     def too_many_failures(study, trial):
-        if (len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) > hyperopt["n_trials"]
-                or len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))) > 20 * hyperopt["n_trials"]):
+        if (
+            len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) > hyperopt["n_trials"]
+            or len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))) > 20 * hyperopt["n_trials"]
+        ):
             study.stop()
 
     complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if complete < hyperopt["n_trials"]:
         timeout = None if hyperopt["timeout_minutes"] is None else 60.0 * hyperopt["timeout_minutes"]
-        study.optimize(objective, timeout=timeout, gc_after_trial=False,
-                       callbacks=[MaxTrialsCallback(hyperopt["n_trials"], states=(TrialState.COMPLETE,)),
-                                  too_many_failures])
+        study.optimize(
+            objective,
+            timeout=timeout,
+            gc_after_trial=False,
+            callbacks=[MaxTrialsCallback(hyperopt["n_trials"], states=(TrialState.COMPLETE,)), too_many_failures],
+        )
     complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     _logger.info(f"hyperopt: study {name} has {complete} complete trials ({len(finished)} run by worker {worker})")
-    return {"study_name": name, "worker": worker, "n_complete": complete, "n_run": len(finished),
-            "n_recovered": recovered, "seconds": time.perf_counter() - start}
+    return {
+        "study_name": name,
+        "worker": worker,
+        "n_complete": complete,
+        "n_run": len(finished),
+        "n_recovered": recovered,
+        "seconds": time.perf_counter() - start,
+    }
 
 
 # --------------------------------------------------------------------------- results
@@ -360,8 +418,7 @@ def summarise_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | No
     """
 
     fit_settings = validate_fit_settings(fit_settings)
-    hyperopt = validate_hyperopt_settings(hyperopt if hyperopt is not None else fit_settings["hyperopt"],
-                                          fit_settings)
+    hyperopt = validate_hyperopt_settings(hyperopt if hyperopt is not None else fit_settings["hyperopt"], fit_settings)
     study_dir = Path(study_dir)
     name = study_name(frames, fit_settings, hyperopt)
     study = open_study(study_dir, name, hyperopt)
@@ -369,17 +426,29 @@ def summarise_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | No
     chosen = select_trial(records, hyperopt["select"], hyperopt["tolerance"])
     best = min(records, key=lambda r: r["loss"])
     reference = next((r for r in records if r["fit_settings"]), None)
-    result = {"settings": chosen["settings"], "trial": chosen["number"], "select": hyperopt["select"],
-              "tolerance": hyperopt["tolerance"], "objective": hyperopt["objective"], "chosen": chosen,
-              "best_loss": best, "fit_settings_trial": reference, "pareto_front": pareto_front(records),
-              "n_complete": len(records), "n_trials": len(study.trials), "study_name": name,
-              "cv": {"folds": hyperopt["cv_folds"], "repeats": hyperopt["cv_repeats"], "n_configs": len(frames)}}
+    result = {
+        "settings": chosen["settings"],
+        "trial": chosen["number"],
+        "select": hyperopt["select"],
+        "tolerance": hyperopt["tolerance"],
+        "objective": hyperopt["objective"],
+        "chosen": chosen,
+        "best_loss": best,
+        "fit_settings_trial": reference,
+        "pareto_front": pareto_front(records),
+        "n_complete": len(records),
+        "n_trials": len(study.trials),
+        "study_name": name,
+        "cv": {"folds": hyperopt["cv_folds"], "repeats": hyperopt["cv_repeats"], "n_configs": len(frames)},
+    }
     (study_dir / BEST_FILE).write_text(json.dumps(result, indent=2) + "\n")
     write_trials_csv(records, study_dir / TRIALS_FILE)
     write_summary(result, records, study_dir / SUMMARY_FILE)
     plot_pareto(records, chosen, study_dir / PARETO_FILE, objective=hyperopt["objective"])
-    _logger.info(f"hyperopt: trial {chosen['number']} chosen ({hyperopt['select']}): loss {chosen['loss']:.4g}, "
-              f"{chosen['n_functions']} functions; best loss {best['loss']:.4g} with {best['n_functions']}")
+    _logger.info(
+        f"hyperopt: trial {chosen['number']} chosen ({hyperopt['select']}): loss {chosen['loss']:.4g}, "
+        f"{chosen['n_functions']} functions; best loss {best['loss']:.4g} with {best['n_functions']}"
+    )
     return result
 
 
@@ -396,16 +465,18 @@ def apply_hyperopt_result(settings: dict, path: str | Path) -> dict:
     try:
         chosen = json.loads(path.read_text())["settings"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not a hyperparameter result with 'settings' ({exc}); rerun the "
-                        "fit_hyperopt rule") from None
+        raise DataError(
+            f"{path}: not a hyperparameter result with 'settings' ({exc}); rerun the fit_hyperopt rule"
+        ) from None
     unknown = sorted(set(chosen) - set(TUNED_FIT_KEYS))
     if unknown:
         raise DataError(f"{path}: unexpected keys {unknown} in 'settings'")
     return dict(settings, **chosen)
 
 
-def seed_feature_cache(frames: list[Atoms], fit_settings: dict, hyperopt: dict, chosen: dict,
-                       cache_dir: str | Path) -> int:
+def seed_feature_cache(
+    frames: list[Atoms], fit_settings: dict, hyperopt: dict, chosen: dict, cache_dir: str | Path
+) -> int:
     """Store the chosen basis's design rows in the feature cache, as columns of the largest basis's rows.
 
     The fit then reads them instead of computing them (the columns are the
@@ -439,8 +510,10 @@ def seed_feature_cache(frames: list[Atoms], fit_settings: dict, hyperopt: dict, 
             rows.virial_rows = rows.virial_rows[:, columns]
         store_cached_rows(destination, rows)
         stored += 1
-    _logger.info(f"hyperopt: rows of the chosen basis ({columns.size} functions) stored for {stored} configurations "
-              f"from the largest basis's rows ({present} were cached already)")
+    _logger.info(
+        f"hyperopt: rows of the chosen basis ({columns.size} functions) stored for {stored} configurations "
+        f"from the largest basis's rows ({present} were cached already)"
+    )
     return stored + present
 
 
@@ -452,5 +525,7 @@ def _check_columns(frames: list[Atoms], target: dict, source_file: Path, columns
         return
     direct = compute_features(frames[:1], target, with_virials=False)[0][0]
     if not np.allclose(cached.force_rows[:, columns], direct.force_rows, rtol=1e-10, atol=1e-12):
-        raise DataError(f"the rows of basis {target['nradmax_by_orders']}/{target['lmax_by_orders']} are not columns "
-                        "of the largest basis's rows; not seeding the feature cache")
+        raise DataError(
+            f"the rows of basis {target['nradmax_by_orders']}/{target['lmax_by_orders']} are not columns "
+            "of the largest basis's rows; not seeding the feature cache"
+        )

@@ -61,14 +61,17 @@ class FunctionTable:
 
     @classmethod
     def from_basis(cls, basis) -> FunctionTable:
-        functions = [f for rank1, higher in zip(basis.basis_rank1, basis.basis, strict=True)
-                     for f in list(rank1) + list(higher)]
-        return cls(keys=[function_key(f) for f in functions],
-                   rank=np.array([len(f.ns) for f in functions], dtype=int),
-                   max_n=np.array([max(f.ns) for f in functions], dtype=int),
-                   max_l=np.array([max(f.ls) for f in functions], dtype=int),
-                   sum_n=np.array([sum(f.ns) for f in functions], dtype=float),
-                   sum_l=np.array([sum(f.ls) for f in functions], dtype=float))
+        functions = [
+            f for rank1, higher in zip(basis.basis_rank1, basis.basis, strict=True) for f in list(rank1) + list(higher)
+        ]
+        return cls(
+            keys=[function_key(f) for f in functions],
+            rank=np.array([len(f.ns) for f in functions], dtype=int),
+            max_n=np.array([max(f.ns) for f in functions], dtype=int),
+            max_l=np.array([max(f.ls) for f in functions], dtype=int),
+            sum_n=np.array([sum(f.ns) for f in functions], dtype=float),
+            sum_l=np.array([sum(f.ls) for f in functions], dtype=float),
+        )
 
     @property
     def n_functions(self) -> int:
@@ -80,8 +83,10 @@ class FunctionTable:
         nradmax = np.asarray(list(nradmax_by_orders), dtype=int)
         lmax = np.asarray(list(lmax_by_orders), dtype=int)
         if nradmax.size > self.rank.max(initial=0) or lmax.size != nradmax.size:
-            raise ConfigError(f"basis sizes {list(nradmax_by_orders)}/{list(lmax_by_orders)} do not fit the "
-                              f"largest basis (ranks up to {self.rank.max(initial=0)})")
+            raise ConfigError(
+                f"basis sizes {list(nradmax_by_orders)}/{list(lmax_by_orders)} do not fit the "
+                f"largest basis (ranks up to {self.rank.max(initial=0)})"
+            )
         in_rank = self.rank <= nradmax.size
         rank_index = np.clip(self.rank - 1, 0, nradmax.size - 1)
         keep = in_rank & (self.max_n <= nradmax[rank_index]) & (self.max_l <= lmax[rank_index])
@@ -100,13 +105,17 @@ class FunctionTable:
         for table, name in ((self, "the largest basis"), (small, "the chosen basis")):
             # radial functions with n above rank 1's count are built differently (check_radial_order)
             if table.n_functions and np.any(table.max_n > table.max_n[table.rank == 1].max(initial=0)):
-                raise ConfigError(f"{name} has functions of rank >= 2 with more radial functions than rank 1; "
-                                  "it is no column subset (use nradmax_by_orders[0] >= every other entry)")
+                raise ConfigError(
+                    f"{name} has functions of rank >= 2 with more radial functions than rank 1; "
+                    "it is no column subset (use nradmax_by_orders[0] >= every other entry)"
+                )
         columns = []
         for key in small.keys:
             if key not in index:
-                raise ConfigError(f"basis function {key} is not in the largest basis of fit.hyperopt; "
-                                  "raise fit.hyperopt.max_nradmax_by_orders/max_lmax_by_orders")
+                raise ConfigError(
+                    f"basis function {key} is not in the largest basis of fit.hyperopt; "
+                    "raise fit.hyperopt.max_nradmax_by_orders/max_lmax_by_orders"
+                )
             columns.append(index[key])
         return np.array(columns, dtype=int)
 
@@ -118,8 +127,10 @@ def stratified_folds(frames: list[Atoms], n_folds: int, seed: int) -> list[np.nd
     counter across strata, so fold sizes differ by at most one.
     """
     if n_folds < 2 or n_folds > len(frames):
-        raise DataError(f"fit.hyperopt.cv_folds = {n_folds} needs 2 <= folds <= the {len(frames)} configurations "
-                        "of the cross-validation")
+        raise DataError(
+            f"fit.hyperopt.cv_folds = {n_folds} needs 2 <= folds <= the {len(frames)} configurations "
+            "of the cross-validation"
+        )
     rng = np.random.default_rng(seed)
     strata: dict[tuple[str, str], list[int]] = {}
     for i, atoms in enumerate(frames):
@@ -139,9 +150,9 @@ class FoldBlock:
     rhs: dict[str, np.ndarray]
     yty: dict[str, float]
     n_rows: dict[str, int]
-    energy_rows: np.ndarray       # per atom: [phi, element counts] / N   (n_configs, n_columns)
-    energy_targets: np.ndarray    # (E - sum E0) / N
-    force_metric: tuple[np.ndarray, np.ndarray, float, int]   # unweighted Gram, rhs, y.y, components
+    energy_rows: np.ndarray  # per atom: [phi, element counts] / N   (n_configs, n_columns)
+    energy_targets: np.ndarray  # (E - sum E0) / N
+    force_metric: tuple[np.ndarray, np.ndarray, float, int]  # unweighted Gram, rhs, y.y, components
     virial_metric: tuple[np.ndarray, np.ndarray, float, int] | None  # per-atom virial; None without virials
 
 
@@ -162,8 +173,14 @@ class CrossValidation:
         One list of disjoint index arrays per repeat (:func:`stratified_folds`).
     """
 
-    def __init__(self, frames: list[Atoms], features: list[ConfigFeatures], functions: FunctionTable,
-                 settings: dict, folds: list[list[np.ndarray]]):
+    def __init__(
+        self,
+        frames: list[Atoms],
+        features: list[ConfigFeatures],
+        functions: FunctionTable,
+        settings: dict,
+        folds: list[list[np.ndarray]],
+    ):
         self.functions = functions
         self.fit_reference_energies = bool(settings["fit_reference_energies"])
         self.n_columns = functions.n_functions + len(settings["elements"])
@@ -171,8 +188,9 @@ class CrossValidation:
         self.use_sample_weights = bool(settings["use_sample_weights"])
         self._elements = list(settings["elements"])
         self._e0 = settings["reference_energies"]
-        self.blocks = [[self._block([frames[i] for i in fold], [features[i] for i in fold]) for fold in repeat]
-                       for repeat in folds]
+        self.blocks = [
+            [self._block([frames[i] for i in fold], [features[i] for i in fold]) for fold in repeat] for repeat in folds
+        ]
 
     # ------------------------------------------------------------------ building
     def _block(self, frames: list[Atoms], features: list[ConfigFeatures]) -> FoldBlock:
@@ -180,8 +198,9 @@ class CrossValidation:
         counts = np.array([[a.get_chemical_symbols().count(e) for e in self._elements] for a in frames], dtype=float)
         n_atoms = np.array([len(a) for a in frames], dtype=float)
         weight = np.array([frame_weight(a) if self.use_sample_weights else 1.0 for a in frames])
-        binding = np.array([float(a.info[ENERGY_KEY]) - sum(self._e0[s] for s in a.get_chemical_symbols())
-                            for a in frames])
+        binding = np.array(
+            [float(a.info[ENERGY_KEY]) - sum(self._e0[s] for s in a.get_chemical_symbols()) for a in frames]
+        )
         energy_rows = np.hstack([np.array([f.phi for f in features]), counts])
         has_virial = [f.virial_rows is not None and VIRIAL_KEY in a.info for f, a in zip(features, frames, strict=True)]
 
@@ -193,30 +212,44 @@ class CrossValidation:
 
         scale_e = weight / np.sqrt(n_atoms)
         kinds = {
-            "energy": equations((scale_e[k] * energy_rows[k][None, :], np.array([scale_e[k] * binding[k]]))
-                                for k in range(len(frames))),
-            "force": equations((weight[k] * pad(f.force_rows),
-                                weight[k] * np.asarray(a.arrays[FORCES_KEY], dtype=float).reshape(-1))
-                               for k, (f, a) in enumerate(zip(features, frames, strict=True))),
-            "virial": equations((scale_e[k] * pad(f.virial_rows),
-                                 scale_e[k] * np.asarray(a.info[VIRIAL_KEY], dtype=float).reshape(9))
-                                for k, (f, a) in enumerate(zip(features, frames, strict=True)) if has_virial[k]),
+            "energy": equations(
+                (scale_e[k] * energy_rows[k][None, :], np.array([scale_e[k] * binding[k]])) for k in range(len(frames))
+            ),
+            "force": equations(
+                (weight[k] * pad(f.force_rows), weight[k] * np.asarray(a.arrays[FORCES_KEY], dtype=float).reshape(-1))
+                for k, (f, a) in enumerate(zip(features, frames, strict=True))
+            ),
+            "virial": equations(
+                (scale_e[k] * pad(f.virial_rows), scale_e[k] * np.asarray(a.info[VIRIAL_KEY], dtype=float).reshape(9))
+                for k, (f, a) in enumerate(zip(features, frames, strict=True))
+                if has_virial[k]
+            ),
         }
         if np.all(weight == 1.0):  # the fit's force rows are the unweighted ones
             force = kinds["force"]
         else:
-            force = equations((pad(f.force_rows), np.asarray(a.arrays[FORCES_KEY], dtype=float).reshape(-1))
-                              for f, a in zip(features, frames, strict=True))
+            force = equations(
+                (pad(f.force_rows), np.asarray(a.arrays[FORCES_KEY], dtype=float).reshape(-1))
+                for f, a in zip(features, frames, strict=True)
+            )
         virial = None
         if any(has_virial):  # per-atom virial error, the unit of the fit's metrics
-            virial_eq = equations((pad(f.virial_rows) / n_atoms[k],
-                                   np.asarray(a.info[VIRIAL_KEY], dtype=float).reshape(9) / n_atoms[k])
-                                  for k, (f, a) in enumerate(zip(features, frames, strict=True)) if has_virial[k])
+            virial_eq = equations(
+                (pad(f.virial_rows) / n_atoms[k], np.asarray(a.info[VIRIAL_KEY], dtype=float).reshape(9) / n_atoms[k])
+                for k, (f, a) in enumerate(zip(features, frames, strict=True))
+                if has_virial[k]
+            )
             virial = (virial_eq.gram, virial_eq.rhs, virial_eq.yty, virial_eq.n_rows)
-        return FoldBlock(gram={k: e.gram for k, e in kinds.items()}, rhs={k: e.rhs for k, e in kinds.items()},
-                         yty={k: e.yty for k, e in kinds.items()}, n_rows={k: e.n_rows for k, e in kinds.items()},
-                         energy_rows=energy_rows / n_atoms[:, None], energy_targets=binding / n_atoms,
-                         force_metric=(force.gram, force.rhs, force.yty, force.n_rows), virial_metric=virial)
+        return FoldBlock(
+            gram={k: e.gram for k, e in kinds.items()},
+            rhs={k: e.rhs for k, e in kinds.items()},
+            yty={k: e.yty for k, e in kinds.items()},
+            n_rows={k: e.n_rows for k, e in kinds.items()},
+            energy_rows=energy_rows / n_atoms[:, None],
+            energy_targets=binding / n_atoms,
+            force_metric=(force.gram, force.rhs, force.yty, force.n_rows),
+            virial_metric=virial,
+        )
 
     # ------------------------------------------------------------------ fitting
     def columns(self, nradmax_by_orders, lmax_by_orders) -> np.ndarray:
@@ -236,8 +269,11 @@ class CrossValidation:
 
     def equations(self, blocks: list[FoldBlock], params: dict, columns: np.ndarray) -> NormalEquations:
         """Normal equations of ``blocks`` together for the weights in ``params``, restricted to ``columns``."""
-        weights = {"energy": params["energy_weight"], "force": params["force_weight"],
-                   "virial": params["virial_weight"]}
+        weights = {
+            "energy": params["energy_weight"],
+            "force": params["force_weight"],
+            "virial": params["virial_weight"],
+        }
         kinds = [k for k in ROW_KINDS if weights[k] > 0]
         gram = sum(weights[k] ** 2 * b.gram[k] for b in blocks for k in kinds)
         rhs = sum(weights[k] ** 2 * b.rhs[k] for b in blocks for k in kinds)
@@ -303,10 +339,16 @@ class CrossValidation:
         def rmse(kind):
             return 1000 * float(np.sqrt(sse[kind] / count[kind])) if count[kind] else None
 
-        return {"energy_rmse_mev_per_atom": rmse("energy"), "force_rmse_mev_per_a": rmse("force"),
-                "virial_rmse_mev_per_atom": rmse("virial"), "fold_energy_rmse": fold_e, "fold_force_rmse": fold_f,
-                "n_functions": int(np.sum(columns < self.functions.n_functions)),
-                "seconds": time.perf_counter() - start, "finite": finite}
+        return {
+            "energy_rmse_mev_per_atom": rmse("energy"),
+            "force_rmse_mev_per_a": rmse("force"),
+            "virial_rmse_mev_per_atom": rmse("virial"),
+            "fold_energy_rmse": fold_e,
+            "fold_force_rmse": fold_f,
+            "n_functions": int(np.sum(columns < self.functions.n_functions)),
+            "seconds": time.perf_counter() - start,
+            "finite": finite,
+        }
 
 
 def _sse(coefficients: np.ndarray, metric: tuple[np.ndarray, np.ndarray, float, int]) -> float:

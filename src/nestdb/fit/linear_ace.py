@@ -88,8 +88,9 @@ def _energy_row(features: ConfigFeatures, atoms: Atoms, onebody: list[str] | Non
     return np.concatenate([features.phi, [float(symbols.count(e)) for e in onebody]])
 
 
-def _config_rows(features: ConfigFeatures, atoms: Atoms, settings: dict, extra_weight: float = 1.0,
-                 onebody: list[str] | None = None):
+def _config_rows(
+    features: ConfigFeatures, atoms: Atoms, settings: dict, extra_weight: float = 1.0, onebody: list[str] | None = None
+):
     """Weighted rows and targets of one configuration (module docstring).
 
     With ``onebody`` (element order) one extra column per element fits a
@@ -102,10 +103,8 @@ def _config_rows(features: ConfigFeatures, atoms: Atoms, settings: dict, extra_w
     w_force = settings["force_weight"] * scale
     binding = float(atoms.info[ENERGY_KEY]) - reference_energy_sum(atoms, settings["reference_energies"])
     extra = 0 if onebody is None else len(onebody)
-    rows = [w_energy * _energy_row(features, atoms, onebody)[None, :],
-            w_force * _pad(features.force_rows, extra)]
-    targets = [np.array([w_energy * binding]),
-               w_force * np.asarray(atoms.arrays[FORCES_KEY], dtype=float).reshape(-1)]
+    rows = [w_energy * _energy_row(features, atoms, onebody)[None, :], w_force * _pad(features.force_rows, extra)]
+    targets = [np.array([w_energy * binding]), w_force * np.asarray(atoms.arrays[FORCES_KEY], dtype=float).reshape(-1)]
     if settings["virial_weight"] > 0 and features.virial_rows is not None and VIRIAL_KEY in atoms.info:
         w_virial = settings["virial_weight"] * scale / np.sqrt(n_atoms)
         rows.append(w_virial * _pad(features.virial_rows, extra))
@@ -121,14 +120,21 @@ def _onebody(settings: dict) -> list[str] | None:
     return list(settings["elements"]) if settings["fit_reference_energies"] else None
 
 
-def _equations(features: list[ConfigFeatures | None], frames: list[Atoms], indices, settings: dict,
-               multiplicity: np.ndarray | None = None) -> NormalEquations:
+def _equations(
+    features: list[ConfigFeatures | None],
+    frames: list[Atoms],
+    indices,
+    settings: dict,
+    multiplicity: np.ndarray | None = None,
+) -> NormalEquations:
     """Normal equations of the configurations ``indices`` (``features`` may be None for others)."""
     onebody = _onebody(settings)
     n_columns = features[indices[0]].phi.size + (0 if onebody is None else len(onebody))
-    blocks = (_config_rows(features[i], frames[i], settings,
-                           1.0 if multiplicity is None else float(multiplicity[k]), onebody)
-              for k, i in enumerate(indices) if multiplicity is None or multiplicity[k] > 0)
+    blocks = (
+        _config_rows(features[i], frames[i], settings, 1.0 if multiplicity is None else float(multiplicity[k]), onebody)
+        for k, i in enumerate(indices)
+        if multiplicity is None or multiplicity[k] > 0
+    )
     return NormalEquations.from_blocks(blocks, n_columns)
 
 
@@ -161,8 +167,9 @@ def jackknife_influences(fit: BayesianFit, features, frames, indices, settings: 
     return influences
 
 
-def _committee(fit: BayesianFit, features, frames, indices, settings: dict, seed: int,
-               weights: np.ndarray) -> np.ndarray:
+def _committee(
+    fit: BayesianFit, features, frames, indices, settings: dict, seed: int, weights: np.ndarray
+) -> np.ndarray:
     """Uncalibrated committee coefficients (committee_size, n_functions)."""
     size = settings["committee_size"]
     if settings["committee_method"] == "posterior":
@@ -177,8 +184,12 @@ def _committee(fit: BayesianFit, features, frames, indices, settings: dict, seed
     members = []
     for _ in range(size):  # hyper-parameters of the full fit: only the data are resampled
         multiplicity = np.bincount(rng.integers(0, len(indices), len(indices)), minlength=len(indices))
-        member = bayesian_ridge(_equations(features, frames, indices, settings, multiplicity),
-                                alpha=fit.alpha, lam=fit.lam, prior_weights=weights)
+        member = bayesian_ridge(
+            _equations(features, frames, indices, settings, multiplicity),
+            alpha=fit.alpha,
+            lam=fit.lam,
+            prior_weights=weights,
+        )
         members.append(member.mean)
     return np.array(members)
 
@@ -208,8 +219,10 @@ def _calibrate(features, frames, train_idx, settings, weights) -> dict[str, Any]
     errors, stds = _energy_errors(fit.mean, committee, features, frames, cal_idx, settings)
     factor = calibration_factor(stds, errors)
     summary = calibration_summary(1000 * stds, 1000 * errors)
-    log.info(f"committee calibration on {len(cal_idx)} held-out configurations: RMS error "
-              f"{summary['error_rms']:.2f} meV/atom vs raw committee STD {summary['std_rms']:.3f}: factor {factor:.2f}")
+    log.info(
+        f"committee calibration on {len(cal_idx)} held-out configurations: RMS error "
+        f"{summary['error_rms']:.2f} meV/atom vs raw committee STD {summary['std_rms']:.3f}: factor {factor:.2f}"
+    )
     return {"factor": factor, "n_configs": int(len(cal_idx)), "skipped": False, "held_out_raw": summary}
 
 
@@ -223,8 +236,10 @@ def _check_inputs(frames: list[Atoms], settings: dict) -> None:
         check_frame(atoms, source, index)
         extra = set(atoms.get_chemical_symbols()) - allowed
         if extra:
-            raise ConfigError(f"{source}, configuration {index} contains {sorted(extra)}, not in fit.elements "
-                              f"{sorted(allowed)}; add them to fit.elements and fit.reference_energies")
+            raise ConfigError(
+                f"{source}, configuration {index} contains {sorted(extra)}, not in fit.elements "
+                f"{sorted(allowed)}; add them to fit.elements and fit.reference_energies"
+            )
 
 
 def fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: str | Path) -> dict:
@@ -271,44 +286,77 @@ def fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: str | Path) -> 
 def _fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: Path, final_dir: Path) -> dict:
     """:func:`fit_linear_ace` writing into ``out_dir`` (the staging folder of ``final_dir``)."""
     start = time.perf_counter()
-    binding = np.array([(float(a.info[ENERGY_KEY]) - reference_energy_sum(a, settings["reference_energies"]))
-                        / len(a) for a in frames])
+    binding = np.array(
+        [(float(a.info[ENERGY_KEY]) - reference_energy_sum(a, settings["reference_energies"])) / len(a) for a in frames]
+    )
     if np.max(np.abs(binding)) > 50.0:
-        log.warning(f"|E - E0| reaches {np.max(np.abs(binding)):.1f} eV/atom; "
-                  "fit.reference_energies is probably not the isolated-atom energy of this DFT setup")
+        log.warning(
+            f"|E - E0| reaches {np.max(np.abs(binding)):.1f} eV/atom; "
+            "fit.reference_energies is probably not the isolated-atom energy of this DFT setup"
+        )
 
     train_idx, test_idx = stratified_split(frames, settings["test_fraction"], settings["seed"])
     basis = build_basis(settings)
-    log.info(f"linear ACE: {int(function_offsets(basis)[1].sum())} functions, {len(train_idx)} training / "
-              f"{len(test_idx)} test configurations (stratified by cycle and pressure)")
+    log.info(
+        f"linear ACE: {int(function_offsets(basis)[1].sum())} functions, {len(train_idx)} training / "
+        f"{len(test_idx)} test configurations (stratified by cycle and pressure)"
+    )
     refit = settings["refit_on_all_data"] and len(test_idx) > 0
     # the refit needs the rows of every configuration; otherwise the test set is predicted by pyace
     needed = np.arange(len(frames)) if refit else train_idx
     rows, cache_info = compute_features(
-        [frames[i] for i in needed], settings, with_virials=settings["virial_weight"] > 0,
-        cache_dir=settings["feature_cache"], n_jobs=settings["n_jobs"])
+        [frames[i] for i in needed],
+        settings,
+        with_virials=settings["virial_weight"] > 0,
+        cache_dir=settings["feature_cache"],
+        n_jobs=settings["n_jobs"],
+    )
     features: list[ConfigFeatures | None] = [None] * len(frames)
     for i, row in zip(needed, rows):
         features[i] = row
     t_features = time.perf_counter() - start
-    log.info(f"design rows: {cache_info['n_computed']} computed, {cache_info['n_cached']} from the cache, "
-              f"{t_features:.1f} s")
+    log.info(
+        f"design rows: {cache_info['n_computed']} computed, {cache_info['n_cached']} from the cache, {t_features:.1f} s"
+    )
     timings = {"design_rows": t_features}
     if not refit:
-        return _fit_and_write(frames, features, train_idx, test_idx, settings, basis, out_dir,
-                              cache_info, timings, start)
+        return _fit_and_write(
+            frames, features, train_idx, test_idx, settings, basis, out_dir, cache_info, timings, start
+        )
     log.info(f"fit without the {len(test_idx)} test configurations -> {final_dir / SPLIT_DIR}")
-    split_metrics = _fit_and_write(frames, features, train_idx, test_idx, settings, basis, out_dir / SPLIT_DIR,
-                                   cache_info, timings, start)
+    split_metrics = _fit_and_write(
+        frames, features, train_idx, test_idx, settings, basis, out_dir / SPLIT_DIR, cache_info, timings, start
+    )
     log.info(f"refit on all {len(frames)} configurations -> {final_dir}")
     everything = np.arange(len(frames))
-    return _fit_and_write(frames, features, everything, np.array([], dtype=int), settings, basis, out_dir,
-                          cache_info, timings, start, split=(test_idx, split_metrics))
+    return _fit_and_write(
+        frames,
+        features,
+        everything,
+        np.array([], dtype=int),
+        settings,
+        basis,
+        out_dir,
+        cache_info,
+        timings,
+        start,
+        split=(test_idx, split_metrics),
+    )
 
 
-def _fit_and_write(frames: list[Atoms], features: list, train_idx: np.ndarray, test_idx: np.ndarray,
-                   settings: dict, basis, out_dir: Path, cache_info: dict, timings: dict, start: float,
-                   split: tuple[np.ndarray, dict] | None = None) -> dict:
+def _fit_and_write(
+    frames: list[Atoms],
+    features: list,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    settings: dict,
+    basis,
+    out_dir: Path,
+    cache_info: dict,
+    timings: dict,
+    start: float,
+    split: tuple[np.ndarray, dict] | None = None,
+) -> dict:
     """Fit on ``train_idx`` (rows in ``features``), calibrate, write the model and its metrics.
 
     ``split``: the test indices and metrics of the fit without them, reported
@@ -326,11 +374,15 @@ def _fit_and_write(frames: list[Atoms], features: list, train_idx: np.ndarray, t
     raw_committee = _committee(fit, features, frames, train_idx, settings, settings["seed"], weights)
     committee = rescale_committee(fit.mean, raw_committee, calibration["factor"])
     if not (np.all(np.isfinite(fit.mean)) and np.all(np.isfinite(committee))):
-        raise DataError(f"the regression gave non-finite coefficients (alpha {fit.alpha:g}, lambda {fit.lam:g}); "
-                        "no model was written. Check the training labels for extreme values and the fit weights")
+        raise DataError(
+            f"the regression gave non-finite coefficients (alpha {fit.alpha:g}, lambda {fit.lam:g}); "
+            "no model was written. Check the training labels for extreme values and the fit weights"
+        )
     t_fit = time.perf_counter() - t_begin
-    log.info(f"Bayesian ridge: {fit.n_iter} iterations, {fit.effective_parameters:.0f} effective parameters; "
-              f"committee ({settings['committee_method']}) in {t_fit:.1f} s")
+    log.info(
+        f"Bayesian ridge: {fit.n_iter} iterations, {fit.effective_parameters:.0f} effective parameters; "
+        f"committee ({settings['committee_method']}) in {t_fit:.1f} s"
+    )
 
     # split off the fitted E0 corrections (one column per element after the ACE functions)
     elements = list(basis.elements_name)
@@ -341,17 +393,23 @@ def _fit_and_write(frames: list[Atoms], features: list, train_idx: np.ndarray, t
         for j, element in enumerate(elements):
             fitted_e0[element] += float(fit.mean[column[element]])
             onebody_deviation[:, j] = committee[:, column[element]] - fit.mean[column[element]]
-        log.info("fitted reference energies (eV): "
-                  + ", ".join(f"{e} {fitted_e0[e]:.4f} (given {settings['reference_energies'][e]:.4f})"
-                              for e in elements))
+        log.info(
+            "fitted reference energies (eV): "
+            + ", ".join(f"{e} {fitted_e0[e]:.4f} (given {settings['reference_energies'][e]:.4f})" for e in elements)
+        )
     basis.basis_coeffs = fit.mean[:n_functions]
     basis.to_BBasisConfiguration().save(str(out_dir / POTENTIAL_FILE))
-    np.savez(out_dir / COMMITTEE_FILE,
-             coefficients=committee[:, :n_functions], mean=fit.mean[:n_functions], elements=np.array(elements),
-             reference_energies=np.array([fitted_e0[e] for e in elements]),
-             onebody_deviation=onebody_deviation,
-             function_offsets=offsets, functions_per_element=counts,
-             calibration_factor=np.array(calibration["factor"]))
+    np.savez(
+        out_dir / COMMITTEE_FILE,
+        coefficients=committee[:, :n_functions],
+        mean=fit.mean[:n_functions],
+        elements=np.array(elements),
+        reference_energies=np.array([fitted_e0[e] for e in elements]),
+        onebody_deviation=onebody_deviation,
+        function_offsets=offsets,
+        functions_per_element=counts,
+        calibration_factor=np.array(calibration["factor"]),
+    )
 
     model_info = {
         "model": "linear ACE, Bayesian ridge, calibrated committee",
@@ -366,8 +424,12 @@ def _fit_and_write(frames: list[Atoms], features: list, train_idx: np.ndarray, t
         "committee_size": settings["committee_size"],
         "committee_method": settings["committee_method"],
         "calibration": calibration,
-        "bayesian_ridge": {"alpha": fit.alpha, "lambda": fit.lam, "n_iter": fit.n_iter,
-                           "effective_parameters": fit.effective_parameters},
+        "bayesian_ridge": {
+            "alpha": fit.alpha,
+            "lambda": fit.lam,
+            "n_iter": fit.n_iter,
+            "effective_parameters": fit.effective_parameters,
+        },
         "design_rows": cache_info,
         "timings_s": {**timings, "regression_and_committee": t_fit},
         "training_set": summarise_frames(frames),
@@ -376,5 +438,6 @@ def _fit_and_write(frames: list[Atoms], features: list, train_idx: np.ndarray, t
     }
     if split is not None:
         model_info["refit_on_all_data"] = {"test_indices_of_split": split[0].tolist(), "split_model": SPLIT_DIR}
-    return write_model_outputs(out_dir, frames, train_idx, test_idx, model_info, start,
-                               split_metrics=None if split is None else split[1])
+    return write_model_outputs(
+        out_dir, frames, train_idx, test_idx, model_info, start, split_metrics=None if split is None else split[1]
+    )

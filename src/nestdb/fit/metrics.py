@@ -52,8 +52,9 @@ def error_metrics(frames: list[Atoms], prediction: dict) -> dict[str, Any]:
     n_atoms = prediction["n_atoms"]
     reference = np.array([float(a.info[ENERGY_KEY]) / len(a) for a in frames])
     energy_error = prediction["energy_per_atom"] - reference
-    force_error = np.concatenate([(f - np.asarray(a.arrays[FORCES_KEY], dtype=float)).reshape(-1)
-                                  for f, a in zip(prediction["forces"], frames)])
+    force_error = np.concatenate(
+        [(f - np.asarray(a.arrays[FORCES_KEY], dtype=float)).reshape(-1) for f, a in zip(prediction["forces"], frames)]
+    )
     std = prediction["energy_std_per_atom"]
     metrics: dict[str, Any] = {
         "n_configs": len(frames),
@@ -97,8 +98,10 @@ def grouped_metrics(frames: list[Atoms], prediction: dict) -> dict[str, dict[str
         out[kind] = {}
         for label in sorted(groups, key=_natural_key):
             members = groups[label]
-            subset = {key: (value[members] if isinstance(value, np.ndarray) else [value[i] for i in members])
-                      for key, value in prediction.items()}
+            subset = {
+                key: (value[members] if isinstance(value, np.ndarray) else [value[i] for i in members])
+                for key, value in prediction.items()
+            }
             full = error_metrics([frames[i] for i in members], subset)
             out[kind][label] = {key: full[key] for key in keep if key in full}
     return out
@@ -118,9 +121,14 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     return float(spearmanr(x, y).statistic)
 
 
-def plot_parity(train_frames: list[Atoms], train_prediction: dict, test_frames: list[Atoms],
-                test_prediction: dict | None, path: str | Path,
-                reference_energies: dict[str, float] | None = None) -> Figure:
+def plot_parity(
+    train_frames: list[Atoms],
+    train_prediction: dict,
+    test_frames: list[Atoms],
+    test_prediction: dict | None,
+    path: str | Path,
+    reference_energies: dict[str, float] | None = None,
+) -> Figure:
     """Energy (per atom) and force-component parity plots, train and test, to ``path`` (the figure is returned).
 
     With ``reference_energies`` the energy axis shows E - E0 per atom, which

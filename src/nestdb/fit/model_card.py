@@ -43,38 +43,59 @@ def model_card(info: dict) -> str:
         f"({len(info['train_indices'])} train / {len(info['test_indices'])} test, stratified by cycle and pressure)",
     ]
     if "refit_on_all_data" in info:
-        lines.append(f"- refitted on all configurations; the test errors below are those of the fit without the "
-                     f"{len(info['refit_on_all_data']['test_indices_of_split'])} test configurations "
-                     f"(`{info['refit_on_all_data']['split_model']}/`)")
+        lines.append(
+            f"- refitted on all configurations; the test errors below are those of the fit without the "
+            f"{len(info['refit_on_all_data']['test_indices_of_split'])} test configurations "
+            f"(`{info['refit_on_all_data']['split_model']}/`)"
+        )
     if "volume_per_atom_min" in data:
         lines.append(f"- volume {data['volume_per_atom_min']:.1f}–{data['volume_per_atom_max']:.1f} Å³/atom")
-    lines += ["", "## Errors", "", "| set | E RMSE (meV/atom) | F RMSE (meV/Å) | virial RMSE (meV/atom) | n |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Errors",
+        "",
+        "| set | E RMSE (meV/atom) | F RMSE (meV/Å) | virial RMSE (meV/atom) | n |",
+        "|---|---|---|---|---|",
+    ]
     for name in ("train", "test"):
         if name in metrics:
             m = metrics[name]
-            lines.append(f"| {name} | {_fmt(m['energy_rmse_mev_per_atom'])} | {_fmt(m['force_rmse_mev_per_a'], 1)} "
-                         f"| {_fmt(m.get('virial_rmse_mev_per_atom'), 1)} | {m['n_configs']} |")
+            lines.append(
+                f"| {name} | {_fmt(m['energy_rmse_mev_per_atom'])} | {_fmt(m['force_rmse_mev_per_a'], 1)} "
+                f"| {_fmt(m.get('virial_rmse_mev_per_atom'), 1)} | {m['n_configs']} |"
+            )
     for kind in ("cycle", "pressure"):
         groups = metrics.get("groups", {}).get("test") or metrics.get("groups", {}).get("train", {})
         if groups.get(kind):
-            lines += ["", f"Per {kind} ({'test' if 'test' in metrics else 'train'}):", "",
-                      f"| {kind} | E RMSE | F RMSE | n |", "|---|---|---|---|"]
+            lines += [
+                "",
+                f"Per {kind} ({'test' if 'test' in metrics else 'train'}):",
+                "",
+                f"| {kind} | E RMSE | F RMSE | n |",
+                "|---|---|---|---|",
+            ]
             for label, m in groups[kind].items():
-                lines.append(f"| {label} | {_fmt(m['energy_rmse_mev_per_atom'])} | "
-                             f"{_fmt(m['force_rmse_mev_per_a'], 1)} | {m['n_configs']} |")
+                lines.append(
+                    f"| {label} | {_fmt(m['energy_rmse_mev_per_atom'])} | "
+                    f"{_fmt(m['force_rmse_mev_per_a'], 1)} | {m['n_configs']} |"
+                )
     calibration = metrics.get("calibration", {})
     if "test_calibrated" in calibration:
         raw, cal = calibration["test_raw"], calibration["test_calibrated"]
-        lines += ["", "## Committee uncertainty (test set)", "",
-                  "| | STD RMS (meV/atom) | error RMS | within 1 STD | within 2 STD | Spearman |",
-                  "|---|---|---|---|---|---|",
-                  f"| raw | {_fmt(raw['std_rms'], 3)} | {_fmt(raw['error_rms'])} | {_fmt(raw['fraction_within_1std'])} "
-                  f"| {_fmt(raw['fraction_within_2std'])} | {_fmt(raw['spearman'])} |",
-                  f"| calibrated | {_fmt(cal['std_rms'], 3)} | {_fmt(cal['error_rms'])} | "
-                  f"{_fmt(cal['fraction_within_1std'])} | {_fmt(cal['fraction_within_2std'])} | {_fmt(cal['spearman'])} |",
-                  "", "The calibrated STD is the per-configuration error scale (errors / STD have unit RMS on held-out "
-                  "data); the NS committee limit "
-                  "(`ns.committee_std_max`) compares against it."]
+        lines += [
+            "",
+            "## Committee uncertainty (test set)",
+            "",
+            "| | STD RMS (meV/atom) | error RMS | within 1 STD | within 2 STD | Spearman |",
+            "|---|---|---|---|---|---|",
+            f"| raw | {_fmt(raw['std_rms'], 3)} | {_fmt(raw['error_rms'])} | {_fmt(raw['fraction_within_1std'])} "
+            f"| {_fmt(raw['fraction_within_2std'])} | {_fmt(raw['spearman'])} |",
+            f"| calibrated | {_fmt(cal['std_rms'], 3)} | {_fmt(cal['error_rms'])} | "
+            f"{_fmt(cal['fraction_within_1std'])} | {_fmt(cal['fraction_within_2std'])} | {_fmt(cal['spearman'])} |",
+            "",
+            "The calibrated STD is the per-configuration error scale (errors / STD have unit RMS on held-out "
+            "data); the NS committee limit "
+            "(`ns.committee_std_max`) compares against it.",
+        ]
     lines += ["", f"Fit wall time {metrics['fit_wall_time_s']:.1f} s.", ""]
     return "\n".join(lines)

@@ -58,8 +58,11 @@ def pacemaker_dataframe(frames: list[Atoms], use_sample_weights: bool):
     records = []
     for atoms in frames:
         bare = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-        record = {"ase_atoms": bare, "energy": float(atoms.info[ENERGY_KEY]),
-                  "forces": np.asarray(atoms.arrays[FORCES_KEY], dtype=float)}
+        record = {
+            "ase_atoms": bare,
+            "energy": float(atoms.info[ENERGY_KEY]),
+            "forces": np.asarray(atoms.arrays[FORCES_KEY], dtype=float),
+        }
         if use_sample_weights:
             weight = frame_weight(atoms)
             record["w_energy"] = weight
@@ -85,8 +88,10 @@ def pacemaker_input(fit_settings: dict, pacemaker_settings: dict, member: int, w
     ndensity = pacemaker_settings["ndensity"]
     # pacemaker's FinnisSinclairShiftedScaled takes (prefactor, exponent) per density
     fs_parameters = [1, 1] + [1, 0.5] * (ndensity - 1)
-    data: dict[str, Any] = {"filename": TRAIN_FILE,
-                            "reference_energy": dict(fit_settings["reference_energies"], shift=0.0)}
+    data: dict[str, Any] = {
+        "filename": TRAIN_FILE,
+        "reference_energy": dict(fit_settings["reference_energies"], shift=0.0),
+    }
     if with_test:
         data["test_filename"] = TEST_FILE
     fit: dict[str, Any] = {
@@ -105,15 +110,19 @@ def pacemaker_input(fit_settings: dict, pacemaker_settings: dict, member: int, w
         "potential": {
             "deltaSplineBins": 0.001,
             "elements": list(fit_settings["elements"]),
-            "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": fs_parameters,
-                                   "ndensity": ndensity}},
-            "bonds": {"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": fit_settings["cutoff"],
-                              "dcut": 0.01}},
+            "embeddings": {
+                "ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": fs_parameters, "ndensity": ndensity}
+            },
+            "bonds": {
+                "ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": fit_settings["cutoff"], "dcut": 0.01}
+            },
             "functions": {
                 "number_of_functions_per_element": pacemaker_settings["number_of_functions_per_element"],
-                "ALL": {"nradmax_by_orders": list(fit_settings["nradmax_by_orders"]),
-                        "lmax_by_orders": list(fit_settings["lmax_by_orders"]),
-                        "coefs_init": "random"},
+                "ALL": {
+                    "nradmax_by_orders": list(fit_settings["nradmax_by_orders"]),
+                    "lmax_by_orders": list(fit_settings["lmax_by_orders"]),
+                    "coefs_init": "random",
+                },
             },
         },
         "fit": fit,
@@ -127,18 +136,26 @@ def pacemaker_input(fit_settings: dict, pacemaker_settings: dict, member: int, w
     }
 
 
-def write_member_inputs(train: list[Atoms], test: list[Atoms], fit_settings: dict, pacemaker_settings: dict,
-                        member: int, work_dir: str | Path) -> Path:
+def write_member_inputs(
+    train: list[Atoms],
+    test: list[Atoms],
+    fit_settings: dict,
+    pacemaker_settings: dict,
+    member: int,
+    work_dir: str | Path,
+) -> Path:
     """Write DataFrames and ``input.yaml`` of one member into ``work_dir``; return the input path."""
     if not train:
         raise DataError(f"pacemaker member {member}: empty training set; check the labelled database files")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     pacemaker_dataframe(train, fit_settings["use_sample_weights"]).to_pickle(
-        work_dir / TRAIN_FILE, compression="gzip", protocol=4)
+        work_dir / TRAIN_FILE, compression="gzip", protocol=4
+    )
     if test:
         pacemaker_dataframe(test, fit_settings["use_sample_weights"]).to_pickle(
-            work_dir / TEST_FILE, compression="gzip", protocol=4)
+            work_dir / TEST_FILE, compression="gzip", protocol=4
+        )
     config = pacemaker_input(fit_settings, pacemaker_settings, member, with_test=bool(test))
     path = work_dir / INPUT_FILE
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -209,8 +226,9 @@ def prepare_committee(frames: list[Atoms], fit_settings: dict, out_dir: str | Pa
     return folders
 
 
-def collect_committee(frames: list[Atoms], fit_settings: dict, member_dirs: list[str | Path],
-                      out_dir: str | Path) -> dict:
+def collect_committee(
+    frames: list[Atoms], fit_settings: dict, member_dirs: list[str | Path], out_dir: str | Path
+) -> dict:
     """Export the members (``.yaml``/``.yace``), the committee index and the test metrics.
 
     ``out_dir`` receives ``member_<k>.yaml``/``.yace``, ``member_0.asi`` (the
@@ -241,11 +259,14 @@ def collect_committee(frames: list[Atoms], fit_settings: dict, member_dirs: list
             active_set = staging / "member_0.asi"
         else:
             active_set = None
-        write_json(staging / COMMITTEE_INDEX, {
-            "members": [p.name for p in potentials],
-            "reference_energies": settings["reference_energies"],
-            "active_set": active_set.name if active_set else None,
-        })
+        write_json(
+            staging / COMMITTEE_INDEX,
+            {
+                "members": [p.name for p in potentials],
+                "reference_energies": settings["reference_energies"],
+                "active_set": active_set.name if active_set else None,
+            },
+        )
         calculator = PacemakerCommitteeCalculator.from_folder(staging)
         metrics: dict[str, Any] = {"committee_size": len(potentials)}
         sets: dict[str, tuple[list[Atoms], dict]] = {}
@@ -265,8 +286,14 @@ def collect_committee(frames: list[Atoms], fit_settings: dict, member_dirs: list
             sets[name] = (subset, prediction)
         train_frames, train_prediction = sets["train"]
         test_frames, test_prediction = sets.get("test", ([], None))
-        plot_parity(train_frames, train_prediction, test_frames, test_prediction, staging / "parity.png",
-                    settings["reference_energies"])
+        plot_parity(
+            train_frames,
+            train_prediction,
+            test_frames,
+            test_prediction,
+            staging / "parity.png",
+            settings["reference_energies"],
+        )
         write_json(staging / "metrics.json", metrics)
     log.info(f"pacemaker committee of {len(potentials)} collected in {out_dir}")
     return metrics

@@ -33,8 +33,10 @@ def command_argv(command: str, key: str) -> list[str]:
     try:
         argv = shlex.split(command)
     except ValueError as error:
-        raise ConfigError(f"fit.pacemaker.{key}: cannot split {command!r} into arguments ({error}); "
-                          "it is split like a shell would, without running one: balance the quotes") from None
+        raise ConfigError(
+            f"fit.pacemaker.{key}: cannot split {command!r} into arguments ({error}); "
+            "it is split like a shell would, without running one: balance the quotes"
+        ) from None
     if not argv:
         raise ConfigError(f"fit.pacemaker.{key} is empty; give the command, e.g. 'pacemaker'")
     return argv
@@ -42,9 +44,11 @@ def command_argv(command: str, key: str) -> list[str]:
 
 def _run(argv: list[str], work_dir: Path, log_path: Path, append: bool, what: str, key: str) -> None:
     if shutil.which(argv[0]) is None:
-        raise ConfigError(f"{what} command {argv[0]!r} (fit.pacemaker.{key}) was not found on PATH or is not "
-                          "executable; install pacemaker in its own environment (envs/pacemaker.yaml) and set "
-                          "the full path of its command (the value is split into arguments, never run by a shell)")
+        raise ConfigError(
+            f"{what} command {argv[0]!r} (fit.pacemaker.{key}) was not found on PATH or is not "
+            "executable; install pacemaker in its own environment (envs/pacemaker.yaml) and set "
+            "the full path of its command (the value is split into arguments, never run by a shell)"
+        )
     with open(log_path, "a" if append else "w") as log_file:
         log_file.write(f"$ {shlex.join(argv)}  (in {work_dir})\n")
         log_file.flush()
@@ -54,8 +58,9 @@ def _run(argv: list[str], work_dir: Path, log_path: Path, append: bool, what: st
         raise DataError(f"{what} failed in {work_dir} (exit {result.returncode}); see {log_path}:\n{tail}")
 
 
-def run_member_steps(work_dir: str | Path, command: str, activeset_command: str,
-                     log_path: str | Path | None = None) -> Path:
+def run_member_steps(
+    work_dir: str | Path, command: str, activeset_command: str, log_path: str | Path | None = None
+) -> Path:
     """Fit one member in ``work_dir`` (which holds ``input.yaml``); return ``output_potential.yaml``.
 
     Steps: ``<command> input.yaml``; when ``input_refit.yaml`` exists, the
@@ -88,23 +93,39 @@ def run_member_steps(work_dir: str | Path, command: str, activeset_command: str,
         raise DataError(f"pacemaker member folder {work_dir} has no {INPUT_FILE}; rerun fit_pacemaker_prepare")
     fit_argv = command_argv(command, "command")
     activeset_argv = command_argv(activeset_command, "activeset_command")
-    logs = {name: Path(log_path).resolve() if log_path else work_dir / name
-            for name in ("pacemaker.log", "pacemaker_refit.log", "activeset.log")}
+    logs = {
+        name: Path(log_path).resolve() if log_path else work_dir / name
+        for name in ("pacemaker.log", "pacemaker_refit.log", "activeset.log")
+    }
     append = log_path is not None  # one log: the later steps add to it
     potential = work_dir / OUTPUT_POTENTIAL
     potential.unlink(missing_ok=True)  # a stale potential must not pass for this run's result
     _run(fit_argv + [INPUT_FILE], work_dir, logs["pacemaker.log"], False, "pacemaker", "command")
     if not potential.is_file():
-        raise DataError(f"pacemaker finished in {work_dir} without writing {OUTPUT_POTENTIAL}; "
-                        f"see {logs['pacemaker.log']}")
+        raise DataError(
+            f"pacemaker finished in {work_dir} without writing {OUTPUT_POTENTIAL}; see {logs['pacemaker.log']}"
+        )
     if (work_dir / REFIT_INPUT_FILE).is_file():
         potential.replace(work_dir / FIRST_FIT_POTENTIAL)
-        _run(fit_argv + [REFIT_INPUT_FILE, "-p", FIRST_FIT_POTENTIAL], work_dir, logs["pacemaker_refit.log"],
-             append, "pacemaker (low-kappa refit)", "command")
+        _run(
+            fit_argv + [REFIT_INPUT_FILE, "-p", FIRST_FIT_POTENTIAL],
+            work_dir,
+            logs["pacemaker_refit.log"],
+            append,
+            "pacemaker (low-kappa refit)",
+            "command",
+        )
         if not potential.is_file():
-            raise DataError(f"the pacemaker refit in {work_dir} wrote no {OUTPUT_POTENTIAL}; "
-                            f"see {logs['pacemaker_refit.log']}")
+            raise DataError(
+                f"the pacemaker refit in {work_dir} wrote no {OUTPUT_POTENTIAL}; see {logs['pacemaker_refit.log']}"
+            )
     if (work_dir / DATA_INFO_FILE).is_file():
-        _run(activeset_argv + ["-d", DATA_INFO_FILE, OUTPUT_POTENTIAL], work_dir, logs["activeset.log"], append,
-             "pace_activeset", "activeset_command")
+        _run(
+            activeset_argv + ["-d", DATA_INFO_FILE, OUTPUT_POTENTIAL],
+            work_dir,
+            logs["activeset.log"],
+            append,
+            "pace_activeset",
+            "activeset_command",
+        )
     return potential

@@ -99,8 +99,10 @@ def resolve_reference_energies(settings: dict, e0_paths: list[str | Path]) -> di
     resolved = dict(settings.get("reference_energies") or {})
     for element in isolated_atom_elements(resolved):
         if element not in energies:
-            raise ConfigError(f"fit.reference_energies.{element} is {ISOLATED_ATOM!r} but no isolated-atom energy of "
-                              f"{element} was given (results/label/e0/{element}.json, rule label_isolated_atom)")
+            raise ConfigError(
+                f"fit.reference_energies.{element} is {ISOLATED_ATOM!r} but no isolated-atom energy of "
+                f"{element} was given (results/label/e0/{element}.json, rule label_isolated_atom)"
+            )
         resolved[element] = energies[element]
     return dict(settings, reference_energies=resolved)
 
@@ -110,8 +112,7 @@ def merged_with_defaults(settings: dict | None, defaults: dict, section: str) ->
     settings = dict(settings or {})
     unknown = sorted(set(settings) - set(defaults))
     if unknown:
-        raise ConfigError(f"unknown settings {[f'{section}.{k}' for k in unknown]}; "
-                          f"accepted keys: {sorted(defaults)}")
+        raise ConfigError(f"unknown settings {[f'{section}.{k}' for k in unknown]}; accepted keys: {sorted(defaults)}")
     return {**defaults, **settings}
 
 
@@ -124,8 +125,11 @@ def check_flags(settings: dict, keys: tuple[str, ...], section: str) -> None:
 
 def _int_list(settings: dict, key: str) -> list[int]:
     value = settings[key]
-    if (not isinstance(value, (list, tuple)) or not value
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+    ):
         raise ConfigError(f"fit.{key} must be a non-empty list of integers (one per rank), got {value!r}")
     return [int(v) for v in value]
 
@@ -167,13 +171,17 @@ def validate_fit_settings(settings: dict | None) -> dict:
         raise ConfigError(f"fit.reference_energies must map element -> E0 in eV, got {e0!r}")
     for symbol in merged["elements"]:
         if symbol not in e0:
-            raise ConfigError(f"fit.reference_energies has no E0 for element {symbol!r}; add "
-                              f"'{symbol}: <isolated-atom energy in eV>' (e.g. Mg: -1688.821 for the study's CASTEP)")
+            raise ConfigError(
+                f"fit.reference_energies has no E0 for element {symbol!r}; add "
+                f"'{symbol}: <isolated-atom energy in eV>' (e.g. Mg: -1688.821 for the study's CASTEP)"
+            )
         value = e0[symbol]
         if value == ISOLATED_ATOM:
-            raise ConfigError(f"fit.reference_energies.{symbol} is {ISOLATED_ATOM!r}: resolve it from the "
-                              "isolated-atom calculation first (resolve_reference_energies with "
-                              f"results/label/e0/{symbol}.json; the workflow does this) or give the energy in eV")
+            raise ConfigError(
+                f"fit.reference_energies.{symbol} is {ISOLATED_ATOM!r}: resolve it from the "
+                "isolated-atom calculation first (resolve_reference_energies with "
+                f"results/label/e0/{symbol}.json; the workflow does this) or give the energy in eV"
+            )
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
             raise ConfigError(f"fit.reference_energies.{symbol} must be a number (eV), got {value!r}")
     merged["reference_energies"] = {s: float(e0[s]) for s in merged["elements"]}
@@ -182,17 +190,20 @@ def validate_fit_settings(settings: dict | None) -> dict:
     nradmax = _int_list(merged, "nradmax_by_orders")
     lmax = _int_list(merged, "lmax_by_orders")
     if len(nradmax) != len(lmax):
-        raise ConfigError(f"fit.nradmax_by_orders ({nradmax}) and fit.lmax_by_orders ({lmax}) need one entry "
-                          "per rank (body order - 1) each")
+        raise ConfigError(
+            f"fit.nradmax_by_orders ({nradmax}) and fit.lmax_by_orders ({lmax}) need one entry "
+            "per rank (body order - 1) each"
+        )
     if len(nradmax) > 5:
         raise ConfigError(f"fit.nradmax_by_orders has {len(nradmax)} ranks: body order > 6 is not supported")
     if min(nradmax) < 1 or min(lmax) < 0 or lmax[0] != 0:
-        raise ConfigError("fit.nradmax_by_orders entries must be >= 1 and fit.lmax_by_orders entries >= 0 "
-                          f"with 0 for rank 1; got {nradmax} and {lmax}")
+        raise ConfigError(
+            "fit.nradmax_by_orders entries must be >= 1 and fit.lmax_by_orders entries >= 0 "
+            f"with 0 for rank 1; got {nradmax} and {lmax}"
+        )
     merged["nradmax_by_orders"], merged["lmax_by_orders"] = nradmax, lmax
     if merged["number_of_functions_per_element"] is not None:
-        merged["number_of_functions_per_element"] = int(
-            _number(merged, "number_of_functions_per_element", 1))
+        merged["number_of_functions_per_element"] = int(_number(merged, "number_of_functions_per_element", 1))
 
     merged["smoothness_prior"] = _number(merged, "smoothness_prior", 0.0)
     merged["smoothness_l_weight"] = _number(merged, "smoothness_l_weight", 0.0)
@@ -214,8 +225,9 @@ def validate_fit_settings(settings: dict | None) -> dict:
     merged["seed"] = int(seed)
     merged["virial_weight"] = _number(merged, "virial_weight", 0.0)
     if merged["committee_method"] not in COMMITTEE_METHODS:
-        raise ConfigError(f"fit.committee_method must be one of {list(COMMITTEE_METHODS)}, "
-                          f"got {merged['committee_method']!r}")
+        raise ConfigError(
+            f"fit.committee_method must be one of {list(COMMITTEE_METHODS)}, got {merged['committee_method']!r}"
+        )
     calibration_fraction = _number(merged, "calibration_fraction", 0.0)
     if calibration_fraction >= 0.5:
         raise ConfigError(f"fit.calibration_fraction must be in [0, 0.5), got {calibration_fraction}")
@@ -238,20 +250,29 @@ def validate_pacemaker_settings(settings: dict | None) -> dict:
     """Merge ``fit.pacemaker`` with :data:`DEFAULT_PACEMAKER_SETTINGS` and check it."""
     merged = merged_with_defaults(settings, DEFAULT_PACEMAKER_SETTINGS, "fit.pacemaker")
     check_flags(merged, ("enabled", "gpu", "feeds_ns"), "fit.pacemaker")
-    for key in ("committee_size", "ndensity", "number_of_functions_per_element", "maxiter", "batch_size",
-                "refit_maxiter"):
+    for key in (
+        "committee_size",
+        "ndensity",
+        "number_of_functions_per_element",
+        "maxiter",
+        "batch_size",
+        "refit_maxiter",
+    ):
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"fit.pacemaker.{key} must be a positive integer, got {value!r}")
     if merged["ladder_step"] is not None and (not isinstance(merged["ladder_step"], int) or merged["ladder_step"] < 1):
         raise ConfigError(
-            f"fit.pacemaker.ladder_step must be a positive integer or null, got {merged['ladder_step']!r}")
+            f"fit.pacemaker.ladder_step must be a positive integer or null, got {merged['ladder_step']!r}"
+        )
     kappa = merged["kappa"]
     if kappa != "auto" and (isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not 0 <= kappa <= 1):
         raise ConfigError(f"fit.pacemaker.kappa must be 'auto' or a number in [0, 1], got {kappa!r}")
     if merged["feeds_ns"] and not merged["enabled"]:
-        raise ConfigError("fit.pacemaker.feeds_ns is true but fit.pacemaker.enabled is false: enable the "
-                          "pacemaker route or let the linear committee feed NS (feeds_ns: false)")
+        raise ConfigError(
+            "fit.pacemaker.feeds_ns is true but fit.pacemaker.enabled is false: enable the "
+            "pacemaker route or let the linear committee feed NS (feeds_ns: false)"
+        )
     refit = merged["refit_kappa"]
     if refit is not None and (isinstance(refit, bool) or not isinstance(refit, (int, float)) or not 0 <= refit <= 1):
         raise ConfigError(f"fit.pacemaker.refit_kappa must be null or a number in [0, 1], got {refit!r}")
@@ -271,11 +292,11 @@ DEFAULT_HYPEROPT_SETTINGS: dict[str, Any] = {
     "n_trials": 100,
     "n_workers": 1,
     "timeout_minutes": None,
-    "cutoffs": None,                 # None: [fit.cutoff]
-    "max_nradmax_by_orders": None,   # None: fit.nradmax_by_orders (the largest basis; rows once per cutoff)
-    "max_lmax_by_orders": None,      # None: fit.lmax_by_orders
-    "min_nradmax_by_orders": None,   # None: 1 per rank
-    "min_lmax_by_orders": None,      # None: 0 per rank
+    "cutoffs": None,  # None: [fit.cutoff]
+    "max_nradmax_by_orders": None,  # None: fit.nradmax_by_orders (the largest basis; rows once per cutoff)
+    "max_lmax_by_orders": None,  # None: fit.lmax_by_orders
+    "min_nradmax_by_orders": None,  # None: 1 per rank
+    "min_lmax_by_orders": None,  # None: 0 per rank
     "energy_weight": [1.0, 100.0],
     "virial_weight": [0.01, 3.0],
     "smoothness_prior": [0.0, 5.0],
@@ -293,6 +314,8 @@ DEFAULT_HYPEROPT_SETTINGS: dict[str, Any] = {
 }
 SELECT_RULES = ("best", "knee", "within")
 LOG_SCALE = ("energy_weight", "virial_weight")
+
+
 def _hyperopt_fail(key: str, message: str) -> ConfigError:
     return ConfigError(f"fit.hyperopt.{key} {message}")
 
@@ -305,17 +328,26 @@ def _hyperopt_integer(settings: dict, key: str, minimum: int) -> int:
 
 
 def _hyperopt_positive_number(value: Any, key: str, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) \
-            or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.number))
+        or not np.isfinite(value)
+        or value < minimum
+    ):
         raise _hyperopt_fail(key, f"must be a number >= {minimum}, got {value!r}")
     return float(value)
 
 
 def _hyperopt_int_list(value: Any, key: str, ranks: int, minimum: int) -> list[int]:
-    if (not isinstance(value, (list, tuple)) or len(value) != ranks
-            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in value)):
-        raise _hyperopt_fail(key, f"must be a list of {ranks} integers >= {minimum} (one per rank, as "
-                         f"fit.nradmax_by_orders), got {value!r}")
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != ranks
+        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= minimum for v in value)
+    ):
+        raise _hyperopt_fail(
+            key,
+            f"must be a list of {ranks} integers >= {minimum} (one per rank, as fit.nradmax_by_orders), got {value!r}",
+        )
     return [int(v) for v in value]
 
 
@@ -338,8 +370,14 @@ def validate_hyperopt_settings(settings: dict | None, fit_settings: dict | None 
     """
     merged = merged_with_defaults(settings, DEFAULT_HYPEROPT_SETTINGS, "fit.hyperopt")
     check_flags(merged, ("enabled", "cost_objective", "enqueue_fit_settings"), "fit.hyperopt")
-    for key, minimum in (("n_trials", 1), ("n_workers", 1), ("cv_folds", 2), ("cv_repeats", 1),
-                         ("n_startup_trials", 0), ("seed", 0)):
+    for key, minimum in (
+        ("n_trials", 1),
+        ("n_workers", 1),
+        ("cv_folds", 2),
+        ("cv_repeats", 1),
+        ("n_startup_trials", 0),
+        ("seed", 0),
+    ):
         merged[key] = _hyperopt_integer(merged, key, minimum)
     if merged["timeout_minutes"] is not None:
         merged["timeout_minutes"] = _hyperopt_positive_number(merged["timeout_minutes"], "timeout_minutes")
@@ -352,13 +390,16 @@ def validate_hyperopt_settings(settings: dict | None, fit_settings: dict | None 
             raise _hyperopt_fail(key, f"must be a number (fixed) or a [low, high] range, got {value!r}")
         low, high = (_hyperopt_positive_number(v, key) for v in pair)
         if low > high or (key in LOG_SCALE and low == 0 < high):
-            raise _hyperopt_fail(key, f"range {value!r} needs low <= high" + (" and low > 0 (log scale)"
-                                                                     if key in LOG_SCALE else ""))
+            raise _hyperopt_fail(
+                key, f"range {value!r} needs low <= high" + (" and low > 0 (log scale)" if key in LOG_SCALE else "")
+            )
         merged[key] = [low, high]
     objective = merged["objective"]
     if not isinstance(objective, dict) or set(objective) - {"energy", "force", "virial"}:
         raise _hyperopt_fail("objective", f"must map energy/force/virial to weights, got {objective!r}")
-    objective = {k: _hyperopt_positive_number(objective.get(k, 0.0), f"objective.{k}") for k in ("energy", "force", "virial")}
+    objective = {
+        k: _hyperopt_positive_number(objective.get(k, 0.0), f"objective.{k}") for k in ("energy", "force", "virial")
+    }
     if sum(objective.values()) == 0:
         raise _hyperopt_fail("objective", "has all weights 0: nothing to minimise")
     merged["objective"] = objective
@@ -379,7 +420,9 @@ def _fill_from_fit(merged: dict, fit: dict) -> None:
         raise _hyperopt_fail("cutoffs", f"must be a non-empty list of cutoffs (Å), got {cutoffs!r}")
     merged["cutoffs"] = sorted({_hyperopt_positive_number(c, "cutoffs", 1e-9) for c in cutoffs})
     ranks = len(fit["nradmax_by_orders"])
-    max_n = _hyperopt_int_list(merged["max_nradmax_by_orders"] or fit["nradmax_by_orders"], "max_nradmax_by_orders", ranks, 1)
+    max_n = _hyperopt_int_list(
+        merged["max_nradmax_by_orders"] or fit["nradmax_by_orders"], "max_nradmax_by_orders", ranks, 1
+    )
     max_l = _hyperopt_int_list(merged["max_lmax_by_orders"] or fit["lmax_by_orders"], "max_lmax_by_orders", ranks, 0)
     min_n = _hyperopt_int_list(merged["min_nradmax_by_orders"] or [1] * ranks, "min_nradmax_by_orders", ranks, 1)
     min_l = _hyperopt_int_list(merged["min_lmax_by_orders"] or [0] * ranks, "min_lmax_by_orders", ranks, 0)
@@ -389,8 +432,9 @@ def _fill_from_fit(merged: dict, fit: dict) -> None:
     for low, high, name in ((min_n, max_n, "nradmax_by_orders"), (min_l, max_l, "lmax_by_orders")):
         if any(lo > hi for lo, hi in zip(low, high, strict=True)):
             raise _hyperopt_fail(f"min_{name}", f"{low} exceeds fit.hyperopt.max_{name} {high} for some rank")
-    merged.update(max_nradmax_by_orders=max_n, max_lmax_by_orders=max_l, min_nradmax_by_orders=min_n,
-                  min_lmax_by_orders=min_l)
+    merged.update(
+        max_nradmax_by_orders=max_n, max_lmax_by_orders=max_l, min_nradmax_by_orders=min_n, min_lmax_by_orders=min_l
+    )
 
 
 def check_radial_order(nradmax_by_orders, where: str = "the basis") -> None:
@@ -403,6 +447,8 @@ def check_radial_order(nradmax_by_orders, where: str = "the basis") -> None:
     """
     nradmax = list(nradmax_by_orders)
     if max(nradmax) > nradmax[0]:
-        raise ConfigError(f"{where}: nradmax_by_orders {nradmax} has a rank with more radial functions than rank 1; "
-                          "pyace builds every rank's radial functions from nradmax_by_orders[0] of them, so such a "
-                          "basis is no column subset of a larger one. Use nradmax_by_orders[0] >= every other entry")
+        raise ConfigError(
+            f"{where}: nradmax_by_orders {nradmax} has a rank with more radial functions than rank 1; "
+            "pyace builds every rank's radial functions from nradmax_by_orders[0] of them, so such a "
+            "basis is no column subset of a larger one. Use nradmax_by_orders[0] >= every other entry"
+        )

@@ -19,7 +19,13 @@ from ase import Atoms
 from nestdb.errors import ConfigError
 from nestdb.fit.dataset import load_training_frames, stratified_split
 from nestdb.fit.features import compute_features
-from nestdb.fit.hyperopt import apply_hyperopt_result, largest_basis_settings, run_study, seed_feature_cache, summarise_study
+from nestdb.fit.hyperopt import (
+    apply_hyperopt_result,
+    largest_basis_settings,
+    run_study,
+    seed_feature_cache,
+    summarise_study,
+)
 from nestdb.fit.linear_ace import fit_linear_ace
 from nestdb.fit.pacemaker import collect_committee, prepare_committee
 from nestdb.fit.settings import (
@@ -30,16 +36,22 @@ from nestdb.fit.settings import (
 )
 
 
-def _inputs(training_paths: list[str | Path], settings: dict,
-            e0_paths: list[str | Path] | None) -> tuple[list[Atoms], dict]:
+def _inputs(
+    training_paths: list[str | Path], settings: dict, e0_paths: list[str | Path] | None
+) -> tuple[list[Atoms], dict]:
     """The training frames, and the settings with isolated-atom reference energies filled in."""
     if e0_paths or isolated_atom_elements(settings.get("reference_energies") or {}):
         settings = resolve_reference_energies(settings, list(e0_paths or []))
     return load_training_frames(training_paths), settings
 
 
-def fit_cycle(training_paths: list[str | Path], settings: dict, out_dir: str | Path,
-              e0_paths: list[str | Path] | None = None, hyperopt_result: str | Path | None = None) -> dict:
+def fit_cycle(
+    training_paths: list[str | Path],
+    settings: dict,
+    out_dir: str | Path,
+    e0_paths: list[str | Path] | None = None,
+    hyperopt_result: str | Path | None = None,
+) -> dict:
     """The linear-ACE committee of one cycle (rule ``fit``, :func:`nestdb.fit.linear_ace.fit_linear_ace`).
 
     ``hyperopt_result`` is the cycle's ``best.json`` when ``fit.hyperopt`` is
@@ -57,8 +69,9 @@ def fit_cycle(training_paths: list[str | Path], settings: dict, out_dir: str | P
     return fit_linear_ace(frames, settings, out_dir)
 
 
-def fit_pacemaker_prepare(training_paths: list[str | Path], settings: dict, out_dir: str | Path,
-                          e0_paths: list[str | Path] | None = None) -> dict:
+def fit_pacemaker_prepare(
+    training_paths: list[str | Path], settings: dict, out_dir: str | Path, e0_paths: list[str | Path] | None = None
+) -> dict:
     """The pacemaker members' inputs (rule ``fit_pacemaker_prepare``, :func:`nestdb.fit.pacemaker.prepare_committee`).
 
     Returns
@@ -70,8 +83,9 @@ def fit_pacemaker_prepare(training_paths: list[str | Path], settings: dict, out_
     return {"members": [str(folder) for folder in prepare_committee(frames, settings, out_dir)]}
 
 
-def fit_pacemaker_collect(training_paths: list[str | Path], settings: dict, out_dir: str | Path,
-                          e0_paths: list[str | Path] | None = None) -> dict:
+def fit_pacemaker_collect(
+    training_paths: list[str | Path], settings: dict, out_dir: str | Path, e0_paths: list[str | Path] | None = None
+) -> dict:
     """Export and score the pacemaker members after their jobs ran (rule ``fit_pacemaker``).
 
     The members are ``out_dir/member_<k>/`` (:func:`nestdb.fit.pacemaker.collect_committee`).
@@ -87,8 +101,9 @@ def fit_pacemaker_collect(training_paths: list[str | Path], settings: dict, out_
 
 
 # --------------------------------------------------------------------------- fit.hyperopt
-def _hyperopt_inputs(training_paths: list[str | Path], settings: dict, study_dir: str | Path,
-                     e0_paths: list[str | Path] | None) -> tuple[list[Atoms], list[Atoms], dict, dict, str]:
+def _hyperopt_inputs(
+    training_paths: list[str | Path], settings: dict, study_dir: str | Path, e0_paths: list[str | Path] | None
+) -> tuple[list[Atoms], list[Atoms], dict, dict, str]:
     """All frames, the study's training part, fit and hyperopt settings, and the rows cache folder.
 
     The study cross-validates the training part of the fit's own split
@@ -109,9 +124,16 @@ def _write_step(output: str | Path | None, result: dict) -> dict:
     return result
 
 
-def fit_hyperopt_rows(training_paths: list[str | Path], settings: dict, study_dir: str | Path, index: int, *,
-                      n_jobs: int = 1, output: str | Path | None = None,
-                      e0_paths: list[str | Path] | None = None) -> dict:
+def fit_hyperopt_rows(
+    training_paths: list[str | Path],
+    settings: dict,
+    study_dir: str | Path,
+    index: int,
+    *,
+    n_jobs: int = 1,
+    output: str | Path | None = None,
+    e0_paths: list[str | Path] | None = None,
+) -> dict:
     """The largest basis's design rows at cutoff number ``index`` of ``fit.hyperopt.cutoffs`` (rule ``fit_hyperopt_rows``).
 
     Rows of every configuration go to the feature cache (the refit on all
@@ -122,29 +144,38 @@ def fit_hyperopt_rows(training_paths: list[str | Path], settings: dict, study_di
         raise ConfigError(f"cutoff number {index} is not in fit.hyperopt.cutoffs {hyperopt['cutoffs']}")
     cutoff = hyperopt["cutoffs"][index]
     start = time.perf_counter()
-    _, info = compute_features(frames, largest_basis_settings(fit_settings, hyperopt, cutoff), cache_dir=cache,
-                               n_jobs=n_jobs)
+    _, info = compute_features(
+        frames, largest_basis_settings(fit_settings, hyperopt, cutoff), cache_dir=cache, n_jobs=n_jobs
+    )
     return _write_step(output, {"cutoff": cutoff, **info, "seconds": time.perf_counter() - start})
 
 
-def fit_hyperopt_worker(training_paths: list[str | Path], settings: dict, study_dir: str | Path, index: int, *,
-                        n_jobs: int = 1, output: str | Path | None = None,
-                        e0_paths: list[str | Path] | None = None) -> dict:
+def fit_hyperopt_worker(
+    training_paths: list[str | Path],
+    settings: dict,
+    study_dir: str | Path,
+    index: int,
+    *,
+    n_jobs: int = 1,
+    output: str | Path | None = None,
+    e0_paths: list[str | Path] | None = None,
+) -> dict:
     """Worker ``index`` of the cycle's study runs trials (rule ``fit_hyperopt_worker``, :func:`run_study`)."""
     _, training, fit_settings, hyperopt, cache = _hyperopt_inputs(training_paths, settings, study_dir, e0_paths)
-    return _write_step(output, run_study(training, fit_settings, hyperopt, study_dir, worker=index,
-                                         cache_dir=cache, n_jobs=n_jobs))
+    return _write_step(
+        output, run_study(training, fit_settings, hyperopt, study_dir, worker=index, cache_dir=cache, n_jobs=n_jobs)
+    )
 
 
-def fit_hyperopt_summary(training_paths: list[str | Path], settings: dict, study_dir: str | Path, *,
-                         e0_paths: list[str | Path] | None = None) -> dict:
+def fit_hyperopt_summary(
+    training_paths: list[str | Path], settings: dict, study_dir: str | Path, *, e0_paths: list[str | Path] | None = None
+) -> dict:
     """Choose the study's settings, write its results, seed the chosen basis's rows (rule ``fit_hyperopt``).
 
     Writes ``best.json``, ``trials.csv``, ``summary.md`` and ``pareto.png``
     in ``study_dir`` (:func:`nestdb.fit.hyperopt.summarise_study`).
     """
-    frames, training, fit_settings, hyperopt, cache = _hyperopt_inputs(training_paths, settings, study_dir,
-                                                                       e0_paths)
+    frames, training, fit_settings, hyperopt, cache = _hyperopt_inputs(training_paths, settings, study_dir, e0_paths)
     result = summarise_study(training, fit_settings, hyperopt, study_dir)
     seed_feature_cache(frames, fit_settings, hyperopt, result["settings"], cache)
     return result

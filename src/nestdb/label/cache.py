@@ -79,7 +79,8 @@ class LabelCache:
                 f"label.cache_dir: cannot write to the label cache folder {folder} ({type(error).__name__}: "
                 f"{error.strerror or error}); no calculation was started. Make it writable (e.g. "
                 f"`chmod -R u+w {self.directory}`), point label.cache_dir at a writable folder, or set "
-                "label.cache_dir: null to label without a cache")
+                "label.cache_dir: null to label without a cache"
+            )
 
     def get(self, atoms: Atoms, settings_hash: str) -> Atoms | None:
         """The cached label of ``atoms`` with its own positions, order and info, or None.
@@ -95,12 +96,19 @@ class LabelCache:
             return None
         try:
             cached = read(path, format="extxyz")
-            if cached.info.get("label_status") != "ok" or "dft_forces" not in cached.arrays \
-                    or len(cached) != len(atoms):
+            if (
+                cached.info.get("label_status") != "ok"
+                or "dft_forces" not in cached.arrays
+                or len(cached) != len(atoms)
+            ):
                 raise ValueError("not a successful label of this configuration")
         except Exception as error:  # any reader error: recalculating is always safe
-            log.warning("label cache: ignoring %s (%s: %s); the configuration is calculated again",
-                        path, type(error).__name__, error)
+            log.warning(
+                "label cache: ignoring %s (%s: %s); the configuration is calculated again",
+                path,
+                type(error).__name__,
+                error,
+            )
             return None
         _, order_query = canonical_order(atoms)
         _, order_cached = canonical_order(cached)
@@ -140,8 +148,12 @@ class LabelCache:
         try:
             return self.put(labelled)
         except OSError as error:
-            log.warning("label cache: could not store the label of %s in %s (%s: %s); the labelled record "
-                        "itself is kept, only a later rerun will calculate it again",
-                        labelled.info.get("config_id", "this configuration"), self.directory,
-                        type(error).__name__, error)
+            log.warning(
+                "label cache: could not store the label of %s in %s (%s: %s); the labelled record "
+                "itself is kept, only a later rerun will calculate it again",
+                labelled.info.get("config_id", "this configuration"),
+                self.directory,
+                type(error).__name__,
+                error,
+            )
             return None

@@ -88,7 +88,6 @@ _FIXED_PARAM = {"task": "SinglePoint", "write_checkpoint": "none"}
 SEED = "castep"
 
 
-
 class CastepFailure(LabellingFailure):
     """CASTEP did not produce a usable, converged result."""
 
@@ -116,8 +115,9 @@ def _validate(settings: dict[str, Any]) -> None:
     pspots = settings["pseudopotentials"]
     if pspots is not None and not (
         isinstance(pspots, dict)
-        and all(isinstance(k, str) and isinstance(v, str) and v.strip() and len(v.split()) == 1
-                for k, v in pspots.items())
+        and all(
+            isinstance(k, str) and isinstance(v, str) and v.strip() and len(v.split()) == 1 for k, v in pspots.items()
+        )
     ):
         raise ConfigError(
             "label.castep.pseudopotentials: expected a mapping {element: file or on-the-fly string}, "
@@ -189,8 +189,7 @@ class CheckedCastep(Castep):
             ) from error
         (directory / f"{self._seed}.stdout").write_text(proc.stdout)
         (directory / f"{self._seed}.stderr").write_text(proc.stderr)
-        errors = "\n".join(p.read_text(errors="replace").strip()
-                           for p in sorted(directory.glob(f"{self._seed}*.err")))
+        errors = "\n".join(p.read_text(errors="replace").strip() for p in sorted(directory.glob(f"{self._seed}*.err")))
         if errors.strip():
             self._error = errors
             raise CastepFailure(f"CASTEP error file(s): {errors.strip()[:500]}")

@@ -134,8 +134,7 @@ def scf_report(text: str) -> ScfReport:
         report.reason = "no SCF table in the output (run killed before the first SCF?)"
     elif report.tolerance is not None and report.last_gain[-1] > report.tolerance:
         report.reason = (
-            f"last SCF energy gain {report.last_gain[-1]:.2e} eV/atom is above "
-            f"elec_energy_tol={report.tolerance:.1e}"
+            f"last SCF energy gain {report.last_gain[-1]:.2e} eV/atom is above elec_energy_tol={report.tolerance:.1e}"
         )
     elif report.max_cycles is not None and max(report.iterations) >= report.max_cycles:
         report.reason = f"an SCF table used all max_scf_cycles={report.max_cycles} iterations"
@@ -175,8 +174,10 @@ def read_castep_output(path: str | Path) -> tuple[Atoms, ScfReport]:
     for key, value in results.items():
         value = np.asarray(value)
         if value.dtype.kind in "fiuc" and not np.all(np.isfinite(value)):
-            raise DataError(f"{path}: CASTEP's {key} is not finite ({value.reshape(-1)[:9].tolist()}); "
-                            "this output cannot be a label")
+            raise DataError(
+                f"{path}: CASTEP's {key} is not finite ({value.reshape(-1)[:9].tolist()}); "
+                "this output cannot be a label"
+            )
     if "forces" in results and np.shape(results["forces"]) != (len(atoms), 3):
         raise DataError(f"{path}: CASTEP's forces have shape {np.shape(results['forces'])}, expected ({len(atoms)}, 3)")
     return atoms, scf_report(path.read_text(errors="replace"))

@@ -66,8 +66,11 @@ def record_name(atoms: Atoms, source: str | Path | None = None, index: int | Non
     return f"{name} (config_id {config_id})" if config_id is not None else name
 
 
-def check_label_values(atoms: Atoms, where: str, fix: str = "relabel it (delete its labelled file and rerun) "
-                       "or set label_status='failed' to leave it out") -> None:
+def check_label_values(
+    atoms: Atoms,
+    where: str,
+    fix: str = "relabel it (delete its labelled file and rerun) or set label_status='failed' to leave it out",
+) -> None:
     """Refuse a successful record whose DFT fields are missing, not numbers, misshapen or not finite.
 
     Checked: ``dft_energy`` (required) and ``dft_free_energy`` (optional)
@@ -89,6 +92,7 @@ def check_label_values(atoms: Atoms, where: str, fix: str = "relabel it (delete 
     nestdb.errors.DataError
         Naming ``where`` and the key.
     """
+
     def refuse(problem: str) -> None:
         raise DataError(f"{where}: {problem}; {fix}")
 
@@ -267,7 +271,7 @@ class Labeller:
         """Settings changes for one atom in a big box: Γ-point only, spin-polarised if ``magnetic``."""
         return {}
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "Labeller":
+    def with_overrides(self, overrides: dict[str, Any]) -> Labeller:
         """A labeller of the same code with some settings replaced (safer retry settings).
 
         Raises
@@ -357,8 +361,13 @@ def _failure_kind(error: Exception) -> str:
     return "crash"
 
 
-def label_configuration(atoms: Atoms, labeller: Labeller, workdir: str | Path,
-                        timeout_s: float | None = None, limits: dict[str, float] | None = None) -> Atoms:
+def label_configuration(
+    atoms: Atoms,
+    labeller: Labeller,
+    workdir: str | Path,
+    timeout_s: float | None = None,
+    limits: dict[str, float] | None = None,
+) -> Atoms:
     """Single-point label of one configuration; a failed calculation is recorded, not raised.
 
     Cost: one calculator call (zero when the labeller's cost guard rejects the cell).

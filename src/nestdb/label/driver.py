@@ -49,7 +49,7 @@ class LabelPolicy:
     limits: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, label: dict[str, Any]) -> "LabelPolicy":
+    def from_config(cls, label: dict[str, Any]) -> LabelPolicy:
         """Policy of a ``label`` config section (schema-validated, defaults filled).
 
         Raises
@@ -85,8 +85,9 @@ def _settings_json(labeller: Labeller) -> str:
     return json.dumps(labeller.settings, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def label_with_policy(atoms: Atoms, labeller: Labeller, workdir: str | Path, policy: LabelPolicy,
-                      store: bool = True) -> Atoms:
+def label_with_policy(
+    atoms: Atoms, labeller: Labeller, workdir: str | Path, policy: LabelPolicy, store: bool = True
+) -> Atoms:
     """Label one configuration: cache lookup, calculation, retries, cache store.
 
     Cost: zero calculations on a cache hit, else 1 + (failed attempts) up to
@@ -134,20 +135,21 @@ def label_with_policy(atoms: Atoms, labeller: Labeller, workdir: str | Path, pol
     total_cpu = total_wall = 0.0
     for number, current in enumerate(attempts):
         directory = workdir if number == 0 else workdir / f"retry{number}"
-        record = label_configuration(atoms, current, directory, timeout_s=policy.timeout_s,
-                                     limits=policy.limits)
+        record = label_configuration(atoms, current, directory, timeout_s=policy.timeout_s, limits=policy.limits)
         total_cpu += record.info["label_cpu_s"]
         total_wall += record.info["label_wall_s"]
         if record.info["label_status"] == "ok" or record.info.get("label_failure_kind") == "rejected":
             break
-    record.info.update({
-        "label_requested_hash": requested,
-        "label_settings": _settings_json(current),
-        "label_attempts": number + 1,
-        "label_cached": False,
-        "label_cpu_s": round(total_cpu, 3),
-        "label_wall_s": round(total_wall, 3),
-    })
+    record.info.update(
+        {
+            "label_requested_hash": requested,
+            "label_settings": _settings_json(current),
+            "label_attempts": number + 1,
+            "label_cached": False,
+            "label_cpu_s": round(total_cpu, 3),
+            "label_wall_s": round(total_wall, 3),
+        }
+    )
     if cache is not None and store:
         cache.store(record)  # best effort: the caller writes the record it gets back
     return record

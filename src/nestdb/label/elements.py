@@ -71,8 +71,9 @@ def _check_gpaw(settings: dict, elements: Sequence[str], where: str) -> None:
         )
 
 
-def _check_mapping(settings: dict, key: str, elements: Sequence[str], where: str, required: bool,
-                   folder_variable: str | None = None) -> None:
+def _check_mapping(
+    settings: dict, key: str, elements: Sequence[str], where: str, required: bool, folder_variable: str | None = None
+) -> None:
     mapping = settings.get(key)
     if mapping is None and not required:
         return
@@ -85,8 +86,11 @@ def _check_mapping(settings: dict, key: str, elements: Sequence[str], where: str
         )
     folder = os.environ.get(folder_variable or "")
     if folder:
-        absent = [f"{e}: {mapping[e]}" for e in elements
-                  if "|" not in str(mapping[e]) and not (Path(folder) / str(mapping[e])).is_file()]
+        absent = [
+            f"{e}: {mapping[e]}"
+            for e in elements
+            if "|" not in str(mapping[e]) and not (Path(folder) / str(mapping[e])).is_file()
+        ]
         if absent:
             raise ConfigError(f"{where}.{key}: file(s) not found in ${folder_variable}={folder}: {', '.join(absent)}")
 
@@ -104,8 +108,10 @@ def _check_vasp(settings: dict, elements: Sequence[str], where: str) -> None:
         if not (folder / f"{element}{suffix}" / "POTCAR").is_file():
             missing.append(f"{element}{suffix}")
     if missing:
-        raise ConfigError(f"{where}.vasp.setups: no POTCAR for {missing} under {folder}; choose an existing "
-                          "POTCAR per element (e.g. `setups: {Mg: _pv}`) or fix $VASP_PP_PATH.")
+        raise ConfigError(
+            f"{where}.vasp.setups: no POTCAR for {missing} under {folder}; choose an existing "
+            "POTCAR per element (e.g. `setups: {Mg: _pv}`) or fix $VASP_PP_PATH."
+        )
 
 
 def check_calculator_elements(spec: dict, elements: Sequence[str], where: str) -> None:
@@ -113,9 +119,11 @@ def check_calculator_elements(spec: dict, elements: Sequence[str], where: str) -
     if spec.get("type") == "emt":
         missing = [e for e in elements if e not in parameters]
         if missing:
-            raise ConfigError(f"{where}: ASE's EMT has no parameters for {missing} (it knows "
-                              f"{', '.join(sorted(parameters))}); use another calculator, e.g. an EAM file "
-                              "for these elements.")
+            raise ConfigError(
+                f"{where}: ASE's EMT has no parameters for {missing} (it knows "
+                f"{', '.join(sorted(parameters))}); use another calculator, e.g. an EAM file "
+                "for these elements."
+            )
 
 
 def check_label_elements(spec: dict, elements: Sequence[str], where: str = "label") -> None:
@@ -137,11 +145,18 @@ def check_label_elements(spec: dict, elements: Sequence[str], where: str = "labe
     if code == "gpaw":
         _check_gpaw(settings, elements, where)
     elif code == "castep":
-        _check_mapping(settings, "pseudopotentials", elements, f"{where}.castep", required=False,
-                       folder_variable="PSPOT_DIR")
+        _check_mapping(
+            settings, "pseudopotentials", elements, f"{where}.castep", required=False, folder_variable="PSPOT_DIR"
+        )
     elif code == "espresso":
-        _check_mapping(settings, "pseudopotentials", elements, f"{where}.espresso", required=True,
-                       folder_variable="ESPRESSO_PSEUDO")
+        _check_mapping(
+            settings,
+            "pseudopotentials",
+            elements,
+            f"{where}.espresso",
+            required=True,
+            folder_variable="ESPRESSO_PSEUDO",
+        )
     elif code == "vasp":
         _check_vasp(settings, elements, where)
     elif code == "potential":

@@ -82,8 +82,10 @@ class EspressoLabeller(Labeller):
         resolved.update(copy.deepcopy(settings or {}))
         fixed = sorted((set(resolved) & set(_FIXED)) | ({"kpts", "input_data", "kspacing"} & set(resolved)))
         if fixed:
-            raise ConfigError(f"label.espresso: {fixed} are set by the labeller (scf with forces and stress, "
-                              "k-points from kpoints_mp_spacing); remove them")
+            raise ConfigError(
+                f"label.espresso: {fixed} are set by the labeller (scf with forces and stress, "
+                "k-points from kpoints_mp_spacing); remove them"
+            )
         pseudos = resolved["pseudopotentials"]
         if not (isinstance(pseudos, dict) and pseudos and all(isinstance(v, str) for v in pseudos.values())):
             raise ConfigError(
@@ -92,8 +94,9 @@ class EspressoLabeller(Labeller):
             )
         spacing = resolved["kpoints_mp_spacing"]
         if isinstance(spacing, bool) or not isinstance(spacing, (int, float)) or spacing <= 0:
-            raise ConfigError("label.espresso.kpoints_mp_spacing: expected a positive number (1/Å, no 2π), "
-                              f"got {spacing!r}")
+            raise ConfigError(
+                f"label.espresso.kpoints_mp_spacing: expected a positive number (1/Å, no 2π), got {spacing!r}"
+            )
         super().__init__(resolved)
         self.base_dir = Path(base_dir)
 
@@ -114,8 +117,14 @@ class EspressoLabeller(Labeller):
         )
         grid = monkhorst_pack_grid(atoms, castep_spacing=self.settings["kpoints_mp_spacing"])
         shift = (1, 1, 1) if self.settings["kpoints_shift"] else (0, 0, 0)
-        return Espresso(profile=profile, directory=str(directory), input_data=self.input_data(),
-                        pseudopotentials=dict(self.settings["pseudopotentials"]), kpts=grid, koffset=shift)
+        return Espresso(
+            profile=profile,
+            directory=str(directory),
+            input_data=self.input_data(),
+            pseudopotentials=dict(self.settings["pseudopotentials"]),
+            kpts=grid,
+            koffset=shift,
+        )
 
     def write_inputs(self, atoms: Atoms, directory: str | Path) -> list[Path]:
         """Write ``espresso.pwi`` as a run would, without running pw.x."""
@@ -134,5 +143,7 @@ class EspressoLabeller(Labeller):
         if _NOT_CONVERGED in text or _CONVERGED not in text:
             raise LabellingFailure(
                 f"SCF not converged ({output.name} lacks '{_CONVERGED}'); raise label.espresso."
-                "electron_maxstep or add safer settings (mixing_beta) to label.retry.espresso", kind="scf")
+                "electron_maxstep or add safer settings (mixing_beta) to label.retry.espresso",
+                kind="scf",
+            )
         return energy

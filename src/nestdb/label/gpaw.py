@@ -51,9 +51,7 @@ def _validate(settings: dict[str, Any]) -> None:
     if isinstance(kpts, dict):
         unknown = set(kpts) - {"density", "gamma", "size", "even"}
         if unknown:
-            raise ConfigError(
-                f"label.gpaw.kpts: unknown key(s) {sorted(unknown)}; use density/gamma/size/even"
-            )
+            raise ConfigError(f"label.gpaw.kpts: unknown key(s) {sorted(unknown)}; use density/gamma/size/even")
     elif not (isinstance(kpts, (list, tuple)) and len(kpts) == 3):
         raise ConfigError(
             f"label.gpaw.kpts: expected {{density: 4, gamma: true}} or a list of 3 integers, got {kpts!r}"
@@ -99,9 +97,7 @@ class GpawLabeller(Labeller):
         settings = dict(settings or {})
         unknown = sorted(set(settings) - set(GPAW_DEFAULTS))
         if unknown:
-            raise ConfigError(
-                f"label.gpaw: unknown setting(s) {unknown}; allowed: {', '.join(GPAW_DEFAULTS)}"
-            )
+            raise ConfigError(f"label.gpaw: unknown setting(s) {unknown}; allowed: {', '.join(GPAW_DEFAULTS)}")
         resolved = copy.deepcopy(GPAW_DEFAULTS)
         resolved.update(copy.deepcopy(settings))
         _validate(resolved)

@@ -81,8 +81,10 @@ def code_argv(prefix: list[str], command: str, *arguments: str) -> list[str]:
     """
     split = shlex.split(command)
     if not split:
-        raise ConfigError("empty command for the DFT code: set CASTEP_COMMAND / ASE_VASP_COMMAND / "
-                          "ASE_ESPRESSO_COMMAND to the executable")
+        raise ConfigError(
+            "empty command for the DFT code: set CASTEP_COMMAND / ASE_VASP_COMMAND / "
+            "ASE_ESPRESSO_COMMAND to the executable"
+        )
     if Path(split[0]).name in KNOWN_LAUNCHERS:
         # The command brings its own launcher (e.g. CASTEP_COMMAND="srun castep.mpi"): never launch twice.
         prefix = []

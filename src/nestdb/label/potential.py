@@ -48,7 +48,7 @@ class PotentialLabeller(Labeller):
         self.base_dir = Path(base_dir)
         self._factory = calculator_factory
 
-    def with_overrides(self, overrides: dict[str, Any]) -> "PotentialLabeller":
+    def with_overrides(self, overrides: dict[str, Any]) -> PotentialLabeller:
         """Same calculator factory, spec with ``overrides`` merged in."""
         clone = PotentialLabeller({**self.settings, **overrides}, self.base_dir, self._factory)
         clone.set_launcher(self.launch_prefix())

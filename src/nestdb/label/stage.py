@@ -42,13 +42,22 @@ def check_output_folders(folders: dict[str, str | Path]) -> None:
     for what, folder in folders.items():
         error = probe_writable(folder)
         if error is not None:
-            raise DataError(f"cannot write the {what} folder {folder} ({type(error).__name__}: "
-                            f"{error.strerror or error}); no calculation was started. Make it writable "
-                            f"(e.g. `chmod u+w {folder}`) or free space on its disk, then rerun")
+            raise DataError(
+                f"cannot write the {what} folder {folder} ({type(error).__name__}: "
+                f"{error.strerror or error}); no calculation was started. Make it writable "
+                f"(e.g. `chmod u+w {folder}`) or free space on its disk, then rerun"
+            )
 
 
-def label_one(config_path: str | Path, out_path: str | Path, raw_dir: str | Path, spec: dict,
-              policy: dict | None = None, mpi: str | None = None, tasks: int | None = None) -> Atoms:
+def label_one(
+    config_path: str | Path,
+    out_path: str | Path,
+    raw_dir: str | Path,
+    spec: dict,
+    policy: dict | None = None,
+    mpi: str | None = None,
+    tasks: int | None = None,
+) -> Atoms:
     """Label one configuration; a failed calculation is recorded, not raised.
 
     Under MPI every rank runs the calculation (the DFT code parallelises
@@ -99,13 +108,19 @@ def label_one(config_path: str | Path, out_path: str | Path, raw_dir: str | Path
         write(out_path, labelled, format="extxyz")
         if cache is not None and not labelled.info.get("label_cached"):
             cache.store(labelled)
-    log.info("%s: %s%s %s", atoms.info.get("config_id"), labelled.info.get("label_status"),
-             " (cached)" if labelled.info.get("label_cached") else "", labelled.info.get("label_error", ""))
+    log.info(
+        "%s: %s%s %s",
+        atoms.info.get("config_id"),
+        labelled.info.get("label_status"),
+        " (cached)" if labelled.info.get("label_cached") else "",
+        labelled.info.get("label_error", ""),
+    )
     return labelled
 
 
-def isolated_atom_energy(element: str, spec: dict, out_path: str | Path, raw_dir: str | Path,
-                         box: float = 12.0, policy: dict | None = None) -> dict:
+def isolated_atom_energy(
+    element: str, spec: dict, out_path: str | Path, raw_dir: str | Path, box: float = 12.0, policy: dict | None = None
+) -> dict:
     """Isolated-atom reference energy E0 of one element with the labelling settings.
 
     One atom in a cubic periodic box of edge ``box`` Å, with the element's
@@ -155,10 +170,17 @@ def isolated_atom_energy(element: str, spec: dict, out_path: str | Path, raw_dir
     record = label_with_policy(atom, labeller, Path(raw_dir), policy, store=False)
     if record.info["label_status"] != "ok":
         raise DataError(f"isolated {element} atom: {record.info['label_error']} (see {raw_dir})")
-    result = {"element": element, "energy": float(record.info["dft_energy"]), "code": labeller.name,
-              "settings_hash": requested_hash, "box": float(box), "magnetic_moment": moment,
-              "cpu_s": record.info["label_cpu_s"], "wall_s": record.info["label_wall_s"],
-              "cached": bool(record.info.get("label_cached", False))}
+    result = {
+        "element": element,
+        "energy": float(record.info["dft_energy"]),
+        "code": labeller.name,
+        "settings_hash": requested_hash,
+        "box": float(box),
+        "magnetic_moment": moment,
+        "cpu_s": record.info["label_cpu_s"],
+        "wall_s": record.info["label_wall_s"],
+        "cached": bool(record.info.get("label_cached", False)),
+    }
     write_json(out_path, result)
     if cache is not None and not result["cached"]:
         cache.store(record)  # after the result file: a cache that cannot be written costs no calculation
@@ -176,9 +198,17 @@ def _write_failures(failed: list[tuple[Atoms, Path]], path: str | Path) -> None:
         writer.writerow(FAILURE_COLUMNS)
         for frame, source in failed:
             info = frame.info
-            writer.writerow([info.get("config_id", Path(source).stem), info.get("pressure", ""),
-                             info.get("label_failure_kind", "crash"), info.get("label_error", ""),
-                             info.get("label_settings_hash", ""), info.get("label_attempts", 1), str(source)])
+            writer.writerow(
+                [
+                    info.get("config_id", Path(source).stem),
+                    info.get("pressure", ""),
+                    info.get("label_failure_kind", "crash"),
+                    info.get("label_error", ""),
+                    info.get("label_settings_hash", ""),
+                    info.get("label_attempts", 1),
+                    str(source),
+                ]
+            )
 
 
 def _write_cost(frames: list[Atoms], path: str | Path) -> dict:
@@ -197,9 +227,14 @@ def _write_cost(frames: list[Atoms], path: str | Path) -> dict:
     return cost
 
 
-def gather_labels(paths: list[str | Path], database_path: str | Path, table_path: str | Path,
-                  max_failed_fraction: float, failures_path: str | Path | None = None,
-                  cost_path: str | Path | None = None) -> dict:
+def gather_labels(
+    paths: list[str | Path],
+    database_path: str | Path,
+    table_path: str | Path,
+    max_failed_fraction: float,
+    failures_path: str | Path | None = None,
+    cost_path: str | Path | None = None,
+) -> dict:
     """Merge one cycle's labelled configurations; failed ones go to the tables only.
 
     Parameters
@@ -236,24 +271,33 @@ def gather_labels(paths: list[str | Path], database_path: str | Path, table_path
     frames = [read(p, format="extxyz") for p in paths]
     for frame, path in zip(frames, paths, strict=True):
         if frame.info.get("label_status") == "ok":
-            check_label_values(frame, record_name(frame, path),
-                               fix=f"delete {path} and rerun the workflow to label it again")
+            check_label_values(
+                frame, record_name(frame, path), fix=f"delete {path} and rerun the workflow to label it again"
+            )
     ok = [f for f in frames if f.info.get("label_status") == "ok"]
     failed = [f for f in frames if f.info.get("label_status") != "ok"]
     with open(table_path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["config_id", "pressure", "iter", "temp", "status", "dft_energy_per_atom",
-                         "cpu_s", "error"])
+        writer.writerow(["config_id", "pressure", "iter", "temp", "status", "dft_energy_per_atom", "cpu_s", "error"])
         for f, path in zip(frames, paths):
             info = f.info
             energy = info.get("dft_energy")
-            writer.writerow([info.get("config_id", Path(path).stem), info.get("pressure"), info.get("iter"),
-                             info.get("temp"), info.get("label_status", "missing"),
-                             "" if energy is None else energy / len(f), info.get("label_cpu_s", ""),
-                             info.get("label_error", "")])
+            writer.writerow(
+                [
+                    info.get("config_id", Path(path).stem),
+                    info.get("pressure"),
+                    info.get("iter"),
+                    info.get("temp"),
+                    info.get("label_status", "missing"),
+                    "" if energy is None else energy / len(f),
+                    info.get("label_cpu_s", ""),
+                    info.get("label_error", ""),
+                ]
+            )
     if failures_path is not None:
-        _write_failures([(f, Path(p)) for f, p in zip(frames, paths) if f.info.get("label_status") != "ok"],
-                        failures_path)
+        _write_failures(
+            [(f, Path(p)) for f, p in zip(frames, paths) if f.info.get("label_status") != "ok"], failures_path
+        )
     if cost_path is not None:
         log.info("label cost: %s", _write_cost(frames, cost_path))
     n_total = len(frames)

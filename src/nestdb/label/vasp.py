@@ -59,10 +59,30 @@ _OWN_KEYS = ("kpoints_mp_spacing", "gamma")
 
 def _known_vasp_keys() -> set[str]:
     calc = Vasp()
-    keys = {"xc", "setups", "pp", "kpts", "gamma", "kpts_nintersections", "reciprocal", "ldau_luj",
-            "ignore_constraints", "net_charge"}
-    for name in ("float_params", "exp_params", "string_params", "int_params", "bool_params",
-                 "list_bool_params", "list_int_params", "list_float_params", "special_params", "dict_params"):
+    keys = {
+        "xc",
+        "setups",
+        "pp",
+        "kpts",
+        "gamma",
+        "kpts_nintersections",
+        "reciprocal",
+        "ldau_luj",
+        "ignore_constraints",
+        "net_charge",
+    }
+    for name in (
+        "float_params",
+        "exp_params",
+        "string_params",
+        "int_params",
+        "bool_params",
+        "list_bool_params",
+        "list_int_params",
+        "list_float_params",
+        "special_params",
+        "dict_params",
+    ):
         keys |= set(getattr(calc, name))
     return keys
 
@@ -110,12 +130,15 @@ class VaspLabeller(Labeller):
             )
         fixed = sorted(set(resolved) & set(_FIXED) | ({"kpts"} & set(resolved)))
         if fixed:
-            raise ConfigError(f"label.vasp: {fixed} are set by the labeller (single point, "
-                              "k-points from kpoints_mp_spacing); remove them")
+            raise ConfigError(
+                f"label.vasp: {fixed} are set by the labeller (single point, "
+                "k-points from kpoints_mp_spacing); remove them"
+            )
         spacing = resolved["kpoints_mp_spacing"]
         if isinstance(spacing, bool) or not isinstance(spacing, (int, float)) or spacing <= 0:
-            raise ConfigError(f"label.vasp.kpoints_mp_spacing: expected a positive number (1/Å, no 2π), "
-                              f"got {spacing!r}")
+            raise ConfigError(
+                f"label.vasp.kpoints_mp_spacing: expected a positive number (1/Å, no 2π), got {spacing!r}"
+            )
         super().__init__(resolved)
         self.base_dir = Path(base_dir)
 
@@ -167,5 +190,7 @@ class VaspLabeller(Labeller):
         if atoms.calc.converged is False:
             raise LabellingFailure(
                 f"SCF not converged within NELM={self.settings.get('nelm')} (see OUTCAR); raise "
-                "label.vasp.nelm or add safer settings to label.retry.vasp", kind="scf")
+                "label.vasp.nelm or add safer settings to label.retry.vasp",
+                kind="scf",
+            )
         return energy

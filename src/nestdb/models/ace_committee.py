@@ -52,7 +52,7 @@ class Committee:
         index = {e: i for i, e in enumerate(self.elements)}
         for symbol, projection in zip(symbols, projections, strict=True):
             start = self.function_offsets[index[symbol]]
-            phi[start:start + len(projection)] += projection
+            phi[start : start + len(projection)] += projection
         return phi
 
 
@@ -82,15 +82,19 @@ def load_committee(model_dir: str | Path) -> Committee:
                 coefficients=np.atleast_2d(np.asarray(data["coefficients"], dtype=float)),
                 function_offsets=np.asarray(data["function_offsets"], dtype=int),
                 functions_per_element=np.asarray(data["functions_per_element"], dtype=int),
-                onebody_deviation=(np.asarray(data["onebody_deviation"], dtype=float)
-                                   if "onebody_deviation" in data.files
-                                   else np.zeros((np.atleast_2d(data["coefficients"]).shape[0], len(elements)))),
+                onebody_deviation=(
+                    np.asarray(data["onebody_deviation"], dtype=float)
+                    if "onebody_deviation" in data.files
+                    else np.zeros((np.atleast_2d(data["coefficients"]).shape[0], len(elements)))
+                ),
             )
     except (KeyError, ValueError, OSError) as exc:
         raise DataError(f"'{committee_path}' is not a nestdb committee file: {exc}") from exc
     if committee.coefficients.shape[1] != committee.mean_coefficients.size:
-        raise DataError(f"'{committee_path}': committee has {committee.coefficients.shape[1]} coefficients "
-                        f"per member but the mean has {committee.mean_coefficients.size}")
+        raise DataError(
+            f"'{committee_path}': committee has {committee.coefficients.shape[1]} coefficients "
+            f"per member but the mean has {committee.mean_coefficients.size}"
+        )
     return committee
 
 
@@ -203,8 +207,12 @@ class _PyaceModels:
         self.projections = ACECalculator(self._b_evaluator)
         blocks = config.funcspecs_blocks
         self.multi = None
-        if len(blocks) == 1 and blocks[0].ndensityi == 1 and len(committee.elements) == 1 \
-                and np.array_equal(np.array(config.get_func_coeffs()), committee.mean_coefficients):
+        if (
+            len(blocks) == 1
+            and blocks[0].ndensityi == 1
+            and len(committee.elements) == 1
+            and np.array_equal(np.array(config.get_func_coeffs()), committee.mean_coefficients)
+        ):
             self.multi, self._multi_parts = self._recursive(ACEBBasisSet(self._committee_config(config)))
 
     @staticmethod
@@ -241,8 +249,13 @@ class _PyaceModels:
         pbc = atoms.pbc
         if pbc.all() != pbc.any():
             raise DataError("the ACE committee supports fully periodic or non-periodic cells only")
-        env = build_atomic_env(np.array(atoms.positions, dtype=float), np.array(atoms.cell.array, dtype=float),
-                               atoms.numbers, bool(pbc.all()), self.cutoff)
+        env = build_atomic_env(
+            np.array(atoms.positions, dtype=float),
+            np.array(atoms.cell.array, dtype=float),
+            atoms.numbers,
+            bool(pbc.all()),
+            self.cutoff,
+        )
         index = self.element_index
         symbols = chemical_symbols
         env.species_type = [index[symbols[z]] for z in env.species_type]

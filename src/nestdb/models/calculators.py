@@ -29,8 +29,14 @@ EAM_IMPLEMENTATIONS: tuple[str, ...] = ("nestdb", "ase", "matscipy")
 #: Calculator types that are a fitted committee read from a ``model`` folder (the previous cycle's fit).
 COMMITTEE_TYPES: tuple[str, ...] = ("ace_committee", "pacemaker_committee")
 
-__all__ = ["CALCULATORS", "COMMITTEE_TYPES", "EAM_IMPLEMENTATIONS", "KNOWN_CALCULATORS", "parse_calculator_spec",
-           "make_calculator"]
+__all__ = [
+    "CALCULATORS",
+    "COMMITTEE_TYPES",
+    "EAM_IMPLEMENTATIONS",
+    "KNOWN_CALCULATORS",
+    "parse_calculator_spec",
+    "make_calculator",
+]
 
 
 def _resolve_file(value: Any, key: str, calc_type: str, base_dir: Path, must_be_dir: bool = False) -> Path:
@@ -128,8 +134,10 @@ def _eam(settings: dict, base_dir: Path) -> Calculator:
         raise ConfigError(f"calculator 'eam': kind={kind!r} unknown; use one of {', '.join(EAM_KINDS)}")
     implementation = settings.get("implementation", "nestdb")
     if implementation not in EAM_IMPLEMENTATIONS:
-        raise ConfigError(f"calculator 'eam': implementation={implementation!r} unknown; use one of "
-                          f"{', '.join(EAM_IMPLEMENTATIONS)} (nestdb is the fast one)")
+        raise ConfigError(
+            f"calculator 'eam': implementation={implementation!r} unknown; use one of "
+            f"{', '.join(EAM_IMPLEMENTATIONS)} (nestdb is the fast one)"
+        )
     try:
         if implementation == "nestdb":
             return FastEAM(path, kind=kind)
@@ -139,8 +147,10 @@ def _eam(settings: dict, base_dir: Path) -> Calculator:
     except DataError as err:
         raise ConfigError(f"calculator 'eam': {err}") from err
     except Exception as err:  # the ASE/matscipy parsers fail with bare IndexError/ValueError on a wrong kind
-        raise ConfigError(f"calculator 'eam': could not read file={str(path)!r} as {kind!r} "
-                          f"with the {implementation} implementation: {err}") from err
+        raise ConfigError(
+            f"calculator 'eam': could not read file={str(path)!r} as {kind!r} "
+            f"with the {implementation} implementation: {err}"
+        ) from err
 
 
 #: The energy models a config can name (``calculator: {type: <name>, ...}``) and the keys each accepts.

@@ -37,8 +37,16 @@ class CommitteeCalculator(Calculator):
         Passed to :class:`ase.calculators.calculator.Calculator`.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "energies", "energy_committee",
-                              "energy_std", "energy_std_per_atom"]
+    implemented_properties = [
+        "energy",
+        "free_energy",
+        "forces",
+        "stress",
+        "energies",
+        "energy_committee",
+        "energy_std",
+        "energy_std_per_atom",
+    ]
     #: What the model is, for messages.
     description = "committee"
 
@@ -62,8 +70,10 @@ class CommitteeCalculator(Calculator):
         """
         unknown = set(symbols) - set(self.reference_energies)
         if unknown:
-            raise DataError(f"configuration contains {sorted(unknown)} but the {self.description} in "
-                            f"{self.model_dir} was fitted for {list(self.reference_energies)}")
+            raise DataError(
+                f"configuration contains {sorted(unknown)} but the {self.description} in "
+                f"{self.model_dir} was fitted for {list(self.reference_energies)}"
+            )
         return np.array([self.reference_energies[s] for s in symbols])
 
     def store_committee(self, committee_energies: np.ndarray, n_atoms: int) -> None:
@@ -71,5 +81,6 @@ class CommitteeCalculator(Calculator):
         committee_energies = np.asarray(committee_energies, dtype=float)
         ddof = 1 if committee_energies.size > 1 else 0
         energy_std = float(np.std(committee_energies, ddof=ddof))
-        self.results.update(energy_committee=committee_energies, energy_std=energy_std,
-                            energy_std_per_atom=energy_std / n_atoms)
+        self.results.update(
+            energy_committee=committee_energies, energy_std=energy_std, energy_std_per_atom=energy_std / n_atoms
+        )

@@ -44,8 +44,13 @@ class PacemakerCommitteeCalculator(CommitteeCalculator):
 
     description = "pacemaker committee"
 
-    def __init__(self, potentials: list[str | Path], reference_energies: dict[str, float],
-                 active_set: str | Path | None = None, **kwargs):
+    def __init__(
+        self,
+        potentials: list[str | Path],
+        reference_energies: dict[str, float],
+        active_set: str | Path | None = None,
+        **kwargs,
+    ):
         from pyace import PyACECalculator  # optional dependency (the `ace` extra): imported only to evaluate
 
         if not potentials:
@@ -61,13 +66,15 @@ class PacemakerCommitteeCalculator(CommitteeCalculator):
             self._members[0].set_active_set(str(self.active_set))
 
     @classmethod
-    def from_folder(cls, folder: str | Path) -> "PacemakerCommitteeCalculator":
+    def from_folder(cls, folder: str | Path) -> PacemakerCommitteeCalculator:
         """Load the committee collected into ``folder`` (its ``committee.json``)."""
         folder = Path(folder)
         index = folder / COMMITTEE_INDEX
         if not index.is_file():
-            raise DataError(f"'{index}' is missing: {folder} holds no collected pacemaker committee; "
-                            "run rule fit_pacemaker (fit.pacemaker.enabled) first")
+            raise DataError(
+                f"'{index}' is missing: {folder} holds no collected pacemaker committee; "
+                "run rule fit_pacemaker (fit.pacemaker.enabled) first"
+            )
         try:
             data = json.loads(index.read_text())
             members = [folder / name for name in data["members"]]

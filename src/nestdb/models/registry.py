@@ -66,8 +66,9 @@ class Registry:
     def entry(self, kind: Any) -> Entry:
         """The entry of ``kind``; ConfigError listing the known kinds when there is none."""
         if kind not in self._entries:
-            raise ConfigError(f"{self.what} {self.key} {kind!r} is unknown; set {self.key!r} to one of "
-                              f"{', '.join(self._entries)}")
+            raise ConfigError(
+                f"{self.what} {self.key} {kind!r} is unknown; set {self.key!r} to one of {', '.join(self._entries)}"
+            )
         return self._entries[kind]
 
     def build(self, spec: Spec, **options: Any) -> Any:
@@ -77,6 +78,7 @@ class Registry:
             extra = sorted(set(spec.settings) - set(entry.keys))
             if extra:
                 allowed = ", ".join(entry.keys) or "none"
-                raise ConfigError(f"{self.what} {spec.kind!r}: unknown key(s) {', '.join(map(repr, extra))}; "
-                                  f"allowed keys: {allowed}")
+                raise ConfigError(
+                    f"{self.what} {spec.kind!r}: unknown key(s) {', '.join(map(repr, extra))}; allowed keys: {allowed}"
+                )
         return entry.factory(spec.settings, **options)

@@ -22,5 +22,12 @@ from nestdb.ns.output import output_paths
 from nestdb.ns.pymatnest import read_ns_frames
 from nestdb.ns.settings import MOVE_TYPES, NSSettings
 
-__all__ = ["MOVE_TYPES", "NSSettings", "min_aspect_ratio", "output_paths", "read_ns_frames", "run_nested_sampling",
-           "temperature_estimate"]
+__all__ = [
+    "MOVE_TYPES",
+    "NSSettings",
+    "min_aspect_ratio",
+    "output_paths",
+    "read_ns_frames",
+    "run_nested_sampling",
+    "temperature_estimate",
+]

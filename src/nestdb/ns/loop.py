@@ -64,9 +64,15 @@ def temperature_estimate(h_lims: deque, n_walkers: int, n_cull: int) -> float:
     return 1.0 / (KB_EV_PER_K * beta)
 
 
-def run_nested_sampling(symbols: list[str] | dict[str, int], calculator, settings: NSSettings,
-                        out_prefix: str | Path, resume: bool = False,
-                        snapshot_path: str | Path | None = None, model: dict | None = None) -> dict:
+def run_nested_sampling(
+    symbols: list[str] | dict[str, int],
+    calculator,
+    settings: NSSettings,
+    out_prefix: str | Path,
+    resume: bool = False,
+    snapshot_path: str | Path | None = None,
+    model: dict | None = None,
+) -> dict:
     """Run constant-pressure nested sampling and write pymatnest-format outputs.
 
     Cost model: initial walkers cost one model call per prior draw; then every
@@ -131,8 +137,9 @@ def run_nested_sampling(symbols: list[str] | dict[str, int], calculator, setting
     say = progress_logger().info
 
     start = time.perf_counter()
-    fingerprint = chain_fingerprint(settings, numbers, model if model is not None
-                                    else calculator_fingerprint(calculator))
+    fingerprint = chain_fingerprint(
+        settings, numbers, model if model is not None else calculator_fingerprint(calculator)
+    )
     legacy = Path(str(out_prefix) + LEGACY_SNAPSHOT_SUFFIX)
     if resume and snapshot_path is None and legacy.exists():
         raise legacy_snapshot_error(legacy)
@@ -160,7 +167,7 @@ class _TerminationRequests:
         self.requested = 0
         self.previous = None
 
-    def __enter__(self) -> "_TerminationRequests":
+    def __enter__(self) -> _TerminationRequests:
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGTERM, self._handle)
         return self
@@ -176,8 +183,7 @@ class _TerminationRequests:
 class _Run:
     """The mutable state of one run between iterations (what a snapshot holds)."""
 
-    def __init__(self, sampler: Sampler, settings: NSSettings, paths: dict[str, Path], say,
-                 fingerprint: dict) -> None:
+    def __init__(self, sampler: Sampler, settings: NSSettings, paths: dict[str, Path], say, fingerprint: dict) -> None:
         self.sampler, self.settings, self.paths, self.say = sampler, settings, paths, say
         self.fingerprint = fingerprint
         self.n_atoms = sampler.n_atoms
@@ -197,27 +203,39 @@ class _Run:
         sampler.initialise()
         self.n_init_calls = sampler.evaluate.n_calls
         with open(self.paths["energies"], "w") as handle:
-            handle.write(energies_header(s.n_walkers, s.n_cull, self.n_atoms,
-                                         0 if sampler.sample_kinetic else 3 * self.n_atoms))
+            handle.write(
+                energies_header(s.n_walkers, s.n_cull, self.n_atoms, 0 if sampler.sample_kinetic else 3 * self.n_atoms)
+            )
         open(self.paths["traj"], "w").close()
-        self.say(f"NS: {self.n_atoms} atoms, K={s.n_walkers}, L={s.walk_length}, n_cull={s.n_cull}, "
-                 f"n_procs={s.n_procs}, P={s.pressure_gpa} GPa, KEmax={sampler.kemax:.4g} eV, "
-                 f"{self.n_init_calls} calls for the initial walkers")
+        self.say(
+            f"NS: {self.n_atoms} atoms, K={s.n_walkers}, L={s.walk_length}, n_cull={s.n_cull}, "
+            f"n_procs={s.n_procs}, P={s.pressure_gpa} GPa, KEmax={sampler.kemax:.4g} eV, "
+            f"{self.n_init_calls} calls for the initial walkers"
+        )
 
     def state(self, offsets: dict[str, int], wall_s: float) -> dict:
         """Everything the rest of the run depends on (see nestdb.ns.restart)."""
         sampler = self.sampler
         return {
-            "fingerprint": self.fingerprint, "iteration": self.iteration,
+            "fingerprint": self.fingerprint,
+            "iteration": self.iteration,
             "walkers": {name: getattr(sampler.walkers, name).copy() for name in WALKER_FIELDS},
-            "step": dict(sampler.step), "attempts": dict(sampler.attempts), "accepts": dict(sampler.accepts),
-            "total_attempts": dict(sampler.total_attempts), "total_accepts": dict(sampler.total_accepts),
-            "n_committee_rejected": sampler.n_committee_rejected, "n_calls": sampler.evaluate.n_calls,
-            "n_failed": sampler.evaluate.n_failed, "n_init_calls": self.n_init_calls,
+            "step": dict(sampler.step),
+            "attempts": dict(sampler.attempts),
+            "accepts": dict(sampler.accepts),
+            "total_attempts": dict(sampler.total_attempts),
+            "total_accepts": dict(sampler.total_accepts),
+            "n_committee_rejected": sampler.n_committee_rejected,
+            "n_calls": sampler.evaluate.n_calls,
+            "n_failed": sampler.evaluate.n_failed,
+            "n_init_calls": self.n_init_calls,
             "n_init_above_committee_limit": sampler.n_init_above_committee_limit,
             "rng_state": sampler.rng.bit_generator.state,
-            "log_x": [self.log_x.line, self.log_x.log_x], "max_log_term": self.max_log_term,
-            "recent_h_lims": np.array(self.recent_h_lims, dtype=float), "offsets": offsets, "wall_s": wall_s,
+            "log_x": [self.log_x.line, self.log_x.log_x],
+            "max_log_term": self.max_log_term,
+            "recent_h_lims": np.array(self.recent_h_lims, dtype=float),
+            "offsets": offsets,
+            "wall_s": wall_s,
         }
 
     def restore(self, state: dict) -> None:
@@ -250,8 +268,11 @@ class _Run:
         adapt_interval = max(1, n_walkers // n_cull)
         # a fresh run snapshots at once: its initial walkers may have cost hours
         last_snapshot = -math.inf if self.restarted_at is None else time.perf_counter()
-        with open(self.paths["energies"], "a") as energies_file, open(self.paths["traj"], "a") as traj_file, \
-                _TerminationRequests() as terminate:
+        with (
+            open(self.paths["energies"], "a") as energies_file,
+            open(self.paths["traj"], "a") as traj_file,
+            _TerminationRequests() as terminate,
+        ):
 
             def take_snapshot() -> None:
                 offsets = {}
@@ -263,12 +284,15 @@ class _Run:
 
             while self.iteration < s.max_iter:
                 if s.snapshot_seconds is not None and (
-                        terminate.requested or time.perf_counter() - last_snapshot >= s.snapshot_seconds):
+                    terminate.requested or time.perf_counter() - last_snapshot >= s.snapshot_seconds
+                ):
                     take_snapshot()
                     last_snapshot = time.perf_counter()
                 if terminate.requested:
-                    self.say(f"NS: terminated by signal {terminate.requested} at iteration {self.iteration}"
-                             + ("; snapshot written, rerun to resume" if s.snapshot_seconds is not None else ""))
+                    self.say(
+                        f"NS: terminated by signal {terminate.requested} at iteration {self.iteration}"
+                        + ("; snapshot written, rerun to resume" if s.snapshot_seconds is not None else "")
+                    )
                     raise SystemExit(128 + terminate.requested)
                 if _committee_stop(walkers.committee_std, s):
                     self.stop_reason = "committee"
@@ -280,8 +304,7 @@ class _Run:
                     self.stop_reason = "converged"
                     break
                 for k, index in enumerate(culled):
-                    energies_file.write(energies_line(self.iteration, walkers.enthalpy[index],
-                                                      walkers.volume[index]))
+                    energies_file.write(energies_line(self.iteration, walkers.enthalpy[index], walkers.volume[index]))
                     self.recent_h_lims.append(float(walkers.enthalpy[index]))
                     n_global = self.iteration * n_cull + k
                     if s.traj_interval > 0 and n_global % s.traj_interval == s.traj_interval - 1:
@@ -290,8 +313,11 @@ class _Run:
                 tasks = []
                 for k, index in enumerate(culled):
                     walkers.copy_walker(int(survivors[rng.integers(len(survivors))]), int(index))
-                    tasks.append(WalkTask(walkers.state(int(index)), h_lim, dict(sampler.step),
-                                          walk_seed(s.seed, self.iteration, k)))
+                    tasks.append(
+                        WalkTask(
+                            walkers.state(int(index)), h_lim, dict(sampler.step), walk_seed(s.seed, self.iteration, k)
+                        )
+                    )
                 for index, result in zip(culled, pool.walk(tasks)):
                     walkers.set_state(int(index), result.state)
                     self._merge(result)
@@ -338,12 +364,15 @@ class _Run:
         temperature = temperature_estimate(self.recent_h_lims, s.n_walkers, s.n_cull)
         wall = self.wall_before + time.perf_counter() - start
         failed = sampler.evaluate.n_failed
-        self.say(f"iter {self.iteration} H_lim {h_lim:.6f} eV ({h_lim / n_atoms:.5f} eV/atom) "
-                 f"T_estimate {temperature:.1f} K  <V>/atom {sampler.walkers.volume.mean() / n_atoms:.3f} "
-                 f"accept " + " ".join(f"{m}={r:.2f}" for m, r in rates.items())
-                 + f"  calls {sampler.evaluate.n_calls} ({sampler.evaluate.n_calls / wall:.0f}/s)"
-                 + (f" failed {failed}" if failed else "")
-                 + (f"  steps: {', '.join(notes)}" if notes else ""))
+        self.say(
+            f"iter {self.iteration} H_lim {h_lim:.6f} eV ({h_lim / n_atoms:.5f} eV/atom) "
+            f"T_estimate {temperature:.1f} K  <V>/atom {sampler.walkers.volume.mean() / n_atoms:.3f} "
+            f"accept "
+            + " ".join(f"{m}={r:.2f}" for m, r in rates.items())
+            + f"  calls {sampler.evaluate.n_calls} ({sampler.evaluate.n_calls / wall:.0f}/s)"
+            + (f" failed {failed}" if failed else "")
+            + (f"  steps: {', '.join(notes)}" if notes else "")
+        )
 
     # ------------------------------------------------------------------ finish
     def finish(self, start: float) -> dict:
@@ -367,8 +396,9 @@ class _Run:
             "wall_s": wall,
             "calls_per_s": n_calls / wall if wall > 0 else float("nan"),
             "iters_per_s": iteration / wall if wall > 0 else float("nan"),
-            "acceptance": {m: sampler.total_accepts[m] / sampler.total_attempts[m]
-                           for m in MOVE_TYPES if sampler.total_attempts[m]},
+            "acceptance": {
+                m: sampler.total_accepts[m] / sampler.total_attempts[m] for m in MOVE_TYPES if sampler.total_attempts[m]
+            },
             "attempts": {m: sampler.total_attempts[m] for m in MOVE_TYPES if sampler.total_attempts[m]},
             "step_sizes": dict(sampler.step),
             "n_atoms": self.n_atoms,
@@ -380,10 +410,12 @@ class _Run:
         }
         write_summary(self.paths["summary"], summary)
         accept = " ".join(f"{m}={r:.2f}" for m, r in summary["acceptance"].items())
-        self.say(f"NS stopped ({self.stop_reason}) after {iteration} iterations: {n_calls} model calls "
-                 f"({summary['n_failed_calls']} failed, {summary['n_committee_rejected']} proposals rejected "
-                 f"by the committee), acceptance {accept}, wall {wall:.1f} s, {summary['calls_per_s']:.0f} calls/s, "
-                 f"{summary['iters_per_s']:.2f} iterations/s")
+        self.say(
+            f"NS stopped ({self.stop_reason}) after {iteration} iterations: {n_calls} model calls "
+            f"({summary['n_failed_calls']} failed, {summary['n_committee_rejected']} proposals rejected "
+            f"by the committee), acceptance {accept}, wall {wall:.1f} s, {summary['calls_per_s']:.0f} calls/s, "
+            f"{summary['iters_per_s']:.2f} iterations/s"
+        )
         return summary
 
 

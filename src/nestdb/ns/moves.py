@@ -48,8 +48,9 @@ def min_aspect_ratio(cell: np.ndarray) -> float:
     return volume / math.sqrt(largest) / volume ** (1.0 / 3.0)
 
 
-def propose_volume(cell: np.ndarray, step_per_atom: float, n_atoms: int,
-                   rng: np.random.Generator) -> tuple[np.ndarray, float]:
+def propose_volume(
+    cell: np.ndarray, step_per_atom: float, n_atoms: int, rng: np.random.Generator
+) -> tuple[np.ndarray, float]:
     """Isotropic volume change dV ~ N(0, (step_per_atom * N)^2).
 
     Returns
@@ -141,7 +142,6 @@ def redraw_kinetic_energy(ke_limit: float, n_atoms: int, rng: np.random.Generato
     return max(ke_limit, 0.0) * rng.random() ** (2.0 / (3.0 * n_atoms))
 
 
-def verlet_half_kick(velocities: np.ndarray, forces: np.ndarray, masses: np.ndarray,
-                     timestep: float) -> np.ndarray:
+def verlet_half_kick(velocities: np.ndarray, forces: np.ndarray, masses: np.ndarray, timestep: float) -> np.ndarray:
     """v + dt/2 * F/m (one half of a velocity-Verlet step)."""
     return velocities + (0.5 * timestep) * forces / masses[:, None]

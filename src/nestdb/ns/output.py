@@ -42,10 +42,23 @@ def energies_line(iteration: int, enthalpy: float, volume: float) -> str:
     return "%d %.60f %.60f\n" % (iteration, enthalpy, volume)
 
 
-def walker_frame(numbers: np.ndarray, masses: np.ndarray, positions: np.ndarray, cell: np.ndarray,
-                 velocities: np.ndarray, *, enthalpy: float, volume: float, kemax: float,
-                 pressure: float, iteration: int, config_type: str, config_n_global: int,
-                 kinetic: float, committee_std: float | None) -> Atoms:
+def walker_frame(
+    numbers: np.ndarray,
+    masses: np.ndarray,
+    positions: np.ndarray,
+    cell: np.ndarray,
+    velocities: np.ndarray,
+    *,
+    enthalpy: float,
+    volume: float,
+    kemax: float,
+    pressure: float,
+    iteration: int,
+    config_type: str,
+    config_n_global: int,
+    kinetic: float,
+    committee_std: float | None,
+) -> Atoms:
     """A plain Atoms (no calculator) carrying one walker and its NS info keys.
 
     Info keys are inserted in pymatnest's order: ns_energy, volume, KEmax,

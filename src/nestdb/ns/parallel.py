@@ -78,8 +78,15 @@ class CloneWalker:
         evaluate.n_calls = evaluate.n_failed = 0
         evaluate.last_error = ""
         sampler.walk(0, task.h_lim)
-        return WalkResult(sampler.walkers.state(0), dict(sampler.attempts), dict(sampler.accepts),
-                          evaluate.n_calls, evaluate.n_failed, sampler.n_committee_rejected, evaluate.last_error)
+        return WalkResult(
+            sampler.walkers.state(0),
+            dict(sampler.attempts),
+            dict(sampler.accepts),
+            evaluate.n_calls,
+            evaluate.n_failed,
+            sampler.n_committee_rejected,
+            evaluate.last_error,
+        )
 
 
 def _worker_main(connection, numbers: np.ndarray, calculator, settings: NSSettings, parent_pid: int) -> None:
@@ -124,8 +131,9 @@ class WalkerPool:
         context = multiprocessing.get_context("fork")
         for _ in range(self.n_procs):
             parent, child = context.Pipe()
-            process = context.Process(target=_worker_main, daemon=True,
-                                      args=(child, numbers, calculator, settings, os.getpid()))
+            process = context.Process(
+                target=_worker_main, daemon=True, args=(child, numbers, calculator, settings, os.getpid())
+            )
             process.start()
             child.close()
             self.processes.append(process)
@@ -135,7 +143,7 @@ class WalkerPool:
         """Walk all tasks; results in task order."""
         if self.local is not None:
             return [self.local(task) for task in tasks]
-        batches = [tasks[rank::self.n_procs] for rank in range(self.n_procs)]
+        batches = [tasks[rank :: self.n_procs] for rank in range(self.n_procs)]
         for connection, batch in zip(self.connections, batches):
             if batch:
                 connection.send(batch)
@@ -146,11 +154,12 @@ class WalkerPool:
             try:
                 status, payload = connection.recv()
             except EOFError:
-                raise RuntimeError(f"NS worker process {rank} died (exit code "
-                                   f"{self.processes[rank].exitcode}); see the log") from None
+                raise RuntimeError(
+                    f"NS worker process {rank} died (exit code {self.processes[rank].exitcode}); see the log"
+                ) from None
             if status != "ok":
                 raise RuntimeError(f"NS worker process {rank} failed:\n{payload}")
-            results[rank::self.n_procs] = payload
+            results[rank :: self.n_procs] = payload
         return results  # type: ignore[return-value]
 
     def close(self) -> None:
@@ -166,7 +175,7 @@ class WalkerPool:
                 process.terminate()
         self.processes, self.connections = [], []
 
-    def __enter__(self) -> "WalkerPool":
+    def __enter__(self) -> WalkerPool:
         return self
 
     def __exit__(self, *exc) -> None:

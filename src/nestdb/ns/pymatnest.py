@@ -46,20 +46,56 @@ CHAIN_SUFFIX = ".chain.json"
 #: Module (written into the run folder) that defines pymatnest's ``calc``.
 CALC_MODULE = "nestdb_pymatnest_calc"
 #: Our move names and pymatnest's weight keywords.
-MOVE_KEYWORDS = {"md": "n_atom_steps", "atom": "n_atom_steps", "volume": "n_cell_volume_steps", "shear": "n_cell_shear_steps",
-                 "stretch": "n_cell_stretch_steps", "swap": "n_swap_steps"}
+MOVE_KEYWORDS = {
+    "md": "n_atom_steps",
+    "atom": "n_atom_steps",
+    "volume": "n_cell_volume_steps",
+    "shear": "n_cell_shear_steps",
+    "stretch": "n_cell_stretch_steps",
+    "swap": "n_swap_steps",
+}
 #: Keywords that ns_run reads with int() (reference/pymatnest-format.md section 1): "600.0" aborts it.
-INTEGER_KEYWORDS = ("n_walkers", "n_cull", "n_model_calls", "atom_traj_len", "atom_traj_len_cost_multiplier",
-                    "traj_interval", "delta_random_seed", "snapshot_time", "snapshot_interval", "n_atom_steps",
-                    "n_cell_volume_steps", "n_cell_shear_steps", "n_cell_stretch_steps", "n_swap_steps",
-                    "n_extra_walk_per_task", "n_model_calls_expected", "T_estimate_finite_diff_lag", "debug")
+INTEGER_KEYWORDS = (
+    "n_walkers",
+    "n_cull",
+    "n_model_calls",
+    "atom_traj_len",
+    "atom_traj_len_cost_multiplier",
+    "traj_interval",
+    "delta_random_seed",
+    "snapshot_time",
+    "snapshot_interval",
+    "n_atom_steps",
+    "n_cell_volume_steps",
+    "n_cell_shear_steps",
+    "n_cell_stretch_steps",
+    "n_swap_steps",
+    "n_extra_walk_per_task",
+    "n_model_calls_expected",
+    "T_estimate_finite_diff_lag",
+    "debug",
+)
 #: Info keys of a culled/live walker that carry over (stale calculator keys do not).
-NS_INFO_KEYS = ("ns_energy", "volume", "KEmax", "ns_P", "iter", "config_type", "config_n_global", "ns_KE",
-                "committee_std")
+NS_INFO_KEYS = (
+    "ns_energy",
+    "volume",
+    "KEmax",
+    "ns_P",
+    "iter",
+    "config_type",
+    "config_n_global",
+    "ns_KE",
+    "committee_std",
+)
 
 
-def input_keywords(settings: NSSettings, composition: dict[str, int], name: str,
-                   calc_module: str = CALC_MODULE, extra: dict | None = None) -> dict[str, str]:
+def input_keywords(
+    settings: NSSettings,
+    composition: dict[str, int],
+    name: str,
+    calc_module: str = CALC_MODULE,
+    extra: dict | None = None,
+) -> dict[str, str]:
     """pymatnest input keywords (as strings) for our settings.
 
     Parameters
@@ -80,8 +116,10 @@ def input_keywords(settings: NSSettings, composition: dict[str, int], name: str,
     """
     settings.validate()
     if settings.committee_std_max is not None or settings.committee_stop_std is not None:
-        raise ConfigError("committee_std_max / committee_stop_std are not supported by upstream pymatnest "
-                          "(only by the VGFletcher fork); use ns.engine: nestdb for committee runs")
+        raise ConfigError(
+            "committee_std_max / committee_stop_std are not supported by upstream pymatnest "
+            "(only by the VGFletcher fork); use ns.engine: nestdb for committee runs"
+        )
     species = []
     for symbol, count in composition.items():
         if symbol not in atomic_numbers:
@@ -90,8 +128,9 @@ def input_keywords(settings: NSSettings, composition: dict[str, int], name: str,
         species.append(f"{z} {int(count)} {atomic_masses[z]:.4f}")
     fractions = settings.normalised_move_fractions()
     if "md" in fractions and "atom" in fractions:
-        raise ConfigError("move_fractions: pymatnest runs one atom algorithm, MD or MC; set md or atom to 0 "
-                          "with engine: pymatnest")
+        raise ConfigError(
+            "move_fractions: pymatnest runs one atom algorithm, MD or MC; set md or atom to 0 with engine: pymatnest"
+        )
     n_walkers, n_cull = settings.n_walkers, settings.n_cull
     keywords = {
         "start_species": ", ".join(species),
@@ -137,7 +176,8 @@ def input_keywords(settings: NSSettings, composition: dict[str, int], name: str,
             raise ConfigError(
                 f"converge_down_to_T={settings.converge_down_to_T}: pymatnest's converge_down_to_T crashes with "
                 f"NumPy >= 2 (np.NINF; installed: {np.__version__}); set converge_down_to_T: null with "
-                "engine: pymatnest (the run stops at max_iter) or run pymatnest with NumPy < 2")
+                "engine: pymatnest (the run stops at max_iter) or run pymatnest with NumPy < 2"
+            )
         keywords["converge_down_to_T"] = repr(float(settings.converge_down_to_T))
         keywords["kB"] = repr(KB_EV_PER_K)
     if settings.snapshot_seconds is not None:
@@ -158,8 +198,9 @@ def _integer_keyword(key: str, value: str) -> str:
     except ValueError:
         number = math.nan
     if not (math.isfinite(number) and number == int(number)):
-        raise ConfigError(f"ns.pymatnest.keywords: {key}={value!r}: pymatnest reads {key} as an integer; "
-                          "give a whole number")
+        raise ConfigError(
+            f"ns.pymatnest.keywords: {key}={value!r}: pymatnest reads {key} as an integer; give a whole number"
+        )
     return str(int(number))
 
 
@@ -174,10 +215,12 @@ def write_calc_module(folder: Path, spec: dict, model_dir: str | Path | None = N
     spec = dict(spec)
     if spec.get("type") in ("ace_committee", "pacemaker_committee") and "model" not in spec and model_dir is not None:
         spec["model"] = str(model_dir)
-    code = ("# written by nestdb: pymatnest imports `calc` from here\n"
-            "import json\n\n"
-            "from nestdb.models.calculators import make_calculator\n\n"
-            f"calc = make_calculator(json.loads({json.dumps(spec)!r}), base_dir={str(Path.cwd())!r})\n")
+    code = (
+        "# written by nestdb: pymatnest imports `calc` from here\n"
+        "import json\n\n"
+        "from nestdb.models.calculators import make_calculator\n\n"
+        f"calc = make_calculator(json.loads({json.dumps(spec)!r}), base_dir={str(Path.cwd())!r})\n"
+    )
     (folder / f"{CALC_MODULE}.py").write_text(code)
 
 
@@ -188,12 +231,19 @@ def find_ns_run(command: str = "ns_run") -> str:
         raise ConfigError(
             f"ns.engine is 'pymatnest' but its program {command!r} was not found (not on PATH); install "
             "pymatnest (README: 'Running pymatnest itself') or set ns.pymatnest.command to its path, or use "
-            "ns.engine: nestdb")
+            "ns.engine: nestdb"
+        )
     return found
 
 
-def run_pymatnest(block: dict, settings: NSSettings, run_prefix: str | Path, log_path: str | Path | None = None,
-                  model_dir: str | Path | None = None, resume: bool = False) -> dict:
+def run_pymatnest(
+    block: dict,
+    settings: NSSettings,
+    run_prefix: str | Path,
+    log_path: str | Path | None = None,
+    model_dir: str | Path | None = None,
+    resume: bool = False,
+) -> dict:
     """Run ``ns_run`` for one NS run and convert its outputs to ours at ``run_prefix``.
 
     Parameters
@@ -243,17 +293,23 @@ def run_pymatnest(block: dict, settings: NSSettings, run_prefix: str | Path, log
     write_input(input_path, keywords)
     launcher = options.get("launcher")
     command = shlex.split(launcher) + [executable] if launcher else [executable, "-no_mpi"]
-    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(folder)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
+    environment = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(folder)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+        ),
+    )
     start = time.perf_counter()
     with open(input_path) as stdin, open(log_path or folder / f"{name}.out", "a") as log:
         log.write(f"pymatnest: {' '.join(command)} < {input_path}\n")
         log.flush()
-        status = subprocess.run(command, stdin=stdin, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-                                env=environment, check=False).returncode
+        status = subprocess.run(
+            command, stdin=stdin, stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=environment, check=False
+        ).returncode
     if status != 0:
-        raise DataError(f"pymatnest ({' '.join(command)}) exited with status {status}; see "
-                        f"{log_path or folder / (name + '.out')}")
+        raise DataError(
+            f"pymatnest ({' '.join(command)}) exited with status {status}; see {log_path or folder / (name + '.out')}"
+        )
     summary = convert_outputs(folder / name, run_prefix, settings, wall_s=time.perf_counter() - start)
     # converted: a later run must not restart from these snapshots
     for snapshot in [*folder.glob(f"{name}.snapshot.*.extxyz"), folder / f"{name}{CHAIN_SUFFIX}"]:
@@ -263,8 +319,12 @@ def run_pymatnest(block: dict, settings: NSSettings, run_prefix: str | Path, log
 
 def _pymatnest_files(folder: Path, name: str) -> list[Path]:
     """Files an earlier pymatnest run of this prefix left (it would restart from them)."""
-    return [*folder.glob(f"{name}.snapshot.*.extxyz"), *folder.glob(f"{name}.traj.*.extxyz"),
-            *folder.glob(f"{name}.energies"), *folder.glob(f"{name}{CHAIN_SUFFIX}")]
+    return [
+        *folder.glob(f"{name}.snapshot.*.extxyz"),
+        *folder.glob(f"{name}.traj.*.extxyz"),
+        *folder.glob(f"{name}.energies"),
+        *folder.glob(f"{name}{CHAIN_SUFFIX}"),
+    ]
 
 
 def _chain(settings: NSSettings, block: dict, options: dict, model_dir: str | Path | None) -> dict:
@@ -282,15 +342,20 @@ def _chain(settings: NSSettings, block: dict, options: dict, model_dir: str | Pa
 def _check_chain(folder: Path, name: str, chain: dict) -> None:
     """ConfigError unless pymatnest's snapshots in ``folder`` continue the chain ``chain`` describes."""
     snapshots = f"{folder}/{name}.snapshot.*.extxyz"
-    hint = (afresh_hint(folder / name) if folder.name == "restart"
-            else f"delete {snapshots} (pymatnest's restart files) to start the run afresh")
+    hint = (
+        afresh_hint(folder / name)
+        if folder.name == "restart"
+        else f"delete {snapshots} (pymatnest's restart files) to start the run afresh"
+    )
     record = folder / f"{name}{CHAIN_SUFFIX}"
     try:
         old = json.loads(record.read_text())
     except (OSError, ValueError) as err:
-        raise ConfigError(f"cannot resume pymatnest from {snapshots}: the record of the chain they continue "
-                          f"({record}) cannot be read ({err}), so the model and settings cannot be checked; "
-                          f"{hint}") from None
+        raise ConfigError(
+            f"cannot resume pymatnest from {snapshots}: the record of the chain they continue "
+            f"({record}) cannot be read ({err}), so the model and settings cannot be checked; "
+            f"{hint}"
+        ) from None
     check_compatible({"fingerprint": old}, chain, snapshots, hint=hint)
 
 
@@ -314,8 +379,13 @@ def read_ns_frames(path: str | Path) -> list[Atoms]:
             atoms.set_masses(frame.get_masses())
             if frame.has("momenta"):
                 atoms.set_momenta(frame.get_momenta())
-            atoms.info.update({key: frame.info[key].item() if isinstance(frame.info[key], np.generic)
-                               else frame.info[key] for key in NS_INFO_KEYS if key in frame.info})
+            atoms.info.update(
+                {
+                    key: frame.info[key].item() if isinstance(frame.info[key], np.generic) else frame.info[key]
+                    for key in NS_INFO_KEYS
+                    if key in frame.info
+                }
+            )
             frames.append(atoms)
     except (OSError, ValueError, IndexError) as err:
         raise DataError(f"cannot read NS configurations from {path}: {err}") from None
@@ -327,8 +397,9 @@ def _snapshot_iteration(path: Path) -> int:
     return int(match.group(1)) if match else -1
 
 
-def convert_outputs(pymatnest_prefix: str | Path, out_prefix: str | Path, settings: NSSettings,
-                    wall_s: float | None = None) -> dict:
+def convert_outputs(
+    pymatnest_prefix: str | Path, out_prefix: str | Path, settings: NSSettings, wall_s: float | None = None
+) -> dict:
     """Turn a pymatnest run's files into ours (``.energies``, ``.traj.extxyz``,
     ``.final.extxyz``, ``.summary.json`` at ``out_prefix``)."""
     source = Path(pymatnest_prefix)
@@ -359,8 +430,16 @@ def convert_outputs(pymatnest_prefix: str | Path, out_prefix: str | Path, settin
             frame.info["iter"] = n_iter
             frame.info["config_n_global"] = n_iter * settings.n_cull + index
             write(handle, frame, format="extxyz")
-    summary = {"engine": "pymatnest", "n_iter": n_iter, "stop_reason": "pymatnest", "n_traj_frames": len(frames),
-               "n_live_walkers": len(live), "wall_s": wall_s, "n_atoms": len(live[0]) if live else None,
-               "pressure_ev_per_a3": gpa_to_ev_per_a3(settings.pressure_gpa), "python": sys.executable}
+    summary = {
+        "engine": "pymatnest",
+        "n_iter": n_iter,
+        "stop_reason": "pymatnest",
+        "n_traj_frames": len(frames),
+        "n_live_walkers": len(live),
+        "wall_s": wall_s,
+        "n_atoms": len(live[0]) if live else None,
+        "pressure_ev_per_a3": gpa_to_ev_per_a3(settings.pressure_gpa),
+        "python": sys.executable,
+    }
     write_summary(out["summary"], summary)
     return summary

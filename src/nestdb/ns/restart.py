@@ -100,22 +100,27 @@ def load_snapshot(path: str | Path) -> dict:
             members = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
         # allow_pickle=False: an object array (pickled data) ends here, unread
-        raise DataError(f"restart snapshot {path} is not a nestdb snapshot or is damaged ({err}); "
-                        f"{afresh_hint(path)}") from None
+        raise DataError(
+            f"restart snapshot {path} is not a nestdb snapshot or is damaged ({err}); {afresh_hint(path)}"
+        ) from None
     try:
         header = json.loads(_json_bytes(members.pop(_HEADER)))
         document = _json_bytes(members.pop(_STATE))
     except (KeyError, ValueError, TypeError) as err:
-        raise DataError(f"restart snapshot {path} is not a nestdb snapshot (no valid header: {err}); "
-                        f"{afresh_hint(path)}") from None
+        raise DataError(
+            f"restart snapshot {path} is not a nestdb snapshot (no valid header: {err}); {afresh_hint(path)}"
+        ) from None
     if not isinstance(header, dict) or header.get("format") != SNAPSHOT_FORMAT:
         raise DataError(f"restart snapshot {path} is not a nestdb snapshot; {afresh_hint(path)}")
     if header.get("version") != SNAPSHOT_VERSION:
-        raise DataError(f"restart snapshot {path} has format version {header.get('version')!r}; this nestdb "
-                        f"reads version {SNAPSHOT_VERSION}. {afresh_hint(path).capitalize()}")
+        raise DataError(
+            f"restart snapshot {path} has format version {header.get('version')!r}; this nestdb "
+            f"reads version {SNAPSHOT_VERSION}. {afresh_hint(path).capitalize()}"
+        )
     if header.get("sha256") != _digest(document, members):
-        raise DataError(f"restart snapshot {path} is damaged: its content does not match its sha256 checksum; "
-                        f"{afresh_hint(path)}")
+        raise DataError(
+            f"restart snapshot {path} is damaged: its content does not match its sha256 checksum; {afresh_hint(path)}"
+        )
     try:
         return _decode(json.loads(document), members)
     except (ValueError, KeyError, TypeError) as err:
@@ -127,7 +132,8 @@ def legacy_snapshot_error(path: str | Path) -> DataError:
     return DataError(
         f"{path} is a restart snapshot in the old pickle format (nestdb snapshot version 1); it is not read, "
         f"because loading a pickle can run any code in it. {afresh_hint(path).capitalize()} (the run's "
-        f"snapshots are now {SNAPSHOT_SUFFIX} files)")
+        f"snapshots are now {SNAPSHOT_SUFFIX} files)"
+    )
 
 
 def afresh_hint(path: str | Path) -> str:
@@ -227,13 +233,18 @@ def model_fingerprint(spec: dict, base_dir: str | Path = ".") -> dict:
         folder = _resolve(spec.pop("model"), base)
         files.update({f"model/{name}": folder / name for name in _model_files(calc_type, folder)})
     else:  # another type: every path-valued key, and the files directly inside a folder
-        for key in [key for key, value in spec.items() if key != "type" and isinstance(value, str) and value
-                    and _resolve(value, base).exists()]:
+        for key in [
+            key
+            for key, value in spec.items()
+            if key != "type" and isinstance(value, str) and value and _resolve(value, base).exists()
+        ]:
             path = _resolve(spec.pop(key), base)
             children = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
             files.update({f"{key}/{p.name}" if path.is_dir() else key: p for p in children})
-    return {"calculator": spec,
-            "files": {label: {"path": str(path), "sha256": _file_sha256(path)} for label, path in files.items()}}
+    return {
+        "calculator": spec,
+        "files": {label: {"path": str(path), "sha256": _file_sha256(path)} for label, path in files.items()},
+    }
 
 
 def calculator_fingerprint(calculator) -> dict:
@@ -253,8 +264,7 @@ def calculator_fingerprint(calculator) -> dict:
 
 def chain_fingerprint(settings: NSSettings, numbers: np.ndarray, model: dict) -> dict:
     """Everything that defines the chain of a run: settings (pressure included), atoms, model."""
-    return json.loads(json.dumps({"settings": asdict(settings), "numbers": [int(z) for z in numbers],
-                                  "model": model}))
+    return json.loads(json.dumps({"settings": asdict(settings), "numbers": [int(z) for z in numbers], "model": model}))
 
 
 def _model_files(calc_type: str, folder: Path) -> list[str]:
@@ -293,15 +303,21 @@ def fingerprint_changes(old: dict, new: dict) -> tuple[list[str], list[str], lis
     Settings in :data:`~nestdb.ns.settings.RESTART_MAY_CHANGE` are ignored.
     """
     old_settings, new_settings = old.get("settings", {}), new["settings"]
-    settings = [f"{key}: {old_settings.get(key)!r} -> {new_settings[key]!r}" for key in sorted(new_settings)
-                if key not in RESTART_MAY_CHANGE and old_settings.get(key) != new_settings[key]]
+    settings = [
+        f"{key}: {old_settings.get(key)!r} -> {new_settings[key]!r}"
+        for key in sorted(new_settings)
+        if key not in RESTART_MAY_CHANGE and old_settings.get(key) != new_settings[key]
+    ]
     atoms = [f"atomic numbers {old.get('numbers')} -> {new['numbers']}"] if old.get("numbers") != new["numbers"] else []
     old_model, new_model = old.get("model") or {}, new["model"]
     old_calc, new_calc = old_model.get("calculator", {}), new_model["calculator"]
     if old_calc.get("type") != new_calc.get("type"):  # the other keys of two types do not compare
         return settings, atoms, [f"type: {old_calc.get('type')!r} -> {new_calc.get('type')!r}"]
-    model = [f"{key}: {old_calc.get(key)!r} -> {new_calc.get(key)!r}" for key in sorted(set(old_calc) | set(new_calc))
-             if old_calc.get(key) != new_calc.get(key)]
+    model = [
+        f"{key}: {old_calc.get(key)!r} -> {new_calc.get(key)!r}"
+        for key in sorted(set(old_calc) | set(new_calc))
+        if old_calc.get(key) != new_calc.get(key)
+    ]
     old_files, new_files = old_model.get("files", {}), new_model["files"]
     for label in sorted(set(old_files) | set(new_files)):
         before, after = old_files.get(label, {}), new_files.get(label, {})
@@ -333,8 +349,10 @@ def check_compatible(state: dict, fingerprint: dict, path: str | Path, hint: str
     if model:
         reasons.append(f"the calculator changed ({'; '.join(model)})")
     if reasons:
-        raise ConfigError(f"cannot resume from {path}: {'; '.join(reasons)}. The snapshot continues the old "
-                          f"chain: restore the old values, or {hint or afresh_hint(path)}")
+        raise ConfigError(
+            f"cannot resume from {path}: {'; '.join(reasons)}. The snapshot continues the old "
+            f"chain: restore the old values, or {hint or afresh_hint(path)}"
+        )
 
 
 # --------------------------------------------------------------------------- output files
@@ -344,9 +362,11 @@ def truncate_outputs(offsets: dict[str, int], paths: dict[str, Path]) -> None:
         path = paths[kind]
         if not path.exists() or path.stat().st_size < length:
             size = path.stat().st_size if path.exists() else "missing"
-            raise DataError(f"cannot restart: {path} ({size} bytes) is shorter than at the snapshot "
-                            f"({length} bytes); it was changed after the run was killed. Delete the "
-                            "snapshot to start afresh")
+            raise DataError(
+                f"cannot restart: {path} ({size} bytes) is shorter than at the snapshot "
+                f"({length} bytes); it was changed after the run was killed. Delete the "
+                "snapshot to start afresh"
+            )
         with open(path, "r+b") as handle:
             handle.truncate(length)
 

@@ -37,8 +37,12 @@ from nestdb.units import KB_EV_PER_K, gpa_to_ev_per_a3
 
 #: Acceptance windows of the step-size adaptation (method.md section 1).
 ACCEPTANCE_WINDOWS: dict[str, tuple[float, float]] = {
-    "md": (0.5, 0.95), "atom": (0.25, 0.75), "volume": (0.25, 0.75), "shear": (0.25, 0.75),
-    "stretch": (0.25, 0.75)}
+    "md": (0.5, 0.95),
+    "atom": (0.25, 0.75),
+    "volume": (0.25, 0.75),
+    "shear": (0.25, 0.75),
+    "stretch": (0.25, 0.75),
+}
 #: Multiplicative step change per adaptation (pymatnest's MC_adjust_step_factor).
 STEP_FACTOR = 1.5
 #: Fewer attempts than this since the last adaptation leave a step size alone.
@@ -77,7 +81,7 @@ def balanced_move_list(fractions: dict[str, float], walk_length: int, md_traj_le
     picks = max(1, round(walk_length / sum(fractions[m] * cost[m] for m in fractions)))
     expected = {move: fractions[move] * picks for move in fractions}
     counts = {move: int(math.floor(value)) for move, value in expected.items()}
-    for move in sorted(expected, key=lambda m: counts[m] - expected[m])[:picks - sum(counts.values())]:
+    for move in sorted(expected, key=lambda m: counts[m] - expected[m])[: picks - sum(counts.values())]:
         counts[move] += 1
     atom_moves = [m for m in ("md", "atom") if m in fractions]
     if not any(counts[m] for m in atom_moves):
@@ -147,14 +151,17 @@ class Sampler:
         fractions = settings.normalised_move_fractions()
         self.move_names = list(fractions)
         if "swap" in fractions and len(np.unique(numbers)) < 2:
-            raise ConfigError("move_fractions.swap > 0 needs at least two species in the composition; "
-                              "set swap to 0 for a one-element system")
+            raise ConfigError(
+                "move_fractions.swap > 0 needs at least two species in the composition; "
+                "set swap to 0 for a one-element system"
+            )
         self.move_cumulative = np.cumsum([fractions[m] for m in self.move_names])
         self._cumulative = self.move_cumulative.tolist()  # bisect on a list: same as searchsorted, faster
         # load_balance: every walk makes the same moves (in its own random order),
         # so the walks of one parallel iteration cost the same
-        self.move_list = (balanced_move_list(fractions, settings.walk_length, settings.md_traj_len)
-                          if settings.load_balance else None)
+        self.move_list = (
+            balanced_move_list(fractions, settings.walk_length, settings.md_traj_len) if settings.load_balance else None
+        )
         # Initial steps: MD dt in ASE time units scaled by sqrt(mass) (pymatnest's
         # 0.1 is for 1 amu); volume per atom as pymatnest; shear/stretch dimensionless.
         mass_scale = math.sqrt(float(self.masses.mean()))
@@ -216,8 +223,10 @@ class Sampler:
                 # most draws lie above the ceiling: forces only when an MD move needs them
                 trial = self.evaluate(trial_positions, cell, forces=False)  # with the STD
                 if self.evaluate.n_failed == self.evaluate.n_calls >= MAX_FAILED_FIRST_CALLS:
-                    raise ConfigError(f"the model failed on all of its first {MAX_FAILED_FIRST_CALLS} calls "
-                                      f"(last: {self.evaluate.last_error}); check the calculator settings")
+                    raise ConfigError(
+                        f"the model failed on all of its first {MAX_FAILED_FIRST_CALLS} calls "
+                        f"(last: {self.evaluate.last_error}); check the calculator settings"
+                    )
                 if not trial.energy + self.pressure * volume < ceiling:
                     continue
                 candidate = (trial_positions, cell, volume, trial)
@@ -230,14 +239,16 @@ class Sampler:
                 raise ConfigError(
                     f"no random initial walker had PE + PV below start_energy_ceiling_per_atom="
                     f"{s.start_energy_ceiling_per_atom} after {MAX_INIT_TRIES} tries; raise it"
-                    + (f" ({failed} model calls failed, last: {self.evaluate.last_error})" if failed else ""))
+                    + (f" ({failed} model calls failed, last: {self.evaluate.last_error})" if failed else "")
+                )
             positions, cell, volume, result = candidate
             if std_limit is not None and result.std_per_atom is not None and result.std_per_atom * 1e3 > std_limit:
                 # Kept so that the committee stop criterion can see the model is unusable here.
                 self.n_init_above_committee_limit += 1
             if self.sample_kinetic:
                 kinetic = moves.redraw_kinetic_energy(
-                    min(self.kemax, ceiling - result.energy - self.pressure * volume), n_atoms, self.rng)
+                    min(self.kemax, ceiling - result.energy - self.pressure * volume), n_atoms, self.rng
+                )
                 w.velocities[index] = moves.random_velocities(kinetic, self.masses, self.rng)
             else:
                 kinetic = 0.0
@@ -290,8 +301,12 @@ class Sampler:
                 velocities = moves.verlet_half_kick(velocities, forces, masses, dt)
         kinetic = moves.kinetic_energy(velocities, masses)
         pv = self.pressure * w.volume[index]
-        accepted = finite and result.energy + pv + kinetic < h_lim and kinetic < self.kemax \
+        accepted = (
+            finite
+            and result.energy + pv + kinetic < h_lim
+            and kinetic < self.kemax
             and self._std_allowed(result.std_per_atom)
+        )
         self._record("md", accepted)
         if accepted:
             w.positions[index] = positions
@@ -317,15 +332,17 @@ class Sampler:
             new_cell, ratio = moves.propose_volume(cell, self.step["volume"], self.n_atoms, rng)
             new_volume = volume * ratio
             # (V'/V)^N: the flat prior on atomic positions inside the cell
-            if ratio <= 0 or (ratio < 1.0 and rng.random() >= ratio ** self.n_atoms):
+            if ratio <= 0 or (ratio < 1.0 and rng.random() >= ratio**self.n_atoms):
                 self._record(move, False)
                 return
         else:
             propose = moves.propose_shear if move == "shear" else moves.propose_stretch
             new_cell = propose(cell, self.step[move], rng)
             new_volume = volume
-        if not (self.v_min <= new_volume <= self.v_max) or \
-                moves.min_aspect_ratio(new_cell) < self.settings.min_aspect_ratio:
+        if (
+            not (self.v_min <= new_volume <= self.v_max)
+            or moves.min_aspect_ratio(new_cell) < self.settings.min_aspect_ratio
+        ):
             self._record(move, False)
             return
         new_positions = moves.transform_positions(w.positions[index], cell, new_cell)
@@ -461,7 +478,18 @@ class Sampler:
         """Walker ``index`` as a plain Atoms with the NS info keys."""
         w = self.walkers
         return walker_frame(
-            self.numbers, self.masses, w.positions[index], w.cells[index], w.velocities[index],
-            enthalpy=w.enthalpy[index], volume=w.volume[index], kemax=self.kemax, pressure=self.pressure,
-            iteration=iteration, config_type=self.settings.config_type, config_n_global=config_n_global,
-            kinetic=w.kinetic[index], committee_std=w.committee_std[index])
+            self.numbers,
+            self.masses,
+            w.positions[index],
+            w.cells[index],
+            w.velocities[index],
+            enthalpy=w.enthalpy[index],
+            volume=w.volume[index],
+            kemax=self.kemax,
+            pressure=self.pressure,
+            iteration=iteration,
+            config_type=self.settings.config_type,
+            config_n_global=config_n_global,
+            kinetic=w.kinetic[index],
+            committee_std=w.committee_std[index],
+        )

@@ -107,7 +107,7 @@ class NSSettings:
     load_balance: bool = False
 
     @classmethod
-    def from_dict(cls, values: dict) -> "NSSettings":
+    def from_dict(cls, values: dict) -> NSSettings:
         """Build from a config mapping; unknown keys raise ConfigError."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
@@ -133,24 +133,35 @@ class NSSettings:
         if self.n_walkers < 2:
             raise bad("n_walkers", "need at least 2 walkers (one is cloned while another is culled)")
         if self.n_cull >= self.n_walkers:
-            raise bad("n_cull", f"must be smaller than n_walkers={self.n_walkers} (survivors are cloned "
-                                "into the culled slots); raise n_walkers or lower n_cull")
+            raise bad(
+                "n_cull",
+                f"must be smaller than n_walkers={self.n_walkers} (survivors are cloned "
+                "into the culled slots); raise n_walkers or lower n_cull",
+            )
         if self.n_procs > self.n_cull:
-            raise bad("n_procs", f"at most n_cull={self.n_cull} processes can walk at once; "
-                                 f"set n_cull to a multiple of n_procs (e.g. n_cull: {self.n_procs})")
+            raise bad(
+                "n_procs",
+                f"at most n_cull={self.n_cull} processes can walk at once; "
+                f"set n_cull to a multiple of n_procs (e.g. n_cull: {self.n_procs})",
+            )
         if isinstance(self.pressure_gpa, bool) or not isinstance(self.pressure_gpa, (int, float)):
             raise bad("pressure_gpa", "must be a number in GPa (write 1.0, not '1 GPa'; 1 kbar = 0.1 GPa)")
         if not math.isfinite(self.pressure_gpa) or self.pressure_gpa < 0:
             raise bad("pressure_gpa", "must be a finite pressure >= 0 GPa")
         if self.pressure_gpa > MAX_PLAUSIBLE_PRESSURE_GPA:
-            raise bad("pressure_gpa", f"is above {MAX_PLAUSIBLE_PRESSURE_GPA:g} GPa: the unit is GPa, not Pa, "
-                                      "bar or eV/A^3 (1 eV/A^3 = 160.2 GPa); convert the value")
+            raise bad(
+                "pressure_gpa",
+                f"is above {MAX_PLAUSIBLE_PRESSURE_GPA:g} GPa: the unit is GPa, not Pa, "
+                "bar or eV/A^3 (1 eV/A^3 = 160.2 GPa); convert the value",
+            )
         for key in ("min_volume_per_atom", "max_volume_per_atom"):
             if not getattr(self, key) > 0:
                 raise bad(key, "must be a volume > 0 A^3/atom")
         if not self.min_volume_per_atom < self.max_volume_per_atom:
-            raise bad("max_volume_per_atom",
-                      f"need 0 < min_volume_per_atom ({self.min_volume_per_atom}) < max_volume_per_atom")
+            raise bad(
+                "max_volume_per_atom",
+                f"need 0 < min_volume_per_atom ({self.min_volume_per_atom}) < max_volume_per_atom",
+            )
         if not 0 < self.min_aspect_ratio <= 1:
             raise bad("min_aspect_ratio", "must lie in (0, 1]; 0.65 suits 8-16 atoms")
         if not isinstance(self.move_fractions, dict) or not self.move_fractions:
@@ -158,12 +169,17 @@ class NSSettings:
         unknown = sorted(set(self.move_fractions) - set(MOVE_TYPES))
         if unknown:
             raise bad("move_fractions", f"unknown move type(s) {unknown}; known: {MOVE_TYPES}")
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0
-               for v in self.move_fractions.values()):
+        if any(
+            isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0
+            for v in self.move_fractions.values()
+        ):
             raise bad("move_fractions", "fractions must be finite numbers >= 0")
         if self.move_fractions.get("md", 0) + self.move_fractions.get("atom", 0) <= 0:
-            raise bad("move_fractions", "needs md (TE-HMC) or atom (single-atom MC) > 0, else the atoms "
-                                        "never move; e.g. {md: 0.21, volume: 0.31, shear: 0.24, stretch: 0.24}")
+            raise bad(
+                "move_fractions",
+                "needs md (TE-HMC) or atom (single-atom MC) > 0, else the atoms "
+                "never move; e.g. {md: 0.21, volume: 0.31, shear: 0.24, stretch: 0.24}",
+            )
         if self.move_fractions.get("md", 0) > 0 and self.kemax_max_T is None and self.pressure_gpa == 0:
             raise bad("kemax_max_T", "needed when pressure_gpa is 0 (the default KEmax 1.5 P N Vmax is 0)")
         if self.kemax_max_T is not None and not self.kemax_max_T > 0:
@@ -179,7 +195,8 @@ class NSSettings:
         if not isinstance(self.traj_interval, int):
             raise bad("traj_interval", "must be an integer (<= 0: no trajectory)")
         if self.snapshot_seconds is not None and not (
-                isinstance(self.snapshot_seconds, (int, float)) and self.snapshot_seconds >= 0):
+            isinstance(self.snapshot_seconds, (int, float)) and self.snapshot_seconds >= 0
+        ):
             raise bad("snapshot_seconds", "must be >= 0 seconds (0: every iteration) or None (no snapshots)")
         if not isinstance(self.load_balance, bool):
             raise bad("load_balance", "must be true or false")
@@ -189,8 +206,7 @@ class NSSettings:
     def normalised_move_fractions(self) -> dict[str, float]:
         """Move-type pick probabilities summing to 1, zero entries dropped."""
         total = float(sum(self.move_fractions.values()))
-        return {move: self.move_fractions[move] / total for move in MOVE_TYPES
-                if self.move_fractions.get(move, 0) > 0}
+        return {move: self.move_fractions[move] / total for move in MOVE_TYPES if self.move_fractions.get(move, 0) > 0}
 
 
 #: Keys of a workflow ``ns`` block that are not NSSettings fields.

@@ -32,13 +32,23 @@ def run_seed(block: dict, cycle: int, pressure_gpa: float) -> int:
     Independent runs: the same seed at every pressure and cycle would start
     every run from the same random walkers.
     """
-    return int(np.random.SeedSequence(
-        [int(block.get("seed", 0)), int(cycle), int(round(float(pressure_gpa) * 1000))]).generate_state(1)[0])
+    return int(
+        np.random.SeedSequence(
+            [int(block.get("seed", 0)), int(cycle), int(round(float(pressure_gpa) * 1000))]
+        ).generate_state(1)[0]
+    )
 
 
-def ns_run_stage(block: dict, pressure_gpa: float, cycle: int, out_prefix: str | Path,
-                 model_dir: str | Path | None = None, progress_path: str | Path | None = None,
-                 resume: bool = False, work_dir: str | Path | None = None) -> dict:
+def ns_run_stage(
+    block: dict,
+    pressure_gpa: float,
+    cycle: int,
+    out_prefix: str | Path,
+    model_dir: str | Path | None = None,
+    progress_path: str | Path | None = None,
+    resume: bool = False,
+    work_dir: str | Path | None = None,
+) -> dict:
     """Run one constant-pressure NS run of a cycle.
 
     Parameters
@@ -82,15 +92,22 @@ def ns_run_stage(block: dict, pressure_gpa: float, cycle: int, out_prefix: str |
             raise DataError(f"cycle {cycle}: a {spec['type']} calculator needs the previous cycle's model")
         spec["model"] = str(model_dir)
     if block.get("engine", "nestdb") == "pymatnest":
-        summary = run_pymatnest(dict(block, calculator=spec), NSSettings(**settings), run_prefix,
-                                log_path=progress_path, resume=resume)
+        summary = run_pymatnest(
+            dict(block, calculator=spec), NSSettings(**settings), run_prefix, log_path=progress_path, resume=resume
+        )
     else:
         calculator = make_calculator(spec, base_dir=Path.cwd())
         # what a restart snapshot must match: the spec and the sha256 of the files it reads
         model = model_fingerprint(spec, base_dir=Path.cwd())
         with progress_to(progress_path):
-            summary = run_nested_sampling(_symbols(block["composition"]), calculator, NSSettings(**settings),
-                                          run_prefix, resume=resume, model=model)
+            summary = run_nested_sampling(
+                _symbols(block["composition"]),
+                calculator,
+                NSSettings(**settings),
+                run_prefix,
+                resume=resume,
+                model=model,
+            )
     if work_dir:
         publish_outputs(run_prefix, out_prefix)
     return summary

@@ -12,8 +12,17 @@ from ase.calculators.calculator import all_changes
 from nestdb.errors import ConfigError
 
 #: The per-walker arrays of a WalkerSet (what a snapshot or a worker needs).
-WALKER_FIELDS: tuple[str, ...] = ("positions", "cells", "velocities", "forces", "potential", "kinetic",
-                                  "volume", "enthalpy", "committee_std")
+WALKER_FIELDS: tuple[str, ...] = (
+    "positions",
+    "cells",
+    "velocities",
+    "forces",
+    "potential",
+    "kinetic",
+    "volume",
+    "enthalpy",
+    "committee_std",
+)
 
 
 @dataclass
@@ -27,14 +36,14 @@ class WalkerSet:
     (NaN when the model has none).
     """
 
-    positions: np.ndarray      # (K, N, 3) A, wrapped into the cell
-    cells: np.ndarray          # (K, 3, 3) A, rows = lattice vectors
-    velocities: np.ndarray     # (K, N, 3) A / ASE time unit
-    forces: np.ndarray         # (K, N, 3) eV/A
-    potential: np.ndarray      # (K,) eV
-    kinetic: np.ndarray        # (K,) eV
-    volume: np.ndarray         # (K,) A^3
-    enthalpy: np.ndarray       # (K,) eV
+    positions: np.ndarray  # (K, N, 3) A, wrapped into the cell
+    cells: np.ndarray  # (K, 3, 3) A, rows = lattice vectors
+    velocities: np.ndarray  # (K, N, 3) A / ASE time unit
+    forces: np.ndarray  # (K, N, 3) eV/A
+    potential: np.ndarray  # (K,) eV
+    kinetic: np.ndarray  # (K,) eV
+    volume: np.ndarray  # (K,) A^3
+    enthalpy: np.ndarray  # (K,) eV
     committee_std: np.ndarray  # (K,) eV/atom
 
     @classmethod
@@ -91,10 +100,12 @@ class Evaluation:
 
 
 #: Properties asked of the calculator, by (forces, committee STD) needed.
-_PROPERTIES = {(True, True): ["energy", "forces", "energy_std_per_atom"],
-               (True, False): ["energy", "forces"],
-               (False, True): ["energy", "energy_std_per_atom"],
-               (False, False): ["energy"]}
+_PROPERTIES = {
+    (True, True): ["energy", "forces", "energy_std_per_atom"],
+    (True, False): ["energy", "forces"],
+    (False, True): ["energy", "energy_std_per_atom"],
+    (False, False): ["energy"],
+}
 
 
 class Evaluator:
@@ -139,8 +150,7 @@ class Evaluator:
         self._positions = self.atoms.arrays["positions"]
         self._cell = self.atoms.cell.array
 
-    def __call__(self, positions: np.ndarray, cell: np.ndarray, forces: bool = True, std: bool = True
-                 ) -> Evaluation:
+    def __call__(self, positions: np.ndarray, cell: np.ndarray, forces: bool = True, std: bool = True) -> Evaluation:
         """Energy (and forces unless ``forces`` is False) of one configuration;
         ``std`` False says that the committee STD is not needed."""
         atoms, calc = self.atoms, self.calculator

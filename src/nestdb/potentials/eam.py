@@ -49,13 +49,13 @@ class EAMTables:
     """
 
     elements: list[str]
-    masses: np.ndarray     # (E,) amu
+    masses: np.ndarray  # (E,) amu
     drho: float
     dr: float
     cutoff: float
     embedding: np.ndarray  # (E, Nrho) eV
-    density: np.ndarray    # (E, E, Nr)
-    rphi: np.ndarray       # (E, E, Nr) eV A
+    density: np.ndarray  # (E, E, Nr)
+    rphi: np.ndarray  # (E, E, Nr) eV A
 
     @property
     def n_elements(self) -> int:
@@ -82,7 +82,7 @@ def _expected_tokens(kind: str, n_elements: int, nrho: int, nr: int) -> int:
 
 def _floats(tokens: list[str], start: int, count: int, path: Path, what: str) -> np.ndarray:
     try:
-        return np.array(tokens[start:start + count], dtype=float)
+        return np.array(tokens[start : start + count], dtype=float)
     except ValueError as err:
         raise DataError(f"EAM file {path}: non-numeric entry in {what} ({err})") from None
 
@@ -117,23 +117,29 @@ def read_eam_file(path: str | Path, kind: str | None = None) -> EAMTables:
     try:
         element_line = lines[3].split()
         n_elements = int(element_line[0])
-        elements = element_line[1:1 + n_elements]
+        elements = element_line[1 : 1 + n_elements]
         nrho, drho, nr, dr, cutoff = lines[4].split()[:5]
         nrho, nr, drho, dr, cutoff = int(nrho), int(nr), float(drho), float(dr), float(cutoff)
     except (ValueError, IndexError) as err:
-        raise DataError(f"EAM file {path}: line 4 must be 'N el1 .. elN' and line 5 'Nrho drho Nr dr cutoff' "
-                        f"for {kind} ({err})") from None
+        raise DataError(
+            f"EAM file {path}: line 4 must be 'N el1 .. elN' and line 5 'Nrho drho Nr dr cutoff' for {kind} ({err})"
+        ) from None
     if len(elements) != n_elements or n_elements < 1 or min(nrho, nr) < 4 or min(drho, dr, cutoff) <= 0:
-        raise DataError(f"EAM file {path}: bad header (elements {elements}, Nrho={nrho}, drho={drho}, "
-                        f"Nr={nr}, dr={dr}, cutoff={cutoff})")
+        raise DataError(
+            f"EAM file {path}: bad header (elements {elements}, Nrho={nrho}, drho={drho}, "
+            f"Nr={nr}, dr={dr}, cutoff={cutoff})"
+        )
     tokens = " ".join(lines[5:]).split()
     expected = _expected_tokens(kind, n_elements, nrho, nr)
     if len(tokens) != expected:
-        fits = [other for other in ("eam/fs", "eam/alloy")
-                if _expected_tokens(other, n_elements, nrho, nr) == len(tokens)]
+        fits = [
+            other for other in ("eam/fs", "eam/alloy") if _expected_tokens(other, n_elements, nrho, nr) == len(tokens)
+        ]
         hint = f"; the counts fit kind {fits[0]!r}" if fits else ""
-        raise DataError(f"EAM file {path}: {len(tokens)} numbers after the header, {kind} with "
-                        f"{n_elements} element(s), Nrho={nrho}, Nr={nr} needs {expected}{hint}")
+        raise DataError(
+            f"EAM file {path}: {len(tokens)} numbers after the header, {kind} with "
+            f"{n_elements} element(s), Nrho={nrho}, Nr={nr} needs {expected}{hint}"
+        )
     n_density = n_elements if kind == "eam/fs" else 1
     masses = np.zeros(n_elements)
     embedding = np.zeros((n_elements, nrho))
@@ -164,17 +170,28 @@ def _read_funcfl(path: Path, lines: list[str]) -> EAMTables:
         nrho, drho, nr, dr, cutoff = lines[2].split()[:5]
         nrho, nr, drho, dr, cutoff = int(nrho), int(nr), float(drho), float(dr), float(cutoff)
     except (ValueError, IndexError) as err:
-        raise DataError(f"EAM file {path}: funcfl ('eam') needs line 2 'Z mass a0 lattice' and line 3 "
-                        f"'Nrho drho Nr dr cutoff' ({err})") from None
+        raise DataError(
+            f"EAM file {path}: funcfl ('eam') needs line 2 'Z mass a0 lattice' and line 3 "
+            f"'Nrho drho Nr dr cutoff' ({err})"
+        ) from None
     tokens = " ".join(lines[3:]).split()
     if len(tokens) != nrho + 2 * nr or not 0 < z_number < len(chemical_symbols):
-        raise DataError(f"EAM file {path}: funcfl ('eam') with Nrho={nrho}, Nr={nr} needs {nrho + 2 * nr} "
-                        f"numbers after line 3, found {len(tokens)}; is it an eam/alloy or eam/fs file?")
+        raise DataError(
+            f"EAM file {path}: funcfl ('eam') with Nrho={nrho}, Nr={nr} needs {nrho + 2 * nr} "
+            f"numbers after line 3, found {len(tokens)}; is it an eam/alloy or eam/fs file?"
+        )
     values = _floats(tokens, 0, len(tokens), path, "tables")
-    charge = values[nrho:nrho + nr]
-    return EAMTables([chemical_symbols[z_number]], np.array([mass]), drho, dr, cutoff,
-                     values[None, :nrho], values[None, None, nrho + nr:],
-                     FUNCFL_CHARGE_FACTOR * (charge * charge)[None, None, :])
+    charge = values[nrho : nrho + nr]
+    return EAMTables(
+        [chemical_symbols[z_number]],
+        np.array([mass]),
+        drho,
+        dr,
+        cutoff,
+        values[None, :nrho],
+        values[None, None, nrho + nr :],
+        FUNCFL_CHARGE_FACTOR * (charge * charge)[None, None, :],
+    )
 
 
 class FastEAM(Calculator):
@@ -201,8 +218,9 @@ class FastEAM(Calculator):
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
-    def __init__(self, potential: str | Path | EAMTables, kind: str | None = None, compiled: bool | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, potential: str | Path | EAMTables, kind: str | None = None, compiled: bool | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if compiled and not eam_kernel.AVAILABLE:
             raise DataError("FastEAM(compiled=True) needs numba; install it (requirements.txt pins it)")
@@ -226,15 +244,15 @@ class FastEAM(Calculator):
             for b in range(n_el):
                 functions = [splines.interval_coefficients(0.0, tables.dr, tables.density[b, a], self._n_r_int)]
                 if not self._symmetric:
-                    functions.append(
-                        splines.interval_coefficients(0.0, tables.dr, tables.density[a, b], self._n_r_int))
-                functions.append(splines.interval_coefficients(tables.dr, tables.dr, tables.rphi[a, b, 1:] / radii,
-                                                               self._n_r_int))
+                    functions.append(splines.interval_coefficients(0.0, tables.dr, tables.density[a, b], self._n_r_int))
+                functions.append(
+                    splines.interval_coefficients(tables.dr, tables.dr, tables.rphi[a, b, 1:] / radii, self._n_r_int)
+                )
                 pair_rows.append(np.hstack(functions))
         self._pair_table = np.concatenate(pair_rows)
-        self._embed_table = np.concatenate([
-            splines.interval_coefficients(0.0, tables.drho, tables.embedding[a], self._n_rho_int)
-            for a in range(n_el)])
+        self._embed_table = np.concatenate(
+            [splines.interval_coefficients(0.0, tables.drho, tables.embedding[a], self._n_rho_int) for a in range(n_el)]
+        )
         self._index_of = {symbol: k for k, symbol in enumerate(self.elements)}
         self._types_key: bytes | None = None  # atomic numbers of the last call, and their types
         self._types = np.zeros(0, dtype=np.int64)
@@ -246,8 +264,15 @@ class FastEAM(Calculator):
             raise DataError(f"EAM potential has elements {self.elements}; no parameters for {missing}")
         return np.array([self._index_of[s] for s in symbols], dtype=np.intp)
 
-    def compute(self, positions: np.ndarray, cell: np.ndarray, pbc, types: np.ndarray, per_atom: bool = True,
-                forces: bool = True) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    def compute(
+        self,
+        positions: np.ndarray,
+        cell: np.ndarray,
+        pbc,
+        types: np.ndarray,
+        per_atom: bool = True,
+        forces: bool = True,
+    ) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """Energy, per-atom energies, forces and the stress (3x3, ASE sign) from plain arrays.
 
         Parameters
@@ -270,10 +295,22 @@ class FastEAM(Calculator):
         cell = np.asarray(cell, dtype=float)
         if self.compiled and all(pbc):
             status, energy, energies, force_array, virial, volume = eam_kernel.eam_kernel(
-                np.ascontiguousarray(positions, dtype=float), cell, types.astype(np.int64, copy=False),
-                len(self.elements), self._symmetric, self.cutoff, self._pair_table, self._n_r_int, self._dr,
-                self._embed_table, self._n_rho_int, self._drho, self._rho_max, forces,
-                neighbours.MAX_DENSE_CANDIDATES)
+                np.ascontiguousarray(positions, dtype=float),
+                cell,
+                types.astype(np.int64, copy=False),
+                len(self.elements),
+                self._symmetric,
+                self.cutoff,
+                self._pair_table,
+                self._n_r_int,
+                self._dr,
+                self._embed_table,
+                self._n_rho_int,
+                self._drho,
+                self._rho_max,
+                forces,
+                neighbours.MAX_DENSE_CANDIDATES,
+            )
             if status == eam_kernel.COINCIDING:
                 return self._coinciding(n_atoms, forces)
             if status == eam_kernel.OK:
@@ -292,15 +329,19 @@ class FastEAM(Calculator):
             interval += (types.take(first) * n_el + types.take(second)) * self._n_r_int
         value, slope = splines.evaluate(self._pair_table.take(interval, axis=0), offset)
         at_second = 0 if self._symmetric else 1  # column of the density felt by `second`
-        density = (np.bincount(first, weights=value[:, 0], minlength=n_atoms)
-                   + np.bincount(second, weights=value[:, at_second], minlength=n_atoms))
+        density = np.bincount(first, weights=value[:, 0], minlength=n_atoms) + np.bincount(
+            second, weights=value[:, at_second], minlength=n_atoms
+        )
         embed, embed_slope = self._embedding(density, types)
         energy = float(embed.sum() + value[:, -1].sum())
         energies = None
         if per_atom:
             pair_half = 0.5 * value[:, -1]
-            energies = embed + np.bincount(first, weights=pair_half, minlength=n_atoms) \
+            energies = (
+                embed
+                + np.bincount(first, weights=pair_half, minlength=n_atoms)
                 + np.bincount(second, weights=pair_half, minlength=n_atoms)
+            )
         if not forces:
             return energy, energies, None, None
         # dE/dr of each pair: the pair term and both atoms' embedding terms
@@ -308,8 +349,9 @@ class FastEAM(Calculator):
         pair_forces = (de_dr / distances)[:, None] * vectors  # force on `first`; minus it on `second`
         force_array = np.empty((n_atoms, 3))
         for axis in range(3):
-            force_array[:, axis] = (np.bincount(first, weights=pair_forces[:, axis], minlength=n_atoms)
-                                    - np.bincount(second, weights=pair_forces[:, axis], minlength=n_atoms))
+            force_array[:, axis] = np.bincount(first, weights=pair_forces[:, axis], minlength=n_atoms) - np.bincount(
+                second, weights=pair_forces[:, axis], minlength=n_atoms
+            )
         stress = pair_forces.T @ vectors / volume if volume > 0 else None
         return energy, energies, force_array, stress
 
@@ -341,6 +383,12 @@ class FastEAM(Calculator):
             self._types = self.element_indices(atoms.get_chemical_symbols()).astype(np.int64)
             self._types_key = key
         with_forces = "forces" in properties or "stress" in properties
-        energy, energies, forces, stress = self.compute(atoms.positions, atoms.cell.array, atoms.pbc, self._types,
-                                                        per_atom="energies" in properties, forces=with_forces)
+        energy, energies, forces, stress = self.compute(
+            atoms.positions,
+            atoms.cell.array,
+            atoms.pbc,
+            self._types,
+            per_atom="energies" in properties,
+            forces=with_forces,
+        )
         store_results(self, energy, energies, forces, stress)

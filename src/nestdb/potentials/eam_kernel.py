@@ -20,12 +20,14 @@ import numpy as np
 
 try:
     from numba import njit
+
     AVAILABLE = True
 except ImportError:  # pragma: no cover - numba is pinned in requirements.txt
     AVAILABLE = False
 
     def njit(*args, **kwargs):
         return lambda function: function
+
 
 #: Status codes of :func:`eam_kernel`.
 OK, COINCIDING, NOT_HANDLED = 0, 1, 2
@@ -49,8 +51,7 @@ def _translations(cell, inverse, cutoff):
     counts = np.empty(3, np.int64)
     for k in range(3):
         # 1 / spacing of the lattice planes of direction k = norm of column k of the inverse
-        norm = math.sqrt(inverse[0, k] * inverse[0, k] + inverse[1, k] * inverse[1, k]
-                         + inverse[2, k] * inverse[2, k])
+        norm = math.sqrt(inverse[0, k] * inverse[0, k] + inverse[1, k] * inverse[1, k] + inverse[2, k] * inverse[2, k])
         counts[k] = int(math.floor(cutoff * norm + 0.5))
     n_a, n_b, n_c = counts[0], counts[1], counts[2]
     total = (2 * n_a + 1) * (2 * n_b + 1) * (2 * n_c + 1)
@@ -69,8 +70,23 @@ def _translations(cell, inverse, cutoff):
 
 
 @njit(cache=True)
-def eam_kernel(positions, cell, types, n_elements, symmetric, cutoff, pair_table, n_r_int, dr,
-               embed_table, n_rho_int, drho, rho_max, want_forces, max_candidates):
+def eam_kernel(
+    positions,
+    cell,
+    types,
+    n_elements,
+    symmetric,
+    cutoff,
+    pair_table,
+    n_r_int,
+    dr,
+    embed_table,
+    n_rho_int,
+    drho,
+    rho_max,
+    want_forces,
+    max_candidates,
+):
     """Energy, per-atom energies, forces and virial sum_pairs (dE/dr / r) d (x) d.
 
     Returns ``(status, energy, energies, forces, virial, volume)``: status
@@ -109,8 +125,11 @@ def eam_kernel(positions, cell, types, n_elements, symmetric, cutoff, pair_table
     fractional = np.empty((n_atoms, 3))
     for i in range(n_atoms):
         for col in range(3):
-            fractional[i, col] = (positions[i, 0] * inverse[0, col] + positions[i, 1] * inverse[1, col]
-                                  + positions[i, 2] * inverse[2, col])
+            fractional[i, col] = (
+                positions[i, 0] * inverse[0, col]
+                + positions[i, 1] * inverse[1, col]
+                + positions[i, 2] * inverse[2, col]
+            )
     max_pairs = (n_atoms * (n_atoms - 1)) // 2 * n_shifts + n_atoms * n_shifts if want_forces else 0
     first = np.empty(max_pairs, np.int64)
     second = np.empty(max_pairs, np.int64)

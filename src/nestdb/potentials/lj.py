@@ -41,8 +41,13 @@ class FastLennardJones(Calculator):
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
 
-    def __init__(self, epsilon: float = LJ_DEFAULTS["epsilon"], sigma: float = LJ_DEFAULTS["sigma"],
-                 cutoff: float = LJ_DEFAULTS["cutoff"], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        epsilon: float = LJ_DEFAULTS["epsilon"],
+        sigma: float = LJ_DEFAULTS["sigma"],
+        cutoff: float = LJ_DEFAULTS["cutoff"],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         for name, value in (("epsilon", epsilon), ("sigma", sigma), ("cutoff", cutoff)):
             if not np.isfinite(value) or value <= 0:
@@ -53,8 +58,9 @@ class FastLennardJones(Calculator):
         sr6 = (self.sigma / self.cutoff) ** 6
         self.energy_shift = 4.0 * self.epsilon * (sr6 * sr6 - sr6)
 
-    def compute(self, positions: np.ndarray, cell: np.ndarray, pbc, per_atom: bool = True, forces: bool = True
-                ) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    def compute(
+        self, positions: np.ndarray, cell: np.ndarray, pbc, per_atom: bool = True, forces: bool = True
+    ) -> tuple[float, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         """Energy, per-atom energies (None unless ``per_atom``), forces and the
         3x3 stress (ASE sign) from plain arrays; ``forces`` False skips forces
         and stress (returned as None).
@@ -74,8 +80,9 @@ class FastLennardJones(Calculator):
         pair = 4.0 * self.epsilon * (sr6 * sr6 - sr6) - self.energy_shift
         energies = None
         if per_atom:
-            energies = (np.bincount(first, weights=0.5 * pair, minlength=n_atoms)
-                        + np.bincount(second, weights=0.5 * pair, minlength=n_atoms))
+            energies = np.bincount(first, weights=0.5 * pair, minlength=n_atoms) + np.bincount(
+                second, weights=0.5 * pair, minlength=n_atoms
+            )
         if not forces:
             return float(pair.sum()), energies, None, None
         # (dE/dr) / r; the force on `first` is this times the vector to `second`
@@ -83,8 +90,9 @@ class FastLennardJones(Calculator):
         pair_forces = de_dr_over_r[:, None] * vectors
         force_array = np.empty((n_atoms, 3))
         for axis in range(3):
-            force_array[:, axis] = (np.bincount(first, weights=pair_forces[:, axis], minlength=n_atoms)
-                                    - np.bincount(second, weights=pair_forces[:, axis], minlength=n_atoms))
+            force_array[:, axis] = np.bincount(first, weights=pair_forces[:, axis], minlength=n_atoms) - np.bincount(
+                second, weights=pair_forces[:, axis], minlength=n_atoms
+            )
         stress = pair_forces.T @ vectors / volume if volume > 0 else None
         return float(pair.sum()), energies, force_array, stress
 
@@ -92,6 +100,10 @@ class FastLennardJones(Calculator):
         """ASE calculate(): forces and stress only when ``properties`` asks for either."""
         atoms = remember_atoms(self, atoms)
         energy, energies, forces, stress = self.compute(
-            atoms.positions, atoms.cell.array, atoms.pbc, per_atom="energies" in properties,
-            forces="forces" in properties or "stress" in properties)
+            atoms.positions,
+            atoms.cell.array,
+            atoms.pbc,
+            per_atom="energies" in properties,
+            forces="forces" in properties or "stress" in properties,
+        )
         store_results(self, energy, energies, forces, stress)

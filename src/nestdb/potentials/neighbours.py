@@ -32,8 +32,10 @@ def _upper_pairs(n_atoms: int) -> tuple[np.ndarray, np.ndarray]:
 def _translation_grid(n_a: int, n_b: int, n_c: int) -> tuple[np.ndarray, np.ndarray]:
     """Integer translations in [-n, n]^3: all of them, and the 'positive half'
     (first non-zero component > 0) used for an atom's own images."""
-    grid = np.stack(np.meshgrid(np.arange(-n_a, n_a + 1), np.arange(-n_b, n_b + 1),
-                                np.arange(-n_c, n_c + 1), indexing="ij"), axis=-1).reshape(-1, 3)
+    grid = np.stack(
+        np.meshgrid(np.arange(-n_a, n_a + 1), np.arange(-n_b, n_b + 1), np.arange(-n_c, n_c + 1), indexing="ij"),
+        axis=-1,
+    ).reshape(-1, 3)
     first_nonzero = np.where(grid[:, 0] != 0, grid[:, 0], np.where(grid[:, 1] != 0, grid[:, 1], grid[:, 2]))
     return grid.astype(float), grid[first_nonzero > 0].astype(float)
 
@@ -61,15 +63,18 @@ def inverse_and_volume(cell: np.ndarray) -> tuple[np.ndarray, float]:
     det = a * co_a + b * co_b + c * co_c
     if det == 0.0:
         return np.zeros((3, 3)), 0.0
-    inverse = np.array([[co_a, c * h - b * i, b * f - c * e],
-                        [co_b, a * i - c * g, c * d - a * f],
-                        [co_c, b * g - a * h, a * e - b * d]])
+    inverse = np.array(
+        [
+            [co_a, c * h - b * i, b * f - c * e],
+            [co_b, a * i - c * g, c * d - a * f],
+            [co_c, b * g - a * h, a * e - b * d],
+        ]
+    )
     inverse *= 1.0 / det
     return inverse, abs(det)
 
 
-def lattice_translations(cell: np.ndarray, inverse_cell: np.ndarray, cutoff: float
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def lattice_translations(cell: np.ndarray, inverse_cell: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
     """Cartesian lattice translations that can bring a minimum-image pair within
     ``cutoff`` (all of them, and the positive half used for an atom's own images)."""
     n_a, n_b, n_c = translation_range(inverse_cell, cutoff).tolist()
@@ -77,9 +82,9 @@ def lattice_translations(cell: np.ndarray, inverse_cell: np.ndarray, cutoff: flo
     return all_shifts @ cell, half_shifts @ cell
 
 
-def half_neighbour_list(positions: np.ndarray, cell: np.ndarray, pbc, cutoff: float,
-                        inverse_cell: np.ndarray | None = None
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def half_neighbour_list(
+    positions: np.ndarray, cell: np.ndarray, pbc, cutoff: float, inverse_cell: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every pair of atoms (or atom and periodic image) closer than ``cutoff``, once.
 
     Parameters
@@ -147,10 +152,10 @@ def _dense_half_list(positions, cell, inverse_cell, cutoff, n_max):
 
 def _binned_half_list(positions, cell, pbc, cutoff):
     first, second, vectors, shifts = neighbour_list(
-        "ijDS", positions=positions, cell=cell, pbc=np.asarray(pbc, dtype=bool), cutoff=cutoff)
+        "ijDS", positions=positions, cell=cell, pbc=np.asarray(pbc, dtype=bool), cutoff=cutoff
+    )
     # keep one of (i, j, S) and (j, i, -S)
-    first_nonzero = np.where(shifts[:, 0] != 0, shifts[:, 0],
-                             np.where(shifts[:, 1] != 0, shifts[:, 1], shifts[:, 2]))
+    first_nonzero = np.where(shifts[:, 0] != 0, shifts[:, 0], np.where(shifts[:, 1] != 0, shifts[:, 1], shifts[:, 2]))
     keep = (first < second) | ((first == second) & (first_nonzero > 0))
     vectors = vectors[keep]
     return first[keep], second[keep], vectors, np.sqrt((vectors * vectors) @ _ONES3)

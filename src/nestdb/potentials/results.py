@@ -22,8 +22,13 @@ def remember_atoms(calc: Calculator, atoms: Atoms | None) -> Atoms:
     if atoms is None:
         return calc.atoms
     kept = getattr(calc, "_kept_atoms", None)
-    if (kept is not None and len(atoms.arrays) == 2 and not atoms.constraints and len(kept.arrays) == 2
-            and kept.numbers.tobytes() == atoms.numbers.tobytes()):
+    if (
+        kept is not None
+        and len(atoms.arrays) == 2
+        and not atoms.constraints
+        and len(kept.arrays) == 2
+        and kept.numbers.tobytes() == atoms.numbers.tobytes()
+    ):
         kept.positions[:] = atoms.positions
         kept.cell.array[:] = atoms.cell.array
         kept.pbc[:] = atoms.pbc
@@ -34,16 +39,20 @@ def remember_atoms(calc: Calculator, atoms: Atoms | None) -> Atoms:
     return kept
 
 
-def store_results(calc: Calculator, energy: float, energies: np.ndarray | None, forces: np.ndarray | None,
-                  stress: np.ndarray | None) -> None:
+def store_results(
+    calc: Calculator, energy: float, energies: np.ndarray | None, forces: np.ndarray | None, stress: np.ndarray | None
+) -> None:
     """Fill ``calc.results`` (stress as Voigt 6-vector; None for a cell without
     volume or an energy-only call; forces None for an energy-only call).
     Results a call did not compute are removed, never left from an earlier one."""
     results = calc.results
     results["energy"] = energy
     results["free_energy"] = energy
-    for key, value in (("energies", energies), ("forces", forces),
-                       ("stress", None if stress is None else stress.flat[_VOIGT])):
+    for key, value in (
+        ("energies", energies),
+        ("forces", forces),
+        ("stress", None if stress is None else stress.flat[_VOIGT]),
+    ):
         if value is None:
             results.pop(key, None)
         else:

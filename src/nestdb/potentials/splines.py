@@ -36,8 +36,9 @@ def interval_coefficients(start: float, step: float, values: np.ndarray, n_inter
     c3, c2, c1, c0 = per_knot[nearest].T
     # re-expand the nearest polynomial about this interval's left end (0 inside the data)
     d = (knot_index - nearest) * step
-    return np.stack([c3, 3.0 * c3 * d + c2, (3.0 * c3 * d + 2.0 * c2) * d + c1,
-                     ((c3 * d + c2) * d + c1) * d + c0], axis=1)
+    return np.stack(
+        [c3, 3.0 * c3 * d + c2, (3.0 * c3 * d + 2.0 * c2) * d + c1, ((c3 * d + c2) * d + c1) * d + c0], axis=1
+    )
 
 
 def evaluate(rows: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -63,8 +63,10 @@ def merge_databases(paths: Iterable[str | Path], out_path: str | Path, by_struct
         n_read += len(frames)
         for j, atoms in enumerate(frames):
             if "config_id" not in atoms.info:
-                raise DataError(f"merge_databases: frame {j} of {path} has no info key 'config_id'; "
-                                "merge only files written by nestdb.select (or their labelled versions)")
+                raise DataError(
+                    f"merge_databases: frame {j} of {path} has no info key 'config_id'; "
+                    "merge only files written by nestdb.select (or their labelled versions)"
+                )
             config_id = str(atoms.info["config_id"])
             key = structure_hash(atoms) if by_structure else None
             if config_id in seen_ids:
@@ -79,6 +81,12 @@ def merge_databases(paths: Iterable[str | Path], out_path: str | Path, by_struct
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     write(out_path, merged, format="extxyz")
-    return {"n_read": n_read, "n_written": len(merged), "n_duplicates": n_read - len(merged),
-            "n_duplicate_ids": n_dup_ids, "n_duplicate_structures": n_dup_structures,
-            "per_file": per_file, "out_path": str(out_path)}
+    return {
+        "n_read": n_read,
+        "n_written": len(merged),
+        "n_duplicates": n_read - len(merged),
+        "n_duplicate_ids": n_dup_ids,
+        "n_duplicate_structures": n_dup_structures,
+        "per_file": per_file,
+        "out_path": str(out_path),
+    }

@@ -49,8 +49,10 @@ def select_pool(frames: list[Atoms], rule: dict, *, source: str = "") -> list[At
     """
     validate_rule(rule, f"selection rule for {source or 'pool'}")
     if rule["kind"] not in POOL_RULES:
-        raise ConfigError(f"selection rule {rule['kind']!r} needs nested-sampling thermodynamics; an exploration "
-                          f"pool ({source or 'pool'}) is selected with one of {', '.join(POOL_RULES)}")
+        raise ConfigError(
+            f"selection rule {rule['kind']!r} needs nested-sampling thermodynamics; an exploration "
+            f"pool ({source or 'pool'}) is selected with one of {', '.join(POOL_RULES)}"
+        )
     if not frames:
         return []
     return [frames[j].copy() for j in pool_choice(frames, rule, source or "pool")]

@@ -55,6 +55,7 @@ _OPTIONAL_INFO = ("committee_std", "ns_KE", "KEmax")
 
 # --------------------------------------------------------------------------- rules
 
+
 def validate_rule(rule: dict, where: str) -> None:
     """Check a selection rule from the configuration.
 
@@ -100,26 +101,38 @@ def validate_rule(rule: dict, where: str) -> None:
     if kind == "temperature_window":
         for key in ("t_min", "t_max"):
             value = rule[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not math.isfinite(value) or value < 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.number))
+                or not math.isfinite(value)
+                or value < 0
+            ):
                 raise ConfigError(f"{where}.{key}: must be a temperature in K (number >= 0), got {value!r}")
         if rule["t_min"] > rule["t_max"]:
             raise ConfigError(f"{where}: t_min ({rule['t_min']}) is above t_max ({rule['t_max']}); swap them")
         choice = rule.get("if_stopped_early", "window")
         if choice not in _STOPPED_EARLY_CHOICES:
-            raise ConfigError(f"{where}.if_stopped_early: must be one of {', '.join(_STOPPED_EARLY_CHOICES)}, "
-                              f"got {choice!r}")
+            raise ConfigError(
+                f"{where}.if_stopped_early: must be one of {', '.join(_STOPPED_EARLY_CHOICES)}, got {choice!r}"
+            )
     if kind == "trust_window":
         for key in ("sigma_lo", "sigma_hi"):
             value = rule[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{where}.{key}: must be a committee energy STD in meV/atom (number >= 0), "
-                                  f"got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.number))
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ConfigError(
+                    f"{where}.{key}: must be a committee energy STD in meV/atom (number >= 0), got {value!r}"
+                )
         if rule["sigma_lo"] >= rule["sigma_hi"]:
-            raise ConfigError(f"{where}: trust window sigma_lo ({rule['sigma_lo']} meV/atom) must be below "
-                              f"sigma_hi ({rule['sigma_hi']} meV/atom); the window sigma_lo <= sigma < sigma_hi "
-                              "is empty otherwise")
+            raise ConfigError(
+                f"{where}: trust window sigma_lo ({rule['sigma_lo']} meV/atom) must be below "
+                f"sigma_hi ({rule['sigma_hi']} meV/atom); the window sigma_lo <= sigma < sigma_hi "
+                "is empty otherwise"
+            )
     if kind == "random" and "seed" in rule:
         seed = rule["seed"]
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -127,6 +140,7 @@ def validate_rule(rule: dict, where: str) -> None:
 
 
 # --------------------------------------------------------------------------- provenance helpers
+
 
 def pressure_tag(pressure_gpa: float) -> str:
     """File-name-safe pressure label: 10 -> '10', 2.5 -> '2p5', -1 -> 'm1'."""
@@ -138,8 +152,9 @@ def _formula_tag(atoms: Atoms) -> str:
     return atoms.get_chemical_formula(mode="hill").lower()
 
 
-def frame_temperatures(frames: Sequence[Atoms], iters: np.ndarray, enthalpy: np.ndarray,
-                       temperatures: np.ndarray, source: str = "") -> np.ndarray:
+def frame_temperatures(
+    frames: Sequence[Atoms], iters: np.ndarray, enthalpy: np.ndarray, temperatures: np.ndarray, source: str = ""
+) -> np.ndarray:
     """Look up the per-sample temperature of every trajectory frame.
 
     Trajectory files hold only every ``traj_interval``-th cull, while
@@ -170,9 +185,11 @@ def frame_temperatures(frames: Sequence[Atoms], iters: np.ndarray, enthalpy: np.
         it, energy = _frame_iter_energy(atoms, j, source)
         lo, hi = np.searchsorted(sorted_iters, [it, it + 1])
         if lo == hi:
-            raise DataError(f"{source or 'NS run'}: trajectory frame {j} has iter={it}, which is not in the "
-                            f"energies file (iterations {sorted_iters[0]}..{sorted_iters[-1]}); "
-                            "the trajectory and the .energies file belong to different runs or restarts")
+            raise DataError(
+                f"{source or 'NS run'}: trajectory frame {j} has iter={it}, which is not in the "
+                f"energies file (iterations {sorted_iters[0]}..{sorted_iters[-1]}); "
+                "the trajectory and the .energies file belong to different runs or restarts"
+            )
         candidates = order[lo:hi]
         out[j] = temperatures[candidates[np.argmin(np.abs(enthalpy[candidates] - energy))]]
     return out
@@ -181,19 +198,26 @@ def frame_temperatures(frames: Sequence[Atoms], iters: np.ndarray, enthalpy: np.
 def _frame_iter_energy(atoms: Atoms, index: int, source: str) -> tuple[int, float]:
     for key in ("iter", "ns_energy"):
         if key not in atoms.info:
-            raise DataError(f"{source or 'NS run'}: trajectory frame {index} has no info key {key!r}; "
-                            "expected culled NS configurations (info: ns_energy, volume, iter, ns_P)")
+            raise DataError(
+                f"{source or 'NS run'}: trajectory frame {index} has no info key {key!r}; "
+                "expected culled NS configurations (info: ns_energy, volume, iter, ns_P)"
+            )
     return int(atoms.info["iter"]), float(atoms.info["ns_energy"])
 
 
-def _provenance_copy(atoms: Atoms, *, temp: float, weight: float, cycle: int, pressure_gpa: float,
-                     source: str, index: int) -> Atoms:
+def _provenance_copy(
+    atoms: Atoms, *, temp: float, weight: float, cycle: int, pressure_gpa: float, source: str, index: int
+) -> Atoms:
     """A calculator-free copy with wrapped positions and the provenance info keys."""
     it, energy = _frame_iter_energy(atoms, index, source)
     # Only symbols/positions/cell/pbc: pymatnest frames carry 1-amu masses and
     # momenta that must not leak into DFT or fitting.
-    copy = Atoms(symbols=atoms.get_chemical_symbols(), positions=atoms.get_positions(),
-                 cell=atoms.get_cell(), pbc=atoms.get_pbc())
+    copy = Atoms(
+        symbols=atoms.get_chemical_symbols(),
+        positions=atoms.get_positions(),
+        cell=atoms.get_cell(),
+        pbc=atoms.get_pbc(),
+    )
     if copy.pbc.all():
         copy.wrap()  # NS MD leaves atoms far outside the cell
     ptag = pressure_tag(pressure_gpa)
@@ -223,6 +247,7 @@ def _provenance_copy(atoms: Atoms, *, temp: float, weight: float, cycle: int, pr
 
 # --------------------------------------------------------------------------- selection
 
+
 def evenly_spaced(indices: np.ndarray, count: int) -> np.ndarray:
     """``count`` entries of ``indices`` (sorted) equally spaced in position, both ends included."""
     if count >= indices.size:
@@ -233,10 +258,19 @@ def evenly_spaced(indices: np.ndarray, count: int) -> np.ndarray:
     return indices[picks]
 
 
-def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: dict, *, stopped_early: bool,
-                          cycle: int, pressure_gpa: float, weight_alpha: float = 0.0,
-                          weight_rescale: str = "none", min_policy: str | None = None,
-                          source: str = "") -> list[Atoms]:
+def select_configurations(
+    frames: list[Atoms],
+    temperatures: np.ndarray,
+    rule: dict,
+    *,
+    stopped_early: bool,
+    cycle: int,
+    pressure_gpa: float,
+    weight_alpha: float = 0.0,
+    weight_rescale: str = "none",
+    min_policy: str | None = None,
+    source: str = "",
+) -> list[Atoms]:
     """Select culled NS configurations of one run by a rule.
 
     Parameters
@@ -320,13 +354,14 @@ def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: d
     _check_pressure(frames[order[-1]], pressure_gpa, name)
 
     kind = rule["kind"]
-    if kind == "final" or (kind == "temperature_window" and stopped_early
-                           and rule.get("if_stopped_early", "window") == "final"):
+    if kind == "final" or (
+        kind == "temperature_window" and stopped_early and rule.get("if_stopped_early", "window") == "final"
+    ):
         chosen = order[-1:]
     elif kind == "last":
         if rule["count"] > len(frames):
             shortfall(rule, name, f"rule 'last' asks for {rule['count']} frames but the run has {len(frames)}")
-        chosen = order[-rule["count"]:]
+        chosen = order[-rule["count"] :]
     elif kind in POOL_RULES:
         chosen = order[pool_choice([frames[j] for j in order], rule, name)]
     else:
@@ -335,12 +370,17 @@ def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: d
         if eligible.size == 0:
             finite = temps[np.isfinite(temps)]
             covered = f"{finite.min():.1f}-{finite.max():.1f} K" if finite.size else "no finite temperatures"
-            raise DataError(f"{name}: no configuration has a temperature in the window {t_lo:g}-{t_hi:g} K; "
-                            f"the run's frames cover {covered}. Widen the window or run NS longer "
-                            "(converge to lower temperature)")
+            raise DataError(
+                f"{name}: no configuration has a temperature in the window {t_lo:g}-{t_hi:g} K; "
+                f"the run's frames cover {covered}. Widen the window or run NS longer "
+                "(converge to lower temperature)"
+            )
         if eligible.size < rule["count"]:
-            shortfall(rule, name, f"only {eligible.size} frames lie in {t_lo:g}-{t_hi:g} K, fewer than the "
-                                   f"{rule['count']} requested")
+            shortfall(
+                rule,
+                name,
+                f"only {eligible.size} frames lie in {t_lo:g}-{t_hi:g} K, fewer than the {rule['count']} requested",
+            )
         chosen = evenly_spaced(eligible, int(rule["count"]))
 
     h_final = float(frames[order[-1]].info["ns_energy"])
@@ -355,8 +395,17 @@ def select_configurations(frames: list[Atoms], temperatures: np.ndarray, rule: d
         weights = np.exp(log_weights)
     selected = []
     for j, weight in zip(chosen, weights, strict=True):
-        selected.append(_provenance_copy(frames[j], temp=temps[j], weight=float(weight), cycle=cycle,
-                                         pressure_gpa=pressure_gpa, source=source, index=int(j)))
+        selected.append(
+            _provenance_copy(
+                frames[j],
+                temp=temps[j],
+                weight=float(weight),
+                cycle=cycle,
+                pressure_gpa=pressure_gpa,
+                source=source,
+                index=int(j),
+            )
+        )
     _make_ids_unique(selected)
     return selected
 
@@ -374,9 +423,11 @@ def committee_stds(frames: Sequence[Atoms], source: str = "") -> np.ndarray:
     for j, atoms in enumerate(frames):
         value = atoms.info.get("committee_std")
         if value is None or not math.isfinite(float(value)):
-            raise DataError(f"{source or 'exploration'}: frame {j} has no committee STD (info 'committee_std'); "
-                            "the trust window needs configurations scored by the previous cycle's committee, "
-                            "which cycle 0 does not have")
+            raise DataError(
+                f"{source or 'exploration'}: frame {j} has no committee STD (info 'committee_std'); "
+                "the trust window needs configurations scored by the previous cycle's committee, "
+                "which cycle 0 does not have"
+            )
         out[j] = 1000.0 * float(value)
     return out
 
@@ -400,17 +451,23 @@ def pool_choice(frames: Sequence[Atoms], rule: dict, name: str) -> np.ndarray:
     eligible = np.flatnonzero((stds >= lo) & (stds < hi))
     if eligible.size < count:
         below, above = int(np.sum(stds < lo)), int(np.sum(stds >= hi))
-        shortfall(rule, name, f"{eligible.size} of {len(frames)} configurations have a committee STD in "
-                               f"[{lo:g}, {hi:g}) meV/atom ({below} below: already accurate, {above} above: "
-                               f"untrusted), fewer than the {count} requested")
+        shortfall(
+            rule,
+            name,
+            f"{eligible.size} of {len(frames)} configurations have a committee STD in "
+            f"[{lo:g}, {hi:g}) meV/atom ({below} below: already accurate, {above} above: "
+            f"untrusted), fewer than the {count} requested",
+        )
     return evenly_spaced(eligible, count)
 
 
 def shortfall(rule: dict, name: str, message: str) -> None:
     """A rule found fewer configurations than its ``count``: warn (``if_fewer: min``) or raise (``fail``)."""
     if rule.get("if_fewer", "min") == "fail":
-        raise DataError(f"{name}: {message}, and the rule has if_fewer: fail. Set if_fewer: min to take them all, "
-                        "lower count, or run NS longer")
+        raise DataError(
+            f"{name}: {message}, and the rule has if_fewer: fail. Set if_fewer: min to take them all, "
+            "lower count, or run NS longer"
+        )
     warnings.warn(f"{name}: {message}; taking all of them (if_fewer: min)", stacklevel=3)
 
 
@@ -419,8 +476,11 @@ def _check_pressure(atoms: Atoms, pressure_gpa: float, name: str) -> None:
         return
     run_gpa = ev_per_a3_to_gpa(float(atoms.info["ns_P"]))
     if abs(run_gpa - pressure_gpa) > 1e-3 * max(1.0, abs(pressure_gpa)):
-        warnings.warn(f"{name}: frames were sampled at ns_P = {run_gpa:.4g} GPa but pressure_gpa = "
-                      f"{pressure_gpa:g} was given; provenance will record {pressure_gpa:g} GPa", stacklevel=3)
+        warnings.warn(
+            f"{name}: frames were sampled at ns_P = {run_gpa:.4g} GPa but pressure_gpa = "
+            f"{pressure_gpa:g} was given; provenance will record {pressure_gpa:g} GPa",
+            stacklevel=3,
+        )
 
 
 def _make_ids_unique(selected: list[Atoms]) -> None:

@@ -116,9 +116,7 @@ def build_structure(
         element or a non-positive volume.
     """
     if name not in KNOWN_STRUCTURES:
-        raise ConfigError(
-            f"bench.structures: unknown structure {name!r}; choose from {', '.join(KNOWN_STRUCTURES)}"
-        )
+        raise ConfigError(f"bench.structures: unknown structure {name!r}; choose from {', '.join(KNOWN_STRUCTURES)}")
     volume = reference_volume_per_atom(element) if volume_per_atom is None else float(volume_per_atom)
     if not volume > 0:
         raise ConfigError(f"volume_per_atom must be positive (Å^3/atom), got {volume_per_atom!r}")

@@ -25,9 +25,9 @@ parameter-free (12 for fcc/hcp, 14 for bcc); alternatively a fixed
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
-from functools import lru_cache
-from typing import Sequence
+from functools import cache
 
 import numpy as np
 from ase import Atoms
@@ -36,8 +36,15 @@ from scipy.special import sph_harm_y
 
 from nestdb.errors import ConfigError, DataError
 
-__all__ = ["IDEAL_Q6_W6", "PHASES", "steinhardt", "classify_phase", "order_parameters", "rdf_first_minimum",
-           "wigner_3j"]
+__all__ = [
+    "IDEAL_Q6_W6",
+    "PHASES",
+    "steinhardt",
+    "classify_phase",
+    "order_parameters",
+    "rdf_first_minimum",
+    "wigner_3j",
+]
 
 #: (Q6, W6) of ideal crystals (bcc with 14 neighbours), for plots.
 IDEAL_Q6_W6 = {"fcc": (0.5745, -0.0131), "hcp": (0.4848, -0.0124), "bcc": (0.5106, 0.0131)}
@@ -48,11 +55,12 @@ PHASES = ("fcc", "hcp", "bcc", "liquid")
 
 # --------------------------------------------------------------------------- Wigner 3j
 
+
 def _fact(n: int) -> int:
     return math.factorial(n)
 
 
-@lru_cache(maxsize=None)
+@cache
 def wigner_3j(j1: int, j2: int, j3: int, m1: int, m2: int, m3: int) -> float:
     """Wigner 3j symbol of integer arguments, exact by the Racah formula.
 
@@ -60,23 +68,34 @@ def wigner_3j(j1: int, j2: int, j3: int, m1: int, m2: int, m3: int) -> float:
     ``|m_k| <= j_k``. Evaluated in exact rational arithmetic (the square root
     taken last), so symbols for l <= 10 are exact to double precision.
     """
-    if m1 + m2 + m3 != 0 or not abs(j1 - j2) <= j3 <= j1 + j2 or any(abs(m) > j for m, j in
-                                                                      ((m1, j1), (m2, j2), (m3, j3))):
+    if (
+        m1 + m2 + m3 != 0
+        or not abs(j1 - j2) <= j3 <= j1 + j2
+        or any(abs(m) > j for m, j in ((m1, j1), (m2, j2), (m3, j3)))
+    ):
         return 0.0
     triangle = Fraction(_fact(j1 + j2 - j3) * _fact(j1 - j2 + j3) * _fact(-j1 + j2 + j3), _fact(j1 + j2 + j3 + 1))
-    norm = triangle * (_fact(j1 + m1) * _fact(j1 - m1) * _fact(j2 + m2) * _fact(j2 - m2)
-                       * _fact(j3 + m3) * _fact(j3 - m3))
+    norm = triangle * (
+        _fact(j1 + m1) * _fact(j1 - m1) * _fact(j2 + m2) * _fact(j2 - m2) * _fact(j3 + m3) * _fact(j3 - m3)
+    )
     k_min = max(0, j2 - j3 - m1, j1 - j3 + m2)
     k_max = min(j1 + j2 - j3, j1 - m1, j2 + m2)
     total = Fraction(0)
     for k in range(k_min, k_max + 1):
-        total += Fraction((-1) ** k, _fact(k) * _fact(j1 + j2 - j3 - k) * _fact(j1 - m1 - k) * _fact(j2 + m2 - k)
-                          * _fact(j3 - j2 + m1 + k) * _fact(j3 - j1 - m2 + k))
+        total += Fraction(
+            (-1) ** k,
+            _fact(k)
+            * _fact(j1 + j2 - j3 - k)
+            * _fact(j1 - m1 - k)
+            * _fact(j2 + m2 - k)
+            * _fact(j3 - j2 + m1 + k)
+            * _fact(j3 - j1 - m2 + k),
+        )
     sign = -1 if (j1 - j2 - m3) % 2 else 1
     return sign * float(total) * math.sqrt(float(norm))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _w_terms(l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Index triples (m1, m2, m3 = -m1-m2, offset by l) and 3j values of W_l."""
     i1, i2, i3, coef = [], [], [], []
@@ -93,6 +112,7 @@ def _w_terms(l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 # --------------------------------------------------------------------------- neighbours
 
+
 def _bond_vectors(atoms: Atoms, neighbours: str | int | float) -> tuple[np.ndarray, np.ndarray]:
     """(atom index, bond vector) of every chosen bond."""
     n = len(atoms)
@@ -103,10 +123,13 @@ def _bond_vectors(atoms: Atoms, neighbours: str | int | float) -> tuple[np.ndarr
         if i.size == 0:
             raise DataError(f"no neighbours within cutoff {neighbours} Å; use a larger cutoff")
         return i, d
-    if neighbours != "sann" and (isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer))
-                                 or neighbours < 1):
-        raise ConfigError(f"neighbours must be 'sann', a number of nearest neighbours (int >= 1) or a cutoff "
-                          f"in Å (float), got {neighbours!r}")
+    if neighbours != "sann" and (
+        isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)) or neighbours < 1
+    ):
+        raise ConfigError(
+            f"neighbours must be 'sann', a number of nearest neighbours (int >= 1) or a cutoff "
+            f"in Å (float), got {neighbours!r}"
+        )
     wanted = 40 if neighbours == "sann" else int(neighbours) + 1
     # Radius expected to hold `wanted` neighbours at the mean density, grown until every atom has them.
     volume = abs(atoms.get_volume()) if atoms.pbc.all() else np.ptp(atoms.positions, axis=0).prod() + 1.0
@@ -125,9 +148,9 @@ def _bond_vectors(atoms: Atoms, neighbours: str | int | float) -> tuple[np.ndarr
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     keep = np.zeros(i.size, dtype=bool)
     for atom in range(n):
-        r = dist[starts[atom]:starts[atom] + counts[atom]]
+        r = dist[starts[atom] : starts[atom] + counts[atom]]
         m = int(neighbours) if neighbours != "sann" else _sann_count(r)
-        keep[starts[atom]:starts[atom] + m] = True
+        keep[starts[atom] : starts[atom] + m] = True
     return i[keep], d[keep]
 
 
@@ -140,8 +163,9 @@ def _sann_count(sorted_dist: np.ndarray) -> int:
     return sorted_dist.size
 
 
-def rdf_first_minimum(frames: Sequence[Atoms], r_max: float = 6.0, bin_width: float = 0.05,
-                      smoothing: float = 0.1) -> float:
+def rdf_first_minimum(
+    frames: Sequence[Atoms], r_max: float = 6.0, bin_width: float = 0.05, smoothing: float = 0.1
+) -> float:
     """Position (Å) of the first minimum of the pair distribution g(r) of configurations.
 
     The histogram of pair distances (over all frames) is divided by the shell
@@ -170,6 +194,7 @@ def rdf_first_minimum(frames: Sequence[Atoms], r_max: float = 6.0, bin_width: fl
 
 
 # --------------------------------------------------------------------------- order parameters
+
 
 def _mean_qlm(bonds: np.ndarray, l: int) -> np.ndarray:
     """Qbar_lm, m = -l..l: spherical harmonics averaged over all bonds."""

@@ -52,10 +52,13 @@ def neighbour_pairs(atoms: Atoms, neighbours: str | int | float = "sann") -> tup
         if i.size == 0:
             raise DataError(f"no neighbours within cutoff {neighbours} Å; use a larger cutoff")
         return i, j
-    if neighbours != "sann" and (isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer))
-                                 or neighbours < 1):
-        raise ConfigError(f"neighbours must be 'sann', a number of nearest neighbours (int >= 1) or a cutoff "
-                          f"in Å (float), got {neighbours!r}")
+    if neighbours != "sann" and (
+        isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)) or neighbours < 1
+    ):
+        raise ConfigError(
+            f"neighbours must be 'sann', a number of nearest neighbours (int >= 1) or a cutoff "
+            f"in Å (float), got {neighbours!r}"
+        )
     wanted = 40 if neighbours == "sann" else int(neighbours) + 1
     volume = abs(atoms.get_volume()) if atoms.pbc.all() else np.ptp(atoms.positions, axis=0).prod() + 1.0
     cutoff = (3 * wanted * volume / (4 * math.pi * n)) ** (1 / 3)
@@ -72,13 +75,14 @@ def neighbour_pairs(atoms: Atoms, neighbours: str | int | float = "sann") -> tup
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     keep = np.zeros(i.size, dtype=bool)
     for atom in range(n):
-        m = int(neighbours) if neighbours != "sann" else _sann_count(d[starts[atom]:starts[atom] + counts[atom]])
-        keep[starts[atom]:starts[atom] + m] = True
+        m = int(neighbours) if neighbours != "sann" else _sann_count(d[starts[atom] : starts[atom] + counts[atom]])
+        keep[starts[atom] : starts[atom] + m] = True
     return i[keep], j[keep]
 
 
-def warren_cowley(atoms: Atoms, neighbours: str | int | float = "sann",
-                  elements: list[str] | None = None) -> dict[str, float]:
+def warren_cowley(
+    atoms: Atoms, neighbours: str | int | float = "sann", elements: list[str] | None = None
+) -> dict[str, float]:
     """First-shell Warren–Cowley parameters of every pair of different species.
 
     Parameters
@@ -105,8 +109,9 @@ def warren_cowley(atoms: Atoms, neighbours: str | int | float = "sann",
     return warren_cowley_of_bonds(symbols, centre, neighbour, elements)
 
 
-def warren_cowley_of_bonds(symbols: np.ndarray, centre: np.ndarray, neighbour: np.ndarray,
-                           elements: list[str]) -> dict[str, float]:
+def warren_cowley_of_bonds(
+    symbols: np.ndarray, centre: np.ndarray, neighbour: np.ndarray, elements: list[str]
+) -> dict[str, float]:
     """:func:`warren_cowley` from given bonds (``neighbour_pairs``), e.g. for many species arrangements of one cell."""
     result = {}
     for a, b in itertools.combinations(elements, 2):
@@ -120,8 +125,13 @@ def warren_cowley_of_bonds(symbols: np.ndarray, centre: np.ndarray, neighbour: n
     return result
 
 
-def random_reference(atoms: Atoms, neighbours: str | int | float = "sann", elements: list[str] | None = None,
-                     n_shuffles: int = 20, seed: int = 0) -> dict[str, float]:
+def random_reference(
+    atoms: Atoms,
+    neighbours: str | int | float = "sann",
+    elements: list[str] | None = None,
+    n_shuffles: int = 20,
+    seed: int = 0,
+) -> dict[str, float]:
     """Mean Warren–Cowley parameters of random arrangements of the same species on the same sites.
 
     In a small periodic cell a random arrangement does not give alpha = 0

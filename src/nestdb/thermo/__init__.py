@@ -16,6 +16,18 @@ from nestdb.thermo.plots import plot_analysis
 from nestdb.thermo.temperatures import resolved_temperature, sample_temperatures
 from nestdb.thermo.transitions import Transition, detect_transitions, melting_transition
 
-__all__ = ["NSEnergies", "read_energies", "TABLE_COLUMNS", "log_phase_volume", "analyse", "bootstrap",
-           "combine_runs", "sample_temperatures", "resolved_temperature", "Transition", "detect_transitions",
-           "melting_transition", "plot_analysis"]
+__all__ = [
+    "NSEnergies",
+    "read_energies",
+    "TABLE_COLUMNS",
+    "log_phase_volume",
+    "analyse",
+    "bootstrap",
+    "combine_runs",
+    "sample_temperatures",
+    "resolved_temperature",
+    "Transition",
+    "detect_transitions",
+    "melting_transition",
+    "plot_analysis",
+]

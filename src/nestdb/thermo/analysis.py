@@ -29,6 +29,7 @@ _BLOCK_ENTRIES = 2_000_000
 
 # --------------------------------------------------------------------------- quadrature
 
+
 def log_phase_volume(n_samples: int, n_walkers: int, n_cull: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Log phase-space volume and log prior mass of every NS sample.
 
@@ -73,8 +74,9 @@ def _temperature_blocks(n_temps: int, n_samples: int):
         yield slice(start, min(start + block, n_temps))
 
 
-def _moments(log_prior: np.ndarray, h: np.ndarray, betas: np.ndarray,
-             volume: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def _moments(
+    log_prior: np.ndarray, h: np.ndarray, betas: np.ndarray, volume: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Weighted sums at every beta: log Z, <h>, Var(h); with ``volume`` also
     <V>, Cov(V, h), the 10 %-of-max weight band and its weight share.
 
@@ -155,25 +157,34 @@ def analyse(energies: NSEnergies, temperatures: np.ndarray, kB: float = KB_EV_PE
     betas = 1.0 / (kB * temps)
     cols = _moments(log_prior(energies), energies.enthalpy - h_min, betas, volume=energies.volume)
     f = energies.n_extra_dof
-    table = pd.DataFrame({
-        "T": temps,
-        "log_Z": cols["log_Z"],
-        "F": -cols["log_Z"] / betas + f / (2.0 * betas) + h_min,
-        "U": f / (2.0 * betas) + cols["mean_h"] + h_min,
-        "Cp": f * kB / 2.0 + kB * betas**2 * cols["var_h"],
-        "V": cols["V"],
-        "thermal_exp": kB * betas**2 * cols["cov_vh"] / cols["V"],
-        "low_pct_i": cols["low_pct_i"],
-        "mode_i": cols["mode_i"],
-        "high_pct_i": cols["high_pct_i"],
-        "Z_fract": cols["Z_fract"],
-    })
-    table.attrs.update(kB=float(kB), n_atoms=energies.n_atoms, n_walkers=energies.n_walkers,
-                       n_cull=energies.n_cull, H_min=h_min, n_samples=energies.n_samples)
+    table = pd.DataFrame(
+        {
+            "T": temps,
+            "log_Z": cols["log_Z"],
+            "F": -cols["log_Z"] / betas + f / (2.0 * betas) + h_min,
+            "U": f / (2.0 * betas) + cols["mean_h"] + h_min,
+            "Cp": f * kB / 2.0 + kB * betas**2 * cols["var_h"],
+            "V": cols["V"],
+            "thermal_exp": kB * betas**2 * cols["cov_vh"] / cols["V"],
+            "low_pct_i": cols["low_pct_i"],
+            "mode_i": cols["mode_i"],
+            "high_pct_i": cols["high_pct_i"],
+            "Z_fract": cols["Z_fract"],
+        }
+    )
+    table.attrs.update(
+        kB=float(kB),
+        n_atoms=energies.n_atoms,
+        n_walkers=energies.n_walkers,
+        n_cull=energies.n_cull,
+        H_min=h_min,
+        n_samples=energies.n_samples,
+    )
     return table
 
 
 # --------------------------------------------------------------------------- error bars
+
 
 def _random_log_prior(energies: NSEnergies, rng: np.random.Generator) -> np.ndarray:
     """log a_i for one random realisation of the NS shrinkage factors.
@@ -193,8 +204,9 @@ def _random_log_prior(energies: NSEnergies, rng: np.random.Generator) -> np.ndar
     return log_a
 
 
-def bootstrap(energies: NSEnergies, temperatures: np.ndarray, n_boot: int = 50, seed: int = 0,
-              kB: float = KB_EV_PER_K) -> pd.DataFrame:
+def bootstrap(
+    energies: NSEnergies, temperatures: np.ndarray, n_boot: int = 50, seed: int = 0, kB: float = KB_EV_PER_K
+) -> pd.DataFrame:
     """Error bars of U, C_p and <V> from the statistical uncertainty of the NS process.
 
     The phase-volume shrinkage of every iteration is a random variable that

@@ -46,6 +46,7 @@ class NSEnergies:
 
 # --------------------------------------------------------------------------- reading
 
+
 def _parse_header(path: Path, line: str) -> tuple[int, int, int, bool, int]:
     fields = line.split()
     hint = f"expected 'n_walkers n_cull nExtraDOF flat_V_prior N_atoms' (or the old first 3), got {line.strip()!r}"
@@ -57,8 +58,10 @@ def _parse_header(path: Path, line: str) -> tuple[int, int, int, bool, int]:
     except ValueError:
         raise DataError(f"{path}: line 1 is not a valid header; {hint}") from None
     if n_walkers < 1 or not 1 <= n_cull <= n_walkers or n_extra < 0 or n_atoms < 0 or (flat and n_atoms == 0):
-        raise DataError(f"{path}: line 1 has impossible values (need n_walkers >= n_cull >= 1, nExtraDOF >= 0, "
-                        f"N_atoms > 0 with a flat V prior); {hint}")
+        raise DataError(
+            f"{path}: line 1 has impossible values (need n_walkers >= n_cull >= 1, nExtraDOF >= 0, "
+            f"N_atoms > 0 with a flat V prior); {hint}"
+        )
     return n_walkers, n_cull, n_extra, flat, n_atoms
 
 
@@ -98,7 +101,8 @@ def _check_non_increasing(path: Path, enthalpy: np.ndarray) -> None:
             f"{path}: line {k + 3}: the enthalpy rises from {float(enthalpy[k])!r} (line {k + 2}) to "
             f"{float(enthalpy[k + 1])!r} eV ({bad.size} rise(s) in the file); NS culls walkers in order of "
             f"decreasing enthalpy, so the file is not one run's record in order (reversed, a block appended "
-            f"twice, or files concatenated). Use the run's own .energies file or rerun it")
+            f"twice, or files concatenated). Use the run's own .energies file or rerun it"
+        )
 
 
 def _read_text(path: Path) -> str:
@@ -113,8 +117,10 @@ def _read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         binary_at = exc.start if binary_at < 0 else min(binary_at, exc.start)
     if binary_at >= 0:
-        raise DataError(f"{path} is not a text file (binary data at byte {binary_at}); expected a pymatnest/nestdb "
-                        "'.energies' file: a header line and one 'iter H V' line per culled walker")
+        raise DataError(
+            f"{path} is not a text file (binary data at byte {binary_at}); expected a pymatnest/nestdb "
+            "'.energies' file: a header line and one 'iter H V' line per culled walker"
+        )
     return text
 
 
@@ -148,8 +154,10 @@ def read_energies(path: str | Path) -> NSEnergies:
     # Every sample line is written with its newline in one flush: a missing
     # final newline means the last write was cut (killed run, full disk).
     if not text.endswith("\n"):
-        raise DataError(f"{path}: line {len(lines)} is incomplete (no end of line; the file looks truncated, "
-                        f"delete the incomplete last line or re-run): {lines[-1].strip()[:80]!r}")
+        raise DataError(
+            f"{path}: line {len(lines)} is incomplete (no end of line; the file looks truncated, "
+            f"delete the incomplete last line or re-run): {lines[-1].strip()[:80]!r}"
+        )
     if any(not line.strip() for line in lines[1:]):
         raise _locate_bad_line(path, lines)
     try:
@@ -157,14 +165,20 @@ def read_energies(path: str | Path) -> NSEnergies:
         table = np.loadtxt(lines[1:], dtype=float, ndmin=2)
     except ValueError:
         raise _locate_bad_line(path, lines) from None
-    if table.shape[1] not in (2, 3) or not np.all(np.isfinite(table)) \
-            or np.any(table[:, 0] != np.round(table[:, 0])):
+    if table.shape[1] not in (2, 3) or not np.all(np.isfinite(table)) or np.any(table[:, 0] != np.round(table[:, 0])):
         raise _locate_bad_line(path, lines)
     _check_non_increasing(path, table[:, 1])
     volume = table[:, 2] if table.shape[1] == 3 else np.full(table.shape[0], np.nan)
     n_walkers, n_cull, n_extra, flat, n_atoms = header
     if flat and table.shape[1] == 2:
         raise DataError(f"{path}: flat_V_prior=True but the file has no volume column")
-    return NSEnergies(n_walkers, n_cull, n_extra, flat, n_atoms,
-                      iters=table[:, 0].astype(np.int64), enthalpy=table[:, 1].copy(),
-                      volume=np.ascontiguousarray(volume))
+    return NSEnergies(
+        n_walkers,
+        n_cull,
+        n_extra,
+        flat,
+        n_atoms,
+        iters=table[:, 0].astype(np.int64),
+        enthalpy=table[:, 1].copy(),
+        volume=np.ascontiguousarray(volume),
+    )

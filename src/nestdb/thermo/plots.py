@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,8 +20,13 @@ __all__ = ["plot_analysis", "plot_selection", "plot_order_parameters"]
 _KIND_COLOURS = {"melting": "C3", "solid-solid": "C2", "fluid": "C0", "unknown": "0.5"}
 
 
-def plot_analysis(table: pd.DataFrame, path: str | Path, title: str = "", n_atoms: int | None = None,
-                  transitions: Sequence[Transition] | None = None) -> Figure:
+def plot_analysis(
+    table: pd.DataFrame,
+    path: str | Path,
+    title: str = "",
+    n_atoms: int | None = None,
+    transitions: Sequence[Transition] | None = None,
+) -> Figure:
     """Plot C_p(T) and <V>(T) of an :func:`~nestdb.thermo.analyse` table to a PNG file.
 
     With ``n_atoms`` (or ``table.attrs['n_atoms']``) C_p is shown in kB/atom
@@ -50,8 +55,15 @@ def plot_analysis(table: pd.DataFrame, path: str | Path, title: str = "", n_atom
     for t in transitions or ():
         colour = _KIND_COLOURS.get(t.kind, "0.5")
         cp_at = t.cp_peak if n_atoms else t.cp_peak * cp_scale
-        ax_cp.errorbar([t.temperature], [cp_at], xerr=[[t.temperature - t.low], [t.high - t.temperature]],
-                       fmt="o", color=colour, capsize=3, label=f"{t.kind} {t.temperature:.0f} K")
+        ax_cp.errorbar(
+            [t.temperature],
+            [cp_at],
+            xerr=[[t.temperature - t.low], [t.high - t.temperature]],
+            fmt="o",
+            color=colour,
+            capsize=3,
+            label=f"{t.kind} {t.temperature:.0f} K",
+        )
         ax_v.axvspan(t.low, t.high, color=colour, alpha=0.15, lw=0)
     if transitions or "Cp_err" in table.columns:
         ax_cp.legend(fontsize=7)
@@ -60,8 +72,14 @@ def plot_analysis(table: pd.DataFrame, path: str | Path, title: str = "", n_atom
     return save(fig, path, dpi=120)
 
 
-def plot_selection(iters: np.ndarray, enthalpy: np.ndarray, temperatures: np.ndarray, chosen: pd.DataFrame,
-                   path: str | Path, title: str = "") -> Figure:
+def plot_selection(
+    iters: np.ndarray,
+    enthalpy: np.ndarray,
+    temperatures: np.ndarray,
+    chosen: pd.DataFrame,
+    path: str | Path,
+    title: str = "",
+) -> Figure:
     """Enthalpy per atom vs NS iteration and vs sample temperature, selected samples marked (study Fig. 2).
 
     Parameters
@@ -97,8 +115,9 @@ def plot_selection(iters: np.ndarray, enthalpy: np.ndarray, temperatures: np.nda
     return save(fig, path, dpi=110)
 
 
-def plot_order_parameters(q6: np.ndarray, w6: np.ndarray, temperatures: np.ndarray, path: str | Path,
-                          title: str = "") -> Figure:
+def plot_order_parameters(
+    q6: np.ndarray, w6: np.ndarray, temperatures: np.ndarray, path: str | Path, title: str = ""
+) -> Figure:
     """Q6-W6 scatter of samples coloured by temperature, with the ideal fcc/hcp/bcc points."""
     fig, axis = subplots(figsize=(5.2, 4.2))
     temps = np.asarray(temperatures, dtype=float)

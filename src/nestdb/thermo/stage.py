@@ -23,9 +23,15 @@ log = logging.getLogger(__name__)
 TRANSITION_COLUMNS = tuple(f.name for f in dataclasses.fields(Transition))
 
 
-def analyse_run(energies_path: str | Path, table_path: str | Path, temperatures_path: str | Path,
-                plot_path: str | Path, grid: dict, title: str = "",
-                transitions_path: str | Path | None = None) -> None:
+def analyse_run(
+    energies_path: str | Path,
+    table_path: str | Path,
+    temperatures_path: str | Path,
+    plot_path: str | Path,
+    grid: dict,
+    title: str = "",
+    transitions_path: str | Path | None = None,
+) -> None:
     """Thermodynamics of one run: a table over T, per-sample temperatures, a plot.
 
     ``grid`` is the ``analyse`` config block (``t_min``, ``t_max``,
@@ -53,12 +59,19 @@ def analyse_run(energies_path: str | Path, table_path: str | Path, temperatures_
     table.to_csv(table_path, index=False)
     transitions = detect_transitions(table, energies.n_atoms) if energies.n_atoms and len(table) >= 3 else []
     for t in transitions:
-        log.info("C_p peak (%s) at %.0f K, FWHM %.0f K, volume jump %.3g A^3/atom", t.kind, t.temperature,
-                 t.fwhm, t.volume_jump)
+        log.info(
+            "C_p peak (%s) at %.0f K, FWHM %.0f K, volume jump %.3g A^3/atom",
+            t.kind,
+            t.temperature,
+            t.fwhm,
+            t.volume_jump,
+        )
     if transitions_path:
         pd.DataFrame([dataclasses.asdict(t) for t in transitions], columns=list(TRANSITION_COLUMNS)).to_csv(
-            transitions_path, index=False)
-    write_sample_temperatures(temperatures_path, energies.iters, energies.enthalpy, energies.volume,
-                              sample_temperatures(energies))
+            transitions_path, index=False
+        )
+    write_sample_temperatures(
+        temperatures_path, energies.iters, energies.enthalpy, energies.volume, sample_temperatures(energies)
+    )
     plot_analysis(table, plot_path, title=title, n_atoms=energies.n_atoms, transitions=transitions)
     log.info("analysed %d samples of %s", len(energies.enthalpy), energies_path)

@@ -43,8 +43,7 @@ def _check_grid(t_min: float, t_max: float, n_grid: int, caller: str) -> None:
         raise ConfigError(f"{caller}: n_grid must be >= 8, got {n_grid}")
 
 
-def _grid_moments(energies: NSEnergies, kB: float, t_min: float, t_max: float,
-                  n_grid: int) -> dict[str, np.ndarray]:
+def _grid_moments(energies: NSEnergies, kB: float, t_min: float, t_max: float, n_grid: int) -> dict[str, np.ndarray]:
     """log Z, <h>, Var(h) on a log-spaced T grid, refined where <h>(T) is steep."""
     h = energies.enthalpy - energies.enthalpy.min()
     prior = log_prior(energies)
@@ -84,13 +83,19 @@ def _resolved_from_grid(grid: dict[str, np.ndarray], live_set_ratio: float) -> f
     if k == log_t.size - 1:
         return float(np.exp(log_t[-1]))
     # ln(ratio) is close to linear in beta between nodes; interpolate in 1/T.
-    inv_t = np.exp(-log_t[k:k + 2])
+    inv_t = np.exp(-log_t[k : k + 2])
     frac = (log_ratio[k] - np.log(live_set_ratio)) / (log_ratio[k] - log_ratio[k + 1])
     return float(1.0 / (inv_t[0] + frac * (inv_t[1] - inv_t[0])))
 
 
-def resolved_temperature(energies: NSEnergies, kB: float = KB_EV_PER_K, t_min: float = 1.0,
-                         t_max: float = 1e5, live_set_ratio: float = 1.0, n_grid: int = 256) -> float:
+def resolved_temperature(
+    energies: NSEnergies,
+    kB: float = KB_EV_PER_K,
+    t_min: float = 1.0,
+    t_max: float = 1e5,
+    live_set_ratio: float = 1.0,
+    n_grid: int = 256,
+) -> float:
     """Lowest temperature the recorded samples of a run describe.
 
     The final live set (K walkers holding the prior mass ``X_M`` below the
@@ -110,9 +115,14 @@ def resolved_temperature(energies: NSEnergies, kB: float = KB_EV_PER_K, t_min: f
     return _resolved_from_grid(_grid_moments(energies, kB, t_min, t_max, n_grid), live_set_ratio)
 
 
-def sample_temperatures(energies: NSEnergies, kB: float = KB_EV_PER_K, t_min: float = 1.0,
-                        t_max: float = 1e5, n_grid: int = 256,
-                        live_set_ratio: float | None = 1.0) -> np.ndarray:
+def sample_temperatures(
+    energies: NSEnergies,
+    kB: float = KB_EV_PER_K,
+    t_min: float = 1.0,
+    t_max: float = 1e5,
+    n_grid: int = 256,
+    live_set_ratio: float | None = 1.0,
+) -> np.ndarray:
     """Temperature at which each NS sample is most probable.
 
     The normalised weight of sample ``i`` is ``p_i(beta) = a_i e^{-beta H_i} / Z(beta)``

@@ -96,15 +96,20 @@ def _refine_peak(temps: np.ndarray, cp: np.ndarray, i: int) -> tuple[float, floa
     """Vertex of the parabola through the peak and its neighbours (grid point at the ends)."""
     if i == 0 or i == temps.size - 1:
         return float(temps[i]), float(cp[i])
-    coeff = np.polyfit(temps[i - 1:i + 2], cp[i - 1:i + 2], 2)
+    coeff = np.polyfit(temps[i - 1 : i + 2], cp[i - 1 : i + 2], 2)
     if coeff[0] >= 0:
         return float(temps[i]), float(cp[i])
     t_vertex = float(np.clip(-coeff[1] / (2 * coeff[0]), temps[i - 1], temps[i + 1]))
     return t_vertex, float(np.polyval(coeff, t_vertex))
 
 
-def detect_transitions(table: pd.DataFrame, n_atoms: int, min_prominence: float = 0.2,
-                       min_melting_jump: float = 0.01, max_melting_jump: float = 0.12) -> list[Transition]:
+def detect_transitions(
+    table: pd.DataFrame,
+    n_atoms: int,
+    min_prominence: float = 0.2,
+    min_melting_jump: float = 0.01,
+    max_melting_jump: float = 0.12,
+) -> list[Transition]:
     """C_p peaks of an :func:`~nestdb.thermo.analyse` table, classified.
 
     Parameters
@@ -128,8 +133,10 @@ def detect_transitions(table: pd.DataFrame, n_atoms: int, min_prominence: float 
         Peaks in order of increasing temperature.
     """
     if not 0 <= min_melting_jump < max_melting_jump:
-        raise ConfigError(f"detect_transitions: need 0 <= min_melting_jump < max_melting_jump, got "
-                          f"{min_melting_jump}, {max_melting_jump}")
+        raise ConfigError(
+            f"detect_transitions: need 0 <= min_melting_jump < max_melting_jump, got "
+            f"{min_melting_jump}, {max_melting_jump}"
+        )
     temps, cp, volume = _check_table(table, n_atoms)
     if not np.all(np.isfinite(cp)):
         raise DataError("detect_transitions: C_p contains NaN/inf; analyse a run with samples on this grid")
@@ -144,18 +151,27 @@ def detect_transitions(table: pd.DataFrame, n_atoms: int, min_prominence: float 
     if peaks.size == 0:
         return []
     # Width at half the prominence: the reference level is the higher base (lower-prominence tail).
-    _, _, left, right = peak_widths(cp, peaks, rel_height=0.5,
-                                    prominence_data=(props["prominences"], props["left_bases"],
-                                                     props["right_bases"]))
+    _, _, left, right = peak_widths(
+        cp, peaks, rel_height=0.5, prominence_data=(props["prominences"], props["left_bases"], props["right_bases"])
+    )
     index = np.arange(temps.size)
     raw = []
     for k, i in enumerate(peaks):
         low, high = float(np.interp(left[k], index, temps)), float(np.interp(right[k], index, temps))
         v_low, v_high = float(np.interp(low, temps, volume)), float(np.interp(high, temps, volume))
         t_peak, cp_peak = _refine_peak(temps, cp, int(i))
-        raw.append(dict(temperature=t_peak, fwhm=high - low, low=low, high=high, cp_peak=cp_peak,
-                        volume_jump=v_high - v_low, prominence=float(props["prominences"][k]),
-                        relative_volume_jump=(v_high - v_low) / v_low if v_low > 0 else float("nan")))
+        raw.append(
+            dict(
+                temperature=t_peak,
+                fwhm=high - low,
+                low=low,
+                high=high,
+                cp_peak=cp_peak,
+                volume_jump=v_high - v_low,
+                prominence=float(props["prominences"][k]),
+                relative_volume_jump=(v_high - v_low) / v_low if v_low > 0 else float("nan"),
+            )
+        )
     kinds = _classify([r["relative_volume_jump"] for r in raw], min_melting_jump, max_melting_jump)
     return [Transition(kind=kind, **r) for r, kind in zip(raw, kinds)]
 
