@@ -275,7 +275,7 @@ def calls_per_second(splits: list[dict], n_calls: int = 200) -> dict:
     """Committee calls/s (energy, forces, STD) of each distinct fitted basis of split 0, 16-atom Mg, interleaved."""
     from ase.io import read
 
-    from nestdb.fit import CommitteeACECalculator
+    from nestdb.models.ace_committee import CommitteeACECalculator
 
     atoms = read(FILES[0], index=0)
     assert len(atoms) == 16

@@ -391,7 +391,7 @@ def test_feature_cache_reuses_rows_and_parallel_rows_agree(tmp_path):
     assert info["n_cached"] == 5 and info["n_computed"] == 0
     assert all(
         np.array_equal(a.force_rows, b.force_rows) and np.array_equal(a.virial_rows, b.virial_rows)
-        for a, b in zip(first, again)
+        for a, b in zip(first, again, strict=True)
     )
     # a truncated cache file is recomputed; another basis gets its own rows
     victim = next((tmp_path / info["basis_key"]).glob("*.npz"))
@@ -402,7 +402,10 @@ def test_feature_cache_reuses_rows_and_parallel_rows_agree(tmp_path):
     parallel, info = compute_features(frames, other, cache_dir=tmp_path, n_jobs=2)
     serial, _ = compute_features(frames, other)
     assert info["n_computed"] == 5
-    assert all(np.allclose(a.phi, b.phi) and np.allclose(a.force_rows, b.force_rows) for a, b in zip(parallel, serial))
+    assert all(
+        np.allclose(a.phi, b.phi) and np.allclose(a.force_rows, b.force_rows)
+        for a, b in zip(parallel, serial, strict=True)
+    )
 
 
 def test_bayesian_ridge_on_normal_equations_matches_sklearn():

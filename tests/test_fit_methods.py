@@ -29,7 +29,7 @@ def test_function_degrees_follow_the_basis_indices():
     functions = list(basis.basis_rank1[0]) + list(basis.basis[0])
     degrees = function_degrees(basis, l_weight=1.5)
     assert degrees.shape == (len(functions),)
-    for function, degree in zip(functions, degrees):
+    for function, degree in zip(functions, degrees, strict=True):
         assert degree == pytest.approx(sum(function.ns) + 1.5 * sum(function.ls))
     # rank-1 functions are the radial indices 1..nradmax
     assert list(degrees[: len(basis.basis_rank1[0])]) == list(range(1, SMALL_BASIS["nradmax_by_orders"][0] + 1))

@@ -100,24 +100,23 @@ def parse_modules(sources: dict[str, tuple[Path, str]]) -> dict[str, Module]:
     modules = {}
     for name, (path, text) in sources.items():
         module = Module(name, path)
-        lines = text.splitlines()
-        is_package = path.name == "__init__.py"
-
-        def visit(node, in_function: bool) -> None:
-            for child in ast.iter_child_nodes(node):
-                if isinstance(child, (ast.Import, ast.ImportFrom)):
-                    for target in _targets(child, name, is_package, names):
-                        if target.split(".")[0] == "nestdb":
-                            module.imports.append(
-                                (target, child.lineno, not in_function, _commented(lines, child.lineno))
-                            )
-                        elif in_function:
-                            module.local_third_party.append((target, child.lineno, _commented(lines, child.lineno)))
-                visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
-
-        visit(ast.parse(text), False)
+        _collect_imports(ast.parse(text), False, module, text.splitlines(), names)
         modules[name] = module
     return modules
+
+
+def _collect_imports(node: ast.AST, in_function: bool, module: Module, lines: list[str], names: set[str]) -> None:
+    """Record the imports under ``node`` in ``module`` (nestdb ones, and third-party ones inside functions)."""
+    is_package = module.path.name == "__init__.py"
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.Import, ast.ImportFrom)):
+            for target in _targets(child, module.name, is_package, names):
+                if target.split(".")[0] == "nestdb":
+                    module.imports.append((target, child.lineno, not in_function, _commented(lines, child.lineno)))
+                elif in_function:
+                    module.local_third_party.append((target, child.lineno, _commented(lines, child.lineno)))
+        nested = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        _collect_imports(child, nested, module, lines, names)
 
 
 def _targets(node: ast.Import | ast.ImportFrom, name: str, is_package: bool, names: set[str]) -> list[str]:
@@ -249,7 +248,9 @@ def test_checker_reports_an_upward_import_and_local_imports():
     modules = _synthetic(
         {
             "nestdb.io": "def f():\n    from nestdb.fit.stage import g\n",
-            "nestdb.fit.stage": "def g():\n    import scipy.optimize\n    import pyace\n    import optuna  # optional\n",
+            "nestdb.fit.stage": (
+                "def g():\n    import scipy.optimize\n    import pyace\n    import optuna  # optional\n"
+            ),
         }
     )
     found = violations(modules)

@@ -73,7 +73,7 @@ def test_temperature_window_count_spacing_and_window():
     assert len(selected) == 10
     got_t = np.array([a.info["temp"] for a in selected])
     assert np.all((got_t >= 200.0) & (got_t <= 3000.0))
-    eligible_iters = [f.info["iter"] for f, t in zip(frames, temps) if 200.0 <= t <= 3000.0]
+    eligible_iters = [f.info["iter"] for f, t in zip(frames, temps, strict=True) if 200.0 <= t <= 3000.0]
     iters = np.array([a.info["iter"] for a in selected])
     assert iters[0] == eligible_iters[0] and iters[-1] == eligible_iters[-1]
     steps = np.diff(iters)
@@ -281,7 +281,7 @@ def test_merge_databases_drops_duplicates_keeps_first(tmp_path):
         atoms.info["dft_energy"] = -1.0
     other_cycle = _select(frames, temps, {"kind": "final"}, cycle=1)
     paths = [tmp_path / "a.xyz", tmp_path / "b.xyz", tmp_path / "c.xyz"]
-    for path, db in zip(paths, (first, second, other_cycle)):
+    for path, db in zip(paths, (first, second, other_cycle), strict=True):
         write(path, db, format="extxyz")
     # The cycle-1 frame is the same structure as the last cycle-0 one: dropped by structure.
     summary = merge_databases(paths, tmp_path / "out" / "merged.xyz")

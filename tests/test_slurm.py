@@ -224,11 +224,11 @@ def test_results_equal_the_local_run(slurm_run, local_run):
         candidates = f"results/select/cycle{cycle}/P5GPa/candidates.extxyz"
         a, b = _read_all(slurm / candidates), _read_all(local_run / candidates)
         assert [x.info["config_id"] for x in a] == [x.info["config_id"] for x in b]
-        assert all(np.array_equal(x.positions, y.positions) for x, y in zip(a, b))
+        assert all(np.array_equal(x.positions, y.positions) for x, y in zip(a, b, strict=True))
         database = f"results/label/cycle{cycle}/labelled.extxyz"
         a, b = _read_all(slurm / database), _read_all(local_run / database)
         assert [x.info["config_id"] for x in a] == [x.info["config_id"] for x in b]
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=True):
             assert x.info["label_status"] == y.info["label_status"] == "ok"
             assert x.info["dft_energy"] == pytest.approx(y.info["dft_energy"], abs=1e-8)
             np.testing.assert_allclose(x.arrays["dft_forces"], y.arrays["dft_forces"], atol=1e-8)

@@ -60,7 +60,7 @@ def _need_samples() -> None:
 
 def _write_energies(path: Path, header: str, enthalpy, volume, n_cull: int = 1) -> Path:
     lines = [header]
-    for i, (h, v) in enumerate(zip(enthalpy, volume)):
+    for i, (h, v) in enumerate(zip(enthalpy, volume, strict=True)):
         lines.append(f"{i // n_cull} {h:.17g} {v:.17g}")
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -137,14 +137,14 @@ def test_analyse_n_cull_gt_1_matches_direct_quadrature(tmp_path):
     mass = [float(xs[i] - xs[i + 1]) for i in range(n_samples)]
     temps = np.array([300.0, 3000.0, 30000.0])
     table = analyse(energies, temps)
-    for row, temp in zip(table.itertuples(), temps):
+    for row, temp in zip(table.itertuples(), temps, strict=True):
         beta = 1.0 / (KB_EV_PER_K * temp)
-        w = [m * math.exp(-beta * h) for m, h in zip(mass, enthalpy)]
+        w = [m * math.exp(-beta * h) for m, h in zip(mass, enthalpy, strict=True)]
         z = math.fsum(w)
-        mean_h = math.fsum(wi * h for wi, h in zip(w, enthalpy)) / z
-        mean_h2 = math.fsum(wi * h * h for wi, h in zip(w, enthalpy)) / z
-        mean_v = math.fsum(wi * v for wi, v in zip(w, volume)) / z
-        mean_vh = math.fsum(wi * v * h for wi, v, h in zip(w, volume, enthalpy)) / z
+        mean_h = math.fsum(wi * h for wi, h in zip(w, enthalpy, strict=True)) / z
+        mean_h2 = math.fsum(wi * h * h for wi, h in zip(w, enthalpy, strict=True)) / z
+        mean_v = math.fsum(wi * v for wi, v in zip(w, volume, strict=True)) / z
+        mean_vh = math.fsum(wi * v * h for wi, v, h in zip(w, volume, enthalpy, strict=True)) / z
         h_min = enthalpy.min()
         assert row.log_Z - beta * h_min == pytest.approx(math.log(z), rel=1e-10)
         assert row.U == pytest.approx(mean_h, rel=1e-10, abs=1e-10)
@@ -381,7 +381,7 @@ def test_analyse_reproduces_ns_analyse(directory, prefix):
     # from its output, so every printed digit of ours must be the same (ties at a rounding edge would fail).
     for column in ("log_Z", "F", "U", "Cp", "V", "thermal_exp", "Z_fract"):
         ours = [f"{value:g}" for value in table[column]]
-        differ = [(t, a, b) for t, a, b in zip(reference["T"], ours, reference[column]) if a != b]
+        differ = [(t, a, b) for t, a, b in zip(reference["T"], ours, reference[column], strict=True) if a != b]
         assert not differ, f"{prefix} {column}: (T, ours, ns_analyse) {differ[:3]}"
         ref = reference[column].to_numpy(dtype=float)
         assert np.all(np.abs(table[column].to_numpy() - ref) <= _printed_tolerance(ref))

@@ -86,7 +86,7 @@ def monkhorst_pack_grid(
         spacing = castep_spacing_from_density(float(value))
     lengths = np.linalg.norm(atoms.cell.reciprocal(), axis=1)  # no 2π
     grid = []
-    for length, periodic in zip(lengths, atoms.pbc):
+    for length, periodic in zip(lengths, atoms.pbc, strict=True):
         # 1e-9: a spacing that divides |b| exactly must not gain a point from rounding noise.
         count = max(1, math.ceil(length / spacing - 1e-9)) if periodic else 1
         if even and periodic and count % 2:

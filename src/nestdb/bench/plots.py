@@ -213,7 +213,7 @@ def _path_ticks(result: dict) -> tuple[list[float], list[str]]:
     """Special points, labels of a break merged as ``L|M``; Γ for G."""
     ticks: list[float] = []
     labels: list[str] = []
-    for x, label in zip(result["special_x"], result["special_labels"]):
+    for x, label in zip(result["special_x"], result["special_labels"], strict=True):
         label = "Γ" if label == "G" else label
         if ticks and abs(x - ticks[-1]) < 1e-12:
             labels[-1] = f"{labels[-1]}|{label}"
@@ -239,7 +239,7 @@ def compare_phonons(model: dict, reference: dict, csv_path, plot_path, title: st
     names = list(model)
     fig, axes = subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
     summary, rows = {}, []
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=True):
         m, r = model[name], reference.get(name)
         rmse = frequency_rmse(m, r) if r is not None else None
         summary[name] = {

@@ -116,11 +116,17 @@ def enthalpy_from_ev(ev: pd.DataFrame, pressures_gpa) -> pd.DataFrame:
     def energy_at(volume: float) -> float:
         return float(birchmurnaghan(volume, *parameters))
 
+    def enthalpy_at(volume: float, p: float) -> float:
+        return energy_at(volume) + p * volume
+
     rows = []
     for pressure in np.sort(np.asarray(pressures_gpa, dtype=float)):
         p = pressure * GPA
         best = minimize_scalar(
-            lambda v: energy_at(v) + p * v, bounds=(0.5 * volumes.min(), 1.5 * volumes.max()), method="bounded"
+            enthalpy_at,
+            args=(p,),
+            bounds=(0.5 * volumes.min(), 1.5 * volumes.max()),
+            method="bounded",
         )
         volume = float(best.x)
         energy = energy_at(volume)

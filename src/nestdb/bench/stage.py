@@ -285,7 +285,9 @@ def bench_sro(
     title: str = "",
     neighbours: str | int | float = "sann",
 ) -> dict:
-    """First-shell Warren–Cowley parameters of one run's samples against temperature (:func:`~nestdb.bench.alloy_samples.sro_table`).
+    """First-shell Warren–Cowley parameters of one run's samples against temperature.
+
+    The table is :func:`~nestdb.bench.alloy_samples.sro_table`'s.
 
     Parameters
     ----------

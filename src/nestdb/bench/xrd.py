@@ -40,7 +40,7 @@ def form_factor(element: str, s: np.ndarray) -> np.ndarray:
     s = np.asarray(s, dtype=float)
     if element in _CROMER_MANN:
         a, b, c = _CROMER_MANN[element]
-        return c + sum(ai * np.exp(-bi * s**2) for ai, bi in zip(a, b))
+        return c + sum(ai * np.exp(-bi * s**2) for ai, bi in zip(a, b, strict=True))
 
     if element in waasmaier:
         coefficients = waasmaier[element]
@@ -150,7 +150,7 @@ def patterns_by_temperature(
     if len(temperatures) != len(frames):
         raise DataError(f"patterns_by_temperature: {len(frames)} frames but {len(temperatures)} temperatures")
     results = []
-    for low, high in zip(edges[:-1], edges[1:]):
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
         members = np.flatnonzero((temperatures >= low) & (temperatures < high))
         if members.size == 0:
             continue

@@ -24,7 +24,10 @@ def test_set_stage(
     out_path: str | Path,
     summary_path: str | Path,
 ) -> dict:
-    """The oracle's test set and a JSON summary of its classes (rule ``bench_test_set``, :func:`~nestdb.campaign.testset.make_test_set`)."""
+    """The oracle's test set and a JSON summary of its classes (rule ``bench_test_set``).
+
+    The test set is :func:`~nestdb.campaign.testset.make_test_set`'s.
+    """
     frames = make_test_set(oracle_spec, composition, settings, ns_defaults, out_path)
     summary = {
         "n_configs": len(frames),

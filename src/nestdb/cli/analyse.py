@@ -1,4 +1,7 @@
-"""``nestdb analyse`` (also ``nestdb-analyse``): thermodynamics of an ``.energies`` file, like pymatnest's ``ns_analyse``."""
+"""``nestdb analyse`` (also ``nestdb-analyse``): thermodynamics of an ``.energies`` file.
+
+Like pymatnest's ``ns_analyse``.
+"""
 
 from __future__ import annotations
 

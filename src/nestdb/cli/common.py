@@ -9,5 +9,8 @@ from nestdb.logs import logging_to
 
 
 def log_context(path: str | Path | None):
-    """The stage's log file (:func:`nestdb.logs.logging_to`) when one is given, else nothing (messages stay unlogged)."""
+    """The stage's log file (:func:`nestdb.logs.logging_to`) when one is given.
+
+    Without one, nothing: messages stay unlogged.
+    """
     return logging_to(path) if path else contextlib.nullcontext()

@@ -27,7 +27,6 @@ from nestdb.fit.features import build_basis, compute_features
 from nestdb.fit.linear_ace import fit_linear_ace
 from nestdb.fit.metrics import error_metrics, grouped_metrics
 from nestdb.fit.settings import DEFAULT_FIT_SETTINGS, validate_fit_settings
-from nestdb.models.ace_committee import CommitteeACECalculator  # TEMPORARY (issue 14): benchmarks/hpo_mg.py
 
 __all__ = [
     "DEFAULT_FIT_SETTINGS",

@@ -113,7 +113,7 @@ def plot_calibration(sets: list[tuple[str, np.ndarray, np.ndarray]], path: str |
     """
     fig, ax = subplots(figsize=(5.5, 5))
     low, high = np.inf, 0.0
-    for (label, std, error), colour in zip(sets, ("tab:blue", "tab:orange", "tab:green")):
+    for (label, std, error), colour in zip(sets, ("tab:blue", "tab:orange", "tab:green"), strict=False):
         std = np.clip(np.asarray(std, dtype=float), 1e-6, None)
         error = np.clip(np.asarray(error, dtype=float), 1e-6, None)
         if not std.size:

@@ -232,7 +232,7 @@ def stratified_split(frames: list[Atoms], test_fraction: float, seed: int) -> tu
     remainder = quota - counts + rng.random(len(members)) * 1e-9  # random tie-break
     for k in np.argsort(-remainder)[: max(0, n_test - counts.sum())]:
         counts[k] += 1
-    test = np.concatenate([m[:c] for m, c in zip(members, counts)]).astype(int)
+    test = np.concatenate([m[:c] for m, c in zip(members, counts, strict=True)]).astype(int)
     return np.setdiff1d(np.arange(n_configs), test), np.sort(test)
 
 

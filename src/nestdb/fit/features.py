@@ -106,7 +106,7 @@ def function_offsets(basis) -> tuple[np.ndarray, np.ndarray]:
     pyace orders coefficients element by element (element index order), rank-1
     functions first; per-atom projections follow the same order.
     """
-    counts = np.array([len(r1) + len(r) for r1, r in zip(basis.basis_rank1, basis.basis)], dtype=int)
+    counts = np.array([len(r1) + len(r) for r1, r in zip(basis.basis_rank1, basis.basis, strict=True)], dtype=int)
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int)
     return offsets, counts
 
@@ -119,7 +119,7 @@ def function_degrees(basis, l_weight: float) -> np.ndarray:
     ``l_weight``, as the total degree of ACEpotentials.jl).
     """
     degrees = []
-    for rank1, higher in zip(basis.basis_rank1, basis.basis):
+    for rank1, higher in zip(basis.basis_rank1, basis.basis, strict=True):
         degrees.extend(float(sum(f.ns)) + l_weight * float(sum(f.ls)) for f in list(rank1) + list(higher))
     return np.array(degrees)
 
@@ -159,7 +159,7 @@ class _RowComputer:
         env = aseatoms_to_atomicenvironment(atoms, cutoff=self.basis.cutoffmax, elements_mapper_dict=self.element_index)
         self._calculator.compute(env, compute_projections=True, compute_b_grad=with_forces)
         phi = np.zeros(self.n_functions)
-        for atom, projection in zip(species, self._calculator.projections):
+        for atom, projection in zip(species, self._calculator.projections, strict=True):
             start = self.offsets[atom]
             phi[start : start + self.counts[atom]] += projection
         return phi
@@ -292,13 +292,13 @@ def compute_features(
             initargs=(settings,),
         ) as pool:
             chunk = max(1, min(16, len(tasks) // (4 * n_jobs)))
-            for i, result in zip(todo, pool.map(_worker_rows, tasks, chunksize=chunk)):
+            for i, result in zip(todo, pool.map(_worker_rows, tasks, chunksize=chunk), strict=True):
                 features[i] = result
                 if cache is not None:
                     store_cached_rows(cache / f"{keys[i]}.npz", result)
     elif tasks:
         computer = _RowComputer(settings)
-        for i, (atoms, virials) in zip(todo, tasks):
+        for i, (atoms, virials) in zip(todo, tasks, strict=True):
             features[i] = computer.rows(atoms, virials)
             if cache is not None:
                 store_cached_rows(cache / f"{keys[i]}.npz", features[i])

@@ -312,7 +312,7 @@ def _fit_linear_ace(frames: list[Atoms], settings: dict, out_dir: Path, final_di
         n_jobs=settings["n_jobs"],
     )
     features: list[ConfigFeatures | None] = [None] * len(frames)
-    for i, row in zip(needed, rows):
+    for i, row in zip(needed, rows, strict=True):
         features[i] = row
     t_features = time.perf_counter() - start
     log.info(

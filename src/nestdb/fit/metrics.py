@@ -53,7 +53,10 @@ def error_metrics(frames: list[Atoms], prediction: dict) -> dict[str, Any]:
     reference = np.array([float(a.info[ENERGY_KEY]) / len(a) for a in frames])
     energy_error = prediction["energy_per_atom"] - reference
     force_error = np.concatenate(
-        [(f - np.asarray(a.arrays[FORCES_KEY], dtype=float)).reshape(-1) for f, a in zip(prediction["forces"], frames)]
+        [
+            (f - np.asarray(a.arrays[FORCES_KEY], dtype=float)).reshape(-1)
+            for f, a in zip(prediction["forces"], frames, strict=True)
+        ]
     )
     std = prediction["energy_std_per_atom"]
     metrics: dict[str, Any] = {

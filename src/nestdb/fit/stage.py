@@ -134,9 +134,9 @@ def fit_hyperopt_rows(
     output: str | Path | None = None,
     e0_paths: list[str | Path] | None = None,
 ) -> dict:
-    """The largest basis's design rows at cutoff number ``index`` of ``fit.hyperopt.cutoffs`` (rule ``fit_hyperopt_rows``).
+    """The largest basis's design rows at cutoff number ``index`` of ``fit.hyperopt.cutoffs``.
 
-    Rows of every configuration go to the feature cache (the refit on all
+    Rule ``fit_hyperopt_rows``. Rows of every configuration go to the feature cache (the refit on all
     data reads them too); ``output`` receives the step's summary (JSON).
     """
     frames, _, fit_settings, hyperopt, cache = _hyperopt_inputs(training_paths, settings, study_dir, e0_paths)

@@ -279,7 +279,7 @@ def gather_labels(
     with open(table_path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["config_id", "pressure", "iter", "temp", "status", "dft_energy_per_atom", "cpu_s", "error"])
-        for f, path in zip(frames, paths):
+        for f, path in zip(frames, paths, strict=True):
             info = f.info
             energy = info.get("dft_energy")
             writer.writerow(
@@ -296,7 +296,8 @@ def gather_labels(
             )
     if failures_path is not None:
         _write_failures(
-            [(f, Path(p)) for f, p in zip(frames, paths) if f.info.get("label_status") != "ok"], failures_path
+            [(f, Path(p)) for f, p in zip(frames, paths, strict=True) if f.info.get("label_status") != "ok"],
+            failures_path,
         )
     if cost_path is not None:
         log.info("label cost: %s", _write_cost(frames, cost_path))

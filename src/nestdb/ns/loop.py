@@ -46,10 +46,10 @@ class _LogXTracker:
         self.log_x = 0.0
 
     def next_log_weight(self) -> float:
-        k, p, l = self.n_walkers, self.n_cull, self.line
-        self.log_x += math.log(k - l % p) - math.log(k + 1 - l % p)
+        k, p, line = self.n_walkers, self.n_cull, self.line
+        self.log_x += math.log(k - line % p) - math.log(k + 1 - line % p)
         self.line += 1
-        return self.log_x - math.log(k + 1 - (l + 1) % p)
+        return self.log_x - math.log(k + 1 - (line + 1) % p)
 
 
 def temperature_estimate(h_lims: deque, n_walkers: int, n_cull: int) -> float:
@@ -318,7 +318,7 @@ class _Run:
                             walkers.state(int(index)), h_lim, dict(sampler.step), walk_seed(s.seed, self.iteration, k)
                         )
                     )
-                for index, result in zip(culled, pool.walk(tasks)):
+                for index, result in zip(culled, pool.walk(tasks), strict=True):
                     walkers.set_state(int(index), result.state)
                     self._merge(result)
                 self.iteration += 1

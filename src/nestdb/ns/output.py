@@ -34,12 +34,12 @@ def output_paths(prefix: str | Path) -> dict[str, Path]:
 def energies_header(n_walkers: int, n_cull: int, n_atoms: int, n_extra_dof: int = 0) -> str:
     """First line of ``.energies``: K, n_cull, nExtraDOF (0: KE is inside H; 3N
     when momenta are integrated out, i.e. without MD), flat-V prior, N."""
-    return "%d %d %d %s %d\n" % (n_walkers, n_cull, n_extra_dof, False, n_atoms)
+    return f"{int(n_walkers)} {int(n_cull)} {int(n_extra_dof)} False {int(n_atoms)}\n"
 
 
 def energies_line(iteration: int, enthalpy: float, volume: float) -> str:
     """One ``.energies`` line, 60 decimals as pymatnest writes them."""
-    return "%d %.60f %.60f\n" % (iteration, enthalpy, volume)
+    return f"{int(iteration)} {float(enthalpy):.60f} {float(volume):.60f}\n"
 
 
 def walker_frame(

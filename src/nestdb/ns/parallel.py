@@ -144,11 +144,11 @@ class WalkerPool:
         if self.local is not None:
             return [self.local(task) for task in tasks]
         batches = [tasks[rank :: self.n_procs] for rank in range(self.n_procs)]
-        for connection, batch in zip(self.connections, batches):
+        for connection, batch in zip(self.connections, batches, strict=True):
             if batch:
                 connection.send(batch)
         results: list[WalkResult | None] = [None] * len(tasks)
-        for rank, (connection, batch) in enumerate(zip(self.connections, batches)):
+        for rank, (connection, batch) in enumerate(zip(self.connections, batches, strict=True)):
             if not batch:
                 continue
             try:

@@ -96,17 +96,17 @@ def wigner_3j(j1: int, j2: int, j3: int, m1: int, m2: int, m3: int) -> float:
 
 
 @cache
-def _w_terms(l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Index triples (m1, m2, m3 = -m1-m2, offset by l) and 3j values of W_l."""
+def _w_terms(degree: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Index triples (m1, m2, m3 = -m1-m2, offset by the degree l) and 3j values of W_l."""
     i1, i2, i3, coef = [], [], [], []
-    for m1 in range(-l, l + 1):
-        for m2 in range(-l, l + 1):
+    for m1 in range(-degree, degree + 1):
+        for m2 in range(-degree, degree + 1):
             m3 = -m1 - m2
-            if abs(m3) <= l:
-                i1.append(m1 + l)
-                i2.append(m2 + l)
-                i3.append(m3 + l)
-                coef.append(wigner_3j(l, l, l, m1, m2, m3))
+            if abs(m3) <= degree:
+                i1.append(m1 + degree)
+                i2.append(m2 + degree)
+                i3.append(m3 + degree)
+                coef.append(wigner_3j(degree, degree, degree, m1, m2, m3))
     return np.array(i1), np.array(i2), np.array(i3), np.array(coef)
 
 
@@ -196,34 +196,34 @@ def rdf_first_minimum(
 # --------------------------------------------------------------------------- order parameters
 
 
-def _mean_qlm(bonds: np.ndarray, l: int) -> np.ndarray:
-    """Qbar_lm, m = -l..l: spherical harmonics averaged over all bonds."""
+def _mean_qlm(bonds: np.ndarray, degree: int) -> np.ndarray:
+    """Qbar_lm, m = -l..l (l = degree): spherical harmonics averaged over all bonds."""
     r = np.linalg.norm(bonds, axis=1)
     polar = np.arccos(np.clip(bonds[:, 2] / r, -1.0, 1.0))
     azimuth = np.arctan2(bonds[:, 1], bonds[:, 0])
-    m = np.arange(-l, l + 1)
-    return sph_harm_y(l, m[:, None], polar[None, :], azimuth[None, :]).mean(axis=1)
+    m = np.arange(-degree, degree + 1)
+    return sph_harm_y(degree, m[:, None], polar[None, :], azimuth[None, :]).mean(axis=1)
 
 
-def _q_w(qlm: np.ndarray, l: int) -> tuple[float, float]:
+def _q_w(qlm: np.ndarray, degree: int) -> tuple[float, float]:
     norm2 = float(np.sum(np.abs(qlm) ** 2))
-    q = math.sqrt(4 * math.pi / (2 * l + 1) * norm2)
+    q = math.sqrt(4 * math.pi / (2 * degree + 1) * norm2)
     if norm2 == 0.0:
         return q, 0.0
-    i1, i2, i3, coef = _w_terms(l)
+    i1, i2, i3, coef = _w_terms(degree)
     w = np.sum(coef * qlm[i1] * qlm[i2] * qlm[i3]).real / norm2**1.5
     return q, float(w)
 
 
-def steinhardt(atoms: Atoms, l: int = 6, neighbours: str | int | float = "sann") -> tuple[float, float]:
+def steinhardt(atoms: Atoms, degree: int = 6, neighbours: str | int | float = "sann") -> tuple[float, float]:
     """System order parameters ``(Q_l, W_l)`` of one configuration.
 
     Parameters
     ----------
     atoms : ase.Atoms
         A configuration (periodic or not).
-    l : int
-        Angular momentum (6 for Q6/W6, 4 for Q4/W4).
+    degree : int
+        The spherical harmonics' degree l (6 for Q6/W6, 4 for Q4/W4).
     neighbours : 'sann', int or float
         ``'sann'`` (parameter-free, default), the number of nearest
         neighbours, or a cutoff radius in Å.
@@ -233,9 +233,9 @@ def steinhardt(atoms: Atoms, l: int = 6, neighbours: str | int | float = "sann")
     tuple of float
         ``(Q_l, W_l)`` with W_l normalised (W-hat).
     """
-    if isinstance(l, bool) or not isinstance(l, (int, np.integer)) or l < 1:
-        raise ConfigError(f"steinhardt: l must be a positive integer, got {l!r}")
-    return _q_w(_mean_qlm(_bond_vectors(atoms, neighbours)[1], int(l)), int(l))
+    if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
+        raise ConfigError(f"steinhardt: the degree l must be a positive integer, got {degree!r}")
+    return _q_w(_mean_qlm(_bond_vectors(atoms, neighbours)[1], int(degree)), int(degree))
 
 
 def classify_phase(q4: float, q6: float, w6: float, q6_liquid: float = 0.25) -> str:

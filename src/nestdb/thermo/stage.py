@@ -1,4 +1,7 @@
-"""The analysis stage of the workflow (rules ``analyse`` and ``bench_phase_diagram_analyse``): one NS run's thermodynamics."""
+"""The analysis stage of the workflow: one NS run's thermodynamics.
+
+Rules ``analyse`` and ``bench_phase_diagram_analyse``.
+"""
 
 from __future__ import annotations
 

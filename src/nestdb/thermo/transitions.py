@@ -173,7 +173,7 @@ def detect_transitions(
             )
         )
     kinds = _classify([r["relative_volume_jump"] for r in raw], min_melting_jump, max_melting_jump)
-    return [Transition(kind=kind, **r) for r, kind in zip(raw, kinds)]
+    return [Transition(kind=kind, **r) for r, kind in zip(raw, kinds, strict=True)]
 
 
 def _classify(jumps: list[float], min_jump: float, max_jump: float) -> list[str]:
