@@ -14,6 +14,7 @@ from scipy.optimize import minimize_scalar
 import nestdb.models.calculators
 from nestdb.errors import ConfigError
 from nestdb.models.calculators import KNOWN_CALCULATORS, make_calculator
+from nestdb.potentials.eam import FastEAM
 from nestdb.potentials.lj import LJ_DEFAULTS, FastLennardJones
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -121,8 +122,11 @@ def test_eam_matches_ase_eam_on_hcp_mg(tmp_path):
     n_atoms = len(atoms)
     assert ours.get_potential_energy() / n_atoms == pytest.approx(reference.get_potential_energy() / n_atoms, abs=3e-3)
     np.testing.assert_allclose(ours.get_forces(), reference.get_forces(), atol=5e-3)
-    # absolute path and the explicit kind work too
-    assert make_calculator({"type": "eam", "file": str(EAM_FILE), "kind": "eam/fs"}) is not None
+    # absolute path and the explicit kind give the same potential: nestdb's EAM with Mg, the same energy
+    explicit = atoms.copy()
+    explicit.calc = make_calculator({"type": "eam", "file": str(EAM_FILE), "kind": "eam/fs"})
+    assert isinstance(explicit.calc, FastEAM) and explicit.calc.elements == ["Mg"]
+    assert explicit.get_potential_energy() == pytest.approx(ours.get_potential_energy(), abs=1e-10)
 
 
 def test_unknown_type_lists_known_types():

@@ -1,5 +1,7 @@
 """Tests of nestdb.label: record keys and signs, failure capture, config errors, GPAW."""
 
+import resource
+import time
 from pathlib import Path
 
 import ase.io
@@ -76,7 +78,26 @@ def test_potential_label_keys_shapes_and_signs(tmp_path):
     np.testing.assert_allclose(
         info["dft_virial"], -np.asarray(info["dft_stress"]) * atoms.get_volume() * GPA, rtol=1e-10
     )
-    assert info["label_cpu_s"] >= 0
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children, measured here independently of nestdb."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def test_label_cpu_and_wall_times_are_the_calculations(tmp_path):
+    # 500 Cu atoms: EMT energy, forces and stress take ~70 ms of CPU, so the times are far above their 1 ms rounding.
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True) * (5, 5, 5)
+    atoms.rattle(0.05, seed=1)
+    cpu_start, wall_start = _cpu_seconds(), time.perf_counter()
+    info = label_configuration(atoms, emt_labeller(), tmp_path).info
+    cpu, wall = _cpu_seconds() - cpu_start, time.perf_counter() - wall_start
+    assert info["label_status"] == "ok"
+    # The recorded times are the calculation's: inside what the whole call took, and most of it.
+    assert 0.5 * cpu - 1e-3 <= info["label_cpu_s"] <= cpu + 1e-3, (info["label_cpu_s"], cpu)
+    assert 0.5 * wall - 1e-3 <= info["label_wall_s"] <= wall + 1e-3, (info["label_wall_s"], wall)
+    assert info["label_cpu_s"] > 0.01
 
 
 def test_compressed_cell_has_negative_stress_positive_virial(tmp_path):
