@@ -19,6 +19,7 @@ import yaml
 
 pytest.importorskip("pyace")
 
+from pyace import PyACECalculator  # noqa: E402
 from test_fit import SMALL_BASIS, _emt_isolated_energy, emt_al_frames  # noqa: E402
 
 from nestdb.errors import ConfigError, DataError  # noqa: E402
@@ -153,15 +154,29 @@ def test_collect_exports_members_and_scores_the_committee(tmp_path):
     }
     folders = prepare_committee(frames, settings, tmp_path / "pm")
     for k, folder in enumerate(folders):
+        # each member sees every other configuration: two different fits, as pacemaker members are
         model = tmp_path / f"linear_{k}"
-        fit_linear_ace(frames, {**settings, "seed": k, "test_fraction": 0.0, "calibration_fraction": 0.0}, model)
+        member_settings = {**settings, "seed": k, "test_fraction": 0.0, "calibration_fraction": 0.0}
+        fit_linear_ace(frames[k::2], member_settings, model)
         (folder / "output_potential.yaml").write_text((model / "potential.yaml").read_text())
     metrics = collect_committee(frames, settings, folders, tmp_path / "pm")
     for name in ("member_0.yaml", "member_1.yace", "metrics.json", "parity.png"):
         assert (tmp_path / "pm" / name).is_file(), name
     assert metrics["test"]["n_configs"] == 3 and metrics["committee_size"] == 2
     assert metrics["test"]["energy_rmse_mev_per_atom"] < 20
-    assert metrics["test"]["committee"]["std_rms"] >= 0
+    # The committee STD is the spread of the members' own predictions (pyace directly, ddof=1), nonzero here.
+    split = json.loads((tmp_path / "pm" / "split.json").read_text())
+    for name in ("train", "test"):
+        spread = []
+        for i in split[f"{name}_indices"]:
+            energies = []
+            for k in range(2):
+                atoms = frames[i].copy()
+                atoms.calc = PyACECalculator(str(tmp_path / "pm" / f"member_{k}.yaml"))
+                energies.append(1000 * atoms.get_potential_energy() / len(atoms))
+            spread.append(np.std(energies, ddof=1))
+        assert metrics[name]["committee"]["std_rms"] == pytest.approx(np.sqrt(np.mean(np.square(spread))), rel=1e-6)
+        assert metrics[name]["committee"]["std_rms"] > 0.01
     (folders[1] / "output_potential.yaml").unlink()
     with pytest.raises(DataError, match="member 1"):
         collect_committee(frames, settings, folders, tmp_path / "pm")
