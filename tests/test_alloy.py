@@ -6,8 +6,16 @@ import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from nestdb.bench.alloy import alloy_structures, compare_alloy, formation_table, formula, hull_energies, ordered_cell
-from nestdb.bench.alloy_samples import mixing_enthalpy, weighted_by_temperature
+from nestdb.bench.alloy import (
+    alloy_structures,
+    compare_alloy,
+    formation_table,
+    formula,
+    hull_energies,
+    ordered_cell,
+    plot_alloy,
+)
+from nestdb.bench.alloy_samples import mixing_enthalpy, plot_sro, weighted_by_temperature
 from nestdb.bench.properties import compute_property
 from nestdb.errors import ConfigError, DataError
 from nestdb.structures.crystals import build_structure, reference_c_over_a, reference_volume_per_atom
@@ -125,9 +133,22 @@ def test_emt_formation_energies_and_hull_by_hand(tmp_path):
     shifted = {**result, "table": [dict(row) for row in result["table"]]}
     comparison = compare_alloy(shifted, result, tmp_path / "alloy.csv", tmp_path / "alloy.png", "EMT vs EMT")
     assert comparison["formation_mae_meV_per_atom"] == 0.0 and comparison["same_hull"]
-    assert (tmp_path / "alloy.png").stat().st_size > 10_000
+    assert (tmp_path / "alloy.png").is_file()
     written = pd.read_csv(tmp_path / "alloy.csv")
     assert set(written.name) == set(table.index) and {"formation_error_meV", "x_Au"} <= set(written.columns)
+
+    # The figure shows the numbers of the CSV: the Cu-Au hull's points and each structure's parity point.
+    fig = plot_alloy(pd.DataFrame(result["table"]), pd.DataFrame(result["table"]), ["Cu", "Au"], tmp_path / "a.png")
+    hull_ax, parity_ax = fig.axes
+    assert hull_ax.get_xlabel().startswith("x(Au)") and "formation energy (meV/atom)" == hull_ax.get_ylabel()
+    points = sorted(zip(*hull_ax.lines[0].get_data(), strict=True))
+    expected = sorted(zip(written.x_Au, 1000 * written.formation_energy_model, strict=True))
+    np.testing.assert_allclose(points, expected, atol=1e-9)
+    parity = {text.get_text(): text.xy for text in parity_ax.texts}
+    assert set(parity) == set(written.name)
+    for row in written.itertuples():
+        expected = (1000 * row.formation_energy_reference, 1000 * row.formation_energy_model)
+        np.testing.assert_allclose(parity[row.name], expected, atol=1e-9)
 
 
 def test_compare_alloy_reports_errors_per_structure(tmp_path):
@@ -296,7 +317,14 @@ def test_sro_of_an_ns_run(tmp_path):
     assert summary["pairs"] == ["alpha_Cu-Au"] and summary["n_samples"] == 150
     assert table["alpha_Cu-Au"].between(-1.0, 1.0).all() and (table.n_eff >= 1).all()
     assert table["alpha_random_Cu-Au"].between(-1.0, 1.0).all()
-    assert (tmp_path / "sro.png").stat().st_size > 5000
+    assert (tmp_path / "sro.png").is_file()
+    # the figure: alpha(T) and its random-arrangement line, the CSV's columns
+    ax = plot_sro(table, summary["pairs"], tmp_path / "again.png").axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("temperature (K)", "Warren–Cowley α, first shell")
+    assert [line.get_label() for line in ax.lines[:2]] == ["α Cu-Au", "random arrangement Cu-Au"]
+    for line, column in zip(ax.lines[:2], ("alpha_Cu-Au", "alpha_random_Cu-Au"), strict=True):
+        np.testing.assert_array_equal(line.get_xdata(), table["T"])
+        np.testing.assert_array_equal(line.get_ydata(), table[column])
 
 
 def test_bench_targets_of_an_alloy_campaign():
