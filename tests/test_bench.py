@@ -170,11 +170,26 @@ def test_elastic_unknown_symmetry():
         elastic_constants(build_structure("hcp", "Mg"), EMT(), symmetry="hexagnal")
 
 
-def test_plot_ev_writes_file(tmp_path, eam_curves):
+def test_plot_ev_draws_each_curve_relative_to_its_model_minimum(tmp_path, eam_curves):
     shifted = {name: df.assign(energy_per_atom=df["energy_per_atom"] + 100.0) for name, df in eam_curves.items()}
     path = tmp_path / "plots" / "ev.png"
-    plot_ev({"eam": eam_curves, "reference": shifted}, path)
-    assert path.stat().st_size > 10_000
+    ax = plot_ev({"eam": eam_curves, "reference": shifted}, path).axes[0]
+    assert path.is_file()
+    assert ax.get_xlabel() == "volume (Å$^3$/atom)" and ax.get_ylabel() == "energy (eV/atom), relative to model minimum"
+    lines = {line.get_label(): line for line in ax.lines}
+    assert set(lines) == {f"{model} {name}" for model in ("eam", "reference") for name in eam_curves}
+    lowest = min(float(df["energy_per_atom"].min()) for df in eam_curves.values())
+    for name, df in eam_curves.items():
+        np.testing.assert_array_equal(lines[f"eam {name}"].get_xdata(), df["volume_per_atom"])
+        np.testing.assert_allclose(lines[f"eam {name}"].get_ydata(), df["energy_per_atom"] - lowest, atol=1e-12)
+        # the reference's 100 eV offset is its own zero: relative curves coincide
+        np.testing.assert_allclose(lines[f"reference {name}"].get_ydata(), lines[f"eam {name}"].get_ydata(), atol=1e-9)
+    absolute = plot_ev({"eam": eam_curves, "reference": shifted}, tmp_path / "abs.png", relative=False).axes[0]
+    offsets = [
+        b.get_ydata() - a.get_ydata()
+        for a, b in zip(absolute.lines[: len(eam_curves)], absolute.lines[len(eam_curves) :], strict=True)
+    ]
+    np.testing.assert_allclose(offsets, 100.0, atol=1e-9)
     with pytest.raises(DataError):
         plot_ev({}, tmp_path / "empty.png")
 
