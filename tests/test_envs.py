@@ -128,4 +128,4 @@ def test_pip_section_resolves_from_a_copy_of_the_env_file(env, tmp_path):
 
 def test_workflow_points_nestdb_root_at_the_checkout():
     common = (REPO / "workflow" / "rules" / "common.smk").read_text()
-    assert 'os.environ["NESTDB_ROOT"] = workflow.basedir' in common
+    assert "os.environ.update(NESTDB_ROOT=workflow.basedir)" in common
