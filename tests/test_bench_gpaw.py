@@ -23,6 +23,7 @@ GPAW_SPEC = {
 @pytest.mark.gpaw
 def test_gpaw_reference_enthalpies_hcp_lowest_and_eam_model(tmp_path):
     require_shared(MG / "Mg1.eam.fs")
+    from nestdb.bench.plots import compare_enthalpy
     from nestdb.bench.properties import compare_property
     from nestdb.bench.stage import bench_property_reference
     from nestdb.models.calculators import make_calculator
@@ -58,7 +59,26 @@ def test_gpaw_reference_enthalpies_hcp_lowest_and_eam_model(tmp_path):
     comparison = result["comparison"]
     assert comparison["all_converged_reference"] and comparison["all_converged_model"]
     assert 0.0 < comparison["delta_h_rmse_meV_per_atom"] < 50.0
-    assert (tmp_path / "enthalpy.png").stat().st_size > 10_000
+    assert (tmp_path / "enthalpy.png").is_file()
+    # the figure draws the CSV's numbers: H(P) per side and structure (left), H - H(hcp) in meV (right)
+    written = pd.read_csv(tmp_path / "enthalpy.csv")
+    _, fig = compare_enthalpy(result["model"], reference, tmp_path / "again.csv", tmp_path / "again.png")
+    left, right = fig.axes
+    assert (left.get_ylabel(), right.get_ylabel()) == ("H (eV/atom)", "H − H(hcp) (meV/atom)")
+    left_lines = {line.get_label(): line for line in left.lines}
+    assert set(left_lines) == {f"{side} {name}" for side in ("model", "reference") for name in ("hcp", "bcc", "fcc")}
+    for row in written.itertuples():
+        for side in ("model", "reference"):
+            line = left_lines[f"{side} {row.structure}"]
+            np.testing.assert_allclose(
+                line.get_data(), [[row.pressure_gpa], [getattr(row, f"enthalpy_per_atom_{side}")]]
+            )
+    curves = [line for line in right.lines if line.get_marker() == "o"]  # not the transitions, not the × marks
+    plotted_delta = sorted(float(y) for line in curves for y in line.get_ydata())
+    expected_delta = sorted(
+        1000 * written[[f"delta_enthalpy_per_atom_{s}" for s in ("model", "reference")]].to_numpy().ravel()
+    )
+    np.testing.assert_allclose(plotted_delta, expected_delta, atol=1e-9)
 
 
 @pytest.mark.gpaw
