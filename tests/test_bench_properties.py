@@ -12,9 +12,11 @@ from ase.io import read, write
 
 from nestdb.bench.bain import bain_path, bct_cell
 from nestdb.bench.enthalpy import enthalpy_curve, relative_enthalpies, stable_structure, transition_pressures
+from nestdb.bench.phase_diagram import plot_phase_diagram
 from nestdb.bench.phonons import frequency_rmse, phonon_dispersion
+from nestdb.bench.plots import compare_bain, compare_enthalpy, compare_phonons
 from nestdb.bench.reference_files import enthalpy_from_ev, read_reference_ev
-from nestdb.bench.xrd import patterns_by_temperature, powder_pattern
+from nestdb.bench.xrd import patterns_by_temperature, plot_patterns, powder_pattern
 from nestdb.errors import ConfigError, DataError
 from nestdb.structures.crystals import build_structure
 
@@ -183,7 +185,19 @@ def test_xrd_of_real_ns_run_by_temperature(tmp_path):
     )
     table = pd.read_csv(tmp_path / "xrd.csv")
     assert len(summary["bins"]) >= 2 and table.shape[1] == 1 + len(summary["bins"])
-    assert (tmp_path / "xrd.png").stat().st_size > 10_000
+    assert (tmp_path / "xrd.png").is_file()
+    # the figure stacks the CSV's patterns, each normalised to 1 and offset by 1.1, labelled with its bin
+    binned = [
+        {**b, "intensity": table[column].to_numpy()}
+        for b, column in zip(summary["bins"], table.columns[1:], strict=True)
+    ]
+    ax = plot_patterns(table.two_theta.to_numpy(), binned, tmp_path / "again.png").axes[0]
+    assert ax.get_xlabel() == "2θ (degrees)" and len(ax.lines) == len(binned)
+    for k, (line, column) in enumerate(zip(ax.lines, table.columns[1:], strict=True)):
+        np.testing.assert_array_equal(line.get_xdata(), table.two_theta)
+        np.testing.assert_allclose(line.get_ydata(), table[column] / table[column].max() + 1.1 * k, rtol=1e-12)
+    b = summary["bins"][0]
+    assert ax.texts[0].get_text() == f"{b['t_low']:g}–{b['t_high']:g} K (n={b['n_samples']})"
     cold, hot = table.iloc[:, 1].to_numpy(), table.iloc[:, -1].to_numpy()
     # The crystal (cold) has sharp Bragg peaks; the hot fluid/gas a diffuse pattern.
     assert cold.max() / np.median(cold) > 3 * hot.max() / np.median(hot)
@@ -227,6 +241,40 @@ def test_enthalpy_from_files_matches_relaxation(eam, tmp_path, eam_enthalpies):
     assert h.converged.iloc[:3].all() and not h.converged.iloc[3]  # 200 GPa is outside the sampled volumes
 
 
+def _check_figure(kind: str, model: dict, reference: dict, table: pd.DataFrame, tmp_path: Path) -> None:
+    """The comparison figure of ``kind`` draws the numbers of its CSV (``table``) and of the model's results."""
+    compare = {"enthalpy": compare_enthalpy, "bain": compare_bain, "phonons": compare_phonons}[kind]
+    _, fig = compare(model, reference, tmp_path / "again.csv", tmp_path / "again.png")
+    if kind == "enthalpy":  # left: H(P) per side and structure
+        lines = {line.get_label(): line for line in fig.axes[0].lines}
+        for (structure, side), rows in table.melt(
+            id_vars=["structure", "pressure_gpa"], value_vars=["enthalpy_per_atom_model", "enthalpy_per_atom_reference"]
+        ).groupby(["structure", "variable"]):
+            rows = rows.sort_values("pressure_gpa")
+            np.testing.assert_allclose(
+                lines[f"{side.rsplit('_', 1)[1]} {structure}"].get_data(), [rows.pressure_gpa, rows.value]
+            )
+    elif kind == "bain":  # H - H(bcc) against c/a, model and reference at each pressure
+        lines = {line.get_label(): line for line in fig.axes[0].lines}
+        assert fig.axes[0].get_xlabel() == "c/a (1: bcc, √2: fcc)"
+        for side in ("model", "reference"):
+            np.testing.assert_allclose(
+                lines[f"{side} 0 GPa"].get_data(), [table.c_over_a, table[f"relative_enthalpy_meV_{side}"]]
+            )
+    else:  # one branch per line, breaks as NaN; the title carries the CSV's RMSE
+        ax = fig.axes[0]
+        assert (
+            ax.get_title().startswith(f"fcc: RMSE {table.rmse_thz.iloc[0]:.2f} THz")
+            and ax.get_ylabel() == "frequency (THz)"
+        )
+        frequencies = np.asarray(model["fcc"]["frequencies_thz"])
+        branches = [line for line in ax.lines if line.get_color() == "C3"]  # the model's
+        assert len(branches) == frequencies.shape[1]
+        for j, line in enumerate(branches):
+            y = np.asarray(line.get_ydata(), dtype=float)
+            np.testing.assert_allclose(y[np.isfinite(y)], frequencies[:, j])
+
+
 def test_property_stages_model_against_reference(eam, tmp_path):
     """The reference stage with the `potential` labeller (EAM) and the model stage with
     a different model (EMT-free: the EAM scaled) write tables, figures and summaries."""
@@ -266,10 +314,11 @@ def test_property_stages_model_against_reference(eam, tmp_path):
             tmp_path / f"{kind}.csv",
             tmp_path / f"{kind}.png",
         )
-        assert (tmp_path / f"{kind}.png").stat().st_size > 10_000
+        assert (tmp_path / f"{kind}.png").is_file()
         table = pd.read_csv(tmp_path / f"{kind}.csv")
         saved = json.loads((tmp_path / f"{kind}.json").read_text())
         assert saved["comparison"] == json.loads(json.dumps(result["comparison"]))
+        _check_figure(kind, saved["model"], json.loads((tmp_path / f"ref_{kind}.json").read_text()), table, tmp_path)
         # Same model on both sides: zero differences.
         if kind == "enthalpy":
             assert {"converged_model", "converged_reference"} <= set(table.columns)
@@ -304,8 +353,22 @@ def test_melting_line_from_real_ns_run(tmp_path):
     # EAM Mg, 16 atoms, 1 GPa: melting C_p peak near 835 K (reference/pymatnest-format.md).
     assert row.found and 700 < row.melting_T < 1000
     assert row.low < row.melting_T < row.high
-    assert (tmp_path / "pd.png").stat().st_size > 5_000
-    assert json.loads((tmp_path / "transitions.json").read_text())["transitions"]["1"]
+    assert (tmp_path / "pd.png").is_file()
+    written = json.loads((tmp_path / "transitions.json").read_text())
+    assert written["transitions"]["1"]
+    # the figure: the melting point of the CSV with its FWHM as error bar, the other C_p peaks of the JSON
+    melting = pd.read_csv(tmp_path / "melting.csv")
+    ax = plot_phase_diagram(melting, written["transitions"], 16, tmp_path / "again.png").axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == (
+        "pressure (GPa)",
+        "temperature (K)",
+        "NS phase diagram, 16 atoms",
+    )
+    np.testing.assert_allclose(ax.lines[0].get_data(), [[1.0], [melting.melting_T.iloc[0]]])
+    (segments,) = [c.get_segments() for c in ax.collections]  # the error bar
+    np.testing.assert_allclose(segments[0], [[1.0, melting.low.iloc[0]], [1.0, melting.high.iloc[0]]])
+    others = sorted(t["temperature"] for t in written["transitions"]["1"] if t["kind"] != "melting")
+    assert sorted(float(line.get_ydata()[0]) for line in ax.lines if line.get_marker() == "s") == pytest.approx(others)
 
 
 def test_ev_elastic_stages_with_reference_files(eam, tmp_path):
