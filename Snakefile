@@ -1,17 +1,26 @@
 # nestdb: nested sampling -> selection -> DFT labels -> ACE committee -> benchmarks,
 # unrolled over the configured cycles (cycle n samples with cycle n-1's model).
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
+
+from nestdb.config import SCHEMA, use_default_config
 
 min_version("9.0")
 
-
-configfile: "config/config.yaml"
+# The campaign is exactly the --configfile file(s): no `configfile:` directive,
+# which Snakemake would deep-merge them onto (the default's keys leaking into
+# another material's campaign). Without --configfile the embedded default
+# config/config.yaml beside this Snakefile is read, --config KEY=VALUE on top.
+use_default_config(config, workflow.config_settings.configfiles, Path(workflow.basedir) / "config" / "config.yaml")
 
 
 report: "workflow/report/workflow.rst"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Types and defaults from the package's schema (one table), then the cross-key
+# checks (common.smk: nestdb.config.check_config), all before any job.
+validate(config, str(SCHEMA))
 
 
 include: "workflow/rules/common.smk"

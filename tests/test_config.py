@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from nestdb.config import (
+    SCHEMA,
     bench_reference_spec,
     check_config,
     cycle_pressures,
@@ -23,7 +24,7 @@ def config(repo):
     from snakemake.utils import validate
 
     data = yaml.safe_load((repo / "config" / "config.yaml").read_text())
-    validate(data, str(repo / "workflow" / "schemas" / "config.schema.yaml"))
+    validate(data, str(SCHEMA))
     return data
 
 

@@ -1,6 +1,6 @@
 """The import layering of src/nestdb (issue 14), checked on the source with :mod:`ast`.
 
-Layers, bottom to top (:data:`LAYERS`): the base (errors, units, io, logs,
+Layers, bottom to top (:data:`LAYERS`): the base (errors, units, io, logs, schemas,
 plotting, structures) imports nothing of nestdb above it; models and
 potentials build on it; the domain libraries (ns, thermo, select, label,
 fit, explore, bench, campaign) on both; the stage modules
@@ -37,7 +37,16 @@ SOURCE = REPO / "src"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "base",
-        ("nestdb", "nestdb.errors", "nestdb.units", "nestdb.io", "nestdb.logs", "nestdb.plotting", "nestdb.structures"),
+        (
+            "nestdb",
+            "nestdb.errors",
+            "nestdb.units",
+            "nestdb.io",
+            "nestdb.logs",
+            "nestdb.plotting",
+            "nestdb.structures",
+            "nestdb.schemas",
+        ),
     ),
     ("models", ("nestdb.potentials", "nestdb.models", "nestdb.relax", "nestdb.kpoints")),
     (

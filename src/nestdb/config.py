@@ -1,17 +1,24 @@
 """The workflow config: read and checked, and the per-cycle views the rules and stages take.
 
-The JSON schema (``workflow/schemas/config.schema.yaml``) checks types and
-fills defaults (:func:`load_config`); this module merges the top-level
-``ns`` defaults with a cycle's overrides (:func:`ns_block`,
-:func:`phase_diagram_block`), lists the workflow's targets
-(:func:`bench_targets`), and checks cross-key rules (cycle 0 needs a
-classical calculator, every element needs a reference energy, files exist)
-with messages that name the key and the fix (:func:`check_config`).
+The JSON schema shipped in the package (:data:`SCHEMA`,
+``src/nestdb/schemas/config.schema.yaml``) checks types and fills defaults
+(:func:`load_config`); this module merges the top-level ``ns`` defaults with a
+cycle's overrides (:func:`ns_block`, :func:`phase_diagram_block`), lists the
+workflow's targets (:func:`bench_targets`), and checks every section and the
+cross-key rules (cycle 0 needs a classical calculator, every element needs a
+reference energy, files exist, fit/label/calculator settings, committee
+limits) with messages that name the key, the value and the fix
+(:func:`check_config`), before any job.
+
+A campaign is exactly the file it is read from: the workflow reads the
+default ``config/config.yaml`` only when no ``--configfile`` is given
+(:func:`use_default_config`), and the CLI reads the file it is given.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,31 +28,72 @@ from nestdb.bench.properties import PROPERTIES
 from nestdb.campaign.testset import DEFAULT_TEST_SET
 from nestdb.errors import ConfigError
 from nestdb.explore.settings import check_composition, explore_settings
+from nestdb.fit.settings import ISOLATED_ATOM, validate_fit_settings, validate_hyperopt_settings
+from nestdb.label.driver import LabelPolicy
 from nestdb.label.elements import check_calculator_elements, check_label_elements
-from nestdb.models.calculators import COMMITTEE_TYPES
+from nestdb.label.labellers import make_labeller
+from nestdb.models.calculators import COMMITTEE_TYPES, check_calculator_spec
 from nestdb.ns.settings import check_ns_block
 from nestdb.potentials.lj import LJ_DEFAULTS
+from nestdb.schemas import SCHEMA_PATH
 from nestdb.select.rules import POOL_RULES, validate_rule
 
-#: The workflow's config schema (defaults and types), relative to a checkout.
-SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"
+#: The workflow's config schema (types and every default), shipped in the package.
+SCHEMA = SCHEMA_PATH
 #: NS settings of the phase-diagram runs that are not taken from the top-level ``ns`` block.
 _COMMITTEE_KEYS = ("committee_std_max", "committee_stop_std")
 
 
 def schema_path() -> Path:
-    """The schema of the checkout this module runs from, else of the working directory."""
-    for root in (Path(__file__).resolve().parents[2], Path.cwd()):
-        if (root / SCHEMA).is_file():
-            return root / SCHEMA
-    raise ConfigError(
-        f"the config schema {SCHEMA} was found neither beside the installed nestdb nor in "
-        f"{Path.cwd()}; run from the nestdb checkout"
-    )
+    """The config schema (:data:`SCHEMA`)."""
+    return SCHEMA
+
+
+def _deep_update(target: dict, overrides: dict) -> None:
+    """Update ``target`` by ``overrides`` key by key, mappings recursively (as Snakemake's ``--config``)."""
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+def use_default_config(config: dict, configfiles: Sequence, default: str | Path) -> None:
+    """Make ``config`` the default campaign when no config file was given (the Snakefile's mechanism).
+
+    Snakemake's ``configfile:`` directive would deep-merge a user's
+    ``--configfile`` onto the default, so that keys the user left out came
+    from the magnesium default. The Snakefile has no such directive and calls
+    this instead: with ``--configfile`` the campaign is exactly those files
+    (``config`` is left alone); without, it is ``default`` with the
+    ``--config KEY=VALUE`` overrides already in ``config`` on top.
+
+    Parameters
+    ----------
+    config
+        Snakemake's ``config`` (updated in place).
+    configfiles
+        The ``--configfile`` paths (``workflow.config_settings.configfiles``).
+    default
+        The default config file (``config/config.yaml`` beside the Snakefile).
+    """
+    if configfiles:
+        return
+    default = Path(default)
+    if not default.is_file():
+        raise ConfigError(f"no --configfile given and the default config {default} does not exist; give one")
+    overrides = copy.deepcopy(config)
+    config.clear()
+    config.update(yaml.safe_load(default.read_text()) or {})
+    _deep_update(config, overrides)
 
 
 def load_config(path: str | Path) -> dict:
-    """Read a workflow config file, fill in the schema's defaults and check it (:func:`check_config`)."""
+    """Read a workflow config file, fill in the schema's defaults and check it (:func:`check_config`).
+
+    The same file gives the same campaign as ``snakemake --configfile path``
+    (no keys from ``config/config.yaml``).
+    """
     # Snakemake is the `workflow` extra: only commands that read a workflow config import it.
     from snakemake.utils import validate
 
@@ -53,8 +101,10 @@ def load_config(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     config = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys (elements, ns, cycles, ...), got {config!r}")
     try:
-        validate(config, str(schema_path()), set_default=True)
+        validate(config, str(SCHEMA), set_default=True)
     except Exception as err:  # snakemake wraps jsonschema's errors in its own type
         raise ConfigError(f"{path}: {err}") from None
     check_config(config, base_dir=Path.cwd())
@@ -313,7 +363,16 @@ def oracle_spec(config: dict) -> dict:
 
 
 def check_config(config: dict, base_dir: str | Path = ".") -> None:
-    """Cross-key checks after schema validation; raise :class:`ConfigError`.
+    """Check every section and the cross-key rules after schema validation; raise :class:`ConfigError`.
+
+    Run by the Snakefile before any job and by the CLI (:func:`load_config`):
+    the ``ns`` block of every cycle (top level merged with the cycle's
+    overrides: settings, calculator type and keys, files, committee limits, a
+    committee calculator in cycle 0), the selection rule and exploration, the
+    compositions against ``elements``, the ``fit`` settings (linear,
+    ``pacemaker``, ``hyperopt``), the labelling code's settings and its
+    ``retry`` overrides, the benchmark reference, the analysis grid and the
+    phase-diagram runs. Each message names the key, the value and the fix.
 
     Parameters
     ----------
@@ -323,9 +382,15 @@ def check_config(config: dict, base_dir: str | Path = ".") -> None:
         Directory relative paths in the config are resolved against.
     """
     base_dir = Path(base_dir)
+    _check_required(config)
     elements = set(config["elements"])
     for cycle in range(n_cycles(config)):
         where = f"cycles[{cycle}]"
+        if not run_compositions(config, cycle):
+            raise ConfigError(
+                f"{where}.ns.composition is missing (it has no default): give the atoms per NS cell of your "
+                "material, e.g. `ns: {composition: {Cu: 4}}`, or a list of such mappings."
+            )
         block = ns_block(config, cycle)
         unknown = set(block["composition"]) - elements
         if unknown:
@@ -333,7 +398,7 @@ def check_config(config: dict, base_dir: str | Path = ".") -> None:
                 f"{where}: ns.composition has element(s) {sorted(unknown)} not listed in `elements` "
                 f"{sorted(elements)}; add them to `elements`."
             )
-        _check_calculator_files(block["calculator"], f"{where}.ns.calculator", base_dir)
+        check_calculator_spec(block["calculator"], f"{where}.ns.calculator", base_dir, committee_model=cycle > 0)
         check_ns_block(block, [float(p) for p in cycle_pressures(config, cycle)], f"{where}.ns")
         rule = select_rule(config, cycle)
         if rule["kind"] == "temperature_window":
@@ -345,15 +410,20 @@ def check_config(config: dict, base_dir: str | Path = ".") -> None:
         if rule["kind"] == "last" and "count" not in rule:
             raise ConfigError(f"{where}.select: kind last needs `count`.")
         _check_exploration(config, cycle, block, rule, where)
-    missing = elements - set(config["fit"]["reference_energies"])
+    missing = elements - set(config["fit"].get("reference_energies") or {})
     if missing:
         raise ConfigError(
             f"fit.reference_energies has no entry for {sorted(missing)}: give the isolated-atom "
-            "energy (eV) of every element, e.g. `reference_energies: {Mg: 0.0}` for GPAW energies."
+            "energy (eV) of every element, e.g. `reference_energies: {Mg: 0.0}` for GPAW energies, "
+            "or `{Cu: isolated_atom}` to compute it with the labelling settings."
         )
+    _check_fit(config)
     _check_learning_curve(config)
     _check_compositions(config)
     _check_element_data(config)
+    _check_labelling(config, base_dir)
+    _check_analyse(config)
+    _check_phase_diagram(config)
     spec = labeller_spec(config)
     if spec["code"] == "potential":
         _check_calculator_files(spec["potential"], "label.potential", base_dir)
@@ -365,6 +435,74 @@ def check_config(config: dict, base_dir: str | Path = ".") -> None:
                 "truth's own configurations and the campaign would measure nothing. Explore cycle 0 with a "
                 "different cheap model, e.g. `calculator: {type: lj}`."
             )
+
+
+def _check_required(config: dict) -> None:
+    """The keys without a default: ``elements`` and ``cycles``."""
+    if not config.get("elements"):
+        raise ConfigError(
+            "the config has no `elements` (there is no default material): list the chemical elements of the "
+            "campaign, e.g. `elements: [Cu]` or `elements: [Cu, Au]`."
+        )
+    if not config.get("cycles"):
+        raise ConfigError(
+            "the config has no `cycles`: list one entry per active-learning cycle, each with its selection "
+            "rule, e.g. `cycles: [{ns: {calculator: {type: lj}}, select: {kind: temperature_window, t_min: 200, "
+            "t_max: 2500, count: 4}}, {select: {kind: final}}]` (config/README.md, `cycles[i]`)."
+        )
+
+
+def _check_fit(config: dict) -> None:
+    """The ``fit`` section as the fit will read it (linear, pacemaker and hyperopt settings)."""
+    fit = dict(config["fit"], elements=list(config["elements"]))
+    # E0 computed by the workflow (rule label_isolated_atom) is a number only later: check a stand-in
+    fit["reference_energies"] = {
+        element: 0.0 if value == ISOLATED_ATOM else value for element, value in fit["reference_energies"].items()
+    }
+    settings = validate_fit_settings(fit)
+    if settings["hyperopt"]["enabled"]:  # the search space against the fit's basis, as the study reads it
+        validate_hyperopt_settings(fit.get("hyperopt"), settings)
+
+
+def _check_labelling(config: dict, base_dir: Path) -> None:
+    """The labelling code's settings, its ``retry`` overrides and limits, and the benchmark reference's code."""
+    make_labeller(labeller_spec(config), base_dir=base_dir)
+    LabelPolicy.from_config(config["label"])
+    label = config["label"]
+    if label["code"] == "potential":
+        check_calculator_spec(label["potential"], "label.potential", base_dir)
+    reference = config["bench"].get("reference")
+    if isinstance(reference, dict):
+        spec = bench_reference_spec(config)
+        try:
+            make_labeller(spec, base_dir=base_dir)
+        except ConfigError as err:
+            raise ConfigError(f"bench.reference: {err}") from None
+        if spec.get("code") == "potential":
+            check_calculator_spec(spec.get("potential"), "bench.reference.potential", base_dir)
+
+
+def _check_analyse(config: dict) -> None:
+    """The temperature grid of the thermodynamic tables."""
+    grid = config["analyse"]
+    if grid["t_min"] >= grid["t_max"]:
+        raise ConfigError(
+            f"analyse.t_min ({grid['t_min']} K) must be below analyse.t_max ({grid['t_max']} K); "
+            "e.g. `analyse: {t_min: 50, t_max: 4000}`."
+        )
+    if grid["t_step"] > grid["t_max"] - grid["t_min"]:
+        raise ConfigError(
+            f"analyse.t_step ({grid['t_step']} K) is wider than the grid t_min..t_max "
+            f"({grid['t_min']}..{grid['t_max']} K); use a smaller step."
+        )
+
+
+def _check_phase_diagram(config: dict) -> None:
+    """The phase-diagram NS runs (top-level ``ns`` with ``bench.phase_diagram.ns`` overrides), when enabled."""
+    phase_diagram = config["bench"]["phase_diagram"]
+    if phase_diagram.get("enabled"):
+        pressures = [float(p) for p in phase_diagram["pressures"]]
+        check_ns_block(phase_diagram_block(config), pressures, "bench.phase_diagram.ns")
 
 
 def _check_learning_curve(config: dict) -> None:

@@ -1,4 +1,4 @@
-"""The ``fit:`` settings: defaults and checks (one place for every key)."""
+"""The ``fit:`` settings: defaults (read from the config schema, the one table) and checks of every key."""
 
 from __future__ import annotations
 
@@ -11,54 +11,33 @@ from ase.data import atomic_numbers
 
 from nestdb.errors import ConfigError, DataError
 from nestdb.fit.pacemaker_member import command_argv
+from nestdb.schemas import schema_defaults
 
-#: Defaults of the ``fit:`` section.  The default basis (body order 4,
-#: nradmax_by_orders [8, 4, 2], lmax_by_orders [0, 3, 2]) has 74 functions
-#: per element: it fits ~20 eight-atom configurations in about a second.
-#: The study's settings (config/mg-study.yaml) are larger; see config/README.md.
-DEFAULT_FIT_SETTINGS: dict[str, Any] = {
+#: Keys of the library's fit settings that the workflow fills from elsewhere in the config.
+_LIBRARY_ONLY_SETTINGS: dict[str, Any] = {
+    # the workflow passes the config's `elements` (and E0 of its own material); a library call without
+    # them fits magnesium with E0 = 0, as the examples in nestdb.fit do
     "elements": ["Mg"],
     "reference_energies": {"Mg": 0.0},
-    "fit_reference_energies": False,
-    "cutoff": 6.0,
-    "nradmax_by_orders": [8, 4, 2],
-    "lmax_by_orders": [0, 3, 2],
-    "number_of_functions_per_element": None,
-    "smoothness_prior": 3.0,
-    "smoothness_l_weight": 2.0,
-    "energy_weight": 9.0,
-    "force_weight": 1.0,
-    "virial_weight": 0.3,
-    "use_sample_weights": False,
-    "committee_size": 10,
-    "committee_method": "jackknife",
-    "calibration_fraction": 0.1,
-    "test_fraction": 0.2,
-    "refit_on_all_data": False,
-    "seed": 0,
+    "n_jobs": 1,  # the workflow passes the rule's threads
+}
+
+#: Defaults of the ``fit:`` section: the config schema's (``nestdb/schemas/config.schema.yaml``,
+#: the one table of defaults), so a library call fits the model the workflow fits. The
+#: default basis (body order 4, nradmax_by_orders [8, 4, 2], lmax_by_orders [0, 3, 2]) has 74
+#: functions per element: it fits ~20 eight-atom configurations in about a second. The study's
+#: settings (config/mg-study.yaml) are larger; see config/README.md.
+DEFAULT_FIT_SETTINGS: dict[str, Any] = {
+    **schema_defaults("fit"),
+    **_LIBRARY_ONLY_SETTINGS,
+    # The workflow's cache path is relative to its working directory; a library call writes no cache unasked.
     "feature_cache": None,
-    "n_jobs": 1,
     "pacemaker": {},
     "hyperopt": {},
 }
 
-#: Defaults of ``fit.pacemaker``.
-DEFAULT_PACEMAKER_SETTINGS: dict[str, Any] = {
-    "enabled": False,
-    "command": "pacemaker",
-    "activeset_command": "pace_activeset",
-    "committee_size": 3,
-    "ndensity": 2,
-    "number_of_functions_per_element": 100,
-    "maxiter": 1000,
-    "kappa": "auto",
-    "batch_size": 100,
-    "gpu": False,
-    "ladder_step": None,
-    "refit_kappa": None,
-    "refit_maxiter": 200,
-    "feeds_ns": False,
-}
+#: Defaults of ``fit.pacemaker`` (the schema's).
+DEFAULT_PACEMAKER_SETTINGS: dict[str, Any] = schema_defaults("fit", "pacemaker")
 
 COMMITTEE_METHODS = ("posterior", "bootstrap", "jackknife")
 #: ``fit.reference_energies`` value: E0 from the isolated-atom calculation with the labelling settings
@@ -286,32 +265,10 @@ def validate_pacemaker_settings(settings: dict | None) -> dict:
 # --------------------------------------------------------------------------- fit.hyperopt
 #: Searched float keys of fit.hyperopt, in table order.
 FLOAT_KEYS = ("energy_weight", "virial_weight", "smoothness_prior", "smoothness_l_weight")
-#: Defaults of ``fit.hyperopt`` (config/README.md describes every key).
-DEFAULT_HYPEROPT_SETTINGS: dict[str, Any] = {
-    "enabled": False,
-    "n_trials": 100,
-    "n_workers": 1,
-    "timeout_minutes": None,
-    "cutoffs": None,  # None: [fit.cutoff]
-    "max_nradmax_by_orders": None,  # None: fit.nradmax_by_orders (the largest basis; rows once per cutoff)
-    "max_lmax_by_orders": None,  # None: fit.lmax_by_orders
-    "min_nradmax_by_orders": None,  # None: 1 per rank
-    "min_lmax_by_orders": None,  # None: 0 per rank
-    "energy_weight": [1.0, 100.0],
-    "virial_weight": [0.01, 3.0],
-    "smoothness_prior": [0.0, 5.0],
-    "smoothness_l_weight": [0.5, 4.0],
-    "objective": {"energy": 1.0, "force": 0.1, "virial": 0.0},
-    "cost_objective": True,
-    "max_functions": None,
-    "select": "within",
-    "tolerance": 0.02,
-    "cv_folds": 5,
-    "cv_repeats": 1,
-    "n_startup_trials": 10,
-    "enqueue_fit_settings": True,
-    "seed": 0,
-}
+#: Defaults of ``fit.hyperopt`` (the schema's; config/README.md describes every key). ``None``:
+#: ``cutoffs`` [fit.cutoff], ``max_*`` the fit's basis (the largest, rows once per cutoff), ``min_*``
+#: 1 radial function and l = 0 per rank.
+DEFAULT_HYPEROPT_SETTINGS: dict[str, Any] = schema_defaults("fit", "hyperopt")
 SELECT_RULES = ("best", "knee", "within")
 LOG_SCALE = ("energy_weight", "virial_weight")
 

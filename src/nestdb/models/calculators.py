@@ -34,6 +34,7 @@ __all__ = [
     "COMMITTEE_TYPES",
     "EAM_IMPLEMENTATIONS",
     "KNOWN_CALCULATORS",
+    "check_calculator_spec",
     "parse_calculator_spec",
     "make_calculator",
 ]
@@ -98,13 +99,76 @@ def make_calculator(spec: dict, base_dir: str | Path = ".") -> Calculator:
     return CALCULATORS.build(parse_calculator_spec(spec), base_dir=Path(base_dir))
 
 
+def check_calculator_spec(spec: Any, where: str, base_dir: str | Path = ".", *, committee_model: bool = True) -> None:
+    """Check a ``calculator`` config section without building it (config parse time).
+
+    The type and its keys (:data:`CALCULATORS`), LJ parameters, the EAM
+    file (an existing file, not a folder), its ``kind`` and
+    ``implementation``. A committee's ``model`` is not looked for: the
+    workflow fits it in an earlier cycle.
+
+    Parameters
+    ----------
+    spec
+        The section, ``{"type": ..., ...}``.
+    where
+        Its place in the config, for messages (``cycles[0].ns.calculator``).
+    base_dir
+        Folder relative file paths are taken from.
+    committee_model
+        Whether a committee type may stand here (False: cycle 0, which has no earlier fit).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``where``, the key, the value and the fix.
+    """
+    parsed = parse_calculator_spec(spec)
+    CALCULATORS.check_keys(parsed, where)
+    settings = parsed.settings
+    if parsed.kind in COMMITTEE_TYPES and not committee_model:
+        raise ConfigError(
+            f"{where}: type {parsed.kind!r} is a committee fitted by an earlier cycle, and there is none before "
+            "cycle 0; sample cycle 0 with a classical potential: `{type: lj}`, `{type: emt}` or "
+            "`{type: eam, file: path/to/X.eam.fs}`"
+        )
+    if parsed.kind == "lj":
+        _lj_parameters(settings, where)
+    if parsed.kind == "eam":
+        if "file" not in settings:
+            raise ConfigError(f"{where}: type 'eam' needs key 'file' (a LAMMPS eam, eam.fs or eam.alloy file)")
+        try:
+            path = _resolve_file(settings["file"], "file", "eam", Path(base_dir))
+        except ConfigError as err:
+            raise ConfigError(f"{where}.file: {err}") from None
+        if not path.is_file():
+            raise ConfigError(
+                f"{where}.file: {str(settings['file'])!r} is a folder ({path}); give the potential file in it, "
+                "e.g. file: path/to/Mg.eam.fs"
+            )
+        kind = settings.get("kind", guess_kind(path))
+        if kind not in EAM_KINDS:
+            raise ConfigError(f"{where}.kind: {kind!r} is unknown; use one of {', '.join(EAM_KINDS)}")
+        implementation = settings.get("implementation", "nestdb")
+        if implementation not in EAM_IMPLEMENTATIONS:
+            raise ConfigError(
+                f"{where}.implementation: {implementation!r} is unknown; use one of {', '.join(EAM_IMPLEMENTATIONS)}"
+            )
+
+
+def _lj_parameters(settings: dict, where: str = "calculator 'lj'") -> dict[str, float]:
+    """The LJ parameters (defaults filled), each a positive number; ConfigError naming the key otherwise."""
+    params = {}
+    for key, default in LJ_DEFAULTS.items():
+        value = settings.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ConfigError(f"{where}.{key}: must be a positive number ({key} default {default}), got {value!r}")
+        params[key] = float(value)
+    return params
+
+
 def _lj(settings: dict, base_dir: Path) -> Calculator:
-    params = {key: settings.get(key, default) for key, default in LJ_DEFAULTS.items()}
-    try:
-        params = {key: float(value) for key, value in params.items()}
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"calculator 'lj': epsilon/sigma/cutoff must be numbers ({err})") from None
-    return FastLennardJones(**params)
+    return FastLennardJones(**_lj_parameters(settings))
 
 
 def _emt(settings: dict, base_dir: Path) -> Calculator:

@@ -71,14 +71,25 @@ class Registry:
             )
         return self._entries[kind]
 
+    def check_keys(self, spec: Spec, where: str | None = None) -> Entry:
+        """The entry of ``spec.kind`` after checking its settings keys; ConfigError naming an unknown one.
+
+        ``where`` (e.g. ``cycles[0].ns.calculator``) prefixes the message.
+        """
+        try:
+            entry = self.entry(spec.kind)
+            if entry.keys is not None:
+                extra = sorted(set(spec.settings) - set(entry.keys))
+                if extra:
+                    allowed = ", ".join(entry.keys) or "none"
+                    raise ConfigError(
+                        f"{self.what} {spec.kind!r}: unknown key(s) {', '.join(map(repr, extra))}; "
+                        f"allowed keys: {allowed}"
+                    )
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}" if where else str(err)) from None
+        return entry
+
     def build(self, spec: Spec, **options: Any) -> Any:
         """Build ``spec.kind`` from ``spec.settings`` (unknown settings keys are a ConfigError)."""
-        entry = self.entry(spec.kind)
-        if entry.keys is not None:
-            extra = sorted(set(spec.settings) - set(entry.keys))
-            if extra:
-                allowed = ", ".join(entry.keys) or "none"
-                raise ConfigError(
-                    f"{self.what} {spec.kind!r}: unknown key(s) {', '.join(map(repr, extra))}; allowed keys: {allowed}"
-                )
-        return entry.factory(spec.settings, **options)
+        return self.check_keys(spec).factory(spec.settings, **options)

@@ -192,6 +192,17 @@ class NSSettings:
             raise bad("committee_stop_std", "must be > 0 meV/atom or None")
         if not 0 < self.committee_stop_fraction <= 1:
             raise bad("committee_stop_fraction", "must lie in (0, 1]")
+        if (
+            self.committee_std_max is not None
+            and self.committee_stop_std is not None
+            and not self.committee_stop_std < self.committee_std_max
+        ):
+            raise bad(
+                "committee_stop_std",
+                f"must be below committee_std_max={self.committee_std_max!r} meV/atom: proposals above "
+                "committee_std_max are rejected, so no walker would ever exceed committee_stop_std and the run "
+                "would never stop on it; e.g. committee_stop_std = 0.97 * committee_std_max (config/config.yaml)",
+            )
         if not isinstance(self.traj_interval, int):
             raise bad("traj_interval", "must be an integer (<= 0: no trajectory)")
         if self.snapshot_seconds is not None and not (
