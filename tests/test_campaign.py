@@ -269,6 +269,37 @@ def test_group_metrics_and_melting_statistics():
     assert stats == pytest.approx({"n_seeds": 3, "n_found": 2, "mean": 1100.0, "std": np.sqrt(2e4), "sem": 100.0})
 
 
+def test_learning_curve_figure_draws_each_campaigns_rmse_against_labels(tmp_path):
+    import pandas as pd
+
+    from nestdb.campaign.learning_curve import plot_learning_curve
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for campaign, labels in (("nestdb", [40, 10, 25]), ("md", [30, 60])):  # unsorted: the plot sorts by labels
+        for n in labels:
+            row = {"campaign": campaign, "labels": n}
+            for phase in ("crystal", "liquid", "dilute"):
+                row[f"{phase}_energy_rmse_mev"] = rng.uniform(1, 30)
+                row[f"{phase}_force_rmse_mev_per_a"] = rng.uniform(20, 300)
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    fig = plot_learning_curve(table, tmp_path / "lc.png", "title")
+    axes = np.array(fig.axes).reshape(2, 3)
+    assert (
+        axes[0, 0].get_ylabel() == "test energy RMSE (meV/atom)"
+        and axes[1, 0].get_ylabel() == "test force RMSE (meV/Å)"
+    )
+    for col, phase in enumerate(("crystal", "liquid", "dilute")):
+        assert axes[0, col].get_title() == phase and axes[0, col].get_yscale() == "log"
+        for row, column in ((0, f"{phase}_energy_rmse_mev"), (1, f"{phase}_force_rmse_mev_per_a")):
+            lines = {line.get_label(): line for line in axes[row, col].lines if not line.get_label().startswith("_")}
+            assert set(lines) == {"nestdb", "md"}
+            for campaign, line in lines.items():
+                expected = table[table.campaign == campaign].sort_values("labels")
+                np.testing.assert_array_equal(line.get_data(), [expected.labels, expected[column]])
+
+
 @pytest.mark.slow
 def test_campaign_vs_baselines_smoke(tmp_path, shared_mg):
     """The whole comparison with tiny settings: three workflow campaigns, hand-built, test set, melting."""
@@ -303,5 +334,5 @@ def test_campaign_vs_baselines_smoke(tmp_path, shared_mg):
     for row in report["learning_curve"]:
         assert np.isfinite(row["crystal_energy_rmse_mev"]) and np.isfinite(row["ev_shape_rmse_mev"])
     assert {row["model"] for row in report["melting"]} == {"oracle", "nestdb cycle 1"}
-    assert (out / "campaign_vs_baselines_smoke_learning_curve.png").stat().st_size > 0
+    assert (out / "campaign_vs_baselines_smoke_learning_curve.png").is_file()  # its content: test below
     assert (tmp_path / "runs" / "md" / "results" / "explore" / "cycle1" / "P30GPa" / "pool.extxyz").is_file()
