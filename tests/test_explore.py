@@ -21,7 +21,7 @@ from nestdb.explore.settings import (
 from nestdb.explore.stage import explore_pool
 from nestdb.explore.volume import model_volume_per_atom
 from nestdb.models.calculators import make_calculator
-from nestdb.select.stage import select_pool_run
+from nestdb.select.stage import plot_pool, select_pool_run
 
 LJ = {"type": "lj"}
 
@@ -138,4 +138,13 @@ def test_pool_stage_writes_provenance_and_selects_like_ns(tmp_path):
     )
     assert len(chosen) == 4 and all("phase" in a.info and "q6" in a.info for a in chosen)
     assert sorted(p.stem for p in (tmp_path / "configs").iterdir()) == sorted(a.info["config_id"] for a in chosen)
-    assert (tmp_path / "selection.png").stat().st_size > 0
+    assert (tmp_path / "selection.png").is_file()
+    # the figure: every pool member's model enthalpy per atom (no committee here) by pool index, the chosen marked
+    ax = plot_pool(pool, chosen, {"kind": "random"}, tmp_path / "again.png", "t").axes[0]
+    assert ax.get_ylabel() == "model enthalpy (eV/atom)" and ax.get_xlabel() == "pool index"
+    explored, selected = ax.lines
+    for line, frames in ((explored, pool), (selected, chosen)):
+        assert line.get_label() == ("explored" if frames is pool else "selected")
+        np.testing.assert_array_equal(line.get_xdata(), [a.info["iter"] for a in frames])
+        np.testing.assert_allclose(line.get_ydata(), [a.info["enthalpy"] / len(a) for a in frames], rtol=1e-12)
+    assert set(selected.get_xdata()) < set(explored.get_xdata())
