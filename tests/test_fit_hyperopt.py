@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from ase import Atoms
@@ -36,7 +37,7 @@ from nestdb.fit.hyperopt import (  # noqa: E402
     summarise_study,
 )
 from nestdb.fit.hyperopt_cv import CrossValidation, FunctionTable, stratified_folds  # noqa: E402
-from nestdb.fit.hyperopt_report import select_trial  # noqa: E402
+from nestdb.fit.hyperopt_report import completed_trials, plot_pareto, select_trial  # noqa: E402
 from nestdb.fit.linear_ace import _equations, prior_weights  # noqa: E402
 from nestdb.fit.settings import validate_hyperopt_settings  # noqa: E402
 from nestdb.fit.stage import fit_hyperopt_rows, fit_hyperopt_summary, fit_hyperopt_worker  # noqa: E402
@@ -223,19 +224,36 @@ def test_tiny_study_chooses_and_feeds_the_fit(frames, tmp_path):
     summary = run_study(frames, settings, None, tmp_path / "study")
     assert summary["n_complete"] == 4 and summary["n_run"] == 4
     best = summarise_study(frames, settings, None, tmp_path / "study")
-    trials = open_study(
+    study = open_study(
         tmp_path / "study",
         study_name(frames, settings, validate_hyperopt_settings(settings["hyperopt"], settings)),
         settings["hyperopt"],
-    ).trials
+    )
+    trials = study.trials
     assert all(
         max(t.user_attrs["result"]["settings"]["nradmax_by_orders"])
         == t.user_attrs["result"]["settings"]["nradmax_by_orders"][0]
         for t in trials
     )
     for name in ("best.json", "trials.csv", "summary.md", "pareto.png"):
-        assert (tmp_path / "study" / name).stat().st_size > 0
-    assert json.loads((tmp_path / "study" / "best.json").read_text())["trial"] == best["trial"]
+        assert (tmp_path / "study" / name).is_file()
+    written = json.loads((tmp_path / "study" / "best.json").read_text())
+    assert written["trial"] == best["trial"]
+    # the Pareto figure: every trial of trials.csv, the front and the choice of best.json
+    table = pd.read_csv(tmp_path / "study" / "trials.csv")
+    ax = plot_pareto(completed_trials(study), written["chosen"], tmp_path / "again.png", written["objective"]).axes[0]
+    assert ax.get_xlabel() == "basis functions" and ax.get_ylabel().startswith("CV loss = 1 E + 0.1 F")
+    scatters = {c.get_label(): c.get_offsets() for c in ax.collections}
+    np.testing.assert_allclose(
+        sorted(map(tuple, scatters["trials"])), sorted(zip(table.n_functions, table.loss, strict=True))
+    )
+    (front,) = ax.lines
+    front_points = [(r["n_functions"], r["loss"]) for r in written["pareto_front"]]
+    np.testing.assert_allclose(np.transpose(front.get_data()), front_points)
+    chosen = written["chosen"]
+    np.testing.assert_allclose(
+        scatters[f"chosen (trial {chosen['number']})"], [[chosen["n_functions"], chosen["loss"]]]
+    )
     # trial 0 is the config's own fit settings; the choice is on the Pareto front
     assert best["fit_settings_trial"]["number"] == 0
     assert best["fit_settings_trial"]["settings"]["nradmax_by_orders"] == LARGE["nradmax_by_orders"]
