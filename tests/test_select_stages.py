@@ -13,7 +13,10 @@ from ase.io import read
 from nestdb.ns import NSSettings, run_nested_sampling
 from nestdb.potentials.lj import FastLennardJones
 from nestdb.select.stage import select_run
+from nestdb.thermo.plots import plot_analysis
 from nestdb.thermo.stage import analyse_run
+from nestdb.thermo.transitions import Transition
+from nestdb.units import KB_EV_PER_K
 
 from conftest import require_shared
 
@@ -40,7 +43,21 @@ def test_analyse_run_writes_transitions_and_error_bars(tmp_path):
     melting = transitions[transitions["kind"] == "melting"]
     assert len(melting) == 1 and abs(melting["temperature"].iloc[0] - 835) < 10
     assert {"fwhm", "low", "high", "cp_peak", "volume_jump"} <= set(transitions.columns)
-    assert out["thermo.png"].stat().st_size > 10_000
+    assert out["thermo.png"].is_file()
+    # the figure: C_p (kB/atom) and V per atom of the CSV, its bootstrap band, the melting peak of transitions.csv
+    found = [Transition(**row) for row in transitions.to_dict("records")]
+    fig = plot_analysis(table, tmp_path / "again.png", n_atoms=16, transitions=found)
+    ax_cp, ax_v = fig.axes
+    assert ax_v.get_xlabel() == "T (K)" and ax_cp.get_ylabel() == r"$C_p$ ($k_B$/atom)"
+    np.testing.assert_allclose(
+        np.array(ax_cp.lines[0].get_data(), dtype=float), [table["T"], table.Cp / (16 * KB_EV_PER_K)]
+    )
+    np.testing.assert_allclose(np.array(ax_v.lines[0].get_data(), dtype=float), [table["T"], table.V / 16])
+    peak = melting.iloc[0]
+    (marker,) = [c for c in ax_cp.containers if c.get_label().startswith("melting")]  # the errorbar
+    np.testing.assert_allclose(np.array(marker.lines[0].get_data(), dtype=float), [[peak.temperature], [peak.cp_peak]])
+    legend = [text.get_text() for text in ax_cp.get_legend().get_texts()]
+    assert "bootstrap ±1σ" in legend and f"melting {peak.temperature:.0f} K" in legend
 
 
 def test_select_run_adds_order_parameters_and_rescaled_weights(tmp_path):
