@@ -95,8 +95,12 @@ def test_run_stopped_before_its_first_cull_gives_its_final_walker(tmp_path):
     summary.update(stop_reason="committee", n_iter=0)
     open(f"{prefix}.summary.json", "w").write(json.dumps(summary))
     temps = tmp_path / "temps.csv"
-    analyse_run(f"{prefix}.energies", tmp_path / "t.csv", temps, tmp_path / "t.png", GRID)
-    assert (tmp_path / "t.png").stat().st_size > 0
+    fig = analyse_run(f"{prefix}.energies", tmp_path / "t.csv", temps, tmp_path / "t.png", GRID, title="Mg")
+    # a figure that says so (no empty C_p axes), written to the plot's path
+    assert (tmp_path / "t.png").is_file()
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.texts] == ["Mg: no NS samples (stopped before the first iteration)"]
+    assert not ax.lines and not ax.axison
     final = read(f"{prefix}.final.extxyz", index=":")
     chosen = select_run(
         f"{prefix}.traj.extxyz",

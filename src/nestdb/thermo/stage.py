@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from nestdb.io import write_sample_temperatures
 from nestdb.plotting import plot_message
@@ -34,8 +35,8 @@ def analyse_run(
     grid: dict,
     title: str = "",
     transitions_path: str | Path | None = None,
-) -> None:
-    """Thermodynamics of one run: a table over T, per-sample temperatures, a plot.
+) -> Figure:
+    """Thermodynamics of one run: a table over T, per-sample temperatures, a plot; returns the plot's figure.
 
     ``grid`` is the ``analyse`` config block (``t_min``, ``t_max``,
     ``t_step``; optional ``bootstrap``: number of redrawn NS processes for
@@ -51,8 +52,7 @@ def analyse_run(
         if transitions_path:
             pd.DataFrame(columns=list(TRANSITION_COLUMNS)).to_csv(transitions_path, index=False)
         write_sample_temperatures(temperatures_path, [], [], [], [])
-        plot_message(plot_path, f"{title}: no NS samples (stopped before the first iteration)")
-        return
+        return plot_message(plot_path, f"{title}: no NS samples (stopped before the first iteration)")
     energies = read_energies(energies_path)
     temperatures = np.arange(grid["t_min"], grid["t_max"] + 0.5 * grid["t_step"], grid["t_step"])
     table = analyse(energies, temperatures)
@@ -76,5 +76,6 @@ def analyse_run(
     write_sample_temperatures(
         temperatures_path, energies.iters, energies.enthalpy, energies.volume, sample_temperatures(energies)
     )
-    plot_analysis(table, plot_path, title=title, n_atoms=energies.n_atoms, transitions=transitions)
+    fig = plot_analysis(table, plot_path, title=title, n_atoms=energies.n_atoms, transitions=transitions)
     log.info("analysed %d samples of %s", len(energies.enthalpy), energies_path)
+    return fig
