@@ -359,8 +359,13 @@ def test_cli_prints_table_and_plots(tmp_path, capsys):
 def test_plot_analysis_without_atom_count(tmp_path):
     table = analyse(_two_phase_run(20, 400), np.linspace(100, 2000, 30))
     table.attrs.clear()
-    plot_analysis(table, tmp_path / "p.png", title="x")
-    assert (tmp_path / "p.png").stat().st_size > 1000
+    ax_cp, ax_v = plot_analysis(table, tmp_path / "p.png", title="x").axes
+    assert (tmp_path / "p.png").is_file()
+    # without an atom count: whole-system C_p (eV/K) and <V>, the table's numbers unscaled
+    assert (ax_cp.get_ylabel(), ax_v.get_ylabel()) == (r"$C_p$ (eV/K)", r"$\langle V\rangle$ (Å$^3$)")
+    np.testing.assert_array_equal(ax_cp.lines[0].get_ydata(), table["Cp"])
+    np.testing.assert_array_equal(ax_v.lines[0].get_ydata(), table["V"])
+    np.testing.assert_array_equal(ax_v.lines[0].get_xdata(), table["T"])
     with pytest.raises(DataError):
         plot_analysis(pd.DataFrame({"T": [1.0]}), tmp_path / "q.png")
 
