@@ -12,6 +12,7 @@ from nestdb.config import (
     cycle_pressures,
     format_pressure,
     labeller_spec,
+    load_config,
     ns_block,
 )
 from nestdb.errors import ConfigError
@@ -112,3 +113,140 @@ def test_labeller_and_reference_specs(config):
     config = copy.deepcopy(config)
     config["bench"]["reference"] = {"code": "potential", "potential": {"type": "emt"}}
     assert bench_reference_spec(config)["code"] == "potential"
+
+
+# --------------------------------------------------------------------------- bad input at parse time (issue 15)
+def _set(path: str, value):
+    """A mutation of the config: set the dotted ``path`` (``cycles.1.ns.committee_std_max``) to ``value``."""
+
+    def mutate(config: dict) -> None:
+        keys = [int(k) if k.isdigit() else k for k in path.split(".")]
+        node = config
+        for key in keys[:-1]:
+            node = node.setdefault(key, {}) if isinstance(node, dict) else node[key]
+        node[keys[-1]] = value
+
+    return mutate
+
+
+def _drop(key: str):
+    return lambda config: config.pop(key)
+
+
+#: (case, mutation of config/fast.yaml, what the message must name: key, value, fix)
+BAD_INPUT = [
+    (
+        "nradmax/lmax lengths",
+        _set("fit.lmax_by_orders", [0, 3]),
+        ["fit.nradmax_by_orders", "fit.lmax_by_orders", "[0, 3]", "one entry per rank"],
+    ),
+    ("kappa high", _set("fit.pacemaker", {"kappa": "high"}), ["fit.pacemaker.kappa", "'high'", "'auto' or a number"]),
+    ("gpaw typo", _set("label.gpaw.ecutt", 300), ["label.gpaw", "ecutt", "allowed: mode"]),
+    (
+        "calculator typo",
+        _set("cycles.0.ns.calculator", {"type": "lj", "epsilonn": 0.1}),
+        ["cycles[0].ns.calculator", "epsilonn", "allowed keys: epsilon, sigma, cutoff"],
+    ),
+    (
+        "calculator typo in a later cycle's override",
+        _set("cycles.1.ns.calculator", {"type": "lj", "sigmaa": 2.0}),
+        ["cycles[1].ns.calculator", "sigmaa", "allowed keys"],
+    ),
+    ("analyse grid", _set("analyse", {"t_min": 5000, "t_max": 100}), ["analyse.t_min", "5000", "below analyse.t_max"]),
+    (
+        "committee in cycle 0",
+        _set("cycles.0.ns.calculator", {"type": "ace_committee"}),
+        ["cycles[0].ns.calculator", "'ace_committee'", "classical potential"],
+    ),
+    (
+        "EAM path is a folder",
+        _set("cycles.0.ns.calculator", {"type": "eam", "file": "config"}),
+        ["cycles[0].ns.calculator.file", "'config'", "is a folder", "give the potential file"],
+    ),
+    (
+        "committee_std_max below committee_stop_std",
+        _set("cycles.1.ns.committee_std_max", 100.0),
+        ["cycles[1].ns", "committee_stop_std=150.0", "committee_std_max=100.0", "0.97 * committee_std_max"],
+    ),
+    ("no cycles", _drop("cycles"), ["no `cycles`", "cycles: [{ns:"]),
+    (
+        "per-cycle override like the top level",
+        _set("cycles.1.ns.n_cull", 16),
+        ["cycles[1].ns", "n_cull=16", "smaller than n_walkers=16"],
+    ),
+    (
+        "castep typo",
+        _set("label", {"code": "castep", "castep": {"cut_off_energyy": 300}}),
+        ["cut_off_energyy", "allowed"],
+    ),
+    (
+        "benchmark reference typo",
+        _set("bench.reference", {"code": "gpaw", "gpaw": {"kpt": {"density": 3}}}),
+        ["bench.reference", "label.gpaw", "kpt"],
+    ),
+    ("label retry override", _set("label.retry", {"gpaw": [{"mixr": 0.1}]}), ["label.gpaw", "mixr"]),
+    (
+        "hyperopt search space",
+        _set("fit.hyperopt", {"enabled": True, "min_nradmax_by_orders": [9, 1, 1]}),
+        ["fit.hyperopt.min_nradmax_by_orders", "[9, 1, 1]", "exceeds"],
+    ),
+    (
+        "phase-diagram ns overrides",
+        _set("bench.phase_diagram", {"enabled": True, "ns": {"n_cull": 20}}),
+        ["bench.phase_diagram.ns", "n_cull=20"],
+    ),
+    ("composition without its element", _set("ns.composition", {"Al": 4}), ["'Al'", "not listed in `elements`", "add"]),
+    (
+        "missing composition",
+        _set("ns.composition", None),
+        ["cycles[0].ns.composition is missing", "composition: {Cu: 4}"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "mutate", "named"), BAD_INPUT, ids=[case for case, _, _ in BAD_INPUT])
+def test_bad_input_is_named_at_parse_time(repo, tmp_path, monkeypatch, case, mutate, named):
+    # load_config is the CLI's route and the workflow's checks (schema, then check_config), no job run
+    config = yaml.safe_load((repo / "config" / "fast.yaml").read_text())
+    mutate(config)
+    config = {key: value for key, value in config.items() if value is not None}
+    config["ns"] = {key: value for key, value in config["ns"].items() if value is not None}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.chdir(repo)  # relative paths (the EAM "file: config") from the checkout
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    for part in named:
+        assert part in message, (case, message)
+
+
+def test_shipped_configs_pass_the_checks(repo, monkeypatch):
+    monkeypatch.chdir(repo)
+    for path in sorted((repo / "config").glob("*.yaml")):
+        if path.name == "mg-study.yaml" or path.name.startswith("oracle"):
+            continue  # name EAM files under ../shared (their dry runs: tests/test_workflow.py)
+        config = load_config(path)
+        assert config["elements"] and config["cycles"], path
+
+
+# --------------------------------------------------------------------------- one defaults table (issue 15)
+def test_library_defaults_are_the_schemas():
+    from nestdb.fit.settings import DEFAULT_FIT_SETTINGS, DEFAULT_HYPEROPT_SETTINGS, DEFAULT_PACEMAKER_SETTINGS
+    from nestdb.schemas import schema_defaults
+
+    fit = schema_defaults("fit")
+    assert fit["cutoff"] == 5.5 and fit["refit_on_all_data"] is True  # what the workflow has always fitted
+    library = {k: v for k, v in DEFAULT_FIT_SETTINGS.items() if k not in ("pacemaker", "hyperopt", "feature_cache")}
+    assert {k: v for k, v in library.items() if k in fit} == {k: v for k, v in fit.items() if k in library}
+    assert set(fit) - set(DEFAULT_FIT_SETTINGS) == set()  # every schema key has its library default
+    assert DEFAULT_PACEMAKER_SETTINGS == schema_defaults("fit", "pacemaker")
+    assert DEFAULT_HYPEROPT_SETTINGS == schema_defaults("fit", "hyperopt")
+
+
+def test_schema_has_no_material_defaults():
+    from nestdb.schemas import schema_defaults
+
+    assert "elements" not in schema_defaults()
+    assert "composition" not in schema_defaults("ns")
+    assert "reference_energies" not in schema_defaults("fit")

@@ -104,6 +104,26 @@ def test_missing_potential_file_is_named(tmp_path):
     assert "missing/Mg.eam.fs" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "value", "named"),
+    [
+        ("fit", "pacemaker", {"kappa": "high"}, "fit.pacemaker.kappa must be 'auto' or a number in [0, 1], got 'high'"),
+        ("label", "gpaw", {"ecutt": 300}, "label.gpaw: unknown setting(s) ['ecutt']; allowed: mode"),
+        ("analyse", "t_min", 5000, "analyse.t_min (5000 K) must be below analyse.t_max (4000 K)"),
+    ],
+)
+def test_bad_settings_stop_the_dry_run(tmp_path, section, key, value, named):
+    # fit and label settings used to fail only when their job ran (the fit after all DFT was spent)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.setdefault(section, {})[key] = value
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(path))
+    assert result.returncode != 0
+    assert named in result.stdout + result.stderr
+    assert "rule ns:" not in result.stdout  # stopped while parsing, before planning any job
+
+
 @pytest.mark.slow
 def test_fast_run_ns_outputs(fast_run):
     workdir, config, _ = fast_run
