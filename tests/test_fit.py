@@ -74,6 +74,7 @@ def emt_model(tmp_path_factory):
         "reference_energies": {"Al": _emt_isolated_energy("Al")},
         "committee_size": 8,
         "test_fraction": 0.2,
+        "refit_on_all_data": False,  # the split model: its train/test indices are checked
         "seed": 3,
         **SMALL_BASIS,
     }
@@ -175,7 +176,10 @@ def test_forces_are_minus_energy_gradient_and_stress_is_finite(emt_model):
 def test_tiny_training_sets_fit_without_crashing(tmp_path, n_configs):
     frames = emt_al_frames(n_configs, seed=n_configs)
     metrics = fit_linear_ace(
-        frames, {"elements": ["Al"], "reference_energies": {"Al": 0.0}, "test_fraction": 0.2, **SMALL_BASIS}, tmp_path
+        frames,
+        {"elements": ["Al"], "reference_energies": {"Al": 0.0}, "test_fraction": 0.2, "refit_on_all_data": False}
+        | SMALL_BASIS,
+        tmp_path,
     )
     assert metrics["train"]["n_configs"] >= 1
     assert metrics["train"]["n_configs"] + metrics["test"]["n_configs"] == n_configs
@@ -342,7 +346,8 @@ def test_fit_real_magnesium_subset(tmp_path):
     frames = load_training_frames([MG_CYCLE0])
     rng = np.random.default_rng(0)
     subset = [frames[i] for i in rng.choice(len(frames), 40, replace=False)]
-    metrics = fit_linear_ace(subset, {"reference_energies": {"Mg": MG_E0}, "seed": 1, **SMALL_BASIS}, tmp_path)
+    settings = {"reference_energies": {"Mg": MG_E0}, "seed": 1, "refit_on_all_data": False, **SMALL_BASIS}
+    metrics = fit_linear_ace(subset, settings, tmp_path)
     assert metrics["train"]["n_configs"] == 32 and metrics["test"]["n_configs"] == 8
     # CASTEP Mg over 0-45 GPa and 200-3000 K: a small linear ACE lands at ~10 meV/atom
     assert metrics["train"]["energy_rmse_mev_per_atom"] < 30.0
@@ -456,6 +461,7 @@ def test_calibrated_committee_outputs(tmp_path, method):
         "committee_method": method,
         "calibration_fraction": 0.2,
         "test_fraction": 0.2,
+        "refit_on_all_data": False,  # the split model's calibration is checked
         "seed": 2,
         **SMALL_BASIS,
     }

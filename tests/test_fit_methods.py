@@ -90,7 +90,7 @@ def test_refit_on_all_data_reports_the_split_fit_test_errors(tmp_path):
         "seed": 1,
         **SMALL_BASIS,
     }
-    plain = fit_linear_ace(frames, settings, tmp_path / "plain")
+    plain = fit_linear_ace(frames, {**settings, "refit_on_all_data": False}, tmp_path / "plain")
     refit = fit_linear_ace(frames, {**settings, "refit_on_all_data": True}, tmp_path / "refit")
     # the split fit is the plain fit; its test errors are reported for the refitted model
     split = json.loads((tmp_path / "refit" / "split" / "metrics.json").read_text())
