@@ -250,3 +250,17 @@ def test_schema_has_no_material_defaults():
     assert "elements" not in schema_defaults()
     assert "composition" not in schema_defaults("ns")
     assert "reference_energies" not in schema_defaults("fit")
+
+
+def test_workflow_ns_runs_take_no_engine_default(config):
+    # NSSettings keeps engine defaults for direct library calls (benchmarks run with them); the
+    # workflow and the CLI must not meet them: the schema gives every field of a cycle's block
+    from dataclasses import fields
+
+    from nestdb.ns.settings import NSSettings
+    from nestdb.schemas import schema_defaults
+
+    engine = {f.name for f in fields(NSSettings)} - {"pressure_gpa", "config_type"}
+    assert engine <= set(schema_defaults("ns")), engine - set(schema_defaults("ns"))
+    for cycle in range(len(config["cycles"])):
+        assert engine <= set(ns_engine_settings(ns_block(config, cycle), 0.0))

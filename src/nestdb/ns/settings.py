@@ -24,6 +24,13 @@ def _default_move_fractions() -> dict:
 class NSSettings:
     """Parameters of one constant-pressure nested-sampling run.
 
+    The workflow and ``nestdb ns run`` give every field from the config
+    schema (``nestdb/schemas/config.schema.yaml``, the one table of
+    defaults; ``tests/test_config.py`` checks that none is missing there), so
+    their runs never meet the defaults below. These are the engine's for
+    direct library calls (a long run to ``max_iter`` 100000, no convergence
+    stop, seed 0), which the benchmarks' recorded runs use.
+
     Attributes
     ----------
     n_walkers : int
