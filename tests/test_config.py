@@ -195,6 +195,12 @@ BAD_INPUT = [
         _set("bench.phase_diagram", {"enabled": True, "ns": {"n_cull": 20}}),
         ["bench.phase_diagram.ns", "n_cull=20"],
     ),
+    ("E-V range reversed", _set("bench.ev_range", [1.1, 0.9]), ["bench.ev_range", "[1.1, 0.9]", "the smaller"]),
+    (
+        "XRD bins not increasing",
+        _set("bench.xrd.temperature_bins", [0, 5000, 1000]),
+        ["bench.xrd.temperature_bins", "[0, 5000, 1000]", "must increase"],
+    ),
     ("composition without its element", _set("ns.composition", {"Al": 4}), ["'Al'", "not listed in `elements`", "add"]),
     (
         "missing composition",

@@ -144,6 +144,7 @@ def check_config(config: dict, base_dir: str | Path = ".") -> None:
     _check_element_data(config)
     _check_labelling(config, base_dir)
     _check_analyse(config)
+    _check_bench(config)
     _check_phase_diagram(config)
     spec = labeller_spec(config)
     if spec["code"] == "potential":
@@ -215,6 +216,23 @@ def _check_analyse(config: dict) -> None:
         raise ConfigError(
             f"analyse.t_step ({grid['t_step']} K) is wider than the grid t_min..t_max "
             f"({grid['t_min']}..{grid['t_max']} K); use a smaller step."
+        )
+
+
+def _check_bench(config: dict) -> None:
+    """Ranges and bins of the benchmarks, which the schema checks only element by element."""
+    bench = config["bench"]
+    ranges = (
+        ("bench.ev_range", bench["ev_range"], "[0.85, 1.15]"),
+        ("bench.xrd.two_theta_range", bench["xrd"]["two_theta_range"], "[5.0, 30.0]"),
+    )
+    for key, (low, high), example in ranges:
+        if not low < high:
+            raise ConfigError(f"{key} {[low, high]}: the first entry must be the smaller, e.g. {example}.")
+    bins = list(bench["xrd"]["temperature_bins"])
+    if any(b >= a for a, b in zip(bins[1:], bins[:-1], strict=True)):
+        raise ConfigError(
+            f"bench.xrd.temperature_bins {bins}: bin edges (K) must increase, e.g. [0, 300, 600, 900, 1200]."
         )
 
 
