@@ -183,9 +183,10 @@ def test_fast_run_fit_reproduces_training_energies(fast_run):
         atoms.calc = calc
         errors.append((atoms.get_potential_energy() - atoms.info["dft_energy"]) / len(atoms))
         stds.append(calc.results["energy_std_per_atom"])
-    # A handful of configurations and a small basis: the fit must still
-    # reproduce its own training energies to 50 meV/atom.
-    assert np.max(np.abs(errors)) < 0.05, errors
+    # A handful of configurations and a small basis: the fit reproduces its own
+    # training energies; five runs of this config gave at most 1.56 meV/atom
+    # (RMS 0.91), so 5 meV/atom fails a fit that lost its regression.
+    assert np.max(np.abs(errors)) < 5e-3, errors
     assert np.all(np.array(stds) > 0)
 
 
@@ -209,7 +210,13 @@ def test_fast_run_benchmarks_and_report(fast_run):
         workdir, "--cores", "1", "--configfile", str(REPO / "config" / "fast.yaml"), "--report", str(report)
     )
     assert result.returncode == 0, result.stderr
-    assert report.stat().st_size > 10000
+    assert "Undefined substitution" not in result.stderr  # every caption renders
+    html = report.read_text()
+    # the report holds every stage's items under their categories
+    for item in ("thermo.png", "parity.png", "calibration.png", "ev.png", "metrics.json"):
+        assert item in html, item
+    for category in ("Fit", "Benchmarks"):
+        assert category in html, category
 
 
 @pytest.mark.slow
