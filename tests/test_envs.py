@@ -98,6 +98,9 @@ def test_every_rule_env_exists_and_eam_rules_have_numba():
     for rule in EAM_RULES:
         names = [n for n, _, _ in packages(REPO / "envs" / envs[rule])[0]]
         assert "numba" in names, f"rule {rule} runs in envs/{envs[rule]}, which lacks numba"
+    # explore kind random_crystals imports pyxtal in the explore job
+    explore_packages = [n for n, _, _ in packages(REPO / "envs" / envs["explore"])[0]]
+    assert "pyxtal" in explore_packages, f"rule explore runs in envs/{envs['explore']}, which lacks pyxtal"
 
 
 @pytest.mark.parametrize("env", [e for e in ENVS if e.name != "pacemaker.yaml"], ids=lambda p: p.name)
