@@ -69,6 +69,7 @@ SAMPLE_SETTINGS = dict(
     md_traj_len=8,
     move_fractions={"md": 1, "volume": 4, "shear": 2, "stretch": 2},
     min_aspect_ratio=0.8,
+    converge_down_to_T=None,  # run the sample's iteration count, as pymatnest did
     max_volume_per_atom=60.0,
     min_volume_per_atom=5.0,
     kemax_max_T=5000.0,

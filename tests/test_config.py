@@ -258,9 +258,8 @@ def test_schema_has_no_material_defaults():
     assert "reference_energies" not in schema_defaults("fit")
 
 
-def test_workflow_ns_runs_take_no_engine_default(config):
-    # NSSettings keeps engine defaults for direct library calls (benchmarks run with them); the
-    # workflow and the CLI must not meet them: the schema gives every field of a cycle's block
+def test_workflow_ns_blocks_give_every_engine_field(config):
+    # the schema gives every field of a cycle's block: a workflow run never depends on the dataclass
     from dataclasses import fields
 
     from nestdb.ns.settings import NSSettings
@@ -270,3 +269,22 @@ def test_workflow_ns_runs_take_no_engine_default(config):
     assert engine <= set(schema_defaults("ns")), engine - set(schema_defaults("ns"))
     for cycle in range(len(config["cycles"])):
         assert engine <= set(ns_engine_settings(ns_block(config, cycle), 0.0))
+
+
+def test_library_ns_defaults_are_the_schemas():
+    # a library call NSSettings(n_walkers, walk_length, pressure_gpa) samples what the workflow samples
+    from dataclasses import MISSING, fields
+
+    from nestdb.ns.settings import NSSettings
+    from nestdb.schemas import schema_defaults
+
+    schema = schema_defaults("ns")
+    library = NSSettings(n_walkers=schema["n_walkers"], walk_length=schema["walk_length"], pressure_gpa=0.0)
+    for f in fields(NSSettings):
+        if f.default is MISSING and f.default_factory is MISSING:
+            assert f.name in ("n_walkers", "walk_length", "pressure_gpa"), f.name  # the call names its run
+        elif f.name != "config_type":  # not a config key: the workflow sets it per run
+            assert getattr(library, f.name) == schema[f.name], f.name
+    # a mapping default is not shared between instances
+    library.move_fractions["md"] = 1.0
+    assert NSSettings(n_walkers=8, walk_length=8, pressure_gpa=0.0).move_fractions == schema["move_fractions"]

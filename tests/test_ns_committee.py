@@ -176,6 +176,7 @@ def test_ns_walkers_carry_the_committee_std_of_their_configuration(al_model, tmp
         walk_length=10,
         pressure_gpa=5.0,
         max_iter=25,
+        converge_down_to_T=None,
         max_volume_per_atom=30.0,
         kemax_max_T=3000.0,
         md_traj_len=3,

@@ -22,6 +22,7 @@ SETTINGS = dict(
     walk_length=12,
     pressure_gpa=10.0,
     max_iter=300,
+    converge_down_to_T=None,  # the runs stop at max_iter (the schema's default stops at 200 K)
     max_volume_per_atom=40.0,
     kemax_max_T=3000.0,
     md_traj_len=3,

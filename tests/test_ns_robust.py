@@ -21,6 +21,7 @@ def settings(**overrides) -> NSSettings:
         walk_length=12,
         pressure_gpa=10.0,
         max_iter=40,
+        converge_down_to_T=None,  # these runs stop at max_iter (the schema's default stops at 200 K)
         max_volume_per_atom=40.0,
         kemax_max_T=3000.0,
         md_traj_len=3,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field, fields
 
 from nestdb.errors import ConfigError
+from nestdb.schemas import schema_defaults
 
 MOVE_TYPES: tuple[str, ...] = ("md", "atom", "volume", "shear", "stretch", "swap")
 #: Settings that may differ between a run and its restart: they change when
@@ -15,21 +17,22 @@ RESTART_MAY_CHANGE: tuple[str, ...] = ("max_iter", "converge_down_to_T", "snapsh
 MAX_PLAUSIBLE_PRESSURE_GPA = 1000.0
 
 
-def _default_move_fractions() -> dict:
-    # the magnesium study's mix (method.md section 1, step 4)
-    return {"md": 0.21, "volume": 0.31, "shear": 0.24, "stretch": 0.24}
+#: The config schema's ``ns`` defaults (``nestdb/schemas/config.schema.yaml``, the one table of
+#: defaults): a library call samples what the workflow and ``nestdb ns run`` sample.
+SCHEMA_NS_DEFAULTS: dict = schema_defaults("ns")
 
 
 @dataclass
 class NSSettings:
     """Parameters of one constant-pressure nested-sampling run.
 
-    The workflow and ``nestdb ns run`` give every field from the config
-    schema (``nestdb/schemas/config.schema.yaml``, the one table of
-    defaults; ``tests/test_config.py`` checks that none is missing there), so
-    their runs never meet the defaults below. These are the engine's for
-    direct library calls (a long run to ``max_iter`` 100000, no convergence
-    stop, seed 0), which the benchmarks' recorded runs use.
+    Every default is the config schema's (:data:`SCHEMA_NS_DEFAULTS`, read
+    from ``nestdb/schemas/config.schema.yaml``, the one table of defaults), so
+    a library call, ``nestdb ns run`` and the workflow run the same sampler:
+    up to ``max_iter`` 2000 iterations, stopping once converged down to
+    200 K, Vmax 40 A^3/atom, seed 1. ``n_walkers``, ``walk_length`` (the
+    run's size and cost) and ``pressure_gpa`` have no default here: a call
+    names them. ``config_type`` is no config key (the workflow sets it).
 
     Attributes
     ----------
@@ -93,25 +96,26 @@ class NSSettings:
     n_walkers: int
     walk_length: int
     pressure_gpa: float
-    n_cull: int = 1
-    max_iter: int = 100000
-    converge_down_to_T: float | None = None
-    max_volume_per_atom: float = 60.0
-    min_volume_per_atom: float = 1.0
-    min_aspect_ratio: float = 0.65
-    move_fractions: dict = field(default_factory=_default_move_fractions)
-    md_traj_len: int = 5
-    kemax_max_T: float | None = None
-    start_energy_ceiling_per_atom: float = 1e9
-    seed: int = 0
-    traj_interval: int = 1
-    committee_std_max: float | None = None
-    committee_stop_fraction: float = 0.9
-    committee_stop_std: float | None = None
+    n_cull: int = SCHEMA_NS_DEFAULTS["n_cull"]
+    max_iter: int = SCHEMA_NS_DEFAULTS["max_iter"]
+    converge_down_to_T: float | None = SCHEMA_NS_DEFAULTS["converge_down_to_T"]
+    max_volume_per_atom: float = SCHEMA_NS_DEFAULTS["max_volume_per_atom"]
+    min_volume_per_atom: float = SCHEMA_NS_DEFAULTS["min_volume_per_atom"]
+    min_aspect_ratio: float = SCHEMA_NS_DEFAULTS["min_aspect_ratio"]
+    # a fresh copy per instance (a mapping default is shared otherwise)
+    move_fractions: dict = field(default_factory=lambda: copy.deepcopy(SCHEMA_NS_DEFAULTS["move_fractions"]))
+    md_traj_len: int = SCHEMA_NS_DEFAULTS["md_traj_len"]
+    kemax_max_T: float | None = SCHEMA_NS_DEFAULTS["kemax_max_T"]
+    start_energy_ceiling_per_atom: float = SCHEMA_NS_DEFAULTS["start_energy_ceiling_per_atom"]
+    seed: int = SCHEMA_NS_DEFAULTS["seed"]
+    traj_interval: int = SCHEMA_NS_DEFAULTS["traj_interval"]
+    committee_std_max: float | None = SCHEMA_NS_DEFAULTS["committee_std_max"]
+    committee_stop_fraction: float = SCHEMA_NS_DEFAULTS["committee_stop_fraction"]
+    committee_stop_std: float | None = SCHEMA_NS_DEFAULTS["committee_stop_std"]
     config_type: str = "ns"
-    n_procs: int = 1
-    snapshot_seconds: float | None = 600.0
-    load_balance: bool = False
+    n_procs: int = SCHEMA_NS_DEFAULTS["n_procs"]
+    snapshot_seconds: float | None = SCHEMA_NS_DEFAULTS["snapshot_seconds"]
+    load_balance: bool = SCHEMA_NS_DEFAULTS["load_balance"]
 
     @classmethod
     def from_dict(cls, values: dict) -> NSSettings:
