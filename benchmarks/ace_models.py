@@ -55,7 +55,7 @@ def fit_settings(name: str) -> dict:
     nradmax, lmax = BASES[name]
     return dict(
         study["fit"],
-        elements=study.get("elements", ["Mg"]),
+        elements=study["elements"],
         nradmax_by_orders=nradmax,
         lmax_by_orders=lmax,
         refit_on_all_data=False,

@@ -94,7 +94,7 @@ def data_missing() -> bool:
 def study_fit_settings(**changes) -> dict:
     """``config/mg-study.yaml``'s ``fit:`` section with the elements, a 20 % test split and ``changes``."""
     study = yaml.safe_load((ROOT / "config" / "mg-study.yaml").read_text())
-    return dict(study["fit"], elements=study.get("elements", ["Mg"]), test_fraction=0.2, **changes)
+    return dict(study["fit"], elements=study["elements"], test_fraction=0.2, **changes)
 
 
 def apply_overrides(settings: dict, items: list[str]) -> dict:

@@ -301,7 +301,7 @@ def test_empty_and_missing_training_sets(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_training_frames([tmp_path / "nope.extxyz"])
     with pytest.raises(DataError, match="empty"):
-        fit_linear_ace([], {}, tmp_path / "model")
+        fit_linear_ace([], {"elements": ["Al"], "reference_energies": {"Al": 0.0}}, tmp_path / "model")
 
 
 def test_settings_errors_name_the_key(tmp_path):
@@ -310,19 +310,30 @@ def test_settings_errors_name_the_key(tmp_path):
         fit_linear_ace(frames, {"elements": ["Al"], "reference_energies": {"Mg": 0.0}}, tmp_path)
     with pytest.raises(ConfigError, match="fit.elements"):
         fit_linear_ace(frames, {"elements": ["Mg"], "reference_energies": {"Mg": 0.0}}, tmp_path)
+    al = {"elements": ["Al"], "reference_energies": {"Al": 0.0}}
     with pytest.raises(ConfigError, match="fit.comittee_size"):
-        validate_fit_settings({"comittee_size": 3})
+        validate_fit_settings({**al, "comittee_size": 3})
     with pytest.raises(ConfigError, match="fit.test_fraction"):
-        validate_fit_settings({"test_fraction": 1.0})
+        validate_fit_settings({**al, "test_fraction": 1.0})
     with pytest.raises(ConfigError, match="fit.committee_size"):
-        validate_fit_settings({"committee_size": 1})
+        validate_fit_settings({**al, "committee_size": 1})
     with pytest.raises(ConfigError, match="fit.lmax_by_orders"):
-        validate_fit_settings({"nradmax_by_orders": [4, 2], "lmax_by_orders": [0]})
+        validate_fit_settings({**al, "nradmax_by_orders": [4, 2], "lmax_by_orders": [0]})
     with pytest.raises(ConfigError, match="fit.cutoff"):
-        validate_fit_settings({"cutoff": -1})
-    defaults = validate_fit_settings({})
+        validate_fit_settings({**al, "cutoff": -1})
+    defaults = validate_fit_settings(al)
     assert defaults["energy_weight"] == 9 and defaults["force_weight"] == 1
     assert defaults["committee_size"] == 10 and defaults["test_fraction"] == 0.2
+
+
+def test_the_material_has_no_library_default(tmp_path):
+    # issue 15: no material is assumed; the error names the key and shows an example
+    with pytest.raises(ConfigError, match=r"fit\.elements is missing .*'elements': \['Mg'\]"):
+        validate_fit_settings({})
+    with pytest.raises(ConfigError, match=r"fit\.elements is missing"):
+        fit_linear_ace(emt_al_frames(3, seed=12), {"reference_energies": {"Al": 0.0}}, tmp_path)
+    with pytest.raises(ConfigError, match=r"fit\.reference_energies is missing .*'Au': 0\.0, 'Cu': 0\.0"):
+        validate_fit_settings({"elements": ["Cu", "Au"]})
 
 
 def test_load_committee_missing_files(tmp_path):
@@ -346,7 +357,13 @@ def test_fit_real_magnesium_subset(tmp_path):
     frames = load_training_frames([MG_CYCLE0])
     rng = np.random.default_rng(0)
     subset = [frames[i] for i in rng.choice(len(frames), 40, replace=False)]
-    settings = {"reference_energies": {"Mg": MG_E0}, "seed": 1, "refit_on_all_data": False, **SMALL_BASIS}
+    settings = {
+        "elements": ["Mg"],
+        "reference_energies": {"Mg": MG_E0},
+        "seed": 1,
+        "refit_on_all_data": False,
+        **SMALL_BASIS,
+    }
     metrics = fit_linear_ace(subset, settings, tmp_path)
     assert metrics["train"]["n_configs"] == 32 and metrics["test"]["n_configs"] == 8
     # CASTEP Mg over 0-45 GPa and 200-3000 K: a small linear ACE lands at ~10 meV/atom

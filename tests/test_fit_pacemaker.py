@@ -63,6 +63,7 @@ def test_input_yaml_matches_the_study_settings():
     settings = validate_fit_settings(
         {
             "cutoff": 8.2,
+            "elements": ["Mg"],
             "reference_energies": {"Mg": -1688.821},
             "nradmax_by_orders": [15, 6, 4],
             "lmax_by_orders": [0, 3, 2],
@@ -124,7 +125,7 @@ def test_pacemaker_settings_errors():
     with pytest.raises(ConfigError, match="refit_kappa"):
         validate_pacemaker_settings({"refit_kappa": 5})
     with pytest.raises(ConfigError, match="fit.pacemaker.maxiter"):
-        validate_fit_settings({"pacemaker": {"maxiter": 0}})
+        validate_fit_settings({"elements": ["Mg"], "reference_energies": {"Mg": 0.0}, "pacemaker": {"maxiter": 0}})
 
 
 def test_missing_pacemaker_command_is_a_config_error(tmp_path):

@@ -5,7 +5,7 @@ Typical use::
     from nestdb.fit import load_training_frames, fit_linear_ace
     from nestdb.models.ace_committee import CommitteeACECalculator
     frames = load_training_frames(["cycle_0.edb.extxyz"])
-    metrics = fit_linear_ace(frames, {"reference_energies": {"Mg": -1688.821}}, "model/")
+    metrics = fit_linear_ace(frames, {"elements": ["Mg"], "reference_energies": {"Mg": -1688.821}}, "model/")
     atoms.calc = CommitteeACECalculator("model/")
     atoms.get_potential_energy(); atoms.calc.results["energy_std_per_atom"]
 

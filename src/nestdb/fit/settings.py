@@ -15,15 +15,16 @@ from nestdb.schemas import schema_defaults
 
 #: Keys of the library's fit settings that the workflow fills from elsewhere in the config.
 _LIBRARY_ONLY_SETTINGS: dict[str, Any] = {
-    # the workflow passes the config's `elements` (and E0 of its own material); a library call without
-    # them fits magnesium with E0 = 0, as the examples in nestdb.fit do
-    "elements": ["Mg"],
-    "reference_energies": {"Mg": 0.0},
+    # the material's keys have no default (as in the schema): the workflow passes the config's
+    # `elements` and `fit.reference_energies`, a library call names them
+    "elements": None,
+    "reference_energies": None,
     "n_jobs": 1,  # the workflow passes the rule's threads
 }
 
 #: Defaults of the ``fit:`` section: the config schema's (``nestdb/schemas/config.schema.yaml``,
-#: the one table of defaults), so a library call fits the model the workflow fits. The
+#: the one table of defaults), so a library call fits the model the workflow fits. The material's
+#: keys, ``elements`` and ``reference_energies``, have none (None here: a call must name them). The
 #: default basis (body order 4, nradmax_by_orders [8, 4, 2], lmax_by_orders [0, 3, 2]) has 74
 #: functions per element: it fits ~20 eight-atom configurations in about a second. The study's
 #: settings (config/mg-study.yaml) are larger; see config/README.md.
@@ -135,6 +136,12 @@ def validate_fit_settings(settings: dict | None) -> dict:
     check_flags(merged, ("use_sample_weights", "refit_on_all_data", "fit_reference_energies"), "fit")
 
     elements = merged["elements"]
+    if elements is None:
+        raise ConfigError(
+            "fit.elements is missing (there is no default material): list the chemical elements of the fit, "
+            "e.g. {'elements': ['Mg'], 'reference_energies': {'Mg': 0.0}} (the workflow passes the config's "
+            "`elements`)"
+        )
     if isinstance(elements, str):
         elements = [elements]
     if not isinstance(elements, (list, tuple)) or not elements:
@@ -146,6 +153,13 @@ def validate_fit_settings(settings: dict | None) -> dict:
     merged["elements"] = sorted(set(elements))
 
     e0 = merged["reference_energies"]
+    if e0 is None:
+        example = ", ".join(f"{symbol!r}: 0.0" for symbol in merged["elements"])
+        raise ConfigError(
+            "fit.reference_energies is missing (it has no default): give the isolated-atom energy (eV) of every "
+            f"element, e.g. {{'reference_energies': {{{example}}}}} for GPAW energies (relative to its atomic "
+            "setups), {'Mg': -1688.821} for the study's CASTEP, or 'isolated_atom' in a workflow config"
+        )
     if not isinstance(e0, dict):
         raise ConfigError(f"fit.reference_energies must map element -> E0 in eV, got {e0!r}")
     for symbol in merged["elements"]:
