@@ -62,6 +62,7 @@ def speed(n_procs: int, atoms: int, tmp: Path) -> None:
         kemax_max_T=5000.0,
         max_volume_per_atom=60.0,
         seed=1,
+        converge_down_to_T=None,  # run to max_iter whatever the schema's default
         snapshot_seconds=None,
     )
     rates, cpu = {}, {}
@@ -180,6 +181,7 @@ def scaling_run(
         kemax_max_T=5000.0,
         max_volume_per_atom=60.0,
         seed=7,
+        converge_down_to_T=None,  # run to max_iter whatever the schema's default
         snapshot_seconds=None,
         traj_interval=0,
         load_balance=load_balance,
