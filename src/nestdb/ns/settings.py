@@ -87,9 +87,10 @@ class NSSettings:
         Every walk makes the same moves, ``move_fractions`` rounded to whole
         moves within ``walk_length`` calls, in its own random order (pymatnest's
         ``do_good_load_balance``), instead of picking each move at random. The
-        walks of one iteration then cost the same, which parallel runs
-        (``n_procs`` > 1) need: with random picks the slowest of 16 walks takes
-        ~1.3x the mean (benchmarks/ns_parallel.py). Changes the chain, not the
+        walks of one iteration then cost more nearly the same, which parallel
+        runs (``n_procs`` > 1) need: the slowest of 16 walks takes 1.11-1.20x
+        the mean with random picks, 1.06-1.15x with this
+        (``benchmarks/ns_parallel.py --imbalance``). Changes the chain, not the
         sampled distribution.
     """
 
