@@ -35,6 +35,7 @@ from ase.neighborlist import neighbor_list
 from scipy.special import sph_harm_y
 
 from nestdb.errors import ConfigError, DataError
+from nestdb.structures.neighbours import first_shell
 
 __all__ = [
     "IDEAL_Q6_W6",
@@ -110,59 +111,6 @@ def _w_terms(degree: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     return np.array(i1), np.array(i2), np.array(i3), np.array(coef)
 
 
-# --------------------------------------------------------------------------- neighbours
-
-
-def _bond_vectors(atoms: Atoms, neighbours: str | int | float) -> tuple[np.ndarray, np.ndarray]:
-    """(atom index, bond vector) of every chosen bond."""
-    n = len(atoms)
-    if n < 2 and not atoms.pbc.any():
-        raise DataError("order parameters need at least 2 atoms or a periodic cell")
-    if isinstance(neighbours, float):
-        i, d = neighbor_list("iD", atoms, neighbours)
-        if i.size == 0:
-            raise DataError(f"no neighbours within cutoff {neighbours} Å; use a larger cutoff")
-        return i, d
-    if neighbours != "sann" and (
-        isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)) or neighbours < 1
-    ):
-        raise ConfigError(
-            f"neighbours must be 'sann', a number of nearest neighbours (int >= 1) or a cutoff "
-            f"in Å (float), got {neighbours!r}"
-        )
-    wanted = 40 if neighbours == "sann" else int(neighbours) + 1
-    # Radius expected to hold `wanted` neighbours at the mean density, grown until every atom has them.
-    volume = abs(atoms.get_volume()) if atoms.pbc.all() else np.ptp(atoms.positions, axis=0).prod() + 1.0
-    cutoff = (3 * wanted * volume / (4 * math.pi * n)) ** (1 / 3)
-    for _ in range(8):
-        i, d = neighbor_list("iD", atoms, cutoff)
-        counts = np.bincount(i, minlength=n)
-        if counts.min() >= wanted:
-            break
-        cutoff *= 1.5
-    else:
-        raise DataError(f"could not find {wanted} neighbours for every atom (cutoff up to {cutoff:.1f} Å)")
-    dist = np.linalg.norm(d, axis=1)
-    order = np.lexsort((dist, i))
-    i, d, dist = i[order], d[order], dist[order]
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    keep = np.zeros(i.size, dtype=bool)
-    for atom in range(n):
-        r = dist[starts[atom] : starts[atom] + counts[atom]]
-        m = int(neighbours) if neighbours != "sann" else _sann_count(r)
-        keep[starts[atom] : starts[atom] + m] = True
-    return i[keep], d[keep]
-
-
-def _sann_count(sorted_dist: np.ndarray) -> int:
-    """SANN neighbour count from the sorted neighbour distances of one atom."""
-    cumulative = np.cumsum(sorted_dist)
-    for m in range(3, sorted_dist.size):
-        if cumulative[m - 1] / (m - 2) < sorted_dist[m]:
-            return m
-    return sorted_dist.size
-
-
 def rdf_first_minimum(
     frames: Sequence[Atoms], r_max: float = 6.0, bin_width: float = 0.05, smoothing: float = 0.1
 ) -> float:
@@ -235,7 +183,7 @@ def steinhardt(atoms: Atoms, degree: int = 6, neighbours: str | int | float = "s
     """
     if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 1:
         raise ConfigError(f"steinhardt: the degree l must be a positive integer, got {degree!r}")
-    return _q_w(_mean_qlm(_bond_vectors(atoms, neighbours)[1], int(degree)), int(degree))
+    return _q_w(_mean_qlm(first_shell(atoms, neighbours, "order parameters")[2], int(degree)), int(degree))
 
 
 def classify_phase(q4: float, q6: float, w6: float, q6_liquid: float = 0.25) -> str:
@@ -264,7 +212,7 @@ def order_parameters(atoms: Atoms, neighbours: str | int | float = "sann", q6_li
     dict
         ``{"q4", "q6", "w6", "phase"}``; the selection writes them as info keys.
     """
-    _, bonds = _bond_vectors(atoms, neighbours)
+    bonds = first_shell(atoms, neighbours, "order parameters")[2]
     q6, w6 = _q_w(_mean_qlm(bonds, 6), 6)
     q4, _ = _q_w(_mean_qlm(bonds, 4), 4)
     return {"q4": q4, "q6": q6, "w6": w6, "phase": classify_phase(q4, q6, w6, q6_liquid)}

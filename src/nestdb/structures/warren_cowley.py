@@ -17,14 +17,11 @@ and hcp, 14 in bcc), a fixed number of nearest neighbours, or a cutoff.
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 from ase import Atoms
-from ase.neighborlist import neighbor_list
 
-from nestdb.errors import ConfigError, DataError
-from nestdb.structures.steinhardt import _sann_count
+from nestdb.structures.neighbours import first_shell
 
 __all__ = ["neighbour_pairs", "warren_cowley", "warren_cowley_of_bonds", "pair_label", "random_reference"]
 
@@ -44,40 +41,8 @@ def neighbour_pairs(atoms: Atoms, neighbours: str | int | float = "sann") -> tup
     neighbours
         ``'sann'``, the number of nearest neighbours (int), or a cutoff in Å (float).
     """
-    n = len(atoms)
-    if n < 2 and not atoms.pbc.any():
-        raise DataError("Warren-Cowley parameters need at least 2 atoms or a periodic cell")
-    if isinstance(neighbours, float):
-        i, j = neighbor_list("ij", atoms, neighbours)
-        if i.size == 0:
-            raise DataError(f"no neighbours within cutoff {neighbours} Å; use a larger cutoff")
-        return i, j
-    if neighbours != "sann" and (
-        isinstance(neighbours, bool) or not isinstance(neighbours, (int, np.integer)) or neighbours < 1
-    ):
-        raise ConfigError(
-            f"neighbours must be 'sann', a number of nearest neighbours (int >= 1) or a cutoff "
-            f"in Å (float), got {neighbours!r}"
-        )
-    wanted = 40 if neighbours == "sann" else int(neighbours) + 1
-    volume = abs(atoms.get_volume()) if atoms.pbc.all() else np.ptp(atoms.positions, axis=0).prod() + 1.0
-    cutoff = (3 * wanted * volume / (4 * math.pi * n)) ** (1 / 3)
-    for _ in range(8):
-        i, j, d = neighbor_list("ijd", atoms, cutoff)
-        counts = np.bincount(i, minlength=n)
-        if counts.min() >= wanted:
-            break
-        cutoff *= 1.5
-    else:
-        raise DataError(f"could not find {wanted} neighbours for every atom (cutoff up to {cutoff:.1f} Å)")
-    order = np.lexsort((d, i))
-    i, j, d = i[order], j[order], d[order]
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    keep = np.zeros(i.size, dtype=bool)
-    for atom in range(n):
-        m = int(neighbours) if neighbours != "sann" else _sann_count(d[starts[atom] : starts[atom] + counts[atom]])
-        keep[starts[atom] : starts[atom] + m] = True
-    return i[keep], j[keep]
+    i, j, _ = first_shell(atoms, neighbours, "Warren-Cowley parameters")
+    return i, j
 
 
 def warren_cowley(
