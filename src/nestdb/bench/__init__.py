@@ -7,8 +7,10 @@ enthalpy against pressure and transition pressures
 phonons with phonopy (:mod:`~nestdb.bench.phonons`), powder XRD
 (:mod:`~nestdb.bench.xrd`), reference data from DFT output files
 (:mod:`~nestdb.bench.reference_files`), NS-based benchmarks (XRD by
-temperature, phase diagram: :mod:`~nestdb.bench.sampling`), and the
-workflow stages (:mod:`~nestdb.bench.workflow`).
+temperature: :mod:`~nestdb.bench.xrd`; phase diagram:
+:mod:`~nestdb.bench.phase_diagram`), E–V and elastic comparisons
+(:mod:`~nestdb.bench.properties`), and the workflow stages
+(:mod:`~nestdb.bench.stage`).
 """
 
 from nestdb.bench.elastic import elastic_constants

@@ -5,7 +5,7 @@ atom and force components) by phase class (crystal / liquid / dilute), by
 pressure and by temperature bin; the committee's energy STD against the
 absolute energy error (Spearman rank correlation, fraction of errors within
 1 and 2 STD); E–V curve shapes and elastic constants against the oracle
-(from the workflow's ``bench`` outputs or :func:`nestdb.bench.workflow.compare_ev_elastic`).
+(from the workflow's ``bench`` outputs or :func:`nestdb.bench.properties.compare_ev_elastic`).
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def resolve_reference_energies(settings: dict, e0_paths: list[str | Path]) -> di
     settings
         ``fit:`` settings.
     e0_paths
-        JSON files of :func:`nestdb.label.workflow.isolated_atom_energy`
+        JSON files of :func:`nestdb.label.stage.isolated_atom_energy`
         (keys ``element``, ``energy``).
 
     Raises

@@ -8,7 +8,8 @@ moves), :mod:`~nestdb.ns.loop` (the NS loop, progress, summary),
 :mod:`~nestdb.ns.restart` (snapshots, exact restart),
 :mod:`~nestdb.ns.output` (pymatnest's file formats),
 :mod:`~nestdb.ns.pymatnest` (running pymatnest itself, reading its files),
-:mod:`~nestdb.ns.cli` (``python -m nestdb.cli ns run``).
+:mod:`~nestdb.ns.stage` (the workflow's ``ns`` rule); the command line is
+:mod:`~nestdb.cli.ns` (``nestdb ns run``).
 
 >>> from nestdb.ns import NSSettings, run_nested_sampling
 >>> from nestdb.models.calculators import make_calculator
