@@ -238,8 +238,13 @@ def test_results_equal_the_local_run(slurm_run, local_run):
             assert set(a.files) == set(b.files)
             for key in a.files:
                 if np.issubdtype(a[key].dtype, np.number):
-                    # Same numbers up to the last digits of the DFT data the fit solves for.
-                    np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-9, err_msg=key)
+                    # Same numbers up to the last digits of the DFT data the fit solves for: GPAW's
+                    # energies differ in the last bits between runs (~1e-13 eV), which the regression
+                    # on a few configurations amplifies to relative 1e-6 (benchmarks/compare_runs.py:
+                    # up to 2.4e-6 between runs of the same code) and, on the smallest coefficients,
+                    # to ~1e-9 absolute; 1e-7 of the largest coefficient bounds that.
+                    scale = float(np.abs(b[key]).max()) if b[key].size else 0.0
+                    np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-7 * scale, err_msg=key)
 
 
 def test_rerun_after_completion_submits_nothing(slurm_run, slurm_profile, slurm_cluster):
