@@ -58,24 +58,13 @@ from nestdb.ns.sampler import Sampler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ace_models  # noqa: E402
+from ns_thermo_validation import SAMPLE_SETTINGS as PYMATNEST_SAMPLE_SETTINGS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EAM_FILE = REPO.parent / "shared" / "data" / "mg" / "Mg1.eam.fs"
 
-#: pymatnest's sample settings (mg16_1GPa_*.inp), in nestdb's keys.
-SAMPLE_SETTINGS = dict(
-    n_walkers=100,
-    walk_length=32,
-    pressure_gpa=1.0,
-    md_traj_len=8,
-    move_fractions={"md": 1, "volume": 4, "shear": 2, "stretch": 2},
-    min_aspect_ratio=0.8,
-    converge_down_to_T=None,  # run the sample's iteration count, as pymatnest did
-    max_volume_per_atom=60.0,
-    min_volume_per_atom=5.0,
-    kemax_max_T=5000.0,
-    traj_interval=10,
-)
+#: pymatnest's sample settings (ns_thermo_validation.py), with a trajectory frame every 10 iterations.
+SAMPLE_SETTINGS = dict(PYMATNEST_SAMPLE_SETTINGS, traj_interval=10)
 #: The study's cycle-1 committee restriction (method.md section 1).
 COMMITTEE_SETTINGS = dict(committee_std_max=62.5, committee_stop_std=60.625, committee_stop_fraction=0.9)
 

@@ -62,6 +62,7 @@ PYMATNEST_RUNS = {
     "pymatnest (aspect 0.8, seed 4321)": SAMPLES / "mg16_1GPa_fasteam" / "mg16_1GPa_fasteam.energies",
     "pymatnest (aspect 0.65, seed 777)": SAMPLES / "mg16_1GPa_fasteam_mar065" / "mg16_1GPa_fasteam_mar065.energies",
 }
+#: pymatnest's sample settings (mg16_1GPa_*.inp), in nestdb's keys (ns_speed.py uses them too).
 SAMPLE_SETTINGS = dict(
     n_walkers=100,
     walk_length=32,
