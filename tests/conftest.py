@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from nestdb.ns import NSSettings
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FAST_CONFIG = REPO / "config" / "fast.yaml"
@@ -55,6 +57,23 @@ def pytest_configure(config):
 def pytest_runtest_setup(item):
     for marker in item.iter_markers("needs_shared"):
         require_shared(*marker.args)
+
+
+def small_ns_settings(**overrides):
+    """Settings of a small, quick NS run (8 walkers, 40 iterations at 10 GPa) for the NS tests."""
+    values = dict(
+        n_walkers=8,
+        walk_length=12,
+        pressure_gpa=10.0,
+        max_iter=40,
+        converge_down_to_T=None,  # these runs stop at max_iter (the schema's default stops at 200 K)
+        max_volume_per_atom=40.0,
+        kemax_max_T=3000.0,
+        md_traj_len=3,
+        seed=0,
+    )
+    values.update(overrides)
+    return NSSettings(**values)
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 3000, **popen) -> subprocess.CompletedProcess:

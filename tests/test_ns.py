@@ -17,6 +17,8 @@ from nestdb.ns.sampler import Sampler
 from nestdb.potentials.lj import FastLennardJones
 from nestdb.units import gpa_to_ev_per_a3
 
+from conftest import small_ns_settings as small_settings
+
 INFO_ORDER = ["ns_energy", "volume", "KEmax", "ns_P", "iter", "config_type", "config_n_global", "ns_KE"]
 
 
@@ -24,22 +26,6 @@ def read_energies(path):
     lines = open(path).read().splitlines()
     rows = np.array([[float(x) for x in line.split()] for line in lines[1:]])
     return lines[0], rows
-
-
-def small_settings(**overrides) -> NSSettings:
-    values = dict(
-        n_walkers=8,
-        walk_length=12,
-        pressure_gpa=10.0,
-        max_iter=40,
-        converge_down_to_T=None,  # these runs stop at max_iter (the schema's default stops at 200 K)
-        max_volume_per_atom=40.0,
-        kemax_max_T=3000.0,
-        md_traj_len=3,
-        seed=0,
-    )
-    values.update(overrides)
-    return NSSettings(**values)
 
 
 class VolumeCommittee(FastLennardJones):

@@ -14,22 +14,11 @@ from nestdb.ns.sampler import Sampler
 from nestdb.potentials.lj import FastLennardJones
 from nestdb.units import gpa_to_ev_per_a3
 
+from conftest import small_ns_settings
+
 
 def settings(**overrides) -> NSSettings:
-    values = dict(
-        n_walkers=8,
-        walk_length=12,
-        pressure_gpa=10.0,
-        max_iter=40,
-        converge_down_to_T=None,  # these runs stop at max_iter (the schema's default stops at 200 K)
-        max_volume_per_atom=40.0,
-        kemax_max_T=3000.0,
-        md_traj_len=3,
-        seed=0,
-        snapshot_seconds=None,
-    )
-    values.update(overrides)
-    return NSSettings(**values)
+    return small_ns_settings(**{"snapshot_seconds": None, **overrides})
 
 
 @pytest.mark.parametrize(
