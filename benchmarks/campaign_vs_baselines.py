@@ -40,7 +40,6 @@ import json
 import math
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from time_workflow import run_snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 EAM_FILE = REPO.parent / "shared" / "data" / "mg" / "Mg1.eam.fs"
@@ -126,28 +126,7 @@ def run_workflow(config: dict, workdir: Path, cores: int) -> float:
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     start = time.perf_counter()
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--cores",
-            str(cores),
-            "--configfile",
-            str(path),
-            "--rerun-triggers",
-            "mtime",
-            "--rerun-incomplete",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    result = run_snakemake(workdir, path, cores, "--rerun-triggers", "mtime", "--rerun-incomplete")
     (workdir / "snakemake.log").write_text(result.stdout + result.stderr)
     if result.returncode:
         raise RuntimeError(f"workflow in {workdir} failed:\n{(result.stdout + result.stderr)[-4000:]}")

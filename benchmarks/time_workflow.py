@@ -22,6 +22,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def run_snakemake(workdir: Path, configfile: Path, cores: int, *extra: str) -> subprocess.CompletedProcess:
+    """``snakemake --cores N --configfile F`` of this checkout in ``workdir`` (this venv's tools on PATH)."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    command += ["--cores", str(cores), "--configfile", str(configfile), *extra]
+    return subprocess.run(command, env=env, capture_output=True, text=True)
+
+
 def summarise(workdir: Path) -> dict[str, dict[str, float]]:
     """Jobs, summed seconds and the largest max RSS (MB) per rule."""
     totals: dict[str, dict[str, float]] = defaultdict(lambda: {"jobs": 0, "seconds": 0.0, "max_rss_mb": 0.0})
@@ -45,26 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None, help="run here instead of a temporary directory")
     args = parser.parse_args(argv)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="nestdb-bench-"))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     start = time.perf_counter()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--cores",
-            str(args.cores),
-            "--configfile",
-            str(Path(args.config).resolve()),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    result = run_snakemake(workdir, Path(args.config).resolve(), args.cores)
     wall = time.perf_counter() - start
     if result.returncode != 0:
         print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
