@@ -56,6 +56,18 @@ _OPTIONAL_INFO = ("committee_std", "ns_KE", "KEmax")
 # --------------------------------------------------------------------------- rules
 
 
+def _check_nonnegative(rule: dict, key: str, where: str, meaning: str) -> None:
+    """ConfigError unless ``rule[key]`` is a finite number >= 0 (``meaning``: what it is, for the message)."""
+    value = rule[key]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.number))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ConfigError(f"{where}.{key}: must be {meaning} (number >= 0), got {value!r}")
+
+
 def validate_rule(rule: dict, where: str) -> None:
     """Check a selection rule from the configuration.
 
@@ -100,14 +112,7 @@ def validate_rule(rule: dict, where: str) -> None:
         raise ConfigError(f"{where}.if_fewer: must be one of {', '.join(IF_FEWER_CHOICES)}, got {rule['if_fewer']!r}")
     if kind == "temperature_window":
         for key in ("t_min", "t_max"):
-            value = rule[key]
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float, np.number))
-                or not math.isfinite(value)
-                or value < 0
-            ):
-                raise ConfigError(f"{where}.{key}: must be a temperature in K (number >= 0), got {value!r}")
+            _check_nonnegative(rule, key, where, "a temperature in K")
         if rule["t_min"] > rule["t_max"]:
             raise ConfigError(f"{where}: t_min ({rule['t_min']}) is above t_max ({rule['t_max']}); swap them")
         choice = rule.get("if_stopped_early", "window")
@@ -117,16 +122,7 @@ def validate_rule(rule: dict, where: str) -> None:
             )
     if kind == "trust_window":
         for key in ("sigma_lo", "sigma_hi"):
-            value = rule[key]
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float, np.number))
-                or not math.isfinite(value)
-                or value < 0
-            ):
-                raise ConfigError(
-                    f"{where}.{key}: must be a committee energy STD in meV/atom (number >= 0), got {value!r}"
-                )
+            _check_nonnegative(rule, key, where, "a committee energy STD in meV/atom")
         if rule["sigma_lo"] >= rule["sigma_hi"]:
             raise ConfigError(
                 f"{where}: trust window sigma_lo ({rule['sigma_lo']} meV/atom) must be below "
