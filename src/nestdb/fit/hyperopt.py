@@ -68,6 +68,7 @@ from nestdb.fit.settings import (
     validate_fit_settings,
     validate_hyperopt_settings,
 )
+from nestdb.io import write_json
 
 _logger = logging.getLogger(__name__)
 
@@ -441,7 +442,7 @@ def summarise_study(frames: list[Atoms], fit_settings: dict, hyperopt: dict | No
         "study_name": name,
         "cv": {"folds": hyperopt["cv_folds"], "repeats": hyperopt["cv_repeats"], "n_configs": len(frames)},
     }
-    (study_dir / BEST_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    write_json(study_dir / BEST_FILE, result)
     write_trials_csv(records, study_dir / TRIALS_FILE)
     write_summary(result, records, study_dir / SUMMARY_FILE)
     plot_pareto(records, chosen, study_dir / PARETO_FILE, objective=hyperopt["objective"])

@@ -10,7 +10,6 @@ far: the labelled databases of the cycles in, the model folder out.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from nestdb.fit.settings import (
     validate_fit_settings,
     validate_hyperopt_settings,
 )
+from nestdb.io import write_json
 
 
 def _inputs(
@@ -120,7 +120,7 @@ def _hyperopt_inputs(
 
 def _write_step(output: str | Path | None, result: dict) -> dict:
     if output is not None:
-        Path(output).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(output, result)
     return result
 
 

@@ -35,10 +35,11 @@ from ase.data import atomic_masses, atomic_numbers
 from ase.io import iread, write
 
 from nestdb.errors import ConfigError, DataError
+from nestdb.io import write_json
 from nestdb.ns.output import output_paths, write_summary
 from nestdb.ns.restart import afresh_hint, chain_fingerprint, check_compatible, model_fingerprint
 from nestdb.ns.settings import NSSettings
-from nestdb.thermo.energies import read_energies  # lazy: nestdb.thermo pulls in pandas and matplotlib
+from nestdb.thermo.energies import read_energies
 from nestdb.units import KB_EV_PER_K, gpa_to_ev_per_a3
 
 #: Suffix of the record of the chain a pymatnest run samples (checked before it resumes).
@@ -286,7 +287,7 @@ def run_pymatnest(
             stale.unlink()
     else:
         _check_chain(folder, name, chain)
-    _write_json_atomically(folder / f"{name}{CHAIN_SUFFIX}", chain)
+    write_json(folder / f"{name}{CHAIN_SUFFIX}", chain)
     if not options.get("calc_module"):
         write_calc_module(folder, block["calculator"], model_dir)
     input_path = folder / f"{name}.inp"
@@ -357,12 +358,6 @@ def _check_chain(folder: Path, name: str, chain: dict) -> None:
             f"{hint}"
         ) from None
     check_compatible({"fingerprint": old}, chain, snapshots, hint=hint)
-
-
-def _write_json_atomically(path: Path, value: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(value, indent=1) + "\n")
-    os.replace(temporary, path)
 
 
 def read_ns_frames(path: str | Path) -> list[Atoms]:
