@@ -327,12 +327,9 @@ def timing_summary(report: dict) -> dict:
 
 def plot(report: dict, path: Path) -> None:
     """Left: each split's cross-validated Pareto front with its choices; right: test errors of the final fits."""
-    import matplotlib
+    from nestdb.plotting import save, subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, energy, force) = plt.subplots(1, 3, figsize=(16, 4.8))
+    fig, (left, energy, force) = subplots(1, 3, figsize=(16, 4.8))
     markers = {"hand-tuned": "s", "hpo best": "o", "hpo half": "D", "pareto knee": "^", "pareto within 2 %": "*"}
     for k, split in enumerate(report["splits"]):
         colour = f"C{k}"
@@ -381,9 +378,7 @@ def plot(report: dict, path: Path) -> None:
     for ax in (energy, force):
         ax.set_title("final fits, each split's test set (colour: split)", fontsize=9)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path, dpi=120)
 
 
 if __name__ == "__main__":
