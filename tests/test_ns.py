@@ -284,6 +284,37 @@ def test_initial_walkers_respect_the_committee_limit():
     assert impossible.n_init_above_committee_limit == impossible.settings.n_walkers
 
 
+def test_initial_walkers_keep_min_nn_distance(monkeypatch):
+    from ase.neighborlist import neighbor_list
+
+    from nestdb.ns import sampler as sampler_module
+
+    def closest_pairs(sampler, cutoff):
+        count = 0
+        for positions, cell in zip(sampler.walkers.positions, sampler.walkers.cells, strict=True):
+            atoms = Atoms("Mg4", positions=positions, cell=cell, pbc=True)
+            count += len(neighbor_list("d", atoms, cutoff))
+        return count
+
+    # 4 atoms below 40 A^3/atom: most uniform draws have a pair closer than 2.2 A
+    free = Sampler(np.array([12] * 4), FastLennardJones(), small_settings(n_walkers=20))
+    free.initialise()
+    assert closest_pairs(free, 2.2) > 0
+    kept = Sampler(np.array([12] * 4), FastLennardJones(), small_settings(n_walkers=20, min_nn_distance=2.2))
+    kept.initialise()
+    assert closest_pairs(kept, 2.2) == 0
+    # the same prior otherwise: volumes drawn below Vmax, and no model call spent on a rejected geometry
+    assert np.all(kept.walkers.volume <= 4 * 40.0)
+    assert kept.evaluate.n_calls == free.evaluate.n_calls == 20
+    # an impossible distance is named with the keys that fix it
+    monkeypatch.setattr(sampler_module, "MAX_INIT_GEOMETRY_TRIES", 50)
+    impossible = Sampler(np.array([12] * 4), FastLennardJones(), small_settings(n_walkers=2, min_nn_distance=9.0))
+    with pytest.raises(ConfigError, match="min_nn_distance=9.0.*max_volume_per_atom=40.0"):
+        impossible.initialise()
+    with pytest.raises(ConfigError, match="min_nn_distance"):
+        small_settings(min_nn_distance=-1.0).validate()
+
+
 # ------------------------------------------- what each call asks of the model (energy-only moves)
 class RecordingLJ(FastLennardJones):
     """Lennard-Jones that records the properties of every call."""

@@ -151,6 +151,9 @@ def test_input_refuses_what_pymatnest_cannot_do():
     assert (mc["atom_algorithm"], mc["n_atom_steps"], mc["atom_traj_len_cost_multiplier"]) == ("MC", "50", "16")
     with pytest.raises(ConfigError, match="MD or MC"):
         input_keywords(mg_sample_settings(move_fractions={"atom": 0.5, "md": 0.5}), {"Mg": 16}, "x")
+    # pymatnest's own min_nn_dis, written only when set (its default is 0)
+    assert input_keywords(mg_sample_settings(min_nn_distance=2.0), {"Mg": 16}, "x")["min_nn_dis"] == "2.0"
+    assert "min_nn_dis" not in mc
 
 
 def test_missing_ns_run_is_named(tmp_path, monkeypatch):

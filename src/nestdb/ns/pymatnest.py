@@ -167,6 +167,8 @@ def input_keywords(
     if settings.load_balance:
         # pymatnest's own fixed move list (its create_list from the same weights and n_model_calls)
         keywords["do_good_load_balance"] = "T"
+    if settings.min_nn_distance > 0:
+        keywords["min_nn_dis"] = repr(float(settings.min_nn_distance))
     if len(set(composition)) > 1:
         # unequal masses need fully random velocity redraws in pymatnest
         keywords["atom_velo_rej_free_fully_randomize"] = "T"

@@ -32,7 +32,7 @@ from nestdb.ns import moves
 from nestdb.ns.output import walker_frame
 from nestdb.ns.settings import MOVE_TYPES, NSSettings
 from nestdb.ns.walkers import Evaluator, WalkerSet, forces_known
-from nestdb.potentials.neighbours import inverse_and_volume
+from nestdb.potentials.neighbours import half_neighbour_list, inverse_and_volume
 from nestdb.units import KB_EV_PER_K, gpa_to_ev_per_a3
 
 #: Acceptance windows of the step-size adaptation (method.md section 1).
@@ -49,6 +49,9 @@ STEP_FACTOR = 1.5
 MIN_ATTEMPTS_TO_ADAPT = 5
 #: Tries per initial walker before giving up on the start energy ceiling.
 MAX_INIT_TRIES = 1000
+#: Position draws in one initial cell before giving up on min_nn_distance
+#: (no model call is spent on a rejected draw: ~25 us each for 16 atoms).
+MAX_INIT_GEOMETRY_TRIES = 100_000
 #: A model failing on all of its first calls this many is broken, not unlucky.
 MAX_FAILED_FIRST_CALLS = 100
 #: Random shear/stretch steps that shape each initial cell.
@@ -205,9 +208,33 @@ class Sampler:
                 cell = trial
         return cell * (volume / moves.cell_volume(cell)) ** (1.0 / 3.0)
 
+    def _random_geometry(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """Positions, cell and volume of one draw from the prior: p(V) ~ V^N
+        in [Vmin, Vmax] per atom and uniform positions. With ``min_nn_distance``
+        > 0 the positions are redrawn in the same cell (as pymatnest does)
+        until no two atoms or periodic images are closer than that."""
+        s, n_atoms = self.settings, self.n_atoms
+        volume = self.v_max * self.rng.random() ** (1.0 / (n_atoms + 1))
+        while volume < self.v_min:
+            volume = self.v_max * self.rng.random() ** (1.0 / (n_atoms + 1))
+        cell = self._random_cell(volume)
+        for _ in range(MAX_INIT_GEOMETRY_TRIES):
+            positions = self.rng.random((n_atoms, 3)) @ cell
+            if s.min_nn_distance <= 0:
+                return positions, cell, volume
+            if half_neighbour_list(positions, cell, (True,) * 3, s.min_nn_distance)[3].size == 0:
+                return positions, cell, volume
+        raise ConfigError(
+            f"no random initial walker had all nearest-neighbour distances >= min_nn_distance="
+            f"{s.min_nn_distance} A after {MAX_INIT_GEOMETRY_TRIES} draws of positions in a cell of "
+            f"{volume / n_atoms:.3g} A^3/atom (max_volume_per_atom={s.max_volume_per_atom}); "
+            "lower ns.min_nn_distance or raise ns.max_volume_per_atom"
+        )
+
     def initialise(self) -> None:
-        """Random walkers: p(V) ~ V^N below Vmax N, uniform positions, PE + PV
-        under the start ceiling, KE drawn uniformly in momentum space below KEmax."""
+        """Random walkers: p(V) ~ V^N below Vmax N, uniform positions (no pair
+        closer than ``min_nn_distance``), PE + PV under the start ceiling, KE
+        drawn uniformly in momentum space below KEmax."""
         s, w, n_atoms = self.settings, self.walkers, self.n_atoms
         ceiling = s.start_energy_ceiling_per_atom * n_atoms + self.pressure * self.v_max
         std_limit = s.committee_std_max
@@ -215,11 +242,7 @@ class Sampler:
         for index in range(s.n_walkers):
             candidate = None
             for _ in range(MAX_INIT_TRIES):
-                volume = self.v_max * self.rng.random() ** (1.0 / (n_atoms + 1))
-                if volume < self.v_min:
-                    continue
-                cell = self._random_cell(volume)
-                trial_positions = self.rng.random((n_atoms, 3)) @ cell
+                trial_positions, cell, volume = self._random_geometry()
                 # most draws lie above the ceiling: forces only when an MD move needs them
                 trial = self.evaluate(trial_positions, cell, forces=False)  # with the STD
                 if self.evaluate.n_failed == self.evaluate.n_calls >= MAX_FAILED_FIRST_CALLS:

@@ -65,6 +65,12 @@ class NSSettings:
         KEmax = 1.5 N kB T; None gives pymatnest's 1.5 P N Vmax.
     start_energy_ceiling_per_atom : float
         Initial walkers need PE + P V below this * N + P Vmax N (eV).
+    min_nn_distance : float
+        A; initial walkers are redrawn (without a model call) while two atoms
+        are closer than this (pymatnest's ``min_nn_dis``); 0 switches it off.
+        Keeps random walkers out of the short-distance region a fitted model
+        never saw (its committee would stop the run at once). Walks are not
+        restricted.
     seed : int
         Seed of ``np.random.default_rng``.
     traj_interval : int
@@ -108,6 +114,7 @@ class NSSettings:
     md_traj_len: int = SCHEMA_NS_DEFAULTS["md_traj_len"]
     kemax_max_T: float | None = SCHEMA_NS_DEFAULTS["kemax_max_T"]
     start_energy_ceiling_per_atom: float = SCHEMA_NS_DEFAULTS["start_energy_ceiling_per_atom"]
+    min_nn_distance: float = SCHEMA_NS_DEFAULTS["min_nn_distance"]
     seed: int = SCHEMA_NS_DEFAULTS["seed"]
     traj_interval: int = SCHEMA_NS_DEFAULTS["traj_interval"]
     committee_std_max: float | None = SCHEMA_NS_DEFAULTS["committee_std_max"]
@@ -174,6 +181,12 @@ class NSSettings:
                 "max_volume_per_atom",
                 f"need 0 < min_volume_per_atom ({self.min_volume_per_atom}) < max_volume_per_atom",
             )
+        if (
+            isinstance(self.min_nn_distance, bool)
+            or not isinstance(self.min_nn_distance, (int, float))
+            or not 0 <= self.min_nn_distance < 10
+        ):
+            raise bad("min_nn_distance", "must be a distance in [0, 10) A; 0 switches it off")
         if not 0 < self.min_aspect_ratio <= 1:
             raise bad("min_aspect_ratio", "must lie in (0, 1]; 0.65 suits 8-16 atoms")
         if not isinstance(self.move_fractions, dict) or not self.move_fractions:
