@@ -66,7 +66,7 @@ MODES = {
         "hand_md_steps": 600,
         "melt": {
             "pressure": 15.0,
-            "seeds": [101, 102],
+            "seeds": [101, 102, 103, 104, 105, 106],
             "n_walkers": 32,
             "walk_length": 12,
             "max_volume_per_atom": 25.0,
