@@ -69,8 +69,7 @@ class NSSettings:
         A; initial walkers are redrawn (without a model call) while two atoms
         are closer than this (pymatnest's ``min_nn_dis``); 0 switches it off.
         Keeps random walkers out of the short-distance region a fitted model
-        never saw (its committee would stop the run at once). Walks are not
-        restricted.
+        never saw; walks are not restricted.
     seed : int
         Seed of ``np.random.default_rng``.
     traj_interval : int
