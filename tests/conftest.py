@@ -59,21 +59,24 @@ def pytest_runtest_setup(item):
         require_shared(*marker.args)
 
 
+#: A small, quick NS run (8 walkers, 40 iterations at 10 GPa) for the NS tests, as a mapping
+#: (tests that write settings into a script or a workflow block need plain values).
+SMALL_NS_VALUES = dict(
+    n_walkers=8,
+    walk_length=12,
+    pressure_gpa=10.0,
+    max_iter=40,
+    converge_down_to_T=None,  # these runs stop at max_iter (the schema's default stops at 200 K)
+    max_volume_per_atom=40.0,
+    kemax_max_T=3000.0,
+    md_traj_len=3,
+    seed=0,
+)
+
+
 def small_ns_settings(**overrides):
-    """Settings of a small, quick NS run (8 walkers, 40 iterations at 10 GPa) for the NS tests."""
-    values = dict(
-        n_walkers=8,
-        walk_length=12,
-        pressure_gpa=10.0,
-        max_iter=40,
-        converge_down_to_T=None,  # these runs stop at max_iter (the schema's default stops at 200 K)
-        max_volume_per_atom=40.0,
-        kemax_max_T=3000.0,
-        md_traj_len=3,
-        seed=0,
-    )
-    values.update(overrides)
-    return NSSettings(**values)
+    """:data:`SMALL_NS_VALUES` with ``overrides``, as NSSettings."""
+    return NSSettings(**dict(SMALL_NS_VALUES, **overrides))
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 3000, **popen) -> subprocess.CompletedProcess:

@@ -17,18 +17,9 @@ from nestdb.ns import NSSettings, output_paths, run_nested_sampling
 from nestdb.ns.restart import load_snapshot
 from nestdb.potentials.lj import FastLennardJones
 
-SETTINGS = dict(
-    n_walkers=8,
-    walk_length=12,
-    pressure_gpa=10.0,
-    max_iter=300,
-    converge_down_to_T=None,  # the runs stop at max_iter (the schema's default stops at 200 K)
-    max_volume_per_atom=40.0,
-    kemax_max_T=3000.0,
-    md_traj_len=3,
-    seed=11,
-    snapshot_seconds=0.0,
-)
+from conftest import SMALL_NS_VALUES
+
+SETTINGS = dict(SMALL_NS_VALUES, max_iter=300, seed=11, snapshot_seconds=0.0)
 
 # Runs one NS run; argv: prefix, resume flag. Started as a subprocess so that it can be SIGKILLed.
 RUNNER = """

@@ -214,8 +214,8 @@ class Sampler:
         > 0 the positions are redrawn in the same cell (as pymatnest does)
         until no two atoms or periodic images are closer than that."""
         s, n_atoms = self.settings, self.n_atoms
-        volume = self.v_max * self.rng.random() ** (1.0 / (n_atoms + 1))
-        while volume < self.v_min:
+        volume = 0.0
+        while volume < self.v_min:  # the prior below Vmin is redrawn, not clipped
             volume = self.v_max * self.rng.random() ** (1.0 / (n_atoms + 1))
         cell = self._random_cell(volume)
         for _ in range(MAX_INIT_GEOMETRY_TRIES):
